@@ -1,0 +1,1 @@
+"""The resource model: kinds, metadata, validation and label selectors."""
