@@ -81,6 +81,11 @@ KINDS: tuple[Kind, ...] = (
     Kind("FederatedAutoscaler", "federatedautoscalers", ("autoscaling.flotilla.io",), "v1alpha1",
          True, ("fa", "autoscaler", "federatedautoscaler")),
     Kind("Event", "events", ("",), "v1", True, ("ev", "event"), has_status=False, strict=False),
+    # Service endpoints one member cluster reports (written by its agent): what the gateway,
+    # the DNS and service discovery route to. Our own shape, because local-runtime pods
+    # each have their own port, which a Kubernetes EndpointSlice cannot express.
+    Kind("EndpointSlice", "endpointslices", ("discovery.flotilla.io",), "v1alpha1", True,
+         ("eps", "endpointslice"), has_status=False),
     # Heartbeats: one Lease per member cluster, renewed by its agent (see agent/heartbeat).
     Kind("Lease", "leases", ("coordination.flotilla.io",), "v1alpha1", True, ("lease",),
          has_status=False),

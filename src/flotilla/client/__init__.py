@@ -1,0 +1,1 @@
+"""Clients of the API: the `ResourceClient` seam and its HTTP implementation."""
