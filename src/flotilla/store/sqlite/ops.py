@@ -1,0 +1,148 @@
+"""The write operations, each run inside the writer thread against a `Txn`.
+
+Each checks everything first and writes last, so a refused write (`NotFound`,
+`AlreadyExists`, `Conflict`) leaves nothing behind in the shared batch transaction.
+Every change takes its own revision, including each object a lease revocation deletes,
+so a watch position is always a single, unambiguous point in the log.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flotilla.store.base import (
+    AlreadyExists,
+    Conflict,
+    NotFound,
+    Object,
+)
+from flotilla.store.sqlite.writer import Txn, compact_log
+
+
+def encode(obj: Object, revision: int) -> str:
+    """The stored JSON text of ``obj`` with ``metadata.resourceVersion`` = ``revision``.
+
+    Builds a new top level and metadata dict, so the caller's object is never touched.
+    """
+    metadata = dict(obj.get("metadata") or {})
+    metadata["resourceVersion"] = str(revision)
+    return json.dumps({**obj, "metadata": metadata}, separators=(",", ":"))
+
+
+def _describe(resource: str, namespace: str, name: str) -> str:
+    return f"{resource} {namespace}/{name}" if namespace else f"{resource} {name}"
+
+
+def _current(txn: Txn, resource: str, namespace: str, name: str) -> Any:
+    return txn.conn.execute(
+        "SELECT mod_revision, create_revision, lease_id, object FROM objects"
+        " WHERE resource = ? AND namespace = ? AND name = ?",
+        (resource, namespace, name),
+    ).fetchone()
+
+
+def _check_revision(
+    what: str, mod_revision: int, expected_revision: int | None
+) -> None:
+    if expected_revision is not None and mod_revision != expected_revision:
+        raise Conflict(
+            f"{what} was modified (resourceVersion {mod_revision}, expected "
+            f"{expected_revision}); read it again and retry",
+            current_revision=mod_revision,
+        )
+
+
+def create(
+    txn: Txn, resource: str, namespace: str, name: str, obj: Object, lease_id: int | None
+) -> str:
+    if _current(txn, resource, namespace, name) is not None:
+        raise AlreadyExists(f"{_describe(resource, namespace, name)} already exists")
+    if lease_id is not None and txn.conn.execute(
+        "SELECT 1 FROM leases WHERE id = ?", (lease_id,)
+    ).fetchone() is None:
+        raise NotFound(f"lease {lease_id} not found (expired or revoked)")
+    revision = txn.revision + 1
+    text = encode(obj, revision)  # may raise TypeError before anything is written
+    txn.bump()
+    txn.conn.execute(
+        "INSERT INTO objects(resource, namespace, name, mod_revision, create_revision,"
+        " lease_id, object) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (resource, namespace, name, revision, revision, lease_id, text),
+    )
+    txn.record(revision, "ADDED", resource, namespace, name, text)
+    return text
+
+
+def update(
+    txn: Txn, resource: str, namespace: str, name: str, obj: Object,
+    expected_revision: int | None,
+) -> str:
+    row = _current(txn, resource, namespace, name)
+    what = _describe(resource, namespace, name)
+    if row is None:
+        raise NotFound(f"{what} not found")
+    _check_revision(what, row[0], expected_revision)
+    revision = txn.revision + 1
+    text = encode(obj, revision)
+    txn.bump()
+    txn.conn.execute(
+        "UPDATE objects SET mod_revision = ?, object = ?"
+        " WHERE resource = ? AND namespace = ? AND name = ?",
+        (revision, text, resource, namespace, name),
+    )
+    txn.record(revision, "MODIFIED", resource, namespace, name, text)
+    return text
+
+
+def delete(
+    txn: Txn, resource: str, namespace: str, name: str, expected_revision: int | None
+) -> str:
+    row = _current(txn, resource, namespace, name)
+    what = _describe(resource, namespace, name)
+    if row is None:
+        raise NotFound(f"{what} not found")
+    _check_revision(what, row[0], expected_revision)
+    return _delete_row(txn, resource, namespace, name, row[3])
+
+
+def _delete_row(txn: Txn, resource: str, namespace: str, name: str, stored: str) -> str:
+    revision = txn.bump()
+    text = encode(json.loads(stored), revision)
+    txn.conn.execute(
+        "DELETE FROM objects WHERE resource = ? AND namespace = ? AND name = ?",
+        (resource, namespace, name),
+    )
+    txn.record(revision, "DELETED", resource, namespace, name, text)
+    return text
+
+
+def grant_lease(txn: Txn, ttl: float) -> int:
+    lease_id = txn.next_lease
+    txn.next_lease += 1
+    txn.conn.execute("INSERT INTO leases(id, ttl) VALUES (?, ?)", (lease_id, ttl))
+    return lease_id
+
+
+def revoke_lease(txn: Txn, lease_id: int) -> int:
+    """Delete the lease and every object attached to it; return how many objects."""
+    if txn.conn.execute("DELETE FROM leases WHERE id = ?", (lease_id,)).rowcount == 0:
+        raise NotFound(f"lease {lease_id} not found (expired or revoked)")
+    rows = txn.conn.execute(
+        "SELECT resource, namespace, name, object FROM objects WHERE lease_id = ?"
+        " ORDER BY resource, namespace, name",
+        (lease_id,),
+    ).fetchall()
+    for resource, namespace, name, stored in rows:
+        _delete_row(txn, resource, namespace, name, stored)
+    return len(rows)
+
+
+def compact(txn: Txn, revision: int) -> None:
+    if revision > txn.revision:
+        raise ValueError(
+            f"cannot compact to revision {revision}: the current revision is {txn.revision}"
+        )
+    # Compacting to an already compacted revision is a no-op, so that several
+    # compactors (or a retry) never fail on each other.
+    compact_log(txn, revision)

@@ -1,0 +1,198 @@
+"""The single writer thread and its group commit.
+
+Every write is a small function run against a `Txn` inside the writer thread. The
+thread takes whatever is queued (up to `MAX_BATCH`), runs it all in ONE transaction,
+commits once (one fsync), and only then hands results back to the event loop. Under
+load the queue fills while the previous fsync runs, so batches grow by themselves and
+durability costs one fsync per batch rather than per write; with a single writer there
+is no "database is locked" and revisions are assigned in commit order for free.
+
+A write that fails on purpose (`StoreError`, `ValueError`) raises before it touches the
+database, so it fails alone; an SQLite error fails the whole batch (nothing of it was
+committed) and every waiter gets it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from flotilla.store.base import EventType, StoreClosed, StoreError
+
+T = TypeVar("T")
+
+#: Upper bound on writes per transaction, so one batch cannot hold waiters for long.
+MAX_BATCH = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class RawEvent:
+    """A committed change as the watch hub sees it: the object stays JSON text until a
+    consumer takes it, so each consumer decodes its own private copy."""
+
+    revision: int
+    type: EventType
+    resource: str
+    namespace: str
+    name: str
+    object: str
+
+
+@dataclass(slots=True)
+class Txn:
+    """What a write function may touch: the connection, inside an open transaction."""
+
+    conn: sqlite3.Connection
+    revision: int
+    compacted: int
+    next_lease: int
+    events: list[RawEvent] = field(default_factory=list)
+
+    def bump(self) -> int:
+        self.revision += 1
+        return self.revision
+
+    def record(
+        self, revision: int, type_: EventType, resource: str, namespace: str, name: str,
+        text: str,
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO events(revision, type, resource, namespace, name, object)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (revision, type_, resource, namespace, name, text),
+        )
+        self.events.append(RawEvent(revision, type_, resource, namespace, name, text))
+
+
+@dataclass(slots=True)
+class _Job(Generic[T]):
+    op: Callable[[Txn], T]
+    future: asyncio.Future[T]
+
+
+@dataclass(slots=True)
+class Committed:
+    """Handed to the loop after each commit, in commit order."""
+
+    events: list[RawEvent]
+    revision: int
+    compacted: int
+    outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]
+
+
+_STOP = object()
+
+
+class GroupCommitWriter:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        loop: asyncio.AbstractEventLoop,
+        on_commit: Callable[[Committed], None],
+        *,
+        revision: int,
+        compacted: int,
+        next_lease: int,
+        keep_revisions: int,
+    ) -> None:
+        self._conn = conn
+        self._loop = loop
+        self._on_commit = on_commit
+        self._state = (revision, compacted, next_lease)
+        self._keep = keep_revisions
+        self._queue: queue.SimpleQueue[_Job[Any] | object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="flotilla-store-writer",
+                                        daemon=True)
+        self._closed = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, op: Callable[[Txn], T]) -> asyncio.Future[T]:
+        if self._closed:
+            raise StoreClosed("store is closed")
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._queue.put(_Job(op, future))
+        return future
+
+    async def stop(self) -> None:
+        """Finish every write queued so far, then end the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        await asyncio.to_thread(self._thread.join)
+
+    # -- writer thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            jobs: list[_Job[Any]] = []
+            item = self._queue.get()
+            while True:
+                if item is _STOP:
+                    stopping = True
+                    break
+                assert isinstance(item, _Job)
+                jobs.append(item)
+                if len(jobs) >= MAX_BATCH:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if jobs:
+                self._commit(jobs)
+
+    def _commit(self, jobs: list[_Job[Any]]) -> None:
+        revision, compacted, next_lease = self._state
+        txn = Txn(self._conn, revision, compacted, next_lease)
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            for job in jobs:
+                try:
+                    outcomes.append((job.future, job.op(txn), None))
+                except (StoreError, ValueError, TypeError) as exc:
+                    outcomes.append((job.future, None, exc))
+            self._auto_compact(txn)
+            self._conn.execute(
+                "UPDATE meta SET value = CASE key WHEN 'revision' THEN ? "
+                "WHEN 'compacted' THEN ? ELSE ? END",
+                (txn.revision, txn.compacted, txn.next_lease),
+            )
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            failure = StoreError(f"write failed, nothing of this batch was stored: {exc}")
+            outcomes = [(job.future, None, failure) for job in jobs]
+            txn = Txn(self._conn, revision, compacted, next_lease)
+        self._state = (txn.revision, txn.compacted, txn.next_lease)
+        committed = Committed(txn.events, txn.revision, txn.compacted, outcomes)
+        # RuntimeError: the loop is gone, so nobody is left waiting; the data is committed.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._on_commit, committed)
+
+    def _auto_compact(self, txn: Txn) -> None:
+        """Keep the log to about `keep` revisions, trimming in steps of a tenth of it so
+        the DELETE is amortised rather than run on every batch."""
+        if self._keep <= 0:
+            return
+        step = max(self._keep // 10, 1)
+        if txn.revision - txn.compacted >= self._keep + step:
+            compact_log(txn, txn.revision - self._keep)
+
+
+def compact_log(txn: Txn, revision: int) -> None:
+    if revision <= txn.compacted:
+        return
+    txn.conn.execute("DELETE FROM events WHERE revision <= ?", (revision,))
+    txn.compacted = revision
