@@ -1,0 +1,158 @@
+"""Controller: informers feed keys into a work queue, N workers run one reconciler.
+
+A reconciler is asked one question, "make the object at this key right", and is told
+nothing about which event caused the call. That is deliberate (level-triggered): events
+are coalesced by the queue, may be synthetic after a re-list, and after a crash there are
+none at all, so a reconciler that reads the current state from the informer caches and
+converges is the only kind that stays correct.
+
+Secondary kinds are watched through mapping functions: a Work change maps to the key of
+the ResourceBinding that owns it, a Cluster change to every binding placed on it, and so
+on. The queue then guarantees one reconcile per primary key at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from flotilla.client.base import Object
+from flotilla.controllers.informer import EventHandlers, Informer, ObjectKey
+from flotilla.controllers.workqueue import QueueShutDown, RateLimiter, WorkQueue
+
+log = logging.getLogger(__name__)
+
+#: Maps a changed object of a watched kind to the primary keys to reconcile.
+MapFunc = Callable[[Object], Iterable[ObjectKey]]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What a reconcile asks for besides "done".
+
+    ``requeue_after`` re-checks the key after that many seconds (polling something the
+    watch cannot see, e.g. a timeout); ``requeue`` retries with the key's back-off as if
+    it had failed, without logging an error.
+    """
+
+    requeue_after: float | None = None
+    requeue: bool = False
+
+
+class Reconciler(Protocol):
+    async def reconcile(self, key: ObjectKey) -> Result | None:
+        """Drive the object at ``key`` towards its desired state.
+
+        Raise to retry with back-off; the object may no longer exist (it was deleted):
+        clean up what it owned, then return.
+        """
+        ...
+
+
+def own_key(obj: Object) -> Iterable[ObjectKey]:
+    """The identity mapping, for the controller's primary kind."""
+    return (ObjectKey.of(obj),)
+
+
+class Controller:
+    """One reconciler, its queue, its workers and the informers that feed it."""
+
+    def __init__(
+        self,
+        name: str,
+        reconciler: Reconciler,
+        *,
+        workers: int = 1,
+        rate_limiter: RateLimiter[ObjectKey] | None = None,
+        stop_grace: float = 5.0,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self.name = name
+        self.reconciler = reconciler
+        self.workers = workers
+        self.stop_grace = stop_grace
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(rate_limiter)
+        self.informers: list[Informer] = []
+        #: Reconcile outcomes, for tests and metrics: successes and failures so far.
+        self.reconciled = 0
+        self.failed = 0
+
+    def __repr__(self) -> str:
+        return f"Controller({self.name!r})"
+
+    def watches(self, informer: Informer, map_func: MapFunc = own_key) -> Controller:
+        """Reconcile the keys ``map_func`` returns for every change ``informer`` sees.
+
+        Returns the controller, so set-up reads as one chain. On update both the old and
+        the new object are mapped, so a label change that moves an object from one
+        primary to another wakes both.
+        """
+
+        def enqueue(obj: Object) -> None:
+            for key in map_func(obj):
+                self.queue.add(key)
+
+        def on_update(old: Object, new: Object) -> None:
+            enqueue(new)
+            if old is not new:
+                enqueue(old)
+
+        informer.add_handler(EventHandlers(on_add=enqueue, on_update=on_update,
+                                           on_delete=enqueue))
+        self.informers.append(informer)
+        return self
+
+    async def run(self) -> None:
+        """Wait for the informers' first lists, then reconcile until cancelled.
+
+        The informers themselves are run by whoever owns them (`ControllerManager`).
+        On cancellation, in-flight reconciles get ``stop_grace`` seconds to finish.
+        """
+        await asyncio.gather(*(i.wait_synced() for i in self.informers))
+        log.info("controller %s: caches synced, starting %d worker(s)", self.name, self.workers)
+        tasks = [asyncio.create_task(self._worker(), name=f"{self.name}-worker-{i}")
+                 for i in range(self.workers)]
+        try:
+            # asyncio.wait, not gather: cancelling us must not cancel the workers
+            # mid-reconcile before they had their grace period.
+            await asyncio.wait(tasks)
+        finally:
+            self.queue.shutdown()
+            try:
+                await asyncio.wait(tasks, timeout=self.stop_grace)
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _worker(self) -> None:
+        while True:
+            try:
+                key = await self.queue.get()
+            except QueueShutDown:
+                return
+            try:
+                await self._reconcile(key)
+            finally:
+                self.queue.done(key)
+
+    async def _reconcile(self, key: ObjectKey) -> None:
+        try:
+            result = await self.reconciler.reconcile(key)
+        except Exception:
+            self.failed += 1
+            log.exception("controller %s: reconcile %s failed (attempt %d)", self.name, key,
+                          self.queue.num_requeues(key) + 1)
+            self.queue.add_rate_limited(key)
+            return
+        self.reconciled += 1
+        if result is not None and result.requeue:
+            self.queue.add_rate_limited(key)
+            return
+        self.queue.forget(key)
+        if result is not None and result.requeue_after is not None:
+            self.queue.add_after(key, result.requeue_after)

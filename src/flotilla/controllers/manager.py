@@ -1,0 +1,160 @@
+"""ControllerManager: runs several controllers over one set of shared informers.
+
+One informer per kind, shared: the scheduler, the renderer and the status aggregator all
+watch ResourceBindings, and three watches and three caches of the same objects would
+triple the server's watch load and the process's memory for nothing.
+
+Leader election is a seam, not an implementation: with several control-plane replicas
+only one may run the controllers, so the manager awaits ``leader.wait_until_leader()``
+before starting anything, and stops everything if ``leader.lost()`` completes. The
+default `AlwaysLeader` fits the embedded single-server set-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from flotilla.client.base import ResourceClient
+from flotilla.controllers.controller import Controller
+from flotilla.controllers.informer import Informer
+from flotilla.resources.kinds import Kind
+
+log = logging.getLogger(__name__)
+
+
+class LeaderElector(Protocol):
+    async def wait_until_leader(self) -> None:
+        """Return once this process holds the leadership."""
+        ...
+
+    async def lost(self) -> None:
+        """Return when the leadership is lost (never, for a sole leader)."""
+        ...
+
+
+class AlwaysLeader:
+    """The single-replica case: leader from the start, forever."""
+
+    async def wait_until_leader(self) -> None:
+        return None
+
+    async def lost(self) -> None:
+        await asyncio.Event().wait()
+
+
+class LostLeadership(Exception):
+    """`ControllerManager.run` ends with this when the leader lease is lost."""
+
+
+class ControllerManager:
+    """Build with `informer()` and `add()`, then `run()` (or ``async with``)."""
+
+    def __init__(
+        self,
+        client: ResourceClient,
+        *,
+        resync_period: float | None = None,
+        leader: LeaderElector | None = None,
+    ) -> None:
+        self.client = client
+        self.resync_period = resync_period
+        self.leader: LeaderElector = leader or AlwaysLeader()
+        self._informers: dict[str, Informer] = {}
+        self._controllers: list[Controller] = []
+        self._informer_tasks: list[asyncio.Task[None]] = []
+        self._controller_tasks: list[asyncio.Task[None]] = []
+        self._started = False
+
+    def informer(self, kind: Kind) -> Informer:
+        """The shared informer of ``kind`` (every namespace), created on first use."""
+        inf = self._informers.get(kind.resource)
+        if inf is None:
+            if self._started:
+                raise RuntimeError("add informers before the manager starts")
+            inf = Informer(self.client, kind, resync_period=self.resync_period)
+            self._informers[kind.resource] = inf
+        return inf
+
+    def add(self, controller: Controller) -> None:
+        if self._started:
+            raise RuntimeError("add controllers before the manager starts")
+        self._controllers.append(controller)
+
+    @property
+    def controllers(self) -> tuple[Controller, ...]:
+        return tuple(self._controllers)
+
+    @property
+    def informers(self) -> tuple[Informer, ...]:
+        return tuple(self._informers.values())
+
+    def has_synced(self) -> bool:
+        return all(i.has_synced for i in self._informers.values())
+
+    async def start(self) -> None:
+        """Wait for leadership, then start informers and controllers; returns at once
+        after that (the work runs in background tasks until `stop`)."""
+        if self._started:
+            raise RuntimeError("manager already started")
+        self._started = True
+        await self.leader.wait_until_leader()
+        for inf in self._informers.values():
+            self._informer_tasks.append(
+                asyncio.create_task(inf.run(), name=f"informer-{inf.kind.kind}"))
+        for c in self._controllers:
+            self._controller_tasks.append(
+                asyncio.create_task(c.run(), name=f"controller-{c.name}"))
+        log.info("controller manager: %d informer(s), %d controller(s) started",
+                 len(self._informers), len(self._controllers))
+
+    async def stop(self) -> None:
+        """Stop controllers first (so none reconciles on a cache being torn down), then
+        the informers. Idempotent."""
+        groups = (self._controller_tasks, self._informer_tasks)
+        self._controller_tasks, self._informer_tasks = [], []
+        for group in groups:
+            for t in group:
+                t.cancel()
+            results = await asyncio.gather(*group, return_exceptions=True)
+            for t, r in zip(group, results, strict=True):
+                if isinstance(r, Exception):
+                    log.error("%s ended with %r", t.get_name(), r)
+
+    async def run(self) -> None:
+        """Start, run until cancelled or leadership is lost, and always stop cleanly."""
+        await self.start()
+        try:
+            await self.leader.lost()
+            raise LostLeadership("leadership lost; controllers stopped")
+        finally:
+            await self.stop()
+
+    async def __aenter__(self) -> ControllerManager:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+def background(
+    build: Callable[[ControllerManager], None],
+    *,
+    resync_period: float | None = None,
+    leader: LeaderElector | None = None,
+) -> Callable[[ResourceClient], Awaitable[None]]:
+    """Adapt a set-up function into a ``run_server(background=...)`` task.
+
+    ``build(manager)`` registers the controllers; the returned coroutine function runs
+    them on the server's in-process client (the registry) until the server stops.
+    """
+
+    async def run(client: ResourceClient) -> None:
+        manager = ControllerManager(client, resync_period=resync_period, leader=leader)
+        build(manager)
+        await manager.run()
+
+    return run
