@@ -1,0 +1,170 @@
+"""Watch: replay then live without gap or duplicate, filters, compaction, slow consumers."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import aclosing
+from pathlib import Path
+
+import pytest
+
+from flotilla.store.base import Expired, StoreClosed, WatchEvent
+from flotilla.store.sqlite import SqliteStore, open_sqlite_store
+from tests.helpers import wait_for
+from tests.store.conftest import cm
+
+R = "configmaps"
+
+
+async def collect(store: SqliteStore, since: int, count: int, **filters: str | None
+                  ) -> list[WatchEvent]:
+    out: list[WatchEvent] = []
+    async with aclosing(store.watch(since=since, **filters)) as events:
+        async for event in events:
+            out.append(event)
+            if len(out) == count:
+                break
+    return out
+
+
+async def writer(store: SqliteStore, prefix: str, n: int) -> None:
+    for i in range(n):
+        created = await store.create(R, cm(f"{prefix}{i}"))
+        await store.update(R, created)
+
+
+async def test_event_shapes_and_revisions(store: SqliteStore) -> None:
+    created = await store.create(R, cm("a"))
+    await store.update(R, created)
+    await store.delete(R, "default", "a")
+    events = await asyncio.wait_for(collect(store, 0, 3), 10)
+    assert [(e.type, e.revision, e.resource) for e in events] == [
+        ("ADDED", 1, R), ("MODIFIED", 2, R), ("DELETED", 3, R)]
+    assert events[2].object["metadata"]["resourceVersion"] == "3"
+    assert events[2].object["data"] == {"k": "a"}
+
+
+async def test_resume_under_concurrent_writes_loses_and_duplicates_nothing(
+    store: SqliteStore,
+) -> None:
+    """Watchers start (and restart) at arbitrary points while 4 writers run."""
+    writers = [asyncio.create_task(writer(store, f"w{w}-", 150)) for w in range(4)]
+    total = 4 * 150 * 2
+    try:
+        got: list[int] = []
+        since = 0
+        # Cut the watch every 137 events and resume from the last revision seen.
+        for _ in range(100):
+            chunk = await asyncio.wait_for(collect(store, since, min(137, total - len(got))),
+                                           20)
+            got.extend(e.revision for e in chunk)
+            since = got[-1]
+            if len(got) == total:
+                break
+        assert got == list(range(1, total + 1))
+        await asyncio.gather(*writers)
+    finally:
+        for task in writers:
+            task.cancel()
+        await asyncio.gather(*writers, return_exceptions=True)
+
+
+async def test_concurrent_watchers_from_different_points(store: SqliteStore) -> None:
+    await writer(store, "pre", 50)  # revisions 1..100
+    watchers = [asyncio.create_task(collect(store, since, 300 - since)) for since in
+                (0, 17, 99, 100)]
+    await writer(store, "live", 100)  # revisions 101..300
+    for since, task in zip((0, 17, 99, 100), watchers, strict=True):
+        events = await asyncio.wait_for(task, 20)
+        assert [e.revision for e in events] == list(range(since + 1, 301))
+
+
+async def test_filters_by_resource_and_namespace(store: SqliteStore) -> None:
+    await store.create(R, cm("a", "ns1"))
+    await store.create("secrets", cm("b", "ns1"))
+    await store.create(R, cm("c", "ns2"))
+    await store.create(R, cm("d", "ns1"))
+    only = await asyncio.wait_for(collect(store, 0, 2, resource=R, namespace="ns1"), 10)
+    assert [e.object["metadata"]["name"] for e in only] == ["a", "d"]
+    everything = await asyncio.wait_for(collect(store, 0, 4, resource=None), 10)
+    assert [e.resource for e in everything] == [R, "secrets", R, R]
+
+
+async def test_watch_from_compacted_revision_is_expired(store: SqliteStore) -> None:
+    await writer(store, "x", 10)  # revisions 1..20
+    await store.compact(12)
+    with pytest.raises(Expired) as err:
+        await collect(store, 11, 1)
+    assert err.value.compacted_revision == 12
+    assert [e.revision for e in await collect(store, 12, 8)] == list(range(13, 21))
+    with pytest.raises(ValueError, match="current revision is 20"):
+        await store.compact(21)
+    await store.compact(5)  # already compacted further: a no-op, not an error
+
+
+async def test_automatic_compaction_keeps_recent_history(tmp_path: Path) -> None:
+    store = await open_sqlite_store(tmp_path / "d", keep_revisions=100)
+    try:
+        for i in range(30):
+            await asyncio.gather(*(store.create(R, cm(f"o{i}-{j}")) for j in range(10)))
+        assert await store.current_revision() == 300
+        with pytest.raises(Expired) as err:
+            await collect(store, 0, 1)
+        assert 190 <= err.value.compacted_revision <= 200
+        assert len(await collect(store, 200, 100)) == 100
+    finally:
+        await store.close()
+
+
+async def test_slow_consumer_catches_up_and_does_not_stall_writers(tmp_path: Path) -> None:
+    store = await open_sqlite_store(tmp_path / "d", watch_buffer=16)
+    try:
+        async with aclosing(store.watch(R, since=0)) as slow, \
+                aclosing(store.watch(R, since=0)) as fast:
+            fast_seen: list[int] = []
+
+            async def follow_fast() -> None:
+                async for event in fast:
+                    fast_seen.append(event.revision)
+                    if event.revision == 2000:
+                        return
+
+            fast_task = asyncio.create_task(follow_fast())
+            # 2000 writes while `slow` reads nothing: its 16-slot buffer overflows
+            # long before the end, yet every write completes.
+            for i in range(20):
+                await asyncio.wait_for(
+                    asyncio.gather(*(store.create(R, cm(f"o{i}-{j}")) for j in range(100))),
+                    20)
+            await asyncio.wait_for(fast_task, 20)
+            assert fast_seen == list(range(1, 2001))
+            slow_seen = []
+            async for event in slow:
+                slow_seen.append(event.revision)
+                if event.revision == 2000:
+                    break
+            assert slow_seen == list(range(1, 2001))
+    finally:
+        await store.close()
+
+
+async def test_close_ends_live_watches(tmp_path: Path) -> None:
+    store = await open_sqlite_store(tmp_path / "d")
+    await store.create(R, cm("a"))
+
+    async def drain() -> list[int]:
+        seen = []
+        async for event in store.watch(since=0):
+            seen.append(event.revision)
+        return seen
+
+    task = asyncio.create_task(drain())
+    try:
+        async def live() -> bool:
+            return len(store._hub) == 1
+
+        await wait_for(live, what="the watcher to subscribe")
+    finally:
+        await store.close()
+    with pytest.raises(StoreClosed):
+        await asyncio.wait_for(task, 10)
