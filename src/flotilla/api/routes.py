@@ -1,0 +1,218 @@
+"""Handlers of the resource paths: one function per Kubernetes verb, all thin over
+the `Registry`, which holds the semantics."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from flotilla.api.auth import Authenticator
+from flotilla.api.body import decode_object, read_body
+from flotilla.api.errors import BadRequestError, InternalError, MethodNotAllowedError
+from flotilla.api.metrics import ApiMetrics
+from flotilla.api.paths import Target
+from flotilla.api.registry import Registry
+from flotilla.client.base import ApiError
+from flotilla.resources.labels import SelectorError, parse_selector
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ApiContext:
+    """Everything a request handler needs; built once per server."""
+
+    registry: Registry
+    auth: Authenticator
+    metrics: ApiMetrics
+    max_body_bytes: int
+    #: Seconds between BOOKMARK events on an idle watch.
+    bookmark_interval: float = 5.0
+
+
+def verb_of(method: str, target: Target, watch: bool) -> str:
+    """The Kubernetes verb, as metrics and (later) authorization name requests."""
+    if target.name is None:
+        if method in ("GET", "HEAD"):
+            return "watch" if watch else "list"
+        return "create" if method == "POST" else method.lower()
+    if method in ("GET", "HEAD"):
+        return "get"
+    if method == "PUT":
+        return "update" if target.subresource is None else "update_status"
+    return "delete" if method == "DELETE" else method.lower()
+
+
+def is_watch(request: Request) -> bool:
+    return request.query_params.get("watch", "").lower() in ("1", "true")
+
+
+async def handle(request: Request, target: Target, ctx: ApiContext) -> Response:
+    method = request.method
+    if target.name is None:
+        if method in ("GET", "HEAD"):
+            return await (_watch(request, target, ctx) if is_watch(request)
+                          else _list(request, target, ctx))
+        if method == "POST":
+            return await _create(request, target, ctx)
+        raise MethodNotAllowedError(
+            f"{method} is not allowed on a collection; use GET (list, watch) or POST (create)"
+        )
+    if method in ("GET", "HEAD"):
+        obj = await ctx.registry.get(target.kind, target.namespace or "", target.name)
+        return JSONResponse(obj)
+    if method == "PUT":
+        return await _update(request, target, ctx)
+    if method == "DELETE":
+        return await _delete(request, target, ctx)
+    raise MethodNotAllowedError(
+        f"{method} is not allowed on an object; use GET, PUT or DELETE"
+    )
+
+
+def _int_param(request: Request, name: str) -> int:
+    value = request.query_params.get(name, "0") or "0"
+    if not value.isdigit():
+        raise BadRequestError(f"query parameter {name} must be a non-negative integer")
+    return int(value)
+
+
+async def _list(request: Request, target: Target, ctx: ApiContext) -> Response:
+    q = request.query_params
+    result = await ctx.registry.list(
+        target.kind,
+        target.namespace or None,
+        selector=q.get("labelSelector"),
+        limit=_int_param(request, "limit"),
+        continue_token=q.get("continue") or None,
+    )
+    metadata: dict[str, Any] = {"resourceVersion": result.resource_version}
+    if result.continue_token:
+        metadata["continue"] = result.continue_token
+    return JSONResponse({
+        "apiVersion": target.api_version,
+        "kind": f"{target.kind.kind}List",
+        "metadata": metadata,
+        "items": result.items,
+    })
+
+
+def _line(event_type: str, obj: dict[str, Any]) -> bytes:
+    return json.dumps({"type": event_type, "object": obj}, separators=(",", ":")).encode() + b"\n"
+
+
+async def _watch(request: Request, target: Target, ctx: ApiContext) -> Response:
+    """``?watch=1``: newline-delimited JSON events, Kubernetes style.
+
+    Without a resourceVersion (or "0") the stream starts with an ADDED event per existing
+    object, like ``kubectl get -w``. Errors after the stream opened (410 when the
+    revision is compacted) arrive as an ERROR event carrying a Status, then the stream
+    ends.
+    """
+    q = request.query_params
+    selector = q.get("labelSelector")
+    try:
+        parse_selector(selector)
+    except SelectorError as exc:
+        raise BadRequestError(f"labelSelector: {exc}") from None
+    rv = q.get("resourceVersion") or "0"
+    namespace = target.namespace or None
+    registry = ctx.registry
+    # Parse errors (a malformed resourceVersion) answer 400 before the stream opens.
+    events = None if rv == "0" else registry.watch(
+        target.kind, namespace, resource_version=rv, selector=selector,
+        bookmark_interval=ctx.bookmark_interval,
+    )
+
+    async def stream() -> AsyncIterator[bytes]:
+        nonlocal events
+        ctx.metrics.open_watches.inc()
+        try:
+            if events is None:
+                listing = await registry.list(target.kind, namespace, selector=selector)
+                for item in listing.items:
+                    yield _line("ADDED", item)
+                events = registry.watch(
+                    target.kind, namespace, resource_version=listing.resource_version,
+                    selector=selector, bookmark_interval=ctx.bookmark_interval,
+                )
+            async for event in events:
+                yield _line(event.type, event.object)
+        except ApiError as exc:
+            yield _line("ERROR", exc.to_status())
+        except Exception:
+            log.exception("watch of %s failed", target.resource)
+            yield _line("ERROR", InternalError("watch failed").to_status())
+        finally:
+            ctx.metrics.open_watches.dec()
+
+    return StreamingResponse(stream(), media_type="application/json")
+
+
+async def _body(request: Request, target: Target, ctx: ApiContext) -> dict[str, Any]:
+    """The request object, checked against the path it was sent to."""
+    raw = await read_body(request, ctx.max_body_bytes)
+    obj = decode_object(raw, request.headers.get("content-type"))
+    kind = Registry.kind_of(obj)
+    if kind is not target.kind:
+        raise BadRequestError(
+            f"the object's kind {obj['kind']!r} does not match the path, which serves "
+            f"{target.kind.kind}"
+        )
+    meta = obj.setdefault("metadata", {})
+    if not isinstance(meta, dict):
+        raise BadRequestError("metadata must be a mapping")
+    if target.kind.namespaced and target.namespace:
+        ns = meta.get("namespace")
+        if ns and ns != target.namespace:
+            raise BadRequestError(
+                f"metadata.namespace {ns!r} does not match the namespace of the path "
+                f"{target.namespace!r}"
+            )
+        meta["namespace"] = target.namespace
+    if target.name is not None:
+        name = meta.get("name")
+        if name and name != target.name:
+            raise BadRequestError(
+                f"metadata.name {name!r} does not match the name in the path {target.name!r}"
+            )
+        meta["name"] = target.name
+    return obj
+
+
+async def _create(request: Request, target: Target, ctx: ApiContext) -> Response:
+    if target.kind.namespaced and not target.namespace:
+        raise MethodNotAllowedError(
+            f"create {target.kind.kind} objects under namespaces/{{ns}}/{target.kind.plural}"
+        )
+    obj = await _body(request, target, ctx)
+    return JSONResponse(await ctx.registry.create(obj), status_code=201)
+
+
+async def _update(request: Request, target: Target, ctx: ApiContext) -> Response:
+    obj = await _body(request, target, ctx)
+    if target.subresource == "status":
+        return JSONResponse(await ctx.registry.update_status(obj))
+    return JSONResponse(await ctx.registry.update(obj))
+
+
+async def _delete(request: Request, target: Target, ctx: ApiContext) -> Response:
+    """DELETE; a precondition comes from ``?resourceVersion=`` or a DeleteOptions body."""
+    rv = request.query_params.get("resourceVersion") or None
+    raw = await read_body(request, ctx.max_body_bytes)
+    if raw.strip():
+        options = decode_object(raw, request.headers.get("content-type"))
+        pre = options.get("preconditions") or {}
+        if isinstance(pre, dict) and pre.get("resourceVersion"):
+            rv = str(pre["resourceVersion"])
+    assert target.name is not None
+    obj = await ctx.registry.delete(
+        target.kind, target.namespace or "", target.name, resource_version=rv
+    )
+    return JSONResponse(obj)
