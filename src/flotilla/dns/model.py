@@ -1,0 +1,386 @@
+"""The DNS answer model: what the server may say, built by one pure function from API objects.
+
+The server never reads API objects on the query path. `build_model` turns the current
+TrafficPolicies, EndpointSlices, Clusters and ServiceExports (plain dicts, as listed from
+the API) into small frozen records that already exclude everything unhealthy, so that a
+query only has to pick among healthy targets, and so that a model update is one atomic
+reference swap.
+
+The input is parsed defensively on purpose: the typed models of
+`flotilla.resources.models` were written at the same time as this module, and the DNS must
+keep answering for every *other* object when one object is odd. A malformed object is
+skipped and named in `DnsModel.problems` instead of failing the whole build.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Strategy = Literal["RoundRobin", "Weighted", "Failover", "Geo"]
+STRATEGIES: tuple[Strategy, ...] = ("RoundRobin", "Weighted", "Failover", "Geo")
+DEFAULT_TTL = 5
+CLUSTERSET_ZONE = "clusterset.local"
+
+# How the gateway's strategy (issue 5) maps to a DNS strategy when the policy has no
+# ``spec.dns.strategy``: DNS can only shape *which addresses* a resolver gets, so every
+# per-request balancer (least request, hashing, latency) degrades to plain rotation.
+_FROM_GATEWAY: dict[str, Strategy] = {
+    "RoundRobin": "RoundRobin",
+    "Random": "RoundRobin",
+    "LeastRequest": "RoundRobin",
+    "ConsistentHash": "RoundRobin",
+    "Latency": "RoundRobin",
+    "WeightedRoundRobin": "Weighted",
+    "Weighted": "Weighted",
+    "Failover": "Failover",
+    "Locality": "Geo",
+    "Geo": "Geo",
+}
+
+Obj = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    name: str
+    port: int
+    protocol: str  # upper case: TCP, UDP, SCTP
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One ready pod endpoint; ``pod`` is already a valid DNS label."""
+
+    pod: str
+    address: str
+    ports: tuple[Port, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A healthy cluster that can take traffic for one global name."""
+
+    cluster: str
+    region: str
+    addresses: tuple[str, ...]  # ingress addresses, IPv4 and/or IPv6
+    weight: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalName:
+    """A TrafficPolicy host inside the served zone and its healthy targets."""
+
+    host: str  # lower case, no trailing dot
+    policy: str  # "namespace/name", for logs and errors
+    strategy: Strategy
+    ttl: int
+    targets: tuple[Target, ...]
+    failover: tuple[str, ...] = ()  # ordered regions
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterBackend:
+    """One cluster's share of an exported service: its ingress and its ready endpoints."""
+
+    cluster: str
+    region: str
+    ingress: tuple[str, ...]
+    endpoints: tuple[Endpoint, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedService:
+    name: str
+    namespace: str
+    backends: tuple[ClusterBackend, ...]  # healthy clusters with >= 1 ready endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class DnsModel:
+    zone: str  # lower case, no trailing dot
+    ttl: int = DEFAULT_TTL
+    names: Mapping[str, GlobalName] = field(default_factory=dict)
+    services: Mapping[tuple[str, str], ExportedService] = field(default_factory=dict)
+    #: Human-readable reasons why some objects were left out (bad shape, outside zone).
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _ClusterState:
+    name: str
+    region: str
+    ingress: tuple[str, ...]
+    healthy: bool
+
+
+def build_model(
+    zone: str,
+    *,
+    traffic_policies: Iterable[Obj] = (),
+    endpoint_slices: Iterable[Obj] = (),
+    clusters: Iterable[Obj] = (),
+    service_exports: Iterable[Obj] = (),
+    ttl: int = DEFAULT_TTL,
+) -> DnsModel:
+    """Compile API objects into the answer model. Pure: same input, same model."""
+    zone = normalize_name(zone)
+    problems: list[str] = []
+    cluster_states = {c.name: c for c in _clusters(clusters, problems)}
+    # (namespace, service) -> cluster -> backend, healthy clusters with ready endpoints only.
+    backends = _backends(endpoint_slices, cluster_states, problems)
+
+    names: dict[str, GlobalName] = {}
+    for tp in sorted(traffic_policies, key=_ns_name):
+        try:
+            for gname in _global_names(tp, zone, ttl, backends, problems):
+                if gname.host in names:
+                    problems.append(
+                        f"TrafficPolicy {gname.policy}: host {gname.host} already served by "
+                        f"TrafficPolicy {names[gname.host].policy}; ignored"
+                    )
+                    continue
+                names[gname.host] = gname
+        except (TypeError, ValueError, AttributeError) as exc:
+            problems.append(f"TrafficPolicy {_ref(tp)}: {exc}; ignored")
+
+    services: dict[tuple[str, str], ExportedService] = {}
+    for se in service_exports:
+        ns, name = _ns_name(se)
+        if not name or not ns or not _is_label(name) or not _is_label(ns):
+            problems.append(f"ServiceExport {_ref(se)}: name and namespace must be DNS labels")
+            continue
+        per_cluster = backends.get((ns, name), {})
+        services[(ns, name)] = ExportedService(
+            name=name,
+            namespace=ns,
+            backends=tuple(per_cluster[c] for c in sorted(per_cluster)),
+        )
+    return DnsModel(
+        zone=zone, ttl=ttl, names=names, services=services, problems=tuple(problems)
+    )
+
+
+def normalize_name(name: str) -> str:
+    return name.strip().rstrip(".").lower()
+
+
+def in_zone(name: str, zone: str) -> bool:
+    return name == zone or name.endswith("." + zone)
+
+
+def _clusters(objs: Iterable[Obj], problems: list[str]) -> Iterable[_ClusterState]:
+    for c in objs:
+        name = _meta(c).get("name")
+        if not isinstance(name, str) or not name:
+            problems.append("Cluster without metadata.name; ignored")
+            continue
+        spec = _dict(c.get("spec"))
+        status = _dict(c.get("status"))
+        yield _ClusterState(
+            name=name,
+            region=str(spec.get("region") or ""),
+            ingress=_addresses(spec.get("ingressAddress")),
+            healthy=_is_ready(status) and not _has_no_execute_taint(spec),
+        )
+
+
+def _is_ready(status: Obj) -> bool:
+    for cond in _list(status.get("conditions")):
+        if isinstance(cond, Mapping) and cond.get("type") == "Ready":
+            return str(cond.get("status")) == "True"
+    return False
+
+
+def _has_no_execute_taint(spec: Obj) -> bool:
+    return any(
+        isinstance(t, Mapping) and t.get("effect") == "NoExecute"
+        for t in _list(spec.get("taints"))
+    )
+
+
+def _backends(
+    slices: Iterable[Obj], clusters: Mapping[str, _ClusterState], problems: list[str]
+) -> dict[tuple[str, str], dict[str, ClusterBackend]]:
+    out: dict[tuple[str, str], dict[str, ClusterBackend]] = {}
+    for s in slices:
+        ns, _ = _ns_name(s)
+        spec = _dict(s.get("spec"))
+        service, cluster = spec.get("service"), spec.get("cluster")
+        if not isinstance(service, str) or not isinstance(cluster, str) or not ns:
+            problems.append(f"EndpointSlice {_ref(s)}: spec.service and spec.cluster required")
+            continue
+        state = clusters.get(cluster)
+        if state is None or not state.healthy:
+            continue  # unknown, not Ready or NoExecute-tainted clusters get no traffic
+        endpoints = tuple(_endpoints(spec.get("endpoints"), s, problems))
+        if not endpoints:
+            continue
+        ingress = state.ingress or _addresses(_dict(spec.get("ingress")).get("address"))
+        out.setdefault((ns, service), {})[cluster] = ClusterBackend(
+            cluster=cluster,
+            region=state.region or str(spec.get("region") or ""),
+            ingress=ingress,
+            endpoints=endpoints,
+        )
+    return out
+
+
+def _endpoints(raw: Any, s: Obj, problems: list[str]) -> Iterable[Endpoint]:
+    for i, ep in enumerate(_list(raw)):
+        if not isinstance(ep, Mapping) or ep.get("ready") is not True:
+            continue
+        addr = _addresses(ep.get("address"))
+        if not addr:
+            problems.append(f"EndpointSlice {_ref(s)}: spec.endpoints[{i}].address invalid")
+            continue
+        pod = to_label(str(ep.get("pod") or f"ep-{i}"))
+        yield Endpoint(pod=pod, address=addr[0], ports=tuple(_ports(ep.get("ports"))))
+
+
+def _ports(raw: Any) -> Iterable[Port]:
+    for p in _list(raw):
+        if not isinstance(p, Mapping):
+            continue
+        port = p.get("port")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            continue
+        yield Port(
+            name=to_label(str(p.get("name") or "")) if p.get("name") else "",
+            port=port,
+            protocol=str(p.get("protocol") or "TCP").upper(),
+        )
+
+
+def _global_names(
+    tp: Obj,
+    zone: str,
+    default_ttl: int,
+    backends: Mapping[tuple[str, str], Mapping[str, ClusterBackend]],
+    problems: list[str],
+) -> Iterable[GlobalName]:
+    ns, name = _ns_name(tp)
+    spec = _dict(tp.get("spec"))
+    dns_spec = _dict(spec.get("dns"))
+    strategy = _strategy(spec, dns_spec)
+    ttl = dns_spec.get("ttl", default_ttl)
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0:
+        raise ValueError(f"spec.dns.ttl must be a non-negative integer, got {ttl!r}")
+    weights = _weights(spec)
+    failover = tuple(
+        str(r) for r in _list(_dict(spec.get("locality")).get("failover")) if isinstance(r, str)
+    )
+    service = spec.get("service")
+    per_cluster = backends.get((ns, service), {}) if isinstance(service, str) else {}
+    targets = tuple(
+        Target(
+            cluster=b.cluster,
+            region=b.region,
+            addresses=b.ingress,
+            weight=weights.get(b.cluster, 1),
+        )
+        for _, b in sorted(per_cluster.items())
+        if b.ingress
+    )
+    for host in _list(spec.get("hosts")):
+        if not isinstance(host, str):
+            continue
+        h = normalize_name(host)
+        if not in_zone(h, zone):
+            problems.append(f"TrafficPolicy {ns}/{name}: host {h} is outside zone {zone}")
+            continue
+        yield GlobalName(
+            host=h,
+            policy=f"{ns}/{name}",
+            strategy=strategy,
+            ttl=ttl,
+            targets=targets,
+            failover=failover,
+        )
+
+
+def _strategy(spec: Obj, dns_spec: Obj) -> Strategy:
+    explicit = dns_spec.get("strategy")
+    if explicit is not None:
+        if explicit not in STRATEGIES:
+            raise ValueError(
+                f"spec.dns.strategy must be one of {', '.join(STRATEGIES)}, got {explicit!r}"
+            )
+        return explicit  # type: ignore[no-any-return]
+    gateway = _dict(spec.get("strategy")).get("type")
+    return _FROM_GATEWAY.get(str(gateway), "RoundRobin")
+
+
+def _weights(spec: Obj) -> dict[str, int]:
+    """Cluster weights, accepted as ``{cluster: w}`` or ``[{cluster|name, weight}]``.
+
+    Looked up under ``spec.weights`` and ``spec.strategy.weights``: the TrafficPolicy
+    model was not settled when this was written, so both plausible places are read.
+    """
+    raw = spec.get("weights", _dict(spec.get("strategy")).get("weights"))
+    out: dict[str, int] = {}
+    if isinstance(raw, Mapping):
+        items: Iterable[tuple[Any, Any]] = raw.items()
+    else:
+        items = (
+            (w.get("cluster", w.get("name")), w.get("weight"))
+            for w in _list(raw)
+            if isinstance(w, Mapping)
+        )
+    for cluster, weight in items:
+        if isinstance(cluster, str) and isinstance(weight, int) and not isinstance(weight, bool):
+            if weight < 0:
+                raise ValueError(f"weight of cluster {cluster} must be >= 0, got {weight}")
+            out[cluster] = weight
+    return out
+
+
+def _addresses(raw: Any) -> tuple[str, ...]:
+    """Valid IP addresses out of a string or a list of strings (host:port is tolerated)."""
+    values = raw if isinstance(raw, list) else [raw]
+    out: list[str] = []
+    for v in values:
+        if not isinstance(v, str):
+            continue
+        for candidate in (v, v.rsplit(":", 1)[0], v.strip("[]")):
+            try:
+                out.append(str(ipaddress.ip_address(candidate.strip("[]"))))
+                break
+            except ValueError:
+                continue
+    return tuple(out)
+
+
+def to_label(text: str) -> str:
+    """Turn a pod or port name into a DNS label (lower case, [a-z0-9-], <= 63)."""
+    label = "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in text.lower())
+    label = label.strip("-")[:63].strip("-")
+    return label or "x"
+
+
+def _is_label(text: str) -> bool:
+    return 0 < len(text) <= 63 and to_label(text) == text
+
+
+def _meta(obj: Obj) -> Obj:
+    return _dict(obj.get("metadata"))
+
+
+def _ns_name(obj: Obj) -> tuple[str, str]:
+    meta = _meta(obj)
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def _ref(obj: Obj) -> str:
+    ns, name = _ns_name(obj)
+    return f"{ns}/{name}" if ns else name or "<unnamed>"
+
+
+def _dict(v: Any) -> Obj:
+    return v if isinstance(v, Mapping) else {}
+
+
+def _list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else []
