@@ -1,0 +1,110 @@
+"""`BackendRuntime`: one policy's live routing state - upstreams, balancer, candidate list,
+passive outlier detection and the retry budget.
+
+Rebuilt on every model swap (cheap), while the `Upstream` objects inside it carry over,
+so an ejection or a failed health check survives reconfiguration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from flotilla.traffic.balancers import registry
+from flotilla.traffic.balancers.base import Balancer, PickContext
+from flotilla.traffic.metrics import GatewayMetrics
+from flotilla.traffic.model import Backend
+from flotilla.traffic.upstream import Upstream
+
+
+class BackendRuntime:
+    def __init__(self, backend: Backend, upstreams: Sequence[Upstream], region: str | None,
+                 metrics: GatewayMetrics) -> None:
+        self.backend = backend
+        self.policy = backend.policy
+        self.service = backend.service
+        self.upstreams = list(upstreams)
+        self.metrics = metrics
+        self.balancer: Balancer = registry.create(self.policy.strategy.type, self.upstreams,
+                                                  self.policy, region)
+        self.candidates: list[Upstream] = []
+        self.panic = False
+        #: Requests in flight / retries in flight, for the retry budget.
+        self.active = 0
+        self.retrying = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self.recompute()
+
+    def recompute(self) -> None:
+        """Refresh availability and the candidate list; called on any health change."""
+        now = time.monotonic()
+        for u in self.upstreams:
+            u.refresh(now)
+        available = [u for u in self.upstreams if u.available]
+        threshold = self.policy.outlier.panic_threshold
+        # Panic: too few left to carry the load; spreading over all beats overloading few.
+        self.panic = bool(self.upstreams) and len(available) < threshold * len(self.upstreams)
+        self.candidates = list(self.upstreams) if self.panic else available
+        self._schedule_uneject(now)
+
+    def _schedule_uneject(self, now: float) -> None:
+        pending = [u.ejected_until for u in self.upstreams if u.ejected_until > now]
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if pending:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._timer = loop.call_later(min(pending) - now + 0.001, self.recompute)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def pick(self, ctx: PickContext) -> Upstream | None:
+        u = self.balancer.pick(ctx)
+        if u is None and ctx.avoid_clusters:  # no other cluster left: any other endpoint
+            ctx.avoid_clusters = ()
+            u = self.balancer.pick(ctx)
+        return u
+
+    def may_retry(self) -> bool:
+        r = self.policy.retries
+        return self.retrying < max(r.min_retry_concurrency, r.budget_percent / 100 * self.active)
+
+    # --- passive outlier detection ------------------------------------------------------
+
+    def record(self, u: Upstream, ok: bool, connect: bool = False) -> None:
+        """A try's outcome: 5xx and connect/reset errors count towards ejection; connect
+        failures may eject sooner (``consecutiveConnectErrors``)."""
+        if ok:
+            u.consecutive_errors = 0
+            return
+        u.consecutive_errors += 1
+        od = self.policy.outlier
+        if u.consecutive_errors >= od.consecutive_errors or (
+                connect and u.consecutive_errors >= od.consecutive_connect_errors):
+            self.eject(u)
+
+    def eject(self, u: Upstream) -> bool:
+        od = self.policy.outlier
+        now = time.monotonic()
+        if u.ejected_until > now:
+            return False
+        ejected = sum(1 for x in self.upstreams if x.ejected_until > now)
+        if ejected and (ejected + 1) * 100 > od.max_ejection_percent * len(self.upstreams):
+            return False  # like Envoy: one endpoint may always be ejected
+        # The multiplier decays by one per base ejection time spent healthy since the last
+        # ejection, so a flapping endpoint stays out longer and a recovered one is forgiven.
+        if u.ejections and od.base_ejection_time > 0:
+            quiet = int((now - u.ejected_until) / max(od.base_ejection_time, 1e-3))
+            u.ejections = max(0, u.ejections - quiet)
+        u.ejections += 1
+        u.ejected_until = now + min(od.base_ejection_time * u.ejections, od.max_ejection_time)
+        u.consecutive_errors = 0
+        self.metrics.ejections.labels(*u.metrics[2]).inc()
+        self.recompute()
+        return True

@@ -1,0 +1,1 @@
+"""Load-balancing strategies, one small class each behind `base.Balancer`."""

@@ -1,0 +1,85 @@
+"""The `Balancer` protocol, the per-request `PickContext` and the shared feedback base.
+
+Balancers pick from ``ctx.candidates``: the backend's available upstreams (or all of them
+in panic mode), computed once per health change, not per request. A balancer only
+decides *which* of those; health, ejection and panic live elsewhere so each balancer stays
+a few lines and is tested for its distribution alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+from flotilla.traffic.upstream import Upstream
+
+
+class PickContext:
+    """What one pick may depend on. ``exclude``/``avoid_clusters`` are set on retries."""
+
+    __slots__ = ("avoid_clusters", "candidates", "exclude", "hash_key", "region")
+
+    def __init__(self, candidates: Sequence[Upstream], *, hash_key: bytes | None = None,
+                 region: str | None = None, exclude: tuple[Upstream, ...] = (),
+                 avoid_clusters: tuple[str, ...] = ()) -> None:
+        self.candidates = candidates
+        self.hash_key = hash_key
+        self.region = region
+        self.exclude = exclude
+        self.avoid_clusters = avoid_clusters
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.exclude or self.avoid_clusters)
+
+    def allows(self, u: Upstream) -> bool:
+        return u not in self.exclude and u.endpoint.cluster not in self.avoid_clusters
+
+    def allowed(self) -> Sequence[Upstream]:
+        """Candidates minus the excluded ones (allocates: only used on retries)."""
+        if not self.filtered:
+            return self.candidates
+        return [u for u in self.candidates if self.allows(u)]
+
+
+class Balancer(Protocol):
+    def pick(self, ctx: PickContext) -> Upstream | None: ...
+
+    def on_start(self, upstream: Upstream) -> None:
+        """A request is being sent to ``upstream``."""
+        ...
+
+    def on_result(self, upstream: Upstream, ok: bool, latency: float) -> None:
+        """The request to ``upstream`` ended (``latency`` in seconds)."""
+        ...
+
+
+class FeedbackBase:
+    """In-flight accounting every balancer shares (LeastRequest and Latency read it)."""
+
+    def on_start(self, upstream: Upstream) -> None:
+        upstream.inflight += 1
+
+    def on_result(self, upstream: Upstream, ok: bool, latency: float) -> None:
+        upstream.inflight -= 1
+
+
+#: Latency EWMA decay constant (seconds), as in Finagle/Linkerd's peak-EWMA.
+EWMA_TAU = 10.0
+#: A failed request counts as this slow, so an erroring endpoint also looks slow.
+FAILURE_PENALTY = 1.0
+
+
+def record_latency(upstream: Upstream, ok: bool, latency: float) -> None:
+    """Peak-EWMA: jump up to a slower sample at once, decay towards faster ones."""
+    import math
+
+    sample = latency if ok else max(latency, FAILURE_PENALTY)
+    now = time.monotonic()
+    if sample > upstream.ewma:
+        upstream.ewma = sample
+    else:
+        w = math.exp(-(now - upstream.ewma_stamp) / EWMA_TAU)
+        upstream.ewma = upstream.ewma * w + sample * (1.0 - w)
+    upstream.ewma_stamp = now

@@ -1,0 +1,239 @@
+"""Upstream connections: an asyncio Protocol per connection and a LIFO idle pool per
+endpoint.
+
+LIFO because the most recently used connection is the least likely to have been closed
+by the upstream's keep-alive timeout, and it leaves the cold ones to age out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from flotilla.traffic.http.chunked import ChunkedError, ChunkedScanner
+from flotilla.traffic.http.heads import header_value
+
+if TYPE_CHECKING:
+    from flotilla.traffic.proxy import ClientConnection
+    from flotilla.traffic.upstream import Upstream
+
+MAX_RESPONSE_HEAD = 65536
+_IDLE, _HEAD, _BODY = range(3)
+_LENGTH, _CHUNKED, _UNTIL_CLOSE, _NONE = range(4)
+
+
+class _NoCallbacks:
+    """httptools needs a protocol object; the response head is only validated by it."""
+
+
+_NO_CALLBACKS = _NoCallbacks()
+
+
+class UpstreamConnection(asyncio.Protocol):
+    def __init__(self, upstream: Upstream, on_count: Pool) -> None:
+        self.upstream = upstream
+        self.pool = on_count
+        self.transport: asyncio.Transport | None = None
+        self.exchange: ClientConnection | None = None
+        self.buf = bytearray()
+        self.state = _IDLE
+        self.framing = _NONE
+        self.left = 0
+        self.scanner: ChunkedScanner | None = None
+        self.keep_alive = True
+        self.head_request = False
+        self.idle_since = 0.0
+        self.closed = False
+
+    # --- asyncio callbacks ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        self.pool.opened += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.opened -= 1
+        self.pool.forget(self)
+        ex = self.exchange
+        if ex is None:
+            return
+        if self.state == _BODY and self.framing == _UNTIL_CLOSE:
+            self._finish(reusable=False)
+        else:
+            self.exchange = None
+            ex.upstream_failed(self, "reset")
+
+    def pause_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.pause_client_reading()
+
+    def resume_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.resume_client_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.state == _BODY:
+            self._body(data, 0)
+        elif self.state == _HEAD:
+            self._head(data)
+        else:  # bytes nobody asked for: the stream is out of sync
+            self.close()
+
+    # --- exchange side -------------------------------------------------------------------
+
+    def begin(self, exchange: ClientConnection, head_request: bool) -> None:
+        self.exchange = exchange
+        self.head_request = head_request
+        self.state = _HEAD
+        self.buf.clear()
+
+    def detach(self) -> None:
+        """The exchange gives up on this connection (timeout, retry, client gone)."""
+        self.exchange = None
+        self.close()
+
+    def close(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.closed = True
+            self.transport.close()
+
+    # --- parsing -------------------------------------------------------------------------
+
+    def _head(self, data: bytes) -> None:
+        buf = self.buf
+        if buf:
+            buf += data
+            data = bytes(buf)
+            buf.clear()
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            buf += data
+            if len(buf) > MAX_RESPONSE_HEAD:
+                self._fail("bad-response")
+            return
+        head = data[:end + 4]
+        try:
+            parser = httptools.HttpResponseParser(_NO_CALLBACKS)
+            parser.feed_data(head)
+            status: int = parser.get_status_code()
+            keep_alive: bool = parser.should_keep_alive()
+        except httptools.HttpParserError:
+            self._fail("bad-response")
+            return
+        low = head.lower()
+        ex = self.exchange
+        assert ex is not None
+        if 100 <= status < 200:
+            if status == 101:  # we never ask for an upgrade
+                self._fail("bad-response")
+                return
+            ex.upstream_interim(head)
+            if end + 4 < len(data):
+                self._head(data[end + 4:])
+            return
+        self.keep_alive = keep_alive
+        if self.head_request or status in (204, 304):
+            self.framing = _NONE
+        elif (te := header_value(low, b"\ntransfer-encoding:")) is not None:
+            if not te.endswith(b"chunked"):
+                self.framing, self.keep_alive = _UNTIL_CLOSE, False
+            else:
+                self.framing, self.scanner = _CHUNKED, ChunkedScanner()
+        elif (cl := header_value(low, b"\ncontent-length:")) is not None:
+            self.framing, self.left = _LENGTH, int(cl)
+        else:
+            self.framing, self.keep_alive = _UNTIL_CLOSE, False
+        self.state = _BODY
+        if not ex.upstream_head(self, status, head, low):
+            return  # the exchange retries elsewhere and has detached us
+        if self.framing == _NONE or (self.framing == _LENGTH and self.left == 0):
+            self._finish(reusable=self.keep_alive and end + 4 == len(data))
+        elif end + 4 < len(data):
+            self._body(data, end + 4)
+
+    def _body(self, data: bytes, pos: int) -> None:
+        ex = self.exchange
+        if ex is None:
+            self.close()
+            return
+        n = len(data)
+        if self.framing == _LENGTH:
+            take = min(self.left, n - pos)
+            ex.upstream_body(data if pos == 0 and take == n else data[pos:pos + take])
+            self.left -= take
+            if self.left == 0:
+                self._finish(reusable=self.keep_alive and pos + take == n)
+        elif self.framing == _CHUNKED:
+            assert self.scanner is not None
+            try:
+                end = self.scanner.feed(data, pos)
+            except ChunkedError:
+                self._fail("bad-response")
+                return
+            if end < 0:
+                ex.upstream_body(data if pos == 0 else data[pos:])
+            else:
+                ex.upstream_body(data[pos:end])
+                self._finish(reusable=self.keep_alive and end == n)
+        else:
+            ex.upstream_body(data if pos == 0 else data[pos:])
+
+    def _finish(self, reusable: bool) -> None:
+        ex = self.exchange
+        self.exchange = None
+        self.state = _IDLE
+        self.scanner = None
+        if ex is not None:
+            ex.upstream_done(self, reusable)
+        elif not reusable:
+            self.close()
+
+    def _fail(self, reason: str) -> None:
+        ex = self.exchange
+        self.exchange = None
+        self.close()
+        if ex is not None:
+            ex.upstream_failed(self, reason)
+
+
+class Pool:
+    """Idle keep-alive connections to one endpoint."""
+
+    def __init__(self, max_idle: int = 128) -> None:
+        self.idle: list[UpstreamConnection] = []
+        self.max_idle = max_idle
+        self.opened = 0
+
+    def acquire(self) -> UpstreamConnection | None:
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                return conn
+        return None
+
+    def release(self, conn: UpstreamConnection, now: float) -> None:
+        if conn.closed:
+            return
+        conn.idle_since = now
+        self.idle.append(conn)
+        if len(self.idle) > self.max_idle:
+            self.idle.pop(0).close()
+
+    def forget(self, conn: UpstreamConnection) -> None:
+        if conn in self.idle:
+            self.idle.remove(conn)
+
+    def expire(self, older_than: float) -> None:
+        """Close connections idle since before ``older_than`` (monotonic loop time)."""
+        while self.idle and self.idle[0].idle_since < older_than:
+            self.idle.pop(0).close()
+
+    def close(self) -> None:
+        for conn in self.idle:
+            conn.close()
+        self.idle.clear()

@@ -1,0 +1,566 @@
+"""The client side of the proxy: one `ClientConnection` (asyncio Protocol) per downstream
+connection, running one exchange at a time (HTTP/1.1 keep-alive; pipelined requests are
+queued and served in order).
+
+Design, driven by measurement (docs/components/traffic.md):
+- callbacks, not coroutines: a request that finds a pooled upstream connection is
+  forwarded synchronously inside ``data_received`` - no task, no future, no timer;
+- the request head is validated by httptools (llhttp) and forwarded as received, with
+  the forwarding headers appended (`flotilla.traffic.http.heads`);
+- bodies stream in both directions with transport flow control; only up to
+  ``replay_limit`` bytes are kept to replay a body on a retry;
+- timeouts are enforced by the gateway's sweep (`Gateway._sweep`) rather than one timer
+  per request: a timer per request costs more than the request's routing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from flotilla.traffic.balancers.base import PickContext
+from flotilla.traffic.http.chunked import ChunkedError, ChunkedScanner
+from flotilla.traffic.http.heads import error_response, header_value, rewrite_request
+from flotilla.traffic.http.heads import rewrite_response as _rewrite_response
+from flotilla.traffic.model import IDEMPOTENT_METHODS
+
+if TYPE_CHECKING:
+    from flotilla.traffic.backend import BackendRuntime
+    from flotilla.traffic.gateway import Gateway
+    from flotilla.traffic.pool import UpstreamConnection
+    from flotilla.traffic.upstream import Upstream
+
+S_HEAD, S_BODY, S_WAIT, S_CLOSED = range(4)
+_NO_BODY, _LENGTH, _CHUNKED = range(3)
+
+
+class _NoCallbacks:
+    pass
+
+
+_NO_CALLBACKS = _NoCallbacks()
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.loop = gw.loop
+        self.transport: asyncio.Transport | None = None
+        self.peer = b"unknown"
+        self.buf = bytearray()
+        self.parser = httptools.HttpRequestParser(_NO_CALLBACKS)
+        self.state = S_HEAD
+        self.head_since = 0.0
+        self.idle_since = 0.0
+        self.read_paused = False
+        self.write_paused = False
+        # --- the current exchange ---
+        self.rt: BackendRuntime | None = None
+        self.method = b""
+        self.keep_alive = True
+        self.http10 = False
+        self.head_out = b""
+        self.framing = _NO_BODY
+        self.left = 0
+        self.scanner: ChunkedScanner | None = None
+        self.request_done = True
+        self.pending: list[bytes] = []
+        self.pending_size = 0
+        self.replay: list[bytes] | None = []
+        self.replay_size = 0
+        self.body_sent = False
+        self.upstream: Upstream | None = None
+        self.uconn: UpstreamConnection | None = None
+        self.connecting = False
+        self.generation = 0
+        self.tries = 0
+        self.tried: tuple[Upstream, ...] = ()
+        self.retrying = False
+        self.status = 0
+        self.response_started = False
+        self.t_start = 0.0
+        self.t_try = 0.0
+        self.hash_key: bytes | None = None
+        self.region: str | None = None
+        self.in_exchange = False
+
+    # --- asyncio callbacks -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = self.transport.get_extra_info("peername")
+        if peer:
+            self.peer = str(peer[0]).encode()
+        self.idle_since = self.loop.time()
+        self.gw.connections.add(self)
+        self.gw.metrics.active.inc()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state = S_CLOSED
+        self.gw.connections.discard(self)
+        self.gw.metrics.active.dec()
+        if self.in_exchange:
+            self._abandon_upstream()
+            self._end_exchange(ok=False)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.uconn is not None and self.uconn.transport is not None:
+            self.uconn.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.uconn is not None and self.uconn.transport is not None \
+                and not self.uconn.closed:
+            self.uconn.transport.resume_reading()
+
+    def pause_client_reading(self) -> None:
+        if not self.read_paused and self.transport is not None \
+                and not self.transport.is_closing():
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_client_reading(self) -> None:
+        if self.read_paused and self.transport is not None \
+                and not self.transport.is_closing():
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        state = self.state
+        if state == S_BODY:
+            self._request_bytes(data, 0)
+        elif state == S_HEAD:
+            self._head_bytes(data)
+        elif state == S_WAIT:  # pipelined: keep until the current exchange is done
+            self.buf += data
+            if len(self.buf) > self.gw.options.max_head:
+                self.pause_client_reading()
+
+    # --- request side ----------------------------------------------------------------------
+
+    def _head_bytes(self, data: bytes) -> None:
+        buf = self.buf
+        if buf:
+            buf += data
+            data = bytes(buf)
+            buf.clear()
+        end = data.find(b"\r\n\r\n")
+        max_head = self.gw.options.max_head
+        if end < 0 or end + 4 > max_head:
+            if len(data) > max_head or end + 4 > max_head:
+                self._local(431, "request header too large", "header-too-large")
+                return
+            if not self.head_since:
+                self.head_since = self.loop.time()
+            buf += data
+            return
+        head = data[:end + 4]
+        self.head_since = 0.0
+        try:
+            self.parser.feed_data(head)
+        except httptools.HttpParserError as e:
+            self._local(400, f"malformed request: {e}", "bad-request")
+            return
+        if end + 4 < len(data):
+            self.buf += data[end + 4:]  # body or a pipelined request: framing decides
+        if self._begin(head) and self.state == S_BODY and self.buf:
+            rest = bytes(self.buf)
+            self.buf.clear()
+            self._request_bytes(rest, 0)
+        elif self.state == S_WAIT and len(self.buf) > max_head:
+            self.pause_client_reading()
+
+    def _begin(self, head: bytes) -> bool:
+        """Route a validated head and start the exchange; False when answered locally."""
+        parser = self.parser
+        low = head.lower()
+        self.method = method = parser.get_method()
+        self.http10 = parser.get_http_version() == "1.0"
+        self.keep_alive = parser.should_keep_alive()
+        host_raw = header_value(low, b"\nhost:")
+        if host_raw is None or low.count(b"\nhost:") > 1:
+            return self._local(400, "a request needs exactly one Host header", "bad-request")
+        sp = head.find(b" ")
+        target = head[sp + 1:head.find(b" ", sp + 1)]
+        host = host_raw.decode("latin-1")
+        host = host[:host.find("]") + 1] if host.startswith("[") else host.partition(":")[0]
+        # body framing first: a local answer must know whether a body follows
+        te = header_value(low, b"\ntransfer-encoding:")
+        if te is not None:
+            if te != b"chunked":
+                return self._local(400, "unsupported transfer-encoding", "bad-request")
+            self.framing, self.scanner = _CHUNKED, ChunkedScanner()
+        else:
+            cl = header_value(low, b"\ncontent-length:")
+            self.left = int(cl) if cl else 0
+            self.framing = _LENGTH if self.left else _NO_BODY
+        if self.framing != _NO_BODY:
+            # The parser saw only this head; the body is framed by us. A fresh parser
+            # starts the next request on a clean state.
+            self.parser = httptools.HttpRequestParser(_NO_CALLBACKS)
+        state = self.gw.state
+        backend = state.model.match(host, target.decode("latin-1"))
+        if backend is None:
+            return self._local(404, f"no route for host {host!r}", "no-route",
+                               close=self.framing != _NO_BODY)
+        rt = state.runtimes[backend.id]
+        self.request_done = self.framing == _NO_BODY
+        self.state = S_WAIT if self.request_done else S_BODY
+        self.rt = rt
+        self.head_out = rewrite_request(head, low, self.peer, host_raw, self.http10)
+        policy = rt.policy
+        hash_on = policy.strategy.hash_on
+        self.hash_key = None
+        if hash_on is not None:
+            if hash_on.source == "header":
+                self.hash_key = header_value(low, b"\n" + hash_on.name.encode() + b":")
+            elif hash_on.source == "cookie":
+                self.hash_key = _cookie(head, low, hash_on.name.encode())
+            else:
+                self.hash_key = self.peer
+        self.region = None
+        if policy.locality.region_header:
+            value = header_value(low, b"\n" + policy.locality.region_header.encode() + b":")
+            self.region = value.decode("latin-1") if value else None
+        self.pending.clear()
+        self.pending_size = 0
+        self.replay = [] if method in IDEMPOTENT_METHODS or \
+            policy.retries.allow_non_idempotent else None
+        self.replay_size = 0
+        self.body_sent = False
+        self.tries = 0
+        self.tried = ()
+        self.status = 0
+        self.response_started = False
+        self.in_exchange = True
+        self.t_start = self.loop.time()
+        rt.active += 1
+        self._try()
+        return True
+
+    def _request_bytes(self, data: bytes, pos: int) -> None:
+        n = len(data)
+        if self.framing == _LENGTH:
+            take = min(self.left, n - pos)
+            chunk = data if pos == 0 and take == n else data[pos:pos + take]
+            self.left -= take
+            end = pos + take if self.left == 0 else -1
+        else:
+            assert self.scanner is not None
+            try:
+                end = self.scanner.feed(data, pos)
+            except ChunkedError as e:
+                self._abandon_upstream()
+                self._end_exchange(ok=False)
+                self._local(400, f"bad chunked encoding: {e}", "bad-request")
+                return
+            chunk = data[pos:] if end < 0 else data[pos:end]
+        if chunk:
+            self._forward_body(chunk)
+        if end >= 0:
+            self.request_done = True
+            self.state = S_WAIT
+            if end < n:
+                self.buf += data[end:]
+
+    def _forward_body(self, chunk: bytes) -> None:
+        if self.replay is not None:
+            self.replay.append(chunk)
+            self.replay_size += len(chunk)
+            if self.replay_size > self.gw.options.replay_limit:
+                self.replay = None  # too big to replay: this request is not retried
+        uconn = self.uconn
+        if uconn is not None and uconn.transport is not None:
+            uconn.transport.write(chunk)
+            self.body_sent = True
+        else:
+            self.pending.append(chunk)
+            self.pending_size += len(chunk)
+            if self.pending_size > self.gw.options.replay_limit:
+                self.pause_client_reading()
+
+    # --- trying upstreams -----------------------------------------------------------------
+
+    def _try(self) -> None:
+        rt = self.rt
+        assert rt is not None
+        ctx = PickContext(rt.candidates, hash_key=self.hash_key, region=self.region,
+                          exclude=self.tried,
+                          avoid_clusters=tuple({u.endpoint.cluster for u in self.tried}))
+        u = rt.pick(ctx)
+        if u is None and self.tried:  # nothing else left: the same endpoint again
+            ctx.exclude = ()
+            u = rt.pick(ctx)
+        if u is None:
+            self._end_exchange(ok=False)
+            if not rt.upstreams:
+                self._local(503, f"no endpoints for service {rt.service}", "no-endpoints",
+                            close=not self.request_done)
+            else:
+                self._local(503, f"all endpoints of service {rt.service} are unavailable "
+                            f"(ejected or failing health checks)", "all-unavailable",
+                            close=not self.request_done)
+            return
+        self.upstream = u
+        rt.balancer.on_start(u)
+        self.t_try = self.loop.time()
+        self.generation += 1
+        conn = u.pool.acquire()
+        if conn is not None:
+            self._attach(conn)
+        else:
+            self.connecting = True
+            self.loop.create_task(self._connect(u, self.generation))
+
+    async def _connect(self, u: Upstream, generation: int) -> None:
+        from flotilla.traffic.pool import UpstreamConnection
+
+        rt = self.rt
+        assert rt is not None
+        e = u.endpoint
+        try:
+            _, conn = await asyncio.wait_for(
+                self.loop.create_connection(lambda: UpstreamConnection(u, u.pool),
+                                            e.address, e.port),
+                rt.policy.timeouts.connect)
+        except (OSError, TimeoutError):
+            if generation == self.generation and self.in_exchange:
+                self.connecting = False
+                self.upstream_failed(None, "connect-failure")
+            return
+        if generation == self.generation and self.in_exchange and self.state != S_CLOSED:
+            self.connecting = False
+            self._attach(conn)
+        else:  # the exchange moved on (timeout, client gone): keep the connection
+            conn.pool.release(conn, self.loop.time())
+
+    def _attach(self, conn: UpstreamConnection) -> None:
+        self.uconn = conn
+        conn.begin(self, self.method == b"HEAD")
+        transport = conn.transport
+        assert transport is not None
+        if self.pending:
+            transport.writelines([self.head_out, *self.pending])
+            self.body_sent = True
+            self.pending.clear()
+            self.pending_size = 0
+            self.resume_client_reading()
+        else:
+            transport.write(self.head_out)
+        if self.write_paused:
+            transport.pause_reading()
+
+    def _abandon_upstream(self) -> None:
+        self.generation += 1
+        self.connecting = False
+        if self.uconn is not None:
+            self.uconn.detach()
+            self.uconn = None
+
+    def _can_retry(self, reason: str) -> bool:
+        rt = self.rt
+        assert rt is not None
+        r = rt.policy.retries
+        key = "502" if reason == "bad-response" else reason
+        if self.tries >= r.attempts or key not in r.retry_on or self.response_started:
+            return False
+        if self.method not in IDEMPOTENT_METHODS and not r.allow_non_idempotent:
+            return False
+        if self.body_sent and self.replay is None:
+            return False
+        if self.loop.time() - self.t_start >= rt.policy.timeouts.total:
+            return False
+        return self.retrying or rt.may_retry()
+
+    def _retry(self) -> None:
+        rt = self.rt
+        assert rt is not None
+        assert self.upstream is not None
+        self.tries += 1
+        self.tried += (self.upstream,)
+        if not self.retrying:
+            self.retrying = True
+            rt.retrying += 1
+        self.gw.metrics.retries.labels(rt.service).inc()
+        if self.body_sent:
+            assert self.replay is not None
+            self.pending = list(self.replay)
+            self.pending_size = self.replay_size
+            self.body_sent = False
+        self._try()
+
+    def _try_failed(self, reason: str) -> None:
+        """Account a failed try of the current upstream."""
+        rt, u = self.rt, self.upstream
+        assert rt is not None
+        assert u is not None
+        rt.balancer.on_result(u, False, self.loop.time() - self.t_try)
+        self.gw.metrics.error(u, reason)
+        rt.record(u, False, connect=reason == "connect-failure")
+
+    # --- upstream callbacks ----------------------------------------------------------------
+
+    def upstream_interim(self, head: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(head)
+
+    def upstream_head(self, conn: UpstreamConnection, status: int, head: bytes,
+                      low: bytes) -> bool:
+        rt, u = self.rt, self.upstream
+        assert rt is not None
+        assert u is not None
+        if status >= 500 and self._can_retry(str(status)):
+            self._try_failed(str(status))
+            self.uconn = None
+            conn.detach()
+            self._retry()
+            return False
+        self.status = status
+        self.response_started = True
+        extra = b""
+        if rt.policy.cluster_header:
+            extra = b"x-flotilla-cluster: " + u.endpoint.cluster.encode() + b"\r\n"
+        if not self.keep_alive or (not self.request_done and self.framing != _NO_BODY):
+            self.keep_alive = False
+            extra += b"connection: close\r\n"
+        elif self.http10:
+            extra += b"connection: keep-alive\r\n"
+        if self.transport is not None:
+            self.transport.write(_rewrite_response(head, low, extra))
+        codes = self.gw.metrics.code_children
+        codes[min(status // 100, 5)].inc()
+        return True
+
+    def upstream_body(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def upstream_done(self, conn: UpstreamConnection, reusable: bool) -> None:
+        rt, u = self.rt, self.upstream
+        assert rt is not None
+        assert u is not None
+        now = self.loop.time()
+        latency = now - self.t_try
+        ok = self.status < 500
+        rt.balancer.on_result(u, ok, latency)
+        rt.record(u, ok)
+        m = u.metrics
+        m[0].inc()
+        m[1].observe(latency)
+        self.uconn = None
+        if not self.request_done:
+            reusable = False
+            self.keep_alive = False
+        if reusable and not u.retired:
+            u.pool.release(conn, now)
+        else:
+            conn.close()
+        self._end_exchange(ok=True)
+        self._next_request(now)
+
+    def upstream_failed(self, conn: UpstreamConnection | None, reason: str) -> None:
+        if self.uconn is conn:
+            self.uconn = None
+        if conn is not None:
+            conn.close()
+        if not self.in_exchange:
+            return
+        self._try_failed(reason)
+        if self.response_started:  # half a response is out: all we can do is cut it
+            self._end_exchange(ok=False)
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        if self._can_retry(reason):
+            self._retry()
+            return
+        self._end_exchange(ok=False)
+        rt = self.rt
+        assert rt is not None
+        if reason == "timeout":
+            self._local(504, f"upstream timed out ({rt.service})", "upstream-timeout",
+                        close=not self.request_done)
+        else:
+            self._local(502, f"upstream {reason} ({rt.service})", reason,
+                        close=not self.request_done)
+
+    def on_timeout(self, total: bool) -> None:
+        """Called by the gateway sweep when the try or the whole request ran out of time."""
+        if not self.in_exchange or self.response_started:
+            return
+        self._abandon_upstream()
+        if total:
+            self._try_failed("timeout")
+            self._end_exchange(ok=False)
+            rt = self.rt
+            assert rt is not None
+            self._local(504, f"upstream timed out ({rt.service})", "upstream-timeout",
+                        close=not self.request_done)
+        else:
+            self.upstream_failed(None, "timeout")
+
+    # --- ending ---------------------------------------------------------------------------
+
+    def _end_exchange(self, ok: bool) -> None:
+        if not self.in_exchange:
+            return
+        self.in_exchange = False
+        rt = self.rt
+        if rt is not None:
+            rt.active -= 1
+            if self.retrying:
+                rt.retrying -= 1
+                self.retrying = False
+        self.connecting = False
+
+    def _next_request(self, now: float) -> None:
+        transport = self.transport
+        if transport is None or self.state == S_CLOSED:
+            return
+        if not self.keep_alive:
+            self.state = S_CLOSED
+            transport.close()
+            return
+        self.state = S_HEAD
+        self.idle_since = now
+        self.rt = None
+        self.upstream = None
+        if self.read_paused:
+            self.resume_client_reading()
+        if self.buf:
+            data = bytes(self.buf)
+            self.buf.clear()
+            self._head_bytes(data)
+
+    def _local(self, status: int, message: str, reason: str, close: bool = True) -> bool:
+        """Answer from the gateway itself; False so callers can ``return self._local()``."""
+        self.gw.metrics.local_errors.labels(str(status), reason).inc()
+        self.gw.metrics.code_children[status // 100].inc()
+        transport = self.transport
+        close = close or not self.keep_alive
+        if transport is not None and not transport.is_closing():
+            transport.write(error_response(status, message, close))
+            if close:
+                self.state = S_CLOSED
+                transport.close()
+                return False
+        self.state = S_WAIT
+        self._next_request(self.loop.time())
+        return False
+
+
+def _cookie(head: bytes, low: bytes, name: bytes) -> bytes | None:
+    value = header_value(low, b"\ncookie:")
+    if value is None:
+        return None
+    start = low.find(b"\ncookie:") + 8
+    raw = head[start:head.find(b"\r\n", start)]
+    for part in raw.split(b";"):
+        k, _, v = part.strip().partition(b"=")
+        if k == name:
+            return v
+    return None
