@@ -132,3 +132,10 @@ def test_rollout_policy_mistakes() -> None:
 def test_status_is_refused_on_kinds_without_one() -> None:
     doc = next(d for d in EVERY_KIND if d["kind"] == "EndpointSlice")
     assert _errors({**doc, "status": {}}) == {"status": "unknown field"}
+
+
+def test_model_strictness_follows_the_kind_table() -> None:
+    """Our kinds refuse unknown fields; Kubernetes manifests keep them (Kind.strict)."""
+    for kind in KINDS:
+        extra = MODELS[kind.kind].model_config.get("extra")
+        assert extra == ("forbid" if kind.strict else "allow"), kind.kind
