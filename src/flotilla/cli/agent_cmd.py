@@ -1,0 +1,83 @@
+"""``flotilla agent``: join a member cluster to a control plane (pull mode)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import click
+
+from flotilla.agent.agent import run_agent
+from flotilla.agent.config import AgentConfig
+from flotilla.cli.session import CliError
+from flotilla.runtimes import runtime_names
+
+
+def parse_labels(text: str | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"--labels: expected k=v[,k=v...], got {part!r}", exit_code=2)
+        out[key.strip()] = value.strip()
+    return out
+
+
+@click.command(epilog="""\b
+Example:
+  flotilla agent --server http://127.0.0.1:8443 --token $TOKEN \\
+      --cluster east-1 --region cn-east --zone cn-east-a --address 127.0.11.1
+""")
+@click.option("--server", required=True, envvar="FLOTILLA_SERVER", metavar="URL",
+              help="The control plane's API.")
+@click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN", help="Bearer token.")
+@click.option("--cluster", required=True, help="This member cluster's name.")
+@click.option("--region", default="", help="Region, e.g. cn-east.")
+@click.option("--zone", default="", help="Zone, e.g. cn-east-a.")
+@click.option("--provider", default="flotilla", show_default=True)
+@click.option("--runtime", type=click.Choice(runtime_names()), default="local",
+              show_default=True, help="What runs the workloads.")
+@click.option("--labels", metavar="K=V,...", help="Cluster labels (for placement).")
+@click.option("--nodes", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Virtual nodes (local runtime).")
+@click.option("--node-cpu", default="4", show_default=True, help="CPU per node.")
+@click.option("--node-memory", default="8Gi", show_default=True, help="Memory per node.")
+@click.option("--node-pods", type=click.IntRange(min=1), default=110, show_default=True)
+@click.option("--address", default="127.0.0.1", show_default=True,
+              help="The cluster's own loopback address; its ingress listens there.")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the runtime keeps pods' state and logs "
+                   "(default ./.flotilla/clusters/NAME).")
+@click.option("--heartbeat-interval", type=click.FloatRange(min=0.05), default=1.0,
+              show_default=True, help="Seconds between heartbeat Lease renewals.")
+@click.option("--admin-listen", metavar="HOST:PORT",
+              help="The agent's endpoint for pods, nodes, logs and chaos "
+                   "(default ADDRESS:0, a free port).")
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
+def agent(server: str, token: str | None, cluster: str, region: str, zone: str,
+          provider: str, runtime: str, labels: str | None, nodes: int, node_cpu: str,
+          node_memory: str, node_pods: int, address: str, state_dir: Path | None,
+          heartbeat_interval: float, admin_listen: str | None, verbose: bool) -> None:
+    """Run the agent of one member cluster: register it, heartbeat, run its Works.
+
+    The agent keeps running what it last applied while the control plane is away, and a
+    restarted agent adopts the pods it left running instead of starting duplicates.
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format=f"%(asctime)s agent[{cluster}] %(levelname)s %(message)s")
+    cfg = AgentConfig(
+        server=server, token=token, cluster=cluster, region=region, zone=zone,
+        provider=provider, runtime=runtime, labels=parse_labels(labels), address=address,
+        nodes=nodes, node_cpu=node_cpu, node_memory=node_memory, node_pods=node_pods,
+        state_dir=state_dir or Path(".flotilla") / "clusters" / cluster,
+        heartbeat_interval=heartbeat_interval,
+        admin_listen=admin_listen or f"{address}:0",
+    )
+    try:
+        import uvloop
+        uvloop.run(run_agent(cfg))
+    except ImportError:  # pragma: no cover - uvloop is a pinned dependency
+        asyncio.run(run_agent(cfg))

@@ -1,0 +1,263 @@
+"""Per-kind table columns for ``flotilla get``: a small registry instead of an if/else.
+
+Every table is ``[NAMESPACE] NAME <kind columns> AGE <wide columns>``. A component that
+owns a kind registers its columns next to its code (``register_columns("Work", ...)``)
+and the CLI picks them up; re-registering replaces, so the defaults below are only a
+starting point. Column functions must never raise on a half-filled object: status may be
+missing right after creation, so they read with `dig` and fall back to "" or "<none>".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flotilla.cli.output import age
+from flotilla.client.base import Object
+
+Getter = Callable[[Object], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    header: str
+    get: Getter
+    #: Shown only with ``-o wide``.
+    wide: bool = False
+
+
+_REGISTRY: dict[str, tuple[Column, ...]] = {}
+
+
+def register_columns(kind: str, *columns: Column) -> None:
+    """Set the columns ``flotilla get`` shows for ``kind`` (between NAME and AGE)."""
+    _REGISTRY[kind] = tuple(columns)
+
+
+def columns_for(kind: str, *, wide: bool) -> list[Column]:
+    return [c for c in _REGISTRY.get(kind, ()) if wide or not c.wide]
+
+
+def rows(
+    kind: str, objects: Sequence[Object], *, wide: bool, all_namespaces: bool,
+    name_prefix: str = "", now: datetime | None = None,
+) -> tuple[list[str], list[list[str]]]:
+    """Headers and cells for ``objects`` of ``kind``; ``name_prefix`` (``deployment/``)
+    tells kinds apart when one command prints several."""
+    cols = columns_for(kind, wide=wide)
+    narrow = [c for c in cols if not c.wide]
+    extra = [c for c in cols if c.wide]
+    headers = (["NAMESPACE"] if all_namespaces else []) + ["NAME"] \
+        + [c.header for c in narrow] + ["AGE"] + [c.header for c in extra]
+    out = []
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        row = [str(meta.get("namespace") or "")] if all_namespaces else []
+        row.append(name_prefix + str(meta.get("name") or ""))
+        row += [_cell(c, obj) for c in narrow]
+        row.append(age(meta.get("creationTimestamp"), now))
+        row += [_cell(c, obj) for c in extra]
+        out.append(row)
+    return headers, out
+
+
+def _cell(column: Column, obj: Object) -> str:
+    try:
+        return column.get(obj)
+    except Exception:  # a column bug must not break `get`
+        return "<error>"
+
+
+def dig(obj: Any, *path: str | int, default: Any = None) -> Any:
+    """``obj[p0][p1]...`` or ``default`` as soon as a step is missing or of the wrong type."""
+    cur = obj
+    for p in path:
+        if isinstance(p, int):
+            if not isinstance(cur, list) or not -len(cur) <= p < len(cur):
+                return default
+        elif not isinstance(cur, dict) or p not in cur:
+            return default
+        cur = cur[p]
+    return default if cur is None else cur
+
+
+def condition(obj: Object, type_: str) -> str:
+    """The status ("True"/"False"/"Unknown") of condition ``type_``, or "Unknown"."""
+    for c in dig(obj, "status", "conditions", default=[]):
+        if isinstance(c, dict) and c.get("type") == type_:
+            return str(c.get("status") or "Unknown")
+    return "Unknown"
+
+
+def _count(*path: str) -> Getter:
+    def get(obj: Object) -> str:
+        value = dig(obj, *path, default=[])
+        return str(len(value)) if isinstance(value, list | dict) else "0"
+    return get
+
+
+def _field(*path: str | int, default: str = "") -> Getter:
+    def get(obj: Object) -> str:
+        value = dig(obj, *path)
+        return default if value in (None, "") else str(value)
+    return get
+
+
+def _labels(obj: Object) -> str:
+    labels = dig(obj, "metadata", "labels", default={})
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "<none>"
+
+
+# -- defaults for the kinds in kinds.py --------------------------------------------------
+
+
+def _deploy_ready(obj: Object) -> str:
+    want = dig(obj, "spec", "replicas", default=1)
+    return f"{dig(obj, 'status', 'readyReplicas', default=0)}/{want}"
+
+
+def _containers(field: str) -> Getter:
+    def get(obj: Object) -> str:
+        cs = dig(obj, "spec", "template", "spec", "containers", default=[])
+        return ",".join(str(c.get(field, "")) for c in cs if isinstance(c, dict)) or "<none>"
+    return get
+
+
+def _selector(obj: Object) -> str:
+    sel = dig(obj, "spec", "selector", "matchLabels", default=None) \
+        or dig(obj, "spec", "selector", default={})
+    if not isinstance(sel, dict) or not sel:
+        return "<none>"
+    return ",".join(f"{k}={v}" for k, v in sorted(sel.items()) if isinstance(v, str)) \
+        or "<none>"
+
+
+def _ports(obj: Object) -> str:
+    out = []
+    for p in dig(obj, "spec", "ports", default=[]):
+        if isinstance(p, dict):
+            out.append(f"{p.get('port', '')}/{p.get('protocol') or 'TCP'}")
+    return ",".join(out) or "<none>"
+
+
+def _data_count(obj: Object) -> str:
+    data = obj.get("data") or {}
+    binary = obj.get("binaryData") or {}
+    string = obj.get("stringData") or {}
+    return str(len(data) + len(binary) + len(string))
+
+
+def _taints(obj: Object) -> str:
+    ts = dig(obj, "spec", "taints", default=[])
+    return ",".join(f"{t.get('key')}:{t.get('effect')}" for t in ts if isinstance(t, dict)) \
+        or "<none>"
+
+
+def _cluster_ready(obj: Object) -> str:
+    ready = condition(obj, "Ready")
+    if dig(obj, "spec", "unschedulable", default=False):
+        return f"{ready},SchedulingDisabled"
+    return ready
+
+
+def _selectors(obj: Object) -> str:
+    out = []
+    for s in dig(obj, "spec", "resourceSelectors", default=[]):
+        if isinstance(s, dict):
+            out.append(f"{s.get('kind', '')}/{s.get('name', '*')}")
+    return ",".join(out) or "<none>"
+
+
+def _placement_clusters(obj: Object) -> str:
+    names = dig(obj, "spec", "placement", "clusterAffinity", "clusterNames", default=[])
+    return ",".join(str(n) for n in names) or "<any>"
+
+
+def _binding_resource(obj: Object) -> str:
+    ref = dig(obj, "spec", "resource", default={})
+    return f"{ref.get('kind', '')}/{ref.get('name', '')}" if ref else "<none>"
+
+
+def _binding_clusters(obj: Object) -> str:
+    out = []
+    for c in dig(obj, "spec", "clusters", default=[]):
+        if isinstance(c, dict):
+            r = c.get("replicas")
+            out.append(f"{c.get('name')}:{r}" if r is not None else str(c.get("name")))
+    return ",".join(out) or "<none>"
+
+
+def _event_object(obj: Object) -> str:
+    ref = obj.get("involvedObject") or {}
+    return f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}"
+
+
+def _endpoints(obj: Object) -> str:
+    eps = obj.get("endpoints") or dig(obj, "spec", "endpoints", default=[])
+    return str(len(eps)) if isinstance(eps, list) else "0"
+
+
+register_columns(
+    "Cluster",
+    Column("READY", _cluster_ready),
+    Column("REGION", _field("spec", "region")),
+    Column("ZONE", _field("spec", "zone")),
+    Column("PROVIDER", _field("spec", "provider")),
+    Column("RUNTIME", _field("spec", "runtime"), wide=True),
+    Column("INGRESS", _field("spec", "ingressAddress"), wide=True),
+    Column("TAINTS", _taints, wide=True),
+)
+register_columns(
+    "Deployment",
+    Column("READY", _deploy_ready),
+    Column("UP-TO-DATE", _field("status", "updatedReplicas", default="0")),
+    Column("AVAILABLE", _field("status", "availableReplicas", default="0")),
+    Column("CONTAINERS", _containers("name"), wide=True),
+    Column("IMAGES", _containers("image"), wide=True),
+    Column("SELECTOR", _selector, wide=True),
+)
+register_columns(
+    "Service",
+    Column("TYPE", _field("spec", "type", default="ClusterIP")),
+    Column("PORT(S)", _ports),
+    Column("SELECTOR", _selector, wide=True),
+)
+register_columns("ConfigMap", Column("DATA", _data_count))
+register_columns("Secret", Column("TYPE", _field("type", default="Opaque")),
+                 Column("DATA", _data_count))
+for _kind in ("PropagationPolicy", "ClusterPropagationPolicy"):
+    register_columns(_kind, Column("RESOURCES", _selectors),
+                     Column("CLUSTERS", _placement_clusters, wide=True))
+for _kind in ("OverridePolicy", "ClusterOverridePolicy"):
+    register_columns(_kind, Column("RESOURCES", _selectors),
+                     Column("RULES", _count("spec", "overrideRules"), wide=True))
+register_columns(
+    "ResourceBinding",
+    Column("RESOURCE", _binding_resource),
+    Column("CLUSTERS", _binding_clusters),
+    Column("SCHEDULED", lambda o: condition(o, "Scheduled"), wide=True),
+)
+register_columns(
+    "Work",
+    Column("MANIFESTS", _count("spec", "workload", "manifests")),
+    Column("APPLIED", lambda o: condition(o, "Applied")),
+)
+register_columns("ServiceExport", Column("VALID", lambda o: condition(o, "Valid")))
+register_columns("ServiceImport", Column("TYPE", _field("spec", "type")),
+                 Column("PORT(S)", _ports))
+register_columns("EndpointSlice", Column("ENDPOINTS", _endpoints))
+register_columns("Lease", Column("HOLDER", _field("spec", "holderIdentity", default="<none>")),
+                 Column("RENEWED", lambda o: age(dig(o, "spec", "renewTime"))))
+register_columns(
+    "Event",
+    Column("LAST SEEN", lambda o: age(o.get("lastTimestamp"))),
+    Column("TYPE", _field("type")),
+    Column("REASON", _field("reason")),
+    Column("OBJECT", _event_object),
+    Column("COUNT", _field("count", default="1"), wide=True),
+    Column("MESSAGE", _field("message")),
+)
+for _kind in ("TrafficPolicy", "RolloutPolicy", "FederatedAutoscaler"):
+    register_columns(_kind, Column("LABELS", _labels, wide=True))

@@ -1,0 +1,136 @@
+"""``flotilla up`` (the embedded default) and ``flotilla status``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flotilla.cli.output import echo, note, table
+from flotilla.cli.session import CliError
+from flotilla.up.state import DEFAULT_DATA_DIR, read_state
+from flotilla.up.supervisor import Up, UpOptions, group_alive
+from flotilla.up.topology import TopologyError, default_clusters, load_clusters
+
+DEMO_DIR = Path(__file__).resolve().parents[3] / "examples" / "shop"
+
+
+@click.command(epilog="""\b
+Examples:
+  flotilla up --demo                    # 3 clusters, gateway, DNS and the shop demo
+  flotilla up --clusters 5
+  flotilla up --config clusters.yaml    # name, region, zone, labels, nodes per cluster
+Then, in another terminal in the same folder:
+  flotilla status
+  flotilla get clusters
+  flotilla chaos kill-cluster east-1
+""")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=DEFAULT_DATA_DIR, show_default=True,
+              help="SQLite store, tokens, logs and pods' state.")
+@click.option("--clusters", "count", type=click.IntRange(min=1, max=200), default=3,
+              show_default=True, help="How many local clusters (ignored with --config).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="clusters.yaml naming each cluster.")
+@click.option("--listen", default="127.0.0.1:8443", show_default=True, metavar="HOST:PORT",
+              help="The API server.")
+@click.option("--gateway-listen", default="127.0.0.1:8080", show_default=True,
+              metavar="HOST:PORT", help="The global gateway ('' to not start it).")
+@click.option("--gateway-admin-listen", default="127.0.0.1:8081", show_default=True,
+              metavar="HOST:PORT", help="The gateway's /metrics.")
+@click.option("--dns-listen", default="127.0.0.1:8053", show_default=True,
+              metavar="HOST:PORT", help="The smart DNS ('' to not start it).")
+@click.option("--dns-admin-listen", default="127.0.0.1:8054", show_default=True,
+              metavar="HOST:PORT", help="The DNS's /metrics.")
+@click.option("--zone", "dns_zone", default="example.test", show_default=True,
+              help="The DNS zone served (global names).")
+@click.option("--heartbeat-interval", type=click.FloatRange(min=0.05), default=1.0,
+              show_default=True)
+@click.option("--cluster-grace-period", type=click.FloatRange(min=0.1), default=3.0,
+              show_default=True, help="Seconds without heartbeat before a cluster is "
+              "Unknown and tainted unreachable.")
+@click.option("--demo", is_flag=True, help="Apply the shop example once everything is up.")
+def up(data_dir: Path, count: int, config_path: Path | None, listen: str,
+       gateway_listen: str, gateway_admin_listen: str, dns_listen: str,
+       dns_admin_listen: str, dns_zone: str, heartbeat_interval: float,
+       cluster_grace_period: float, demo: bool) -> None:
+    """Run a whole Flotilla on this machine until Ctrl-C: a control plane on SQLite, local
+    member clusters whose pods are real processes, a global gateway and a smart DNS.
+
+    Writes DATA_DIR/up.json (server, token, where everything listens) so that other
+    flotilla commands run in the same folder need no flags. Ctrl-C or SIGTERM stops
+    every process it started.
+    """
+    try:
+        plans = load_clusters(config_path) if config_path else default_clusters(count)
+    except TopologyError as exc:
+        raise CliError(str(exc), exit_code=2) from None
+    opts = UpOptions(
+        data_dir=data_dir, clusters=plans, listen=listen,
+        gateway_listen=gateway_listen or None, gateway_admin_listen=gateway_admin_listen or None,
+        dns_listen=dns_listen or None, dns_admin_listen=dns_admin_listen or None,
+        dns_zone=dns_zone, heartbeat_interval=heartbeat_interval,
+        cluster_grace_period=cluster_grace_period,
+    )
+    runner = Up(opts, say=echo)
+    try:
+        state = runner.start()
+        if demo:
+            _apply_demo(state)
+        _summary(state, opts)
+        runner.wait()
+    except (TimeoutError, RuntimeError, OSError) as exc:
+        raise CliError(f"flotilla up: {exc}") from None
+    finally:
+        runner.stop()
+
+
+def _apply_demo(state: dict[str, Any]) -> None:
+    from flotilla.cli.main import run
+
+    if not DEMO_DIR.is_dir():
+        raise CliError(f"the demo files are missing: {DEMO_DIR}")
+    code = run(["apply", "-f", str(DEMO_DIR), "--server", state["server"],
+                "--token", state["token"]])
+    if code:
+        raise CliError("applying the demo failed (see above)")
+
+
+def _summary(state: dict[str, Any], opts: UpOptions) -> None:
+    echo("")
+    echo("Flotilla is up. Ctrl-C stops everything.")
+    echo(f"  API server   {state['server']}")
+    if "gateway" in state:
+        echo(f"  gateway      http://{state['gateway']['listen']}   "
+             f"(metrics http://{opts.gateway_admin_listen}/metrics)")
+    if "dns" in state:
+        echo(f"  DNS          {state['dns']['listen']} zone {opts.dns_zone}   "
+             f"(dig @{state['dns']['listen'].split(':')[0]} -p "
+             f"{state['dns']['listen'].split(':')[1]} shop.{opts.dns_zone})")
+    echo(f"  admin token  {state['token']}")
+    echo(f"  state        {state['dataDir']}/up.json  (flotilla commands here use it)")
+    echo("Try: flotilla get clusters | flotilla get deploy -o wide | flotilla status")
+
+
+@click.command(epilog="Reads DATA_DIR/up.json written by 'flotilla up'.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=DEFAULT_DATA_DIR, show_default=True)
+def status(data_dir: Path) -> None:
+    """Show what 'flotilla up' runs here and whether each part is alive."""
+    try:
+        state = read_state(data_dir)
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from None
+    note(f"API server {state['server']}  (up pid {state.get('pid')})")
+    rows = []
+    for c in state.get("clusters", []):
+        alive = group_alive(int(c["pgid"])) if c.get("pgid") else False
+        rows.append([c["name"], c.get("region", ""), c.get("zone", ""), c.get("address", ""),
+                     str(c.get("pgid", "")), "running" if alive else "dead"])
+    for part in ("gateway", "dns"):
+        if isinstance(state.get(part), dict):
+            p = state[part]
+            rows.append([part, "", "", p.get("listen", ""), str(p.get("pgid", "")),
+                         "running" if group_alive(int(p["pgid"])) else "dead"])
+    table(["NAME", "REGION", "ZONE", "ADDRESS", "PGID", "STATE"], rows)
