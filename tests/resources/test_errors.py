@@ -215,3 +215,19 @@ def test_secret_data_must_be_base64() -> None:
            "data": {"ok": "aGVsbG8=", "bad": "not base64!"}, "stringData": {"plain": "x"}}
     assert _errors(doc) == {
         "data.bad": "invalid base64 data (use stringData for plain text)"}
+
+
+def test_label_selector_operators_and_values() -> None:
+    doc = _policy()
+    doc["spec"]["resourceSelectors"][0]["labelSelector"] = {"matchExpressions": [
+        {"key": "app", "operator": "In"},
+        {"key": "tier", "operator": "Exists", "values": ["x"]},
+        {"key": "zone", "operator": "Gt", "values": ["1"]},
+    ]}
+    base = "spec.resourceSelectors[0].labelSelector.matchExpressions"
+    assert _errors(doc) == {
+        f"{base}[0]": "operator In needs at least one value",
+        f"{base}[1]": "operator Exists takes no values",
+        f"{base}[2].operator":
+            "expected 'In', 'NotIn', 'Exists' or 'DoesNotExist', got 'Gt'",
+    }

@@ -58,6 +58,7 @@ __all__ = [
     "SpreadConstraint",
     "StaticClusterWeight",
     "Toleration",
+    "purge_mode",
 ]
 
 FLOTILLA_POLICY_GROUP = "policy.flotilla.io"
@@ -176,6 +177,8 @@ class Placement(Model):
     cluster_tolerations: list[Toleration] = []
     spread_constraints: list[SpreadConstraint] = []
     replica_scheduling: ReplicaSchedulingStrategy | None = None
+    # Karmada >= 1.15: co-locate / separate workloads by a label. Not implemented.
+    workload_affinity: Unsupported = None
 
     @model_validator(mode="after")
     def _one_affinity_form(self) -> Placement:
@@ -197,7 +200,18 @@ class Placement(Model):
 
 # --- failover --------------------------------------------------------------------------
 
-PurgeMode = Literal["Immediately", "Graciously", "Never"]
+#: Karmada >= 1.12 spells the first two ``Directly``/``Gracefully`` (cluster failover uses
+#: only those); both spellings are accepted, `purge_mode` maps them to one meaning.
+PurgeMode = Literal["Immediately", "Graciously", "Never", "Directly", "Gracefully"]
+_PURGE_SYNONYMS: dict[str, Literal["Immediately", "Graciously", "Never"]] = {
+    "Directly": "Immediately", "Gracefully": "Graciously",
+    "Immediately": "Immediately", "Graciously": "Graciously", "Never": "Never",
+}
+
+
+def purge_mode(mode: PurgeMode) -> Literal["Immediately", "Graciously", "Never"]:
+    """One name per behaviour, whichever Karmada release's spelling the policy used."""
+    return _PURGE_SYNONYMS[mode]
 
 
 class DecisionConditions(Model):
@@ -212,7 +226,7 @@ class ApplicationFailoverBehavior(Model):
 
 
 class ClusterFailoverBehavior(Model):
-    purge_mode: PurgeMode = "Graciously"
+    purge_mode: PurgeMode = "Gracefully"
     state_preservation: Unsupported = None
 
 

@@ -79,6 +79,10 @@ class GracefulEvictionTask(Model):
     replicas: NonNegInt | None = None
     reason: str = ""
     message: str = ""
+    #: The controller that asked for the eviction (failover, taint manager...).
+    producer: str = ""
+    #: Keep the old replicas until a person clears this (purgeMode Never).
+    suppress_deletion: bool | None = None
     purge_mode: PurgeMode = "Graciously"
     grace_period_seconds: NonNegInt | None = None
     creation_timestamp: Timestamp | None = None
