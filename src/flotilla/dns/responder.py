@@ -250,7 +250,9 @@ def _render(response: dns.message.Message, query: dns.message.Message, tcp: bool
         limit = max(512, min(query.payload, OUR_PAYLOAD))
     else:
         limit = 512
-    return response.to_wire(max_size=limit, prefer_truncation=True)
+    # No shuffle: the order is the strategy's decision (round-robin rotation), and
+    # dnspython would otherwise randomise it.
+    return response.to_wire(max_size=limit, prefer_truncation=True, want_shuffle=False)
 
 
 def header_only(wire: bytes, rcode: dns.rcode.Rcode = dns.rcode.SERVFAIL) -> bytes:

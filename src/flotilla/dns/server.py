@@ -14,11 +14,12 @@ import contextlib
 import ipaddress
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, cast
 
 from flotilla.client.base import ResourceClient
+from flotilla.client.http import HttpClient
 from flotilla.dns.config_source import ConfigSource
 from flotilla.dns.geo import GeoTable
 from flotilla.dns.metrics import DnsMetrics, serve_admin
@@ -213,24 +214,22 @@ async def run_dns(
     geo_table: dict[str, str] | None = None,
     ttl: int = DEFAULT_TTL,
     client: ResourceClient | None = None,
+    on_listening: Callable[[str, int], None] | None = None,
 ) -> None:
     """Serve DNS for ``zone`` and clusterset.local from the API at ``server`` until
-    cancelled. ``client`` replaces the HTTP client (tests, or in-process embedding)."""
-    if client is None:
-        client = _http_client(server, token)
+    cancelled. ``client`` replaces the HTTP client (in-process embedding, tests);
+    ``on_listening(host, port)`` is called once both sockets are bound (port 0 picks one)."""
+    own_client = client is None
+    api: ResourceClient = HttpClient(server, token) if client is None else client
     dns_server = DnsServer(None, listen=listen, admin_listen=admin_listen, geo_table=geo_table)
-    source = ConfigSource(client, zone, dns_server.update, ttl=ttl)
-    async with dns_server:
-        log.info("dns: serving %s and clusterset.local on %s:%d", zone, dns_server.host,
-                 dns_server.port)
-        await source.run()
-
-
-def _http_client(server: str, token: str) -> ResourceClient:
-    # Imported late: the HTTP client is its own component and the DNS must stay importable
-    # (and testable from static models) without it.
-    import importlib
-
-    module = importlib.import_module("flotilla.client.http")
-    client: ResourceClient = module.HttpClient(server, token=token)
-    return client
+    source = ConfigSource(api, zone, dns_server.update, ttl=ttl)
+    try:
+        async with dns_server:
+            log.info("dns: serving %s and clusterset.local on %s:%d", zone, dns_server.host,
+                     dns_server.port)
+            if on_listening is not None:
+                on_listening(dns_server.host, dns_server.port)
+            await source.run()
+    finally:
+        if own_client and isinstance(api, HttpClient):
+            await api.close()
