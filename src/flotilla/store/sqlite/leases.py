@@ -81,5 +81,8 @@ class LeaseKeeper:
             if wait > 0:
                 # A timer, not synchronisation: wake at the next deadline, or earlier
                 # when a lease is added or renewed.
+                # asyncio.timeout rather than wait_for: on 3.11, wait_for swallows a
+                # cancel that lands just as the event fires, and close() would hang.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), timeout=wait)
+                    async with asyncio.timeout(wait):
+                        await self._changed.wait()

@@ -1,0 +1,102 @@
+"""Leases: expiry and revocation delete attached objects; keepalive; restart semantics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import aclosing
+from pathlib import Path
+
+import pytest
+
+from flotilla.store.base import NotFound, WatchEvent
+from flotilla.store.sqlite import SqliteStore, open_sqlite_store
+from tests.helpers import wait_for
+from tests.store.conftest import cm
+
+R = "configmaps"
+
+
+async def gone(store: SqliteStore, name: str) -> bool:
+    try:
+        await store.get(R, "default", name)
+    except NotFound:
+        return True
+    return False
+
+
+async def test_expiry_deletes_attached_objects_with_events(store: SqliteStore) -> None:
+    lease = await store.grant_lease(0.3)
+    assert lease.ttl == pytest.approx(0.3)
+    await store.create(R, cm("held1"), lease_id=lease.id)
+    await store.create(R, cm("held2"), lease_id=lease.id)
+    await store.create(R, cm("free"))
+    started = time.monotonic()
+    await wait_for(lambda: gone(store, "held1"), timeout=5, what="lease expiry")
+    assert time.monotonic() - started >= 0.2
+    assert await gone(store, "held2")
+    assert not await gone(store, "free")
+    with pytest.raises(NotFound, match=f"lease {lease.id}"):
+        await store.keepalive(lease.id)
+    with pytest.raises(NotFound):
+        await store.lease_info(lease.id)
+    with pytest.raises(NotFound, match="lease"):
+        await store.create(R, cm("late"), lease_id=lease.id)
+
+    events: list[WatchEvent] = []
+    async with aclosing(store.watch(R, since=3)) as stream:
+        async for event in stream:
+            events.append(event)
+            if len(events) == 2:
+                break
+    assert [(e.type, e.object["metadata"]["name"]) for e in events] == [
+        ("DELETED", "held1"), ("DELETED", "held2")]
+
+
+async def test_keepalive_holds_the_lease(store: SqliteStore) -> None:
+    lease = await store.grant_lease(0.4)
+    await store.create(R, cm("held"), lease_id=lease.id)
+    deadline = time.monotonic() + 1.2  # three TTLs, renewed every ~0.1 s
+    renewals = 0
+    while time.monotonic() < deadline:
+        renewed = await store.keepalive(lease.id)
+        renewals += 1
+        assert renewed.remaining == pytest.approx(0.4)
+        await asyncio.sleep(0.1)  # the heartbeat interval, not synchronisation
+    assert renewals >= 5
+    assert not await gone(store, "held")
+    info = await store.lease_info(lease.id)
+    assert 0 < info.remaining <= 0.4
+
+
+async def test_revoke_deletes_at_once(store: SqliteStore) -> None:
+    lease = await store.grant_lease(60)
+    await store.create(R, cm("held"), lease_id=lease.id)
+    await store.revoke_lease(lease.id)
+    assert await gone(store, "held")
+    with pytest.raises(NotFound):
+        await store.revoke_lease(lease.id)
+    with pytest.raises(ValueError, match="ttl"):
+        await store.grant_lease(0)
+
+
+async def test_leases_survive_restart_with_a_fresh_ttl(tmp_path: Path) -> None:
+    store = await open_sqlite_store(tmp_path / "d")
+    try:
+        lease = await store.grant_lease(30)
+        await store.create(R, cm("held"), lease_id=lease.id)
+        short = await store.grant_lease(0.5)
+        await store.create(R, cm("short"), lease_id=short.id)
+    finally:
+        await store.close()
+    store = await open_sqlite_store(tmp_path / "d")
+    try:
+        info = await store.lease_info(lease.id)
+        assert info.remaining > 29  # full TTL again, as etcd does after a restart
+        assert not await gone(store, "held")
+        # A lease not renewed after the restart still expires.
+        await wait_for(lambda: gone(store, "short"), timeout=5, what="restored lease expiry")
+        other = await store.grant_lease(1)
+        assert other.id not in (lease.id, short.id)
+    finally:
+        await store.close()
