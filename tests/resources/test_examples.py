@@ -139,3 +139,20 @@ def test_model_strictness_follows_the_kind_table() -> None:
     for kind in KINDS:
         extra = MODELS[kind.kind].model_config.get("extra")
         assert extra == ("forbid" if kind.strict else "allow"), kind.kind
+
+
+def test_kubectl_dry_run_output_with_nulls_is_accepted() -> None:
+    doc = load_documents(EXAMPLES / "kubectl-dry-run-deployment.yaml")[0]
+    assert validate_object(doc).kind == "Deployment"
+    assert parse_as(doc, Deployment).spec.template.spec.containers[0].image == "shop:1"
+
+
+def test_null_means_not_set_but_not_inside_lists() -> None:
+    doc = load_documents(EXAMPLES / "issue8-rolloutpolicy.yaml")[0]
+    doc["metadata"]["labels"] = None
+    doc["spec"]["analysis"]["maxP99Latency"] = None
+    spec = parse_as(doc, RolloutPolicy).spec
+    assert spec.analysis is not None
+    assert spec.analysis.max_p99_latency is None
+    doc["spec"]["waves"].append(None)
+    assert _errors(doc) == {"spec.waves[3]": "expected an object, got null"}

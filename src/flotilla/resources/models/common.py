@@ -65,6 +65,21 @@ __all__ = [
 UNSUPPORTED = "field is not supported by Flotilla"
 
 
+def _drop_nulls(data: Any) -> Any:
+    """In Kubernetes JSON a ``null`` member means "not set".
+
+    YAML makes nulls easy to write by accident (``labels:`` with every line commented
+    out) and tools emit them (``kubectl create --dry-run -o yaml`` writes
+    ``creationTimestamp: null``); Kubernetes accepts both, so Flotilla does too. Done per
+    model on its own members (a C-level scan when there is none), not by walking the
+    whole object, because it runs on every API write. Nulls inside lists and maps stay
+    and are reported.
+    """
+    if isinstance(data, dict) and None in data.values():
+        return {k: v for k, v in data.items() if v is not None}
+    return data
+
+
 class Model(BaseModel):
     """Base of Flotilla's own kinds: strict types, unknown fields rejected."""
 
@@ -74,6 +89,11 @@ class Model(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_unset(cls, data: Any) -> Any:
+        return _drop_nulls(data)
 
 
 class Loose(BaseModel):
@@ -85,6 +105,11 @@ class Loose(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_unset(cls, data: Any) -> Any:
+        return _drop_nulls(data)
 
 
 NonNegInt = Annotated[int, Field(ge=0)]
