@@ -156,3 +156,14 @@ def test_null_means_not_set_but_not_inside_lists() -> None:
     assert spec.analysis.max_p99_latency is None
     doc["spec"]["waves"].append(None)
     assert _errors(doc) == {"spec.waves[3]": "expected an object, got null"}
+
+
+def test_cluster_capacity_accepts_kubernetes_node_figures() -> None:
+    doc = next(d for d in EVERY_KIND if d["kind"] == "Cluster")
+    doc = {**doc, "status": {"capacity": {"cpu": 4, "memory": "8053040Ki", "pods": "110"}}}
+    capacity = parse_as(doc, Cluster).status.capacity
+    assert capacity is not None
+    assert (capacity.cpu_cores, capacity.memory_bytes, capacity.pods) == (4.0, 8053040 * 1024, 110)
+    doc["status"]["capacity"]["pods"] = "lots"
+    assert _errors(doc) == {
+        "status.capacity.pods": "expected a non-negative integer, got 'lots'"}

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, PlainValidator
+from pydantic_core import PydanticCustomError
 
-from flotilla.resources.models.common import Condition, Model, NonNegInt, Quantity, Timestamp
+from flotilla.resources.models.common import (
+    Condition,
+    Model,
+    NonNegInt,
+    Quantity,
+    Timestamp,
+    parse_cpu,
+    parse_memory,
+    show_value,
+)
 from flotilla.resources.models.meta import Object
 
 __all__ = [
@@ -44,10 +54,30 @@ class ClusterSpec(Model):
     api_endpoint: str | None = None
 
 
+def _count(value: Any) -> int:
+    """A pod count: an integer, or Kubernetes' quantity string form (``"110"``)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise PydanticCustomError("count", "expected a non-negative integer, got {got}",
+                              {"got": show_value(value)})
+
+
 class ResourceSummary(Model):
+    """Capacity figures; an agent may copy them from Kubernetes nodes (all strings)."""
+
     cpu: Quantity | None = None
     memory: Quantity | None = None
-    pods: NonNegInt | None = None
+    pods: Annotated[int, PlainValidator(_count, json_schema_input_type=int | str)] | None = None
+
+    @property
+    def cpu_cores(self) -> float | None:
+        return None if self.cpu is None else parse_cpu(self.cpu)
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return None if self.memory is None else parse_memory(self.memory)
 
 
 class NodeSummary(Model):
