@@ -52,6 +52,8 @@ def test_strategy_mapping_and_dns_override() -> None:
         traffic_policy("c", ["c.global.test"], strategy="LeastRequest"),
         traffic_policy("d", ["d.global.test"], strategy="Locality",
                        dns={"strategy": "Failover", "ttl": 30}),
+        traffic_policy("e", ["e.global.test"], dns={"strategy": "WeightedRoundRobin",
+                                                    "ttl": "1m"}),
     ])
     got = {h: (n.strategy, n.ttl) for h, n in model.names.items()}
     assert got == {
@@ -59,6 +61,7 @@ def test_strategy_mapping_and_dns_override() -> None:
         "b.global.test": ("Geo", 5),
         "c.global.test": ("RoundRobin", 5),
         "d.global.test": ("Failover", 30),
+        "e.global.test": ("Weighted", 60),
     }
 
 

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from flotilla.resources.models.common import parse_duration
+
 Strategy = Literal["RoundRobin", "Weighted", "Failover", "Geo"]
 STRATEGIES: tuple[Strategy, ...] = ("RoundRobin", "Weighted", "Failover", "Geo")
 DEFAULT_TTL = 5
@@ -38,6 +40,7 @@ _FROM_GATEWAY: dict[str, Strategy] = {
     "Failover": "Failover",
     "Locality": "Geo",
     "Geo": "Geo",
+    "All": "RoundRobin",
 }
 
 Obj = Mapping[str, Any]
@@ -265,9 +268,7 @@ def _global_names(
     spec = _dict(tp.get("spec"))
     dns_spec = _dict(spec.get("dns"))
     strategy = _strategy(spec, dns_spec)
-    ttl = dns_spec.get("ttl", default_ttl)
-    if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0:
-        raise ValueError(f"spec.dns.ttl must be a non-negative integer, got {ttl!r}")
+    ttl = _ttl(dns_spec.get("ttl", default_ttl))
     weights = _weights(spec)
     failover = tuple(
         str(r) for r in _list(_dict(spec.get("locality")).get("failover")) if isinstance(r, str)
@@ -302,15 +303,29 @@ def _global_names(
 
 
 def _strategy(spec: Obj, dns_spec: Obj) -> Strategy:
+    """``spec.dns.strategy`` if set (our names, or the TrafficPolicy model's
+    WeightedRoundRobin/Locality/All), else derived from ``spec.strategy.type``."""
     explicit = dns_spec.get("strategy")
     if explicit is not None:
-        if explicit not in STRATEGIES:
+        if explicit not in _FROM_GATEWAY:
             raise ValueError(
                 f"spec.dns.strategy must be one of {', '.join(STRATEGIES)}, got {explicit!r}"
             )
-        return explicit  # type: ignore[no-any-return]
+        return _FROM_GATEWAY[explicit]
     gateway = _dict(spec.get("strategy")).get("type")
     return _FROM_GATEWAY.get(str(gateway), "RoundRobin")
+
+
+def _ttl(raw: Any) -> int:
+    """Whole seconds: ``30`` or a Go duration ``"30s"``, as the TrafficPolicy model allows."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        return raw
+    if isinstance(raw, str):
+        try:
+            return round(parse_duration(raw))
+        except ValueError:
+            pass
+    raise ValueError(f"spec.dns.ttl must be seconds or a duration such as '30s', got {raw!r}")
 
 
 def _weights(spec: Obj) -> dict[str, int]:
