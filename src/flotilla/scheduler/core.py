@@ -155,7 +155,8 @@ class Scheduler:
             capacity_matters = placement.strategy in ("Aggregated", "DynamicWeight")
             picked, error = spread.select(
                 placement.spread, eligible, available,
-                workload.replicas - sum(held.values()) if capacity_matters else None)
+                workload.replicas - sum(held.values()) if capacity_matters else None,
+                held.keys())
             if error is not None:
                 head = summarize(len(self.clusters), len(eligible), reasons)
                 return _Selection((), available, frozen_reasons, f"{head}; {error}")
@@ -169,7 +170,8 @@ class Scheduler:
         if strategy == "Duplicated":
             return divide.duplicated(chosen, replicas)
         if strategy == "StaticWeight":
-            targets = divide.static_weights(chosen, placement.static_weights, replicas, held)
+            targets = divide.static_weights(chosen, placement.static_weights, replicas,
+                                             workload.current)
         else:
             targets = divide.dynamic(chosen, selection.available, replicas, workload.current,
                                      aggregated=strategy == "Aggregated")

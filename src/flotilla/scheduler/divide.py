@@ -52,16 +52,42 @@ def duplicated(candidates: Sequence[ClusterInfo], replicas: int) -> list[Target]
 
 
 def static_weights(candidates: Sequence[ClusterInfo], rules: Sequence[WeightRule],
-                   replicas: int, last: Mapping[str, int]) -> list[Target]:
-    """Karmada's ``getStaticWeightInfoList`` + ``Dispenser`` (see the module docstring)."""
+                   replicas: int, current: Sequence[Target]) -> list[Target]:
+    """Karmada's ``getStaticWeightInfoList`` + ``Dispenser`` (see the module docstring),
+    made stable when the workload is already placed.
+
+    Karmada recomputes a static split from scratch on every change, so a scale-up can
+    take a replica *away* from a cluster (its remainder moves elsewhere) and a cluster
+    loss can move replicas between two healthy clusters. We start from the current
+    placement instead and add (or remove) replicas one at a time on the cluster
+    furthest below (above) its Karmada share; the result is kept only if no cluster
+    ends more than one replica away from Karmada's split, otherwise (a policy change)
+    Karmada's split is taken as is. A first placement is always exactly Karmada's.
+    """
     weights: list[Weight] = []
+    last = dict(current)
     for c in candidates:
         weight = max((r.weight for r in rules if r.target.matches(c)), default=0)
         if weight > 0:
             weights.append((c.name, weight, last.get(c.name, 0)))
     if not weights:
         weights = [(c.name, 1, 0) for c in candidates]
-    return dispense(replicas, weights)
+    split = dispense(replicas, weights)
+    weight_of = {n: w for n, w, _ in weights}
+    placed = {n: r for n, r in current if n in weight_of and r > 0}
+    if not placed or (sum(placed.values()) == replicas and len(placed) == len(current)):
+        return split
+    share = dict(split)
+    step = 1 if sum(placed.values()) < replicas else -1
+    for _ in range(abs(replicas - sum(placed.values()))):
+        if step > 0:
+            name = min(weight_of, key=lambda n: (placed.get(n, 0) - share[n], -weight_of[n], n))
+        else:
+            name = max(placed, key=lambda n: (placed[n] - share[n], -weight_of[n], n))
+        placed[name] = placed.get(name, 0) + step
+    if any(abs(placed.get(name, 0) - n) > 1 for name, n in share.items()):
+        return split
+    return sorted(placed.items())
 
 
 def dynamic(candidates: Sequence[ClusterInfo], available: Mapping[str, int], replicas: int,

@@ -21,6 +21,7 @@ Every failure returns a sentence a user can act on instead of a cluster list.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from .types import ClusterInfo, SpreadConstraint
@@ -38,25 +39,27 @@ class _Group:
 
 
 def select(constraints: Sequence[SpreadConstraint], ranked: Sequence[ClusterInfo],
-           available: Mapping[str, int], need_replicas: int | None
-           ) -> tuple[list[ClusterInfo], str | None]:
+           available: Mapping[str, int], need_replicas: int | None,
+           held: AbstractSet[str] = frozenset()) -> tuple[list[ClusterInfo], str | None]:
     """Pick clusters from ``ranked`` (best first) honouring ``constraints``.
 
     ``need_replicas`` is ``None`` when capacity does not matter (Duplicated, static
-    weights); otherwise the chosen clusters must be able to take that many replicas.
+    weights); otherwise the chosen clusters must be able to take that many more
+    replicas. ``held`` clusters already run the workload: they are ranked first and
+    kept whenever the constraints allow, so that rescheduling does not move them.
     Returns (clusters, None) or ([], reason).
     """
     by_cluster = next((c for c in constraints if c.field == "cluster"), None)
     by_group = next((c for c in constraints if c.field != "cluster"), None)
     if by_group is None:
         assert by_cluster is not None
-        return _by_cluster(by_cluster, ranked, available, need_replicas)
-    return _by_group(by_group, by_cluster, ranked, available, need_replicas)
+        return _by_cluster(by_cluster, ranked, available, need_replicas, held)
+    return _by_group(by_group, by_cluster, ranked, available, need_replicas, held)
 
 
 def _by_cluster(constraint: SpreadConstraint, ranked: Sequence[ClusterInfo],
-                available: Mapping[str, int], need_replicas: int | None
-                ) -> tuple[list[ClusterInfo], str | None]:
+                available: Mapping[str, int], need_replicas: int | None,
+                held: AbstractSet[str]) -> tuple[list[ClusterInfo], str | None]:
     total = len(ranked)
     if total < constraint.min_groups:
         return [], (f"spread by cluster needs at least {constraint.min_groups} clusters, "
@@ -69,6 +72,9 @@ def _by_cluster(constraint: SpreadConstraint, ranked: Sequence[ClusterInfo],
     # the roomiest left-over cluster until the chosen ones can hold the replicas.
     slot = len(chosen) - 1
     while sum(available[c.name] for c in chosen) < need_replicas and slot >= 0:
+        if chosen[slot].name in held:
+            slot -= 1
+            continue
         best, best_i = available[chosen[slot].name], -1
         for i, c in enumerate(rest):
             if available[c.name] > best:
@@ -85,7 +91,8 @@ def _by_cluster(constraint: SpreadConstraint, ranked: Sequence[ClusterInfo],
 
 def _by_group(constraint: SpreadConstraint, by_cluster: SpreadConstraint | None,
               ranked: Sequence[ClusterInfo], available: Mapping[str, int],
-              need_replicas: int | None) -> tuple[list[ClusterInfo], str | None]:
+              need_replicas: int | None, held: AbstractSet[str]
+              ) -> tuple[list[ClusterInfo], str | None]:
     members: dict[str, list[ClusterInfo]] = {}
     for c in ranked:  # ranked order is kept inside each group: best cluster first
         key = constraint.group_of(c)
@@ -100,8 +107,10 @@ def _by_group(constraint: SpreadConstraint, by_cluster: SpreadConstraint | None,
         return [], (f"spread by {what} needs at least {constraint.min_groups} groups, "
                     f"{len(groups)} feasible")
     min_clusters = by_cluster.min_groups if by_cluster else 1
-    chosen = _choose_groups(groups, constraint.min_groups,
-                            min(constraint.max_groups or len(groups), len(groups)),
+    high = min(constraint.max_groups or len(groups), len(groups))
+    # Groups holding replicas rank first; trying at least that many groups keeps them all.
+    holding = sum(1 for g in groups if any(c.name in held for c in g.clusters))
+    chosen = _choose_groups(groups, min(max(constraint.min_groups, holding), high), high,
                             min_clusters, need_replicas or 0)
     if chosen is None:
         limit = constraint.max_groups or len(groups)
@@ -118,7 +127,7 @@ def _by_group(constraint: SpreadConstraint, by_cluster: SpreadConstraint | None,
     if wanted < len(picked):
         return [], (f"spread by {what} needs {len(picked)} groups but spread by cluster "
                     f"allows only {wanted} clusters")
-    spare.sort(key=lambda c: (-available[c.name], rank[c.name]))
+    spare.sort(key=lambda c: (c.name not in held, -available[c.name], rank[c.name]))
     return picked + spare[: wanted - len(picked)], None
 
 
