@@ -16,10 +16,12 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     parser.add_argument("--keep-revisions", type=int, default=None,
                         help="watch history kept in the store, in revisions")
+    parser.add_argument("--bookmark-interval", type=float, default=5.0,
+                        help="seconds between BOOKMARK events on an idle watch")
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     args = _args()
     main(args.data_dir, args.listen, max_body_bytes=args.max_body_bytes,
-         keep_revisions=args.keep_revisions)
+         keep_revisions=args.keep_revisions, bookmark_interval=args.bookmark_interval)

@@ -2,19 +2,19 @@
 
 Built once per process from `flotilla.resources.kinds.KINDS` (paths) and the models'
 ``model_json_schema()`` (bodies), so it cannot drift from what the server validates.
-Kinds without a model of ours (Kubernetes kinds stored as given) get an open object
-schema. Served without authentication: it describes the API, holds no data, and lets
-tools discover the server before a token is configured.
+A kind whose model cannot render a schema gets an open object schema rather than
+breaking the whole document. Served without authentication: it describes the API,
+holds no data, and lets tools discover the server before a token is configured.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from functools import cache
 from typing import Any
 
 from flotilla.resources.kinds import KINDS, Kind
+from flotilla.resources.models import MODELS
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +46,11 @@ _STATUS_SCHEMA: dict[str, Any] = {
 
 def _model_schema(kind: Kind) -> dict[str, Any] | None:
     """The JSON schema of ``kind``'s pydantic model, or None when it has none."""
-    try:
-        models = importlib.import_module("flotilla.resources.models")
-    except ImportError:
-        return None
-    model = getattr(models, kind.kind, None)
-    schema_fn = getattr(model, "model_json_schema", None)
-    if schema_fn is None:
+    model = MODELS.get(kind.kind)
+    if model is None:
         return None
     try:
-        schema: dict[str, Any] = schema_fn(ref_template="#/components/schemas/{model}")
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     except Exception:  # a schema we cannot render must not take the document down
         log.exception("no OpenAPI schema for %s", kind.kind)
         return None

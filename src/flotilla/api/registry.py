@@ -33,13 +33,7 @@ from flotilla.client.base import ConflictError, NotFoundError, ObjectList, Watch
 from flotilla.resources import kinds
 from flotilla.resources.kinds import Kind
 from flotilla.resources.labels import SelectorError, parse_selector
-from flotilla.resources.validation import FieldError, InvalidObject
-
-try:  # TEMP until validation lands
-    from flotilla.resources.validation import validate_object
-except ImportError:
-    def validate_object(obj: Object) -> Kind:
-        return kinds.for_api_version(obj["apiVersion"], obj["kind"])
+from flotilla.resources.validation import FieldError, InvalidObject, validate_object
 from flotilla.store import base as store_base
 from flotilla.store.base import Object, Store
 

@@ -110,10 +110,12 @@ def _line(event_type: str, obj: dict[str, Any]) -> bytes:
 async def _watch(request: Request, target: Target, ctx: ApiContext) -> Response:
     """``?watch=1``: newline-delimited JSON events, Kubernetes style.
 
-    Without a resourceVersion (or "0") the stream starts with an ADDED event per existing
-    object, like ``kubectl get -w``. Errors after the stream opened (410 when the
-    revision is compacted) arrive as an ERROR event carrying a Status, then the stream
-    ends.
+    Without a resourceVersion the stream starts with an ADDED event per existing object,
+    like ``kubectl get -w``. Unlike Kubernetes, ``resourceVersion=0`` means "from
+    revision 0" (replay the whole kept history), so a client that listed an empty store
+    (list resourceVersion "0") and then watches from there misses nothing. Errors after
+    the stream opened (410 when the revision is compacted) arrive as an ERROR event
+    carrying a Status, then the stream ends.
     """
     q = request.query_params
     selector = q.get("labelSelector")
@@ -121,11 +123,13 @@ async def _watch(request: Request, target: Target, ctx: ApiContext) -> Response:
         parse_selector(selector)
     except SelectorError as exc:
         raise BadRequestError(f"labelSelector: {exc}") from None
-    rv = q.get("resourceVersion") or "0"
+    rv = q.get("resourceVersion") or None
+    if rv is not None and not rv.isdigit():
+        raise BadRequestError(f"resourceVersion must be a non-negative integer, got {rv!r}")
     namespace = target.namespace or None
     registry = ctx.registry
     # Parse errors (a malformed resourceVersion) answer 400 before the stream opens.
-    events = None if rv == "0" else registry.watch(
+    events = None if rv is None else registry.watch(
         target.kind, namespace, resource_version=rv, selector=selector,
         bookmark_interval=ctx.bookmark_interval,
     )

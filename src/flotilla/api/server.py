@@ -135,6 +135,7 @@ def main(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     background: Sequence[Background] = (),
     keep_revisions: int | None = None,
+    bookmark_interval: float = 5.0,
 ) -> None:
     """Blocking entry point for the CLI: `run_server` on a uvloop event loop."""
     if not logging.getLogger().handlers:
@@ -142,4 +143,5 @@ def main(
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(run_server(data_dir, listen, max_body_bytes=max_body_bytes,
-                              background=background, keep_revisions=keep_revisions))
+                              background=background, keep_revisions=keep_revisions,
+                              bookmark_interval=bookmark_interval))

@@ -202,11 +202,14 @@ class HttpClient(ResourceClient):
     ) -> AsyncIterator[WatchEvent]:
         """Stream events after ``resource_version`` over one long-lived response.
 
+        An empty ``resource_version`` starts with an ADDED event per existing object.
         The stream ends normally when the server shuts down; a broken connection
         raises `UnreachableError`. Either way, resume from the last resourceVersion
         seen (BOOKMARKs included) to lose and repeat nothing.
         """
-        params = {"watch": "1", "resourceVersion": resource_version}
+        params = {"watch": "1"}
+        if resource_version:
+            params["resourceVersion"] = resource_version
         if selector:
             params["labelSelector"] = selector
         path = _paths(kind, namespace)

@@ -1,0 +1,107 @@
+"""Small valid objects of every kind, and a desired-state change for each (which must
+bump ``generation``), built in code so a model change shows up as a failing test."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from flotilla.resources.kinds import KINDS, Kind, by_kind
+
+Object = dict[str, Any]
+
+
+def _deployment(replicas: int) -> Object:
+    return {
+        "replicas": replicas,
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
+        },
+    }
+
+
+_BODIES: dict[str, Object] = {
+    "Cluster": {"spec": {"region": "eu-west", "zone": "eu-west-1a"}},
+    "Deployment": {"spec": _deployment(2)},
+    "Service": {"spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}},
+    "ConfigMap": {"data": {"greeting": "hello"}},
+    "Secret": {"stringData": {"password": "s3cret"}},
+    "PropagationPolicy": {"spec": {"resourceSelectors": [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}]}},
+    "ClusterPropagationPolicy": {"spec": {"resourceSelectors": [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}]}},
+    "OverridePolicy": {"spec": {"resourceSelectors": [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}]}},
+    "ClusterOverridePolicy": {"spec": {"resourceSelectors": [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}]}},
+    "ResourceBinding": {"spec": {
+        "resource": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+        "replicas": 2}},
+    "Work": {"spec": {"workload": {"manifests": []}}},
+    "TrafficPolicy": {"spec": {"service": "web", "hosts": ["web.example.com"]}},
+    "ServiceExport": {"spec": {}},
+    "ServiceImport": {"spec": {"ports": [{"port": 80}]}},
+    "RolloutPolicy": {"spec": {"selector": {"name": "web"}, "waves": [{"percent": 100}]}},
+    "FederatedAutoscaler": {"spec": {
+        "scaleTargetRef": {"name": "web"}, "maxReplicas": 5,
+        "target": {"cpuUtilizationPercent": 60},
+        "behavior": {"scaleDown": {"stabilizationWindow": "5m"}}}},
+    "Event": {"involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                 "name": "web"},
+              "reason": "Scheduled", "message": "placed"},
+    "EndpointSlice": {"spec": {"service": "web", "cluster": "east"}},
+    "Lease": {"spec": {}},
+}
+
+#: One change to each kind's desired state (spec, data, ...): generation must move.
+#: ServiceExport has none (its spec is empty in MCS v1alpha1).
+_MUTATIONS: dict[str, Callable[[Object], None]] = {
+    "Cluster": lambda o: o["spec"].update(zone="eu-west-1b"),
+    "Deployment": lambda o: o["spec"].update(replicas=3),
+    "Service": lambda o: o["spec"].update(ports=[{"port": 8080}]),
+    "ConfigMap": lambda o: o["data"].update(greeting="bonjour"),
+    "Secret": lambda o: o["stringData"].update(password="other"),
+    "PropagationPolicy": lambda o: o["spec"]["resourceSelectors"][0].update(name="api"),
+    "ClusterPropagationPolicy": lambda o: o["spec"]["resourceSelectors"][0].update(name="api"),
+    "OverridePolicy": lambda o: o["spec"]["resourceSelectors"][0].update(name="api"),
+    "ClusterOverridePolicy": lambda o: o["spec"]["resourceSelectors"][0].update(name="api"),
+    "ResourceBinding": lambda o: o["spec"].update(replicas=4),
+    "Work": lambda o: o["spec"]["workload"]["manifests"].append(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+    "TrafficPolicy": lambda o: o["spec"].update(hosts=["shop.example.com"]),
+    "ServiceImport": lambda o: o["spec"].update(ports=[{"port": 81}]),
+    "RolloutPolicy": lambda o: o["spec"].update(waves=[{"percent": 50}, {"percent": 100}]),
+    "FederatedAutoscaler": lambda o: o["spec"].update(maxReplicas=9),
+    "Event": lambda o: o.update(message="placed again"),
+    "EndpointSlice": lambda o: o["spec"].update(cluster="west"),
+    "Lease": lambda o: o.update(spec={"holderIdentity": "agent-east"}),
+}
+
+
+def sample(kind: Kind | str, name: str = "sample", namespace: str = "default",
+           api_version: str | None = None, labels: dict[str, str] | None = None) -> Object:
+    k = by_kind(kind) if isinstance(kind, str) else kind
+    meta: Object = {"name": name}
+    if k.namespaced:
+        meta["namespace"] = namespace
+    if labels:
+        meta["labels"] = dict(labels)
+    obj: Object = {"apiVersion": api_version or k.api_version, "kind": k.kind, "metadata": meta}
+    obj.update(copy.deepcopy(_BODIES[k.kind]))
+    return obj
+
+
+def mutate(obj: Object) -> Object | None:
+    """A copy of ``obj`` with its desired state changed; None for a kind without one."""
+    change = _MUTATIONS.get(obj["kind"])
+    if change is None:
+        return None
+    out = copy.deepcopy(obj)
+    change(out)
+    return out
+
+
+ALL_KINDS: tuple[Kind, ...] = KINDS

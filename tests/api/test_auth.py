@@ -1,0 +1,52 @@
+"""Tokens: created once, printed once, stored only as hashes, checked in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+from pathlib import Path
+
+import httpx
+
+from flotilla.api.auth import TOKENS_FILE, Authenticator, ensure_admin_token
+from tests.api.conftest import ServerProcess
+
+
+def test_admin_token_is_created_once_and_stored_hashed(tmp_path: Path) -> None:
+    token = ensure_admin_token(tmp_path)
+    assert token is not None
+    assert len(token) >= 43
+    assert ensure_admin_token(tmp_path) is None
+    path = tmp_path / TOKENS_FILE
+    text = path.read_text()
+    assert token not in text
+    record = json.loads(text)["tokens"][0]
+    assert record == {"name": "admin", "role": "admin",
+                      "sha256": hashlib.sha256(token.encode()).hexdigest()}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    auth = Authenticator.from_data_dir(tmp_path)
+    principal = auth.authenticate(f"Bearer {token}")
+    assert principal is not None
+    assert principal.role == "admin"
+    assert auth.authenticate(f"Bearer {token}x") is None
+    assert auth.authenticate(token) is None
+    assert auth.authenticate(None) is None
+
+
+def test_first_start_prints_the_token_once(tmp_path: Path) -> None:
+    srv = ServerProcess(tmp_path / "data", create_token=False)
+    try:
+        srv.start()
+        assert srv.token, srv.stdout_lines
+        ok = httpx.get(f"{srv.url}/api/v1/configmaps", headers=srv.headers(), timeout=5)
+        assert ok.status_code == 200
+        assert srv.stop() == 0
+        printed = srv.token
+        srv.stdout_lines.clear()
+        srv.start()
+        assert not any(b"Admin token" in line for line in srv.stdout_lines)
+        assert srv.token == printed
+    finally:
+        srv.stop()
+        srv.kill()
