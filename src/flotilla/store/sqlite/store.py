@@ -31,7 +31,13 @@ from flotilla.store.sqlite.leases import LeaseKeeper
 from flotilla.store.sqlite.lock import DataDirLock
 from flotilla.store.sqlite.schema import connect, read_meta
 from flotilla.store.sqlite.watch import WatchHub, follow
-from flotilla.store.sqlite.writer import Committed, GroupCommitWriter, RawEvent, Txn
+from flotilla.store.sqlite.writer import (
+    Committed,
+    GroupCommitWriter,
+    RawEvent,
+    Txn,
+    WriterStats,
+)
 
 T = TypeVar("T")
 #: Spelled out here because the class's own ``list`` method shadows the builtin.
@@ -217,6 +223,12 @@ class SqliteStore:
         if since < 0:
             raise ValueError(f"since: must be >= 0, got {since}")
         return follow(self._hub, self._read_log, resource, namespace, since)
+
+    def commit_stats(self) -> WriterStats:
+        """Batches committed and writes in them since open (a snapshot copy)."""
+        if self._writer is None:
+            return WriterStats()
+        return WriterStats(self._writer.stats.batches, self._writer.stats.writes)
 
     async def current_revision(self) -> int:
         return self._revision

@@ -7,9 +7,9 @@ load the queue fills while the previous fsync runs, so batches grow by themselve
 durability costs one fsync per batch rather than per write; with a single writer there
 is no "database is locked" and revisions are assigned in commit order for free.
 
-A write that fails on purpose (`StoreError`, `ValueError`) raises before it touches the
-database, so it fails alone; an SQLite error fails the whole batch (nothing of it was
-committed) and every waiter gets it.
+Each write runs under its own savepoint: one that raises (`Conflict`, a bad object, an
+SQLite error) is undone alone and fails alone. If the COMMIT itself fails, nothing of
+the batch was stored and every waiter gets the error.
 """
 
 from __future__ import annotations
@@ -86,6 +86,15 @@ class Committed:
     outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]
 
 
+@dataclass(slots=True)
+class WriterStats:
+    """Counters for metrics and the benchmark: ``writes / batches`` is the mean batch
+    size, i.e. how many writes share each fsync."""
+
+    batches: int = 0
+    writes: int = 0
+
+
 _STOP = object()
 
 
@@ -110,6 +119,7 @@ class GroupCommitWriter:
         self._thread = threading.Thread(target=self._run, name="flotilla-store-writer",
                                         daemon=True)
         self._closed = False
+        self.stats = WriterStats()
 
     def start(self) -> None:
         self._thread.start()
@@ -158,10 +168,7 @@ class GroupCommitWriter:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             for job in jobs:
-                try:
-                    outcomes.append((job.future, job.op(txn), None))
-                except (StoreError, ValueError, TypeError) as exc:
-                    outcomes.append((job.future, None, exc))
+                outcomes.append((job.future, *self._run_one(txn, job)))
             self._auto_compact(txn)
             self._conn.execute(
                 "UPDATE meta SET value = CASE key WHEN 'revision' THEN ? "
@@ -169,17 +176,38 @@ class GroupCommitWriter:
                 (txn.revision, txn.compacted, txn.next_lease),
             )
             self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except Exception as exc:  # keep the thread alive whatever happens: fail the batch
             if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
             failure = StoreError(f"write failed, nothing of this batch was stored: {exc}")
             outcomes = [(job.future, None, failure) for job in jobs]
             txn = Txn(self._conn, revision, compacted, next_lease)
         self._state = (txn.revision, txn.compacted, txn.next_lease)
+        self.stats.batches += 1
+        self.stats.writes += len(jobs)
         committed = Committed(txn.events, txn.revision, txn.compacted, outcomes)
         # RuntimeError: the loop is gone, so nobody is left waiting; the data is committed.
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._on_commit, committed)
+
+    def _run_one(self, txn: Txn, job: _Job[Any]) -> tuple[Any, BaseException | None]:
+        """Run one write under a savepoint, so that whatever it raises (a refusal, a bad
+        object, a bug) undoes exactly its own changes and fails only its own caller."""
+        before = (txn.revision, txn.compacted, txn.next_lease, len(txn.events))
+        self._conn.execute("SAVEPOINT op")
+        try:
+            result = job.op(txn)
+        except Exception as exc:
+            self._conn.execute("ROLLBACK TO op")
+            self._conn.execute("RELEASE op")
+            txn.revision, txn.compacted, txn.next_lease, kept = before
+            del txn.events[kept:]
+            if isinstance(exc, sqlite3.Error):
+                exc = StoreError(f"write failed: {exc}")
+            return None, exc
+        self._conn.execute("RELEASE op")
+        return result, None
 
     def _auto_compact(self, txn: Txn) -> None:
         """Keep the log to about `keep` revisions, trimming in steps of a tenth of it so
