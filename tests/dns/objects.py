@@ -35,6 +35,7 @@ def endpoint_slice(
     region: str = "",
     port_name: str = "http",
     ready: bool = True,
+    ingress: str = "127.0.0.1:8080",
 ) -> Obj:
     return {
         "apiVersion": "discovery.flotilla.io/v1alpha1",
@@ -45,7 +46,7 @@ def endpoint_slice(
             "cluster": cluster_name,
             "region": region,
             "zone": "",
-            "ingress": {"address": "", "ports": []},
+            "ingress": {"address": ingress, "ports": []},
             "endpoints": [
                 {
                     "address": addr,

@@ -1,0 +1,156 @@
+"""End to end: a real API server process, `run_dns` following it over HTTP, `dig` asking.
+
+Objects are created, changed and deleted through the API; the answers must follow within
+a bounded time (list + watch, no polling in the DNS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from flotilla.api.auth import ensure_admin_token
+from flotilla.client.http import HttpClient
+from flotilla.dns.server import run_dns
+from tests.dns.conftest import dig, needs_dig
+from tests.dns.objects import cluster, endpoint_slice, service_export, traffic_policy
+from tests.helpers import wait_for, wait_for_sync
+
+pytestmark = needs_dig
+
+_LISTENING = re.compile(rb"listening on (http://\S+)")
+
+
+class Api:
+    """``python -m flotilla.api`` in its own process group on a random loopback port."""
+
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.token = ensure_admin_token(data_dir) or ""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "flotilla.api", "--data-dir", str(data_dir),
+             "--listen", "127.0.0.1:0", "--bookmark-interval", "1"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        self.url = ""
+
+    def wait_listening(self) -> None:
+        assert self.proc.stdout is not None
+        for _ in range(50):  # bounded: the banner comes within the first lines
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            if m := _LISTENING.search(line):
+                self.url = m.group(1).decode()
+                break
+        assert self.url, "API server did not start"
+        wait_for_sync(self._ready, timeout=15, what="API /readyz")
+
+    def _ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Api]:
+    server = Api(tmp_path / "data")
+    try:
+        server.wait_listening()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def client(api: Api) -> AsyncIterator[HttpClient]:
+    async with HttpClient(api.url, api.token) as c:
+        yield c
+
+
+async def _create(client: HttpClient, obj: dict[str, Any]) -> None:
+    status = obj.pop("status", None)
+    created = await client.create(obj)
+    if status is not None:
+        created["status"] = status
+        await client.update_status(created)
+
+
+async def _set_ready(client: HttpClient, name: str, ready: bool) -> None:
+    from flotilla.resources.kinds import by_kind
+
+    current = await client.get(by_kind("Cluster"), "", name)
+    current["status"] = cluster(name, "", "", ready=ready)["status"]
+    await client.update_status(current)
+
+
+async def test_answers_follow_the_api(api: Api, client: HttpClient) -> None:
+    for obj in (
+        cluster("east", "cn-east", "127.0.1.1"),
+        cluster("south", "cn-south", "127.0.2.1:8080"),  # host:port is accepted
+        endpoint_slice("shop", "east", [("127.0.1.10", 31001)]),
+        endpoint_slice("shop", "south", [("127.0.2.10", 32001)]),
+        traffic_policy("shop", ["shop.global.test"]),
+        service_export("shop"),
+    ):
+        await _create(client, obj)
+
+    listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(run_dns(
+        api.url, api.token, "127.0.0.1:0", "global.test",
+        on_listening=lambda _host, port: listening.set_result(port),
+    ))
+    try:
+        port = await asyncio.wait_for(listening, 10)
+
+        async def addresses(name: str = "shop.global.test") -> list[str]:
+            return sorted((await dig(port, name)).data())
+
+        async def both() -> bool:
+            return await addresses() == ["127.0.1.1", "127.0.2.1"]
+
+        await wait_for(both, timeout=10, what="both clusters in the answer")
+
+        await _set_ready(client, "east", False)
+
+        async def only_south() -> bool:
+            return await addresses() == ["127.0.2.1"]
+
+        await wait_for(only_south, timeout=10, what="east to leave the answer")
+        srv = await dig(port, "_http._tcp.shop.default.svc.clusterset.local", "SRV")
+        assert [d.split()[2] for d in srv.data("SRV")] == ["32001"]
+
+        from flotilla.resources.kinds import by_kind
+
+        await client.delete(by_kind("TrafficPolicy"), "default", "shop")
+
+        async def gone() -> bool:
+            return (await dig(port, "shop.global.test")).status == "NXDOMAIN"
+
+        await wait_for(gone, timeout=10, what="the deleted policy's name to go")
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
