@@ -231,3 +231,11 @@ def test_label_selector_operators_and_values() -> None:
         f"{base}[2].operator":
             "expected 'In', 'NotIn', 'Exists' or 'DoesNotExist', got 'Gt'",
     }
+
+
+def test_non_string_keys_from_yaml() -> None:
+    doc = _deployment()
+    doc["metadata"][5] = "x"
+    doc["metadata"]["labels"][1] = "a"
+    assert _errors(doc) == {"metadata[5]": "field names must be strings, got 5",
+                            "metadata.labels[1]": "expected a string key, got 1"}

@@ -152,6 +152,8 @@ def _message(err: ErrorDetails) -> str:
         return "required field is missing"
     if kind == "extra_forbidden":
         return "unknown field"
+    if kind == "invalid_key":
+        return f"field names must be strings, got {show_value(value)}"
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}, got {show_value(value)}"
     if kind in ("literal_error", "enum"):
