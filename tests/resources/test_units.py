@@ -33,7 +33,8 @@ def test_bad_durations(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "0s"), (0.5, "500ms"), (1, "1s"), (90, "1m30s"), (3600, "1h0m0s"), (1.25, "1.25s")],
+    [(0, "0s"), (0.5, "500ms"), (1, "1s"), (90, "1m30s"), (3600, "1h0m0s"), (1.25, "1.25s"),
+     (119.99999999, "2m0s")],
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text

@@ -156,6 +156,7 @@ def parse_duration(text: str) -> float:
 
 def format_duration(seconds: float) -> str:
     """The inverse of `parse_duration`, in Go's canonical form (``90`` -> ``"1m30s"``)."""
+    seconds = round(seconds, 6)  # microseconds: enough for every timer, no "1m60s"
     if seconds == 0:
         return "0s"
     if seconds < 1:
