@@ -28,6 +28,17 @@ _NO_REASONS: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
+class _Pool:
+    """Clusters that may take new replicas of one request shape, ranked, with reasons."""
+
+    ranked: tuple[ClusterInfo, ...]
+    available: Mapping[str, int]
+    reasons: Mapping[str, str]
+    base: PlacementFilter
+    estimates: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class _Selection:
     """The workload-independent part of one attempt, shareable between decisions."""
 
@@ -52,6 +63,9 @@ class Scheduler:
         self._filters: dict[tuple[Placement, int], PlacementFilter] = {}
         self._estimates: dict[tuple[object, ...], dict[str, int]] = {}
         self._selections: dict[tuple[object, ...], _Selection] = {}
+        self._pools: dict[tuple[object, ...], _Pool] = {}
+        self._by_name = {c.name: c for c in self.clusters}
+        self._group_keys = spread.GroupKeys(self.clusters)
 
     # --- public ------------------------------------------------------------------------
 
@@ -103,9 +117,7 @@ class Scheduler:
         key: tuple[object, ...] = ()
         selection = None
         if cacheable:
-            shape = (workload.key if workload.key in self._reported
-                     else tuple(sorted(workload.requests.items())))
-            key = (placement, index, shape, workload.replicas)
+            key = (placement, index, self._shape(workload), workload.replicas)
             selection = self._selections.get(key)
         if selection is None:
             selection = self._select(workload, placement, index, held)
@@ -120,48 +132,91 @@ class Scheduler:
                                   f"selected, but {e}", selection.reasons)
         return ScheduleResult(tuple(targets), None, selection.reasons)
 
-    def _select(self, workload: WorkloadInfo, placement: Placement, index: int,
-                held: Mapping[str, int]) -> _Selection:
+    def _shape(self, workload: WorkloadInfo) -> object:
+        """What a workload's estimates depend on: its requests, or its own key if an
+        agent reported per-workload estimates for it."""
+        if workload.key in self._reported:
+            return workload.key
+        return tuple(sorted(workload.requests.items()))
+
+    def _pool(self, workload: WorkloadInfo, placement: Placement, index: int) -> _Pool:
+        """The clusters that may take new replicas of this workload, best first."""
+        duplicated = placement.scheduling_type == "Duplicated"
+        need = workload.replicas if duplicated else min(workload.replicas, 1)
+        key = (placement, index, self._shape(workload), need)
+        found = self._pools.get(key) if self._cache else None
+        if found is not None:
+            return found
         base = self._placement_filter(placement, index)
         estimates = self._estimates_for(workload)
-        duplicated = placement.scheduling_type == "Duplicated"
         reasons = dict(base.hard)
-        eligible: list[ClusterInfo] = []
+        reasons.update((name, why) for name, (_, why) in base.soft.items())
+        ranked: list[ClusterInfo] = []
         available: dict[str, int] = {}
         for c in base.passed:
             room = estimates[c.name]
-            if c.name not in held:
-                why = capacity_reason(room, workload.replicas if duplicated else 1)
-                if why is not None and workload.replicas > 0:
-                    reasons[c.name] = why
-                    continue
-            eligible.append(c)
-            available[c.name] = room
-        for name, (c, why) in base.soft.items():
-            if name in held:
-                eligible.append(c)
-                available[name] = 0  # keeps its replicas, takes no new ones
+            why = capacity_reason(room, need) if need else None
+            if why is None:
+                ranked.append(c)
+                available[c.name] = room
             else:
-                reasons[name] = why
-        frozen_reasons = MappingProxyType(reasons) if reasons else _NO_REASONS
-        if not eligible:
+                reasons[c.name] = why
+        # Karmada's order without locality: most available replicas first, then name.
+        ranked.sort(key=lambda c: (-available[c.name], c.name))
+        found = _Pool(tuple(ranked), available, reasons, base, estimates)
+        if self._cache:
+            self._pools[key] = found
+        return found
+
+    def _select(self, workload: WorkloadInfo, placement: Placement, index: int,
+                held: Mapping[str, int]) -> _Selection:
+        pool = self._pool(workload, placement, index)
+        ranked: Sequence[ClusterInfo] = pool.ranked
+        available: Mapping[str, int] = pool.available
+        reasons: Mapping[str, str] = pool.reasons
+        if held:
+            ranked, available, reasons = self._with_held(pool, held)
+        frozen_reasons = MappingProxyType(dict(reasons)) if reasons else _NO_REASONS
+        if not ranked:
             return _Selection((), available, frozen_reasons,
                               summarize(len(self.clusters), 0, reasons))
-        # Karmada's order: score (ClusterLocality: clusters holding replicas first), then
-        # available replicas, then name.
-        eligible.sort(key=lambda c: (c.name not in held, -available[c.name], c.name))
-        chosen: Sequence[ClusterInfo] = eligible
+        chosen: Sequence[ClusterInfo] = ranked
         if placement.spread:
             capacity_matters = placement.strategy in ("Aggregated", "DynamicWeight")
             picked, error = spread.select(
-                placement.spread, eligible, available,
+                placement.spread, ranked, available,
                 workload.replicas - sum(held.values()) if capacity_matters else None,
-                held.keys())
+                held.keys(), self._group_keys)
             if error is not None:
-                head = summarize(len(self.clusters), len(eligible), reasons)
+                head = summarize(len(self.clusters), len(ranked), reasons)
                 return _Selection((), available, frozen_reasons, f"{head}; {error}")
             chosen = picked
         return _Selection(tuple(chosen), available, frozen_reasons, None)
+
+    def _with_held(self, pool: _Pool, held: Mapping[str, int]
+                   ) -> tuple[list[ClusterInfo], dict[str, int], dict[str, str]]:
+        """Overlay the clusters already holding replicas on a pool.
+
+        They rank first (Karmada's ClusterLocality score) and stay eligible even when a
+        taint, Ready, cordon or capacity would refuse them new replicas; a cluster the
+        affinity now excludes, or one that is gone, is not kept.
+        """
+        available = dict(pool.available)
+        reasons = dict(pool.reasons)
+        kept: list[ClusterInfo] = []
+        for name in held:
+            if name in pool.available:
+                kept.append(self._by_name[name])
+            elif name in pool.base.soft:
+                kept.append(pool.base.soft[name][0])
+                available[name] = 0  # keeps its replicas, takes no new ones
+                del reasons[name]
+            elif name in reasons and name not in pool.base.hard:  # refused for capacity
+                kept.append(self._by_name[name])
+                available[name] = pool.estimates[name]
+                del reasons[name]
+        kept.sort(key=lambda c: (-available[c.name], c.name))
+        return kept + [c for c in pool.ranked if c.name not in held], available, reasons
 
     def _divide(self, workload: WorkloadInfo, placement: Placement, selection: _Selection,
                 held: Mapping[str, int]) -> list[Target]:

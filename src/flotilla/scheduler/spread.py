@@ -31,6 +31,21 @@ from .types import ClusterInfo, SpreadConstraint
 _SEARCH_BUDGET = 20_000
 
 
+class GroupKeys:
+    """Each cluster's group under a constraint, computed once per cluster snapshot."""
+
+    def __init__(self, clusters: Sequence[ClusterInfo]) -> None:
+        self._clusters = clusters
+        self._keys: dict[SpreadConstraint, dict[str, str | None]] = {}
+
+    def __call__(self, constraint: SpreadConstraint) -> Mapping[str, str | None]:
+        found = self._keys.get(constraint)
+        if found is None:
+            found = self._keys[constraint] = {c.name: constraint.group_of(c)
+                                              for c in self._clusters}
+        return found
+
+
 @dataclass(frozen=True, slots=True)
 class _Group:
     name: str
@@ -40,7 +55,8 @@ class _Group:
 
 def select(constraints: Sequence[SpreadConstraint], ranked: Sequence[ClusterInfo],
            available: Mapping[str, int], need_replicas: int | None,
-           held: AbstractSet[str] = frozenset()) -> tuple[list[ClusterInfo], str | None]:
+           held: AbstractSet[str] = frozenset(), keys: GroupKeys | None = None
+           ) -> tuple[list[ClusterInfo], str | None]:
     """Pick clusters from ``ranked`` (best first) honouring ``constraints``.
 
     ``need_replicas`` is ``None`` when capacity does not matter (Duplicated, static
@@ -54,7 +70,8 @@ def select(constraints: Sequence[SpreadConstraint], ranked: Sequence[ClusterInfo
     if by_group is None:
         assert by_cluster is not None
         return _by_cluster(by_cluster, ranked, available, need_replicas, held)
-    return _by_group(by_group, by_cluster, ranked, available, need_replicas, held)
+    group_keys = (keys or GroupKeys(ranked))(by_group)
+    return _by_group(by_group, by_cluster, ranked, available, need_replicas, held, group_keys)
 
 
 def _by_cluster(constraint: SpreadConstraint, ranked: Sequence[ClusterInfo],
@@ -91,17 +108,23 @@ def _by_cluster(constraint: SpreadConstraint, ranked: Sequence[ClusterInfo],
 
 def _by_group(constraint: SpreadConstraint, by_cluster: SpreadConstraint | None,
               ranked: Sequence[ClusterInfo], available: Mapping[str, int],
-              need_replicas: int | None, held: AbstractSet[str]
-              ) -> tuple[list[ClusterInfo], str | None]:
+              need_replicas: int | None, held: AbstractSet[str],
+              keys: Mapping[str, str | None]) -> tuple[list[ClusterInfo], str | None]:
     members: dict[str, list[ClusterInfo]] = {}
+    room: dict[str, int] = {}
     for c in ranked:  # ranked order is kept inside each group: best cluster first
-        key = constraint.group_of(c)
-        if key is not None:
-            members.setdefault(key, []).append(c)
-    rank = {c.name: i for i, c in enumerate(ranked)}
-    groups = sorted(
-        (_Group(k, tuple(v), sum(available[c.name] for c in v)) for k, v in members.items()),
-        key=lambda g: (rank[g.clusters[0].name], -g.available, g.name))
+        key = keys[c.name]
+        if key is None:
+            continue
+        bucket = members.get(key)
+        if bucket is None:
+            members[key] = [c]
+            room[key] = available[c.name]
+        else:
+            bucket.append(c)
+            room[key] += available[c.name]
+    # Insertion order is the rank of each group's best cluster: groups are ranked by it.
+    groups = [_Group(k, tuple(v), room[k]) for k, v in members.items()]
     what = constraint.by
     if len(groups) < constraint.min_groups:
         return [], (f"spread by {what} needs at least {constraint.min_groups} groups, "
@@ -127,7 +150,7 @@ def _by_group(constraint: SpreadConstraint, by_cluster: SpreadConstraint | None,
     if wanted < len(picked):
         return [], (f"spread by {what} needs {len(picked)} groups but spread by cluster "
                     f"allows only {wanted} clusters")
-    spare.sort(key=lambda c: (c.name not in held, -available[c.name], rank[c.name]))
+    spare.sort(key=lambda c: (c.name not in held, -available[c.name], c.name))  # rank order
     return picked + spare[: wanted - len(picked)], None
 
 
