@@ -7,7 +7,10 @@ from typing import Any
 
 import yaml
 
-SHARED_SAMPLES = Path("/work/shared/samples/karmada")
+#: The team's shared Karmada samples, copied so that a clean clone (CI) has them; a test
+#: checks the copy against the original when the team's folder is present.
+SHARED_SAMPLES = Path(__file__).parent / "shared-samples"
+SHARED_SAMPLES_ORIGIN = Path("/work/shared/samples/karmada")
 KARMADA_FILES = Path(__file__).parent / "karmada"
 
 

@@ -11,7 +11,13 @@ import pytest
 from flotilla.resources.models import PropagationPolicy
 from flotilla.resources.models.policy import OverridePolicy, purge_mode
 from flotilla.resources.validation import InvalidObject, parse_as, validate_object
-from tests.resources.conftest import KARMADA_FILES, SHARED_SAMPLES, load_documents, load_one
+from tests.resources.conftest import (
+    KARMADA_FILES,
+    SHARED_SAMPLES,
+    SHARED_SAMPLES_ORIGIN,
+    load_documents,
+    load_one,
+)
 
 UNSUPPORTED = "field is not supported by Flotilla"
 
@@ -43,6 +49,13 @@ def test_every_shared_sample_validates_unchanged(path: Path) -> None:
         kind = validate_object(doc)
         assert kind.kind == doc["kind"]
         assert doc == before, "validation must not modify the object"
+
+
+@pytest.mark.skipif(not SHARED_SAMPLES_ORIGIN.is_dir(), reason="team samples not present")
+def test_copy_of_shared_samples_is_current() -> None:
+    origin = {p.name: p.read_bytes() for p in SHARED_SAMPLES_ORIGIN.iterdir() if p.is_file()}
+    copy_ = {p.name: p.read_bytes() for p in SHARED_SAMPLES.iterdir() if p.is_file()}
+    assert copy_ == origin
 
 
 def test_karmada_files_cover_the_folder() -> None:
