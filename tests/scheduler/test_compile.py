@@ -14,8 +14,11 @@ from flotilla.scheduler import (
     compile_cluster,
     compile_placement,
     compile_workload,
+    current_targets,
     parse_quantity,
     schedule,
+    scheduled_condition,
+    target_clusters,
 )
 
 # Karmada's samples/nginx/propagationpolicy.yaml, unchanged.
@@ -147,3 +150,23 @@ def test_parse_quantity(value: Any, resource: str, want: int) -> None:
 def test_parse_quantity_rejects_garbage() -> None:
     with pytest.raises(ValueError, match="cpu: invalid quantity"):
         parse_quantity("lots", "cpu")
+
+
+def test_binding_round_trip() -> None:
+    placement = compile_placement({"replicaScheduling": {
+        "replicaSchedulingType": "Divided", "replicaDivisionPreference": "Weighted"}})
+    clusters = [compile_cluster(cluster(n)) for n in ("east", "west")]
+    binding = {"spec": {"clusters": [{"name": "west", "replicas": 1},
+                                     {"name": "east", "replicas": 2}]}}
+    current = current_targets(binding)
+    assert current == (("east", 2), ("west", 1))
+    result = schedule(WorkloadInfo("w", 5, current=current), placement, clusters)
+    assert target_clusters(result) == [{"name": "east", "replicas": 3},
+                                       {"name": "west", "replicas": 2}]
+    ok = scheduled_condition(result, "2026-01-01T00:00:00Z", 3)
+    assert (ok["status"], ok["reason"], ok["observedGeneration"]) == ("True", "Success", 3)
+    failed = schedule(WorkloadInfo("w", 1), compile_placement(
+        {"clusterAffinity": {"clusterNames": ["north"]}}), clusters)
+    condition = scheduled_condition(failed, "2026-01-01T00:00:00Z")
+    assert (condition["status"], condition["reason"]) == ("False", "NoClusterFit")
+    assert condition["message"] == "0/2 clusters available: 2 excluded by affinity"

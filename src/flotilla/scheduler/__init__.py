@@ -2,10 +2,19 @@
 
 A pure library: `schedule` (one decision) and `Scheduler` (many decisions over one
 cluster snapshot, cached). The controller that reads templates, policies and Clusters
-from the store and writes ResourceBindings builds on these; see
-docs/components/scheduler.md.
+from the store and writes ResourceBindings drives it like this::
+
+    scheduler = Scheduler([compile_cluster(c) for c in clusters])  # per cluster-set change
+    placement = compile_placement(policy["spec"]["placement"])     # per policy change
+    workload = compile_workload(template, current=current_targets(binding))
+    result = scheduler.schedule(workload, placement)
+    binding["spec"]["clusters"] = target_clusters(result)
+    condition = scheduled_condition(result, now)
+
+See docs/components/scheduler.md for the semantics and where they follow Karmada.
 """
 
+from .binding import current_targets, scheduled_condition, target_clusters
 from .compile import (
     PlacementError,
     compile_cluster,
@@ -43,6 +52,9 @@ __all__ = [
     "compile_cluster",
     "compile_placement",
     "compile_workload",
+    "current_targets",
     "parse_quantity",
     "schedule",
+    "scheduled_condition",
+    "target_clusters",
 ]

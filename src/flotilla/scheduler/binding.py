@@ -1,0 +1,48 @@
+"""The seam to ResourceBinding objects: what the scheduling controller reads and writes.
+
+Kept apart from the decision so the decision stays free of API shapes. Field names follow
+Karmada's ResourceBinding (``spec.clusters[{name, replicas}]``, a ``Scheduled``
+condition with reason ``Success`` or ``NoClusterFit``) so that ``describe`` output reads
+the same to a Karmada user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .types import ScheduleResult, Target
+
+SCHEDULED = "Scheduled"
+
+
+def current_targets(binding: Mapping[str, Any] | None) -> tuple[Target, ...]:
+    """The assignment a binding holds now (``spec.clusters``), for stable rescheduling."""
+    if not binding:
+        return ()
+    spec = binding.get("spec") or {}
+    out = []
+    for item in spec.get("clusters") or []:
+        if isinstance(item, Mapping) and item.get("name"):
+            out.append((str(item["name"]), int(item.get("replicas") or 0)))
+    return tuple(sorted(out))
+
+
+def target_clusters(result: ScheduleResult) -> list[dict[str, Any]]:
+    """``spec.clusters`` for a binding; empty when the result is unscheduled."""
+    return [{"name": name, "replicas": replicas} for name, replicas in result.targets]
+
+
+def scheduled_condition(result: ScheduleResult, now: str, generation: int = 0
+                        ) -> dict[str, Any]:
+    """The ``Scheduled`` condition (a ``metav1.Condition``) describing ``result``."""
+    if result.scheduled:
+        message = "Binding has been scheduled successfully."
+        if result.affinity:
+            message += f" Cluster affinity group {result.affinity!r} was used."
+        return {"type": SCHEDULED, "status": "True", "reason": "Success",
+                "message": message, "lastTransitionTime": now,
+                "observedGeneration": generation}
+    return {"type": SCHEDULED, "status": "False", "reason": "NoClusterFit",
+            "message": result.reason or "", "lastTransitionTime": now,
+            "observedGeneration": generation}
