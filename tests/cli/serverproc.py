@@ -3,6 +3,7 @@ free loopback port, in its own process group, always stopped."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -29,6 +30,15 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOTILLA_")}
     env.update(extra)
     return env
+
+
+@functools.cache
+def api_only_args() -> tuple[str, ...]:
+    """``--no-controllers`` where `flotilla server` has it: these tests drive the API and
+    the CLI, and a scheduler re-creating a binding they just deleted would make them
+    flaky. Probed, not assumed, because the flag arrived with the control-plane wiring."""
+    usage = flotilla("server", "--help", env=clean_env()).stdout
+    return ("--no-controllers",) if "--no-controllers" in usage else ()
 
 
 class ServerProcess:

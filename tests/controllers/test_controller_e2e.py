@@ -15,7 +15,7 @@ from flotilla.client.http import HttpClient
 from flotilla.controllers.events import EventRecorder
 from flotilla.controllers.runtime import Controller, ControllerManager, ObjectKey, Result
 from flotilla.resources.kinds import by_kind
-from tests.cli.serverproc import ServerProcess
+from tests.cli.serverproc import ServerProcess, api_only_args
 from tests.helpers import free_port, wait_for
 
 CM = by_kind("ConfigMap")
@@ -24,7 +24,7 @@ EVENT = by_kind("Event")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path_factory.mktemp("ctrl") / "state")
+    srv = ServerProcess(tmp_path_factory.mktemp("ctrl") / "state", *api_only_args())
     srv.start()
     try:
         yield srv

@@ -13,7 +13,7 @@ from flotilla.client.base import NotFoundError, Object
 from flotilla.client.http import HttpClient
 from flotilla.controllers.runtime import EventHandlers, Informer, ObjectKey
 from flotilla.resources.kinds import by_kind
-from tests.cli.serverproc import ServerProcess
+from tests.cli.serverproc import ServerProcess, api_only_args
 from tests.helpers import wait_for
 
 CM = by_kind("ConfigMap")
@@ -21,7 +21,7 @@ CM = by_kind("ConfigMap")
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path / "state", "--keep-revisions", "20")
+    srv = ServerProcess(tmp_path / "state", "--keep-revisions", "20", *api_only_args())
     srv.start()
     try:
         yield srv
