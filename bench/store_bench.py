@@ -118,7 +118,7 @@ async def main(args: argparse.Namespace) -> None:
             create_rate = await run_phase(store, 0, args.count, args.writers, loaded, False)
             update_rate = await run_phase(store, 0, args.count, args.writers, loaded, True)
             await asyncio.wait_for(watch_task, 60)
-            stats = store.commit_stats()
+            stats = store.stats()
             watch_task = asyncio.create_task(watcher(store, total, total + args.quiet, quiet))
             quiet_rate = await run_phase(store, args.count, args.quiet, 1, quiet, False)
             await asyncio.wait_for(watch_task, 60)

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 from contextlib import aclosing
 from pathlib import Path
 
 import pytest
 
-from flotilla.store.base import Expired, StoreClosed, WatchEvent
+from flotilla.store.base import (
+    AlreadyExists,
+    Conflict,
+    Expired,
+    NotFound,
+    StoreClosed,
+    WatchEvent,
+)
 from flotilla.store.sqlite import SqliteStore, open_sqlite_store
-from tests.helpers import wait_for
 from tests.store.conftest import cm
 
 R = "configmaps"
@@ -117,7 +125,7 @@ async def test_automatic_compaction_keeps_recent_history(tmp_path: Path) -> None
 
 
 async def test_slow_consumer_catches_up_and_does_not_stall_writers(tmp_path: Path) -> None:
-    store = await open_sqlite_store(tmp_path / "d", watch_buffer=16)
+    store = await open_sqlite_store(tmp_path / "d", watch_buffer=256)
     try:
         async with aclosing(store.watch(R, since=0)) as slow, \
                 aclosing(store.watch(R, since=0)) as fast:
@@ -126,24 +134,28 @@ async def test_slow_consumer_catches_up_and_does_not_stall_writers(tmp_path: Pat
             async def follow_fast() -> None:
                 async for event in fast:
                     fast_seen.append(event.revision)
-                    if event.revision == 2000:
+                    if event.revision == 2001:
                         return
 
             fast_task = asyncio.create_task(follow_fast())
-            # 2000 writes while `slow` reads nothing: its 16-slot buffer overflows
-            # long before the end, yet every write completes.
+            await store.create(R, cm("first"))
+            assert (await asyncio.wait_for(anext(slow), 10)).revision == 1  # slow is live
+            # 2000 more writes, at most 100 in flight, while `slow` reads nothing: its
+            # 256-event buffer overflows long before the end, yet every write completes
+            # and `fast`, which keeps up, never overflows.
             for i in range(20):
                 await asyncio.wait_for(
                     asyncio.gather(*(store.create(R, cm(f"o{i}-{j}")) for j in range(100))),
                     20)
             await asyncio.wait_for(fast_task, 20)
-            assert fast_seen == list(range(1, 2001))
+            assert fast_seen == list(range(1, 2002))
+            assert store.stats().watch_overflows == 1  # slow overflowed, fast did not
             slow_seen = []
             async for event in slow:
                 slow_seen.append(event.revision)
-                if event.revision == 2000:
+                if event.revision == 2001:
                     break
-            assert slow_seen == list(range(1, 2001))
+            assert slow_seen == list(range(2, 2002))
     finally:
         await store.close()
 
@@ -151,20 +163,66 @@ async def test_slow_consumer_catches_up_and_does_not_stall_writers(tmp_path: Pat
 async def test_close_ends_live_watches(tmp_path: Path) -> None:
     store = await open_sqlite_store(tmp_path / "d")
     await store.create(R, cm("a"))
+    replayed = asyncio.Event()  # set once the watch is past its replay, i.e. live
 
     async def drain() -> list[int]:
         seen = []
         async for event in store.watch(since=0):
             seen.append(event.revision)
+            replayed.set()
         return seen
 
     task = asyncio.create_task(drain())
     try:
-        async def live() -> bool:
-            return len(store._hub) == 1
-
-        await wait_for(live, what="the watcher to subscribe")
+        await asyncio.wait_for(replayed.wait(), 10)
     finally:
         await store.close()
     with pytest.raises(StoreClosed):
         await asyncio.wait_for(task, 10)
+
+
+async def test_watch_from_the_future_waits_for_it(store: SqliteStore) -> None:
+    await store.create(R, cm("a"))
+    task = asyncio.create_task(collect(store, 3, 1))
+    await store.create(R, cm("b"))
+    await store.create(R, cm("c"))
+    assert not task.done()
+    await store.create(R, cm("d"))
+    assert [e.object["metadata"]["name"] for e in await asyncio.wait_for(task, 10)] == ["d"]
+
+
+async def test_log_replay_rebuilds_the_stored_state(store: SqliteStore) -> None:
+    """Random concurrent creates/updates/deletes; folding the whole watch history must
+    give exactly what `list` returns, at exactly the list's revision."""
+    rng = random.Random(7)
+
+    async def churn(w: int) -> None:
+        for i in range(60):
+            name = f"o{rng.randrange(15)}"
+            try:
+                if rng.random() < 0.2:
+                    await store.delete(R, "default", name)
+                    continue
+                current = await store.get(R, "default", name)
+                await store.update(R, {**current, "data": {"w": f"{w}-{i}"}},
+                                   expected_revision=int(current["metadata"]["resourceVersion"]))
+            except (NotFound, Conflict):
+                with contextlib.suppress(AlreadyExists):  # a racing writer was first
+                    await store.create(R, cm(name))
+
+    await asyncio.gather(*(churn(w) for w in range(4)))
+    listed = await store.list(R)
+    assert listed.items
+    folded: dict[str, dict[str, object]] = {}
+    types: set[str] = set()
+    async with aclosing(store.watch(R, since=0)) as stream:
+        async for event in stream:
+            types.add(event.type)
+            if event.type == "DELETED":
+                folded.pop(event.object["metadata"]["name"])
+            else:
+                folded[event.object["metadata"]["name"]] = event.object
+            if event.revision == listed.revision:
+                break
+    assert types == {"ADDED", "MODIFIED", "DELETED"}
+    assert sorted(folded.values(), key=lambda o: o["metadata"]["name"]) == listed.items  # type: ignore[index]

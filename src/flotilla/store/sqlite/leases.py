@@ -48,6 +48,10 @@ class LeaseKeeper:
         self._changed.set()  # this deadline may be the earliest now
         return Lease(lease_id, ttl, ttl)
 
+    @property
+    def count(self) -> int:
+        return len(self._ttl)
+
     def forget(self, lease_id: int) -> None:
         self._ttl.pop(lease_id, None)
         self._deadline.pop(lease_id, None)

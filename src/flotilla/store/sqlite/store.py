@@ -13,6 +13,7 @@ import asyncio
 import json
 import math
 from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -47,6 +48,17 @@ _EventPage = list[RawEvent]
 DEFAULT_KEEP_REVISIONS = 100_000
 #: Default per-watcher live buffer before it falls back to reading the log.
 DEFAULT_WATCH_BUFFER = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    #: Transactions committed (one fsync each) and the writes they carried.
+    batches: int
+    writes: int
+    #: Live watch subscriptions, and how often one overflowed and fell back to the log.
+    watchers: int
+    watch_overflows: int
+    leases: int
 
 
 def _key(obj: Object, what: str) -> tuple[str, str]:
@@ -224,11 +236,11 @@ class SqliteStore:
             raise ValueError(f"since: must be >= 0, got {since}")
         return follow(self._hub, self._read_log, resource, namespace, since)
 
-    def commit_stats(self) -> WriterStats:
-        """Batches committed and writes in them since open (a snapshot copy)."""
-        if self._writer is None:
-            return WriterStats()
-        return WriterStats(self._writer.stats.batches, self._writer.stats.writes)
+    def stats(self) -> StoreStats:
+        """A snapshot of counters, for metrics and the benchmark."""
+        writer = self._writer.stats if self._writer is not None else WriterStats()
+        return StoreStats(writer.batches, writer.writes, len(self._hub),
+                          self._hub.overflows, self._leases.count)
 
     async def current_revision(self) -> int:
         return self._revision

@@ -25,7 +25,10 @@ class Lagged(Exception):
 
 
 class Subscription:
-    def __init__(self, resource: str | None, namespace: str | None, capacity: int) -> None:
+    def __init__(
+        self, resource: str | None, namespace: str | None, capacity: int, hub: WatchHub
+    ) -> None:
+        self._hub = hub
         self.resource = resource
         self.namespace = namespace
         self._capacity = capacity
@@ -39,14 +42,18 @@ class Subscription:
             self.namespace is None or event.namespace == self.namespace
         )
 
-    def push(self, event: RawEvent) -> None:
-        if self.lagged:
+    def push(self, events: list[RawEvent]) -> None:
+        """Add one committed batch. The bound is checked per batch, not per event, so a
+        consumer that drains between commits never overflows however large a batch is;
+        the buffer holds at most ``capacity`` plus one batch."""
+        if self.lagged or not events:
             return
         if len(self._buffer) >= self._capacity:
             self.lagged = True
             self._buffer.clear()
+            self._hub.overflows += 1
         else:
-            self._buffer.append(event)
+            self._buffer.extend(events)
         self._wake()
 
     def close(self) -> None:
@@ -77,11 +84,12 @@ class WatchHub:
         self.capacity = capacity
         self._subs: set[Subscription] = set()
         self.closed = False
+        self.overflows = 0
 
     def subscribe(self, resource: str | None, namespace: str | None) -> Subscription:
         if self.closed:
             raise StoreClosed("store is closed")
-        sub = Subscription(resource, namespace, self.capacity)
+        sub = Subscription(resource, namespace, self.capacity, self)
         self._subs.add(sub)
         return sub
 
@@ -90,9 +98,7 @@ class WatchHub:
 
     def publish(self, events: list[RawEvent]) -> None:
         for sub in self._subs:
-            for event in events:
-                if sub.wants(event):
-                    sub.push(event)
+            sub.push([event for event in events if sub.wants(event)])
 
     def close(self) -> None:
         self.closed = True
