@@ -239,3 +239,13 @@ def test_non_string_keys_from_yaml() -> None:
     doc["metadata"]["labels"][1] = "a"
     assert _errors(doc) == {"metadata[5]": "field names must be strings, got 5",
                             "metadata.labels[1]": "expected a string key, got 1"}
+
+
+def test_service_names_are_dns_labels() -> None:
+    doc: dict[str, Any] = {"apiVersion": "v1", "kind": "Service",
+                           "metadata": {"name": "shop.v2"}, "spec": {"ports": [{"port": 80}]}}
+    assert _errors(doc)["metadata.name"].startswith("invalid Service name 'shop.v2'")
+    doc["metadata"]["name"] = "1shop"
+    assert set(_errors(doc)) == {"metadata.name"}
+    doc["metadata"]["name"] = "shop-v2"
+    validate_object(doc)

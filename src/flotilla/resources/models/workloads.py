@@ -31,7 +31,7 @@ from flotilla.resources.models.common import (
     parse_cpu,
     parse_memory,
 )
-from flotilla.resources.models.meta import KubeObject
+from flotilla.resources.models.meta import KubeObject, KubeObjectMeta
 
 __all__ = [
     "ConfigMap",
@@ -268,7 +268,26 @@ class ServiceSpec(Loose):
     type: Literal["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"] = "ClusterIP"
 
 
+_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _service_name(value: Any) -> str:
+    # A Service name becomes a DNS label (NAME.NS.svc.clusterset.local), so Kubernetes
+    # holds it to RFC 1035: at most 63 characters, starting with a letter.
+    if isinstance(value, str) and len(value) <= 63 and _DNS_1035.match(value):
+        return value
+    raise PydanticCustomError(
+        "name", "invalid Service name {got}: at most 63 lower-case letters, digits or '-', "
+        "starting with a letter and ending with a letter or digit", {"got": repr(value)},
+    )
+
+
+class ServiceMeta(KubeObjectMeta):
+    name: Annotated[str, PlainValidator(_service_name, json_schema_input_type=str)]
+
+
 class Service(KubeObject):
+    metadata: ServiceMeta
     spec: ServiceSpec = Field(default_factory=ServiceSpec)
     status: dict[str, Any] = {}
 
