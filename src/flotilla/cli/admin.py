@@ -79,8 +79,14 @@ Examples:
 @click.option("--keep-revisions", type=click.IntRange(min=1), default=None, metavar="N",
               help="Watch history to keep, in revisions: a watcher resuming from an older "
                    "one must re-list (410). Default: the store's.")
+@click.option("--cluster-grace-period", type=click.FloatRange(min=0.1), default=3.0,
+              show_default=True, help="Seconds without a heartbeat before a cluster is "
+              "Ready=Unknown and tainted unreachable.")
+@click.option("--no-controllers", is_flag=True,
+              help="Serve the API only (no scheduler, health or failover controllers).")
 def server(data_dir: Path | None, listen: str, max_body_bytes: int,
-           keep_revisions: int | None) -> None:
+           keep_revisions: int | None, cluster_grace_period: float,
+           no_controllers: bool) -> None:
     """Run the control plane's API server until SIGINT/SIGTERM.
 
     On first start it creates the admin token and prints it once (unless `flotilla init`
@@ -88,6 +94,7 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int,
     """
     from flotilla.api.server import main as run  # heavy: import on use
     from flotilla.api.server import parse_listen
+    from flotilla.controllers.plane import PlaneSettings, control_plane
 
     try:
         parse_listen(listen)
@@ -96,7 +103,10 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int,
     data_dir = data_dir or default_data_dir()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        run(data_dir, listen, max_body_bytes=max_body_bytes, keep_revisions=keep_revisions)
+        background = () if no_controllers else (
+            control_plane(PlaneSettings(cluster_grace_period=cluster_grace_period)),)
+        run(data_dir, listen, max_body_bytes=max_body_bytes, keep_revisions=keep_revisions,
+            background=background)
     except KeyboardInterrupt:
         return
     except OSError as exc:

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from flotilla.cli import columns
+from flotilla.cli.members import show_nodes, show_pods
 from flotilla.cli.output import as_list, dump, echo, note, table
 from flotilla.cli.session import CliError, call, connect, connection_options
 from flotilla.cli.targets import Target, namespace_for, not_found, parse_targets
@@ -14,6 +15,8 @@ from flotilla.client.base import NotFoundError, Object, ResourceClient
 from flotilla.resources.kinds import Kind
 
 OUTPUT_FORMATS = ("table", "wide", "yaml", "json", "name")
+MEMBER_VIEWS = {name: show_pods for name in ("pods", "pod", "po")} | {
+    name: show_nodes for name in ("nodes", "node", "no")}
 
 
 @click.command(epilog="""\b
@@ -25,6 +28,8 @@ Examples:
   flotilla get deploy,svc,cm -A
   flotilla get pp -A -l team=payments
   flotilla get works -A --watch
+  flotilla get pods --cluster east-1       # live, from the cluster's agent
+  flotilla get nodes
 """)
 @click.argument("what", nargs=-1, required=True, metavar="KIND[,KIND...] [NAME...] | KIND/NAME...")
 @click.option("-o", "--output", "fmt", type=click.Choice(OUTPUT_FORMATS), default="table",
@@ -35,14 +40,21 @@ Examples:
               help="Label selector, e.g. 'app=web,tier in (front,back),!canary'.")
 @click.option("-w", "--watch", is_flag=True,
               help="After listing, keep printing changes until interrupted (one KIND).")
+@click.option("--cluster", metavar="NAME",
+              help="For pods and nodes: only this member cluster (default: all).")
 @connection_options
 def get(what: tuple[str, ...], fmt: str, namespace: str | None, all_namespaces: bool,
-        selector: str | None, watch: bool, server: str | None, token: str | None) -> None:
+        selector: str | None, watch: bool, cluster: str | None, server: str | None,
+        token: str | None) -> None:
     """Show objects: KIND is a plural, singular or short name (deployments, deploy, ...).
 
     With NAMEs (or KIND/NAME), shows just those objects; otherwise lists every object of
     each KIND in the namespace, or everywhere with -A, optionally filtered by -l.
     """
+    if what[0].lower() in MEMBER_VIEWS:
+        # Pods and nodes live in member clusters; their agents serve them live.
+        MEMBER_VIEWS[what[0].lower()](cluster, fmt, server, token)
+        return
     targets = parse_targets(what)
     named = any(t.names for t in targets)
     if named and (all_namespaces or selector or watch):

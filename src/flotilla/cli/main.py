@@ -20,13 +20,18 @@ import click
 
 from flotilla import __version__
 from flotilla.cli.admin import init, server
+from flotilla.cli.agent_cmd import agent
 from flotilla.cli.apply import apply
+from flotilla.cli.chaos_cmd import chaos
+from flotilla.cli.cluster_cmd import cluster
 from flotilla.cli.delete import delete
 from flotilla.cli.describe import describe
 from flotilla.cli.events import events
 from flotilla.cli.get import get
+from flotilla.cli.members import logs
 from flotilla.cli.output import error
 from flotilla.cli.session import CliError
+from flotilla.cli.up_cmd import status, up
 
 
 @click.group(
@@ -52,6 +57,8 @@ def register(command: click.Command, name: str | None = None) -> None:
 
 
 for _command in (init, server, apply, get, describe, delete, events):
+    register(_command)
+for _command in (agent, up, status, chaos, cluster, logs):
     register(_command)
 
 

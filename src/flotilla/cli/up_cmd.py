@@ -10,7 +10,7 @@ import click
 from flotilla.cli.output import echo, note, table
 from flotilla.cli.session import CliError
 from flotilla.up.state import DEFAULT_DATA_DIR, read_state
-from flotilla.up.supervisor import Up, UpOptions, group_alive
+from flotilla.up.supervisor import Up, UpOptions, group_state
 from flotilla.up.topology import TopologyError, default_clusters, load_clusters
 
 DEMO_DIR = Path(__file__).resolve().parents[3] / "examples" / "shop"
@@ -87,11 +87,19 @@ def up(data_dir: Path, count: int, config_path: Path | None, listen: str,
 
 
 def _apply_demo(state: dict[str, Any]) -> None:
+    """Apply examples/shop, with the app's path made absolute so pods find it whatever
+    folder `flotilla up` runs in."""
     from flotilla.cli.main import run
 
-    if not DEMO_DIR.is_dir():
-        raise CliError(f"the demo files are missing: {DEMO_DIR}")
-    code = run(["apply", "-f", str(DEMO_DIR), "--server", state["server"],
+    source = DEMO_DIR / "shop.yaml"
+    if not source.is_file():
+        raise CliError(f"the demo files are missing: {source}")
+    rendered = Path(state["dataDir"]) / "demo" / "shop.yaml"
+    rendered.parent.mkdir(parents=True, exist_ok=True)
+    rendered.write_text(source.read_text().replace("examples/shop/app.py",
+                                                   str(DEMO_DIR / "app.py")))
+    echo(f"applying the shop demo ({source})")
+    code = run(["apply", "-f", str(rendered), "--server", state["server"],
                 "--token", state["token"]])
     if code:
         raise CliError("applying the demo failed (see above)")
@@ -125,12 +133,11 @@ def status(data_dir: Path) -> None:
     note(f"API server {state['server']}  (up pid {state.get('pid')})")
     rows = []
     for c in state.get("clusters", []):
-        alive = group_alive(int(c["pgid"])) if c.get("pgid") else False
         rows.append([c["name"], c.get("region", ""), c.get("zone", ""), c.get("address", ""),
-                     str(c.get("pgid", "")), "running" if alive else "dead"])
+                     str(c.get("pgid", "")), group_state(int(c["pgid"]))])
     for part in ("gateway", "dns"):
         if isinstance(state.get(part), dict):
             p = state[part]
             rows.append([part, "", "", p.get("listen", ""), str(p.get("pgid", "")),
-                         "running" if group_alive(int(p["pgid"])) else "dead"])
+                         group_state(int(p["pgid"]))])
     table(["NAME", "REGION", "ZONE", "ADDRESS", "PGID", "STATE"], rows)

@@ -1,0 +1,350 @@
+"""The agent: registration, heartbeat, Work sync and status reports, wired together.
+
+Static stability is the rule: when the control plane is unreachable the agent keeps
+running what it last applied, keeps retrying with back-off, and resumes its watches from
+where they stopped once the server is back. A restarted agent re-adopts the pods its
+runtime still owns (the runtime's state dir) instead of starting duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import functools
+import json
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from flotilla.agent.admin import admin_app
+from flotilla.agent.config import AgentConfig
+from flotilla.agent.heartbeat import Heartbeat
+from flotilla.agent.snapshot import (
+    CLUSTER,
+    ENDPOINT_SLICE,
+    capacity_status,
+    cluster_manifest,
+    endpoint_slice,
+    manifest_identifier,
+    merge_cluster_spec,
+    workload_health,
+    workload_status,
+)
+from flotilla.client.base import ApiError, NotFoundError, Object, ResourceClient
+from flotilla.client.mutate import mutate
+from flotilla.controllers.informer import EventHandlers, Informer
+from flotilla.resources.kinds import by_kind
+from flotilla.resources.wellknown import LABEL_CLUSTER, execution_namespace, now_rfc3339
+from flotilla.runtimes import get_runtime
+from flotilla.runtimes.base import ManifestError, Runtime
+
+log = logging.getLogger(__name__)
+WORK = by_kind("Work")
+
+
+class Agent:
+    def __init__(self, cfg: AgentConfig, client: ResourceClient,
+                 runtime: Runtime | None = None) -> None:
+        self.cfg = cfg
+        self.client = client
+        self.runtime = runtime or get_runtime(cfg.runtime)(cfg.runtime_options())
+        self.heartbeat = Heartbeat(client, cfg.cluster, cfg.heartbeat_interval)
+        self.works = Informer(client, WORK, namespace=execution_namespace(cfg.cluster))
+        self._works_changed = asyncio.Event()
+        self._report_now = asyncio.Event()
+        self._applied: list[Object] | None = None
+        self._apply_error: str | None = None
+        #: last written report per target, to skip writes that change nothing
+        self._written: dict[str, str] = {}
+        self.api_endpoint: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until cancelled; on cancellation leave the pods running (like a kubelet
+        restart), so that the next agent on this state dir adopts them."""
+        await self.runtime.start()
+        admin = await self._start_admin()
+        kick = EventHandlers(
+            on_add=lambda _o: self._works_changed.set(),
+            on_update=lambda _o, _n: self._works_changed.set(),
+            on_delete=lambda _o: self._works_changed.set(),
+        )
+        self.works.add_handler(kick)
+        tasks = [
+            asyncio.create_task(self._register_loop(), name="register"),
+            asyncio.create_task(self.heartbeat.run(), name="heartbeat"),
+            asyncio.create_task(self.works.run(), name="works-informer"),
+            asyncio.create_task(self._apply_loop(), name="apply"),
+            asyncio.create_task(self._watch_runtime(), name="runtime-changes"),
+            asyncio.create_task(self._report_loop(), name="report"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:
+                t.result()  # surface a crashed loop
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            if admin is not None:
+                admin.should_exit = True
+            await self.runtime.stop(keep_pods=True)
+
+    async def _start_admin(self) -> uvicorn.Server | None:
+        if not self.cfg.admin_listen:
+            return None
+        host, _, port = self.cfg.admin_listen.rpartition(":")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, int(port)))
+        sock.listen(128)
+        bound_port = sock.getsockname()[1]
+        self.api_endpoint = f"http://{host}:{bound_port}"
+        config = uvicorn.Config(admin_app(self.runtime, self.cfg.token), log_level="warning",
+                                lifespan="off", access_log=False)
+        server = _QuietServer(config)
+        self._admin_task = asyncio.create_task(server.serve(sockets=[sock]), name="admin")
+        return server
+
+    # -- registration ------------------------------------------------------------------
+
+    async def register(self) -> Object | None:
+        wanted = cluster_manifest(self.cfg, self.api_endpoint)
+        return await mutate(
+            self.client, CLUSTER, "", self.cfg.cluster,
+            lambda cur: merge_cluster_spec(cur, wanted),
+            create=lambda: copy.deepcopy(wanted),
+        )
+
+    async def _register_loop(self) -> None:
+        """Register once (retrying until the server answers), then stay idle."""
+        delay = 0.1
+        while True:
+            try:
+                await self.register()
+                log.info("cluster %s registered", self.cfg.cluster)
+                self._report_now.set()
+                break
+            except Exception as exc:
+                log.warning("registering cluster %s: %s; retrying in %.1fs",
+                            self.cfg.cluster, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        await asyncio.Event().wait()
+
+    # -- desired state -----------------------------------------------------------------
+
+    def desired_manifests(self) -> list[Object]:
+        """All manifests of all Works for this cluster, in a stable order. When two Works
+        carry the same object, the first by Work name wins (and is reported)."""
+        seen: set[tuple[str, str, str, str]] = set()
+        out: list[Object] = []
+        for work in self.works.cache.list():
+            if (work.get("metadata") or {}).get("deletionTimestamp"):
+                continue
+            manifests = ((work.get("spec") or {}).get("workload") or {}).get("manifests") or []
+            for m in manifests:
+                ident = manifest_identifier(m)
+                if ident in seen:
+                    continue
+                seen.add(ident)
+                out.append(m)
+        return out
+
+    async def _apply_loop(self) -> None:
+        await self.works.wait_synced()
+        self._works_changed.set()
+        while True:
+            await self._works_changed.wait()
+            self._works_changed.clear()
+            desired = self.desired_manifests()
+            if desired == self._applied:
+                continue
+            try:
+                await self.runtime.apply(copy.deepcopy(desired))
+                self._applied = desired
+                self._apply_error = None
+            except ManifestError as exc:
+                log.warning("cluster %s cannot apply its Works: %s", self.cfg.cluster, exc)
+                self._apply_error = str(exc)
+            self._report_now.set()
+
+    # -- reporting ---------------------------------------------------------------------
+
+    async def _watch_runtime(self) -> None:
+        async for _version in self.runtime.changes():
+            self._report_now.set()
+
+    async def _report_loop(self) -> None:
+        delay = 0.1
+        while True:
+            await self._report_now.wait()
+            await asyncio.sleep(self.cfg.report_debounce)  # coalesce a burst of changes
+            self._report_now.clear()
+            try:
+                await self.report()
+                delay = 0.1
+            except Exception as exc:
+                log.warning("status report for %s failed: %s; retrying in %.1fs",
+                            self.cfg.cluster, exc, delay)
+                self._report_now.set()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def report(self) -> None:
+        await self._report_cluster()
+        await self._report_endpoints()
+        if self.works.has_synced:
+            await self._report_works()
+
+    def _unchanged(self, key: str, payload: Any) -> bool:
+        text = json.dumps(payload, sort_keys=True)
+        if self._written.get(key) == text:
+            return True
+        self._written[key] = text
+        return False
+
+    def _forget(self, key: str) -> None:
+        self._written.pop(key, None)
+
+    async def _report_cluster(self) -> None:
+        status = capacity_status(self.runtime.capacity())
+        if self._unchanged("cluster", status):
+            return
+
+        def change(obj: Object) -> bool:
+            cur = obj.setdefault("status", {})
+            if all(cur.get(k) == v for k, v in status.items()):
+                return False
+            cur.update(status)
+            return True
+
+        try:
+            await mutate(self.client, CLUSTER, "", self.cfg.cluster, change, status=True)
+        except BaseException:
+            self._forget("cluster")
+            raise
+
+    async def _report_endpoints(self) -> None:
+        wanted = {}
+        for svc in self.runtime.endpoints():
+            obj = endpoint_slice(self.cfg, svc)
+            wanted[(obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
+        for (ns, name), obj in sorted(wanted.items()):
+            key = f"eps/{ns}/{name}"
+            if self._unchanged(key, obj["spec"]):
+                continue
+            spec = obj["spec"]
+
+            def change(cur: Object, spec: Object = spec) -> bool:
+                if cur.get("spec") == spec:
+                    return False
+                cur["spec"] = spec
+                return True
+
+            try:
+                await mutate(self.client, ENDPOINT_SLICE, ns, name, change,
+                             create=functools.partial(copy.deepcopy, obj))
+            except BaseException:
+                self._forget(key)
+                raise
+        # Slices of Services this cluster no longer runs.
+        current = await self.client.list(ENDPOINT_SLICE, None,
+                                         selector=f"{LABEL_CLUSTER}={self.cfg.cluster}")
+        for item in current.items:
+            meta = item["metadata"]
+            if (meta.get("namespace", ""), meta["name"]) not in wanted:
+                with contextlib.suppress(NotFoundError):
+                    await self.client.delete(ENDPOINT_SLICE, meta.get("namespace", ""),
+                                             meta["name"])
+                self._forget(f"eps/{meta.get('namespace', '')}/{meta['name']}")
+
+    async def _report_works(self) -> None:
+        workloads = {(w.kind, w.namespace, w.name): w for w in self.runtime.workloads()}
+        for work in self.works.cache.list():
+            meta = work["metadata"]
+            status = self._work_status(work, workloads)
+            key = f"work/{meta['name']}"
+            if self._unchanged(key, _strip_times(status)):
+                continue
+
+            def change(cur: Object, status: Object = status) -> bool:
+                # A condition that did not change keeps its transition time.
+                if _strip_times(cur.get("status") or {}) == _strip_times(status):
+                    return False
+                cur["status"] = status
+                return True
+
+            try:
+                await mutate(self.client, WORK, meta["namespace"], meta["name"], change,
+                             status=True)
+            except ApiError:
+                self._forget(key)
+                raise
+
+    def _work_status(self, work: Object, workloads: dict[tuple[str, str, str], Any]) -> Object:
+        manifests = ((work.get("spec") or {}).get("workload") or {}).get("manifests") or []
+        statuses = []
+        for ordinal, m in enumerate(manifests):
+            api_version, kind, ns, name = manifest_identifier(m)
+            group, _, version = api_version.rpartition("/")
+            entry: Object = {"identifier": {"ordinal": ordinal, "group": group,
+                                            "version": version, "kind": kind,
+                                            "namespace": ns, "name": name}}
+            w = workloads.get((kind, ns, name))
+            if w is not None:
+                status = workload_status(w)
+                template = ((m.get("spec") or {}).get("template")) or {}
+                # How many more replicas would fit here: input for dynamic weights.
+                status["estimatedReplicas"] = self.runtime.estimate_replicas(template)
+                entry["status"] = status
+                entry["health"] = workload_health(w)
+            statuses.append(entry)
+        applied = self._apply_error is None
+        return {
+            "conditions": [{
+                "type": "Applied",
+                "status": "True" if applied else "False",
+                "reason": "AppliedSuccessfully" if applied else "ManifestError",
+                "message": "" if applied else (self._apply_error or ""),
+                "lastTransitionTime": now_rfc3339(),
+            }],
+            "manifestStatuses": statuses,
+        }
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its signal handlers: the agent's entry point owns shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _strip_times(status: Object) -> str:
+    conds = [{k: v for k, v in c.items() if k != "lastTransitionTime"}
+             for c in status.get("conditions") or []]
+    return json.dumps({**status, "conditions": conds}, sort_keys=True)
+
+
+async def run_agent(cfg: AgentConfig) -> None:
+    """Entry point for ``flotilla agent``: run until SIGINT/SIGTERM, then stop the agent
+    and leave the pods running for the next agent to adopt (as a kubelet restart does).
+    """
+    from flotilla.client.http import HttpClient
+
+    loop = asyncio.get_running_loop()
+    async with HttpClient(cfg.server, cfg.token) as client:
+        task = asyncio.create_task(Agent(cfg, client).run(), name=f"agent-{cfg.cluster}")
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,48 @@
+"""Agent settings, as given on the ``flotilla agent`` command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flotilla.runtimes.base import RuntimeOptions
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    server: str
+    token: str | None
+    cluster: str
+    region: str = ""
+    zone: str = ""
+    provider: str = "flotilla"
+    runtime: str = "local"
+    labels: dict[str, str] = field(default_factory=dict)
+    address: str = "127.0.0.1"
+    nodes: int = 3
+    node_cpu: str = "4"
+    node_memory: str = "8Gi"
+    node_pods: int = 110
+    state_dir: Path = Path(".flotilla/clusters/default")
+    #: How often the heartbeat Lease is renewed; the control plane's grace period
+    #: (default 3 s) should be a few of these.
+    heartbeat_interval: float = 1.0
+    #: Status reports are coalesced over this window so that a burst of pod changes
+    #: becomes one write.
+    report_debounce: float = 0.05
+    #: Where the agent's own endpoint (pods, nodes, logs, chaos) listens, "HOST:PORT";
+    #: port 0 picks a free one. Published as the Cluster's ``spec.apiEndpoint``.
+    admin_listen: str | None = None
+
+    def runtime_options(self) -> RuntimeOptions:
+        return RuntimeOptions(
+            cluster=self.cluster,
+            region=self.region,
+            zone=self.zone,
+            address=self.address,
+            state_dir=self.state_dir,
+            nodes=self.nodes,
+            node_cpu=self.node_cpu,
+            node_memory=self.node_memory,
+            node_pods=self.node_pods,
+        )

@@ -1,0 +1,106 @@
+"""``flotilla chaos``: break clusters, nodes and pods on purpose, to see failover work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from flotilla.cli.members import agent_endpoint, member_call
+from flotilla.cli.output import echo
+from flotilla.cli.session import CliError, connection_options
+from flotilla.up import chaos as actions
+from flotilla.up.state import DEFAULT_DATA_DIR
+
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DATA_DIR,
+    show_default=True, help="The data dir of the 'flotilla up' that runs the cluster.")
+
+
+@click.group(epilog="""\b
+Examples:
+  flotilla chaos kill-cluster east-1      # SIGKILL the cluster's whole process group
+  flotilla chaos revive-cluster east-1    # start its agent again
+  flotilla chaos pause-cluster south-1    # SIGSTOP: a hung cluster
+  flotilla chaos resume-cluster south-1
+  flotilla chaos fail-node east-1 east-1-node-1
+  flotilla chaos kill-pod east-1 default/shop-7d4f9-abcde
+""")
+def chaos() -> None:
+    """Break things on purpose (clusters started by 'flotilla up')."""
+
+
+def _run(action: str, fn: Callable[[Path, str], int], data_dir: Path, cluster: str) -> int:
+    try:
+        pgid = fn(data_dir, cluster)
+    except (KeyError, RuntimeError, FileNotFoundError) as exc:
+        raise CliError(str(exc.args[0] if exc.args else exc)) from None
+    echo(f"cluster {cluster}: {action} (process group {pgid})")
+    return pgid
+
+
+@chaos.command("kill-cluster")
+@click.argument("cluster")
+@data_dir_option
+def kill_cluster(cluster: str, data_dir: Path) -> None:
+    """SIGKILL a cluster's agent and all its pods at once."""
+    _run("killed", actions.kill_cluster, data_dir, cluster)
+
+
+@chaos.command("pause-cluster")
+@click.argument("cluster")
+@data_dir_option
+def pause_cluster(cluster: str, data_dir: Path) -> None:
+    """SIGSTOP a cluster: a hang, not a crash ('resume-cluster' continues it)."""
+    _run("paused", actions.pause_cluster, data_dir, cluster)
+
+
+@chaos.command("resume-cluster")
+@click.argument("cluster")
+@data_dir_option
+def resume_cluster(cluster: str, data_dir: Path) -> None:
+    """SIGCONT a paused cluster."""
+    _run("resumed", actions.resume_cluster, data_dir, cluster)
+
+
+@chaos.command("revive-cluster")
+@click.argument("cluster")
+@data_dir_option
+def revive_cluster(cluster: str, data_dir: Path) -> None:
+    """Start a killed cluster's agent again (it re-adopts or rebuilds its pods)."""
+    _run("started again", actions.revive_cluster, data_dir, cluster)
+
+
+@chaos.command("fail-node")
+@click.argument("cluster")
+@click.argument("node")
+@connection_options
+def fail_node(cluster: str, node: str, server: str | None, token: str | None) -> None:
+    """Mark a node NotReady: its pods are killed and rebuilt on other nodes."""
+    endpoint, tok = agent_endpoint(cluster, server, token)
+    member_call(endpoint, tok, "POST", f"/nodes/{node}/fail")
+    echo(f"node {node} in cluster {cluster} failed")
+
+
+@chaos.command("recover-node")
+@click.argument("cluster")
+@click.argument("node")
+@connection_options
+def recover_node(cluster: str, node: str, server: str | None, token: str | None) -> None:
+    """Make a failed node Ready again."""
+    endpoint, tok = agent_endpoint(cluster, server, token)
+    member_call(endpoint, tok, "POST", f"/nodes/{node}/recover")
+    echo(f"node {node} in cluster {cluster} recovered")
+
+
+@chaos.command("kill-pod")
+@click.argument("cluster")
+@click.argument("pod", metavar="[NAMESPACE/]POD")
+@connection_options
+def kill_pod(cluster: str, pod: str, server: str | None, token: str | None) -> None:
+    """SIGKILL a pod's processes, as a crash would; its Deployment replaces it."""
+    ns, _, name = pod.rpartition("/")
+    endpoint, tok = agent_endpoint(cluster, server, token)
+    member_call(endpoint, tok, "POST", f"/pods/{ns or 'default'}/{name}/kill")
+    echo(f"pod {ns or 'default'}/{name} in cluster {cluster} killed")

@@ -1,0 +1,178 @@
+"""Cluster health: the Ready condition and the unreachable/not-ready taints, from heartbeats.
+
+Each agent renews a Lease (``flotilla-system/<cluster>``). This controller judges a
+cluster by when it *saw* the lease change, on its own monotonic clock, not by the
+``renewTime`` the agent wrote: a member whose clock is off must not look dead (or
+alive). This is how Kubernetes' node lifecycle controller treats node leases.
+
+    lease renewed within the grace period, nodes ready  -> Ready=True,    no taints
+    lease renewed, but no ready node                    -> Ready=False,   not-ready taints
+    no renewal for longer than the grace period         -> Ready=Unknown, unreachable taints
+
+The taints come in pairs (NoSchedule: place nothing new; NoExecute: the failover
+controller moves replicas away after the policy's toleration) so placement and failover
+read one signal. Every transition records an Event.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from flotilla.client.base import Object, ResourceClient
+from flotilla.client.mutate import mutate
+from flotilla.controllers.controller import Controller, Result
+from flotilla.controllers.events import EventRecorder
+from flotilla.controllers.informer import Informer, ObjectKey
+from flotilla.controllers.manager import ControllerManager
+from flotilla.resources.kinds import by_kind
+from flotilla.resources.wellknown import (
+    SYSTEM_NAMESPACE,
+    TAINT_NOT_READY,
+    TAINT_UNREACHABLE,
+    now_rfc3339,
+)
+
+log = logging.getLogger(__name__)
+CLUSTER = by_kind("Cluster")
+LEASE = by_kind("Lease")
+HEALTH_TAINTS = (TAINT_UNREACHABLE, TAINT_NOT_READY)
+DEFAULT_GRACE = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    status: str  # "True" | "False" | "Unknown"
+    reason: str
+    message: str
+    taint: str | None
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "True"
+
+
+def judge(lease_age: float | None, grace: float, nodes_ready: int | None) -> Verdict:
+    """The pure decision, given how long ago the lease was last seen renewed."""
+    if lease_age is None:
+        return Verdict("Unknown", "ClusterStatusNeverUpdated",
+                       "the cluster's agent has never sent a heartbeat", TAINT_UNREACHABLE)
+    if lease_age > grace:
+        return Verdict("Unknown", "ClusterStatusUnknown",
+                       f"no heartbeat for {lease_age:.1f}s (grace period {grace:g}s)",
+                       TAINT_UNREACHABLE)
+    if nodes_ready == 0:
+        return Verdict("False", "NoReadyNodes", "the cluster reports no ready node",
+                       TAINT_NOT_READY)
+    return Verdict("True", "ClusterReady", "heartbeats arrive and nodes are ready", None)
+
+
+class ClusterHealth:
+    """The reconciler; `build` wires it into a ControllerManager."""
+
+    def __init__(self, client: ResourceClient, clusters: Informer, leases: Informer,
+                 *, grace: float = DEFAULT_GRACE) -> None:
+        self.client = client
+        self.clusters = clusters
+        self.leases = leases
+        self.grace = grace
+        self.events = EventRecorder(client, "cluster-health")
+        #: cluster -> (renewTime last seen, monotonic time we saw it change)
+        self._seen: dict[str, tuple[str, float]] = {}
+
+    def lease_age(self, cluster: str) -> float | None:
+        lease = self.leases.cache.get(ObjectKey(SYSTEM_NAMESPACE, cluster))
+        now = time.monotonic()
+        if lease is None:
+            self._seen.pop(cluster, None)
+            return None
+        renew = str((lease.get("spec") or {}).get("renewTime") or "")
+        seen = self._seen.get(cluster)
+        if seen is None:
+            # First sight (e.g. after a control-plane restart): give it a full grace
+            # period from now rather than trusting the member's clock.
+            self._seen[cluster] = (renew, now)
+            return 0.0
+        if seen[0] != renew:
+            self._seen[cluster] = (renew, now)
+            return 0.0
+        return now - seen[1]
+
+    async def reconcile(self, key: ObjectKey) -> Result | None:
+        cluster = self.clusters.cache.get(key)
+        if cluster is None:
+            self._seen.pop(key.name, None)
+            return None
+        age = self.lease_age(key.name)
+        summary = (cluster.get("status") or {}).get("nodeSummary") or {}
+        nodes_ready = summary.get("ready") if "ready" in summary else None
+        verdict = judge(age, self.grace, nodes_ready)
+        await self._write(cluster, verdict)
+        if verdict.ready and age is not None:
+            # Wake up just after the grace period runs out, in case no event comes.
+            return Result(requeue_after=max(0.05, self.grace - age + 0.05))
+        return Result(requeue_after=self.grace)
+
+    async def _write(self, cluster: Object, verdict: Verdict) -> None:
+        """Taints first, then the condition: by the time anyone reads Ready=Unknown, the
+        taints that keep new replicas (and traffic) away are already in place."""
+        name = cluster["metadata"]["name"]
+        taints = (cluster.get("spec") or {}).get("taints") or []
+        want = {verdict.taint} if verdict.taint else set()
+        have = {t.get("key") for t in taints if t.get("key") in HEALTH_TAINTS}
+        if have != want:
+            await mutate(self.client, CLUSTER, "", name,
+                         lambda obj: set_health_taints(obj, verdict.taint))
+
+        conds = (cluster.get("status") or {}).get("conditions") or []
+        previous = next((c for c in conds if c.get("type") == "Ready"), None)
+        if previous is not None and previous.get("status") == verdict.status \
+                and previous.get("reason") == verdict.reason:
+            return
+        now = now_rfc3339()
+
+        def set_condition(obj: Object) -> bool:
+            status = obj.setdefault("status", {})
+            others = [c for c in status.get("conditions") or [] if c.get("type") != "Ready"]
+            status["conditions"] = [*others, {
+                "type": "Ready", "status": verdict.status, "reason": verdict.reason,
+                "message": verdict.message, "lastTransitionTime": now,
+            }]
+            return True
+
+        await mutate(self.client, CLUSTER, "", name, set_condition, status=True)
+        await self.events.record(cluster, "Normal" if verdict.ready else "Warning",
+                                 verdict.reason, verdict.message)
+        log.info("cluster %s: Ready=%s (%s)", name, verdict.status, verdict.reason)
+
+
+def set_health_taints(cluster: Object, taint: str | None) -> bool:
+    """Make the health taints on ``cluster`` exactly ``taint`` (both effects) or none."""
+    spec = cluster.setdefault("spec", {})
+    taints = list(spec.get("taints") or [])
+    kept = [t for t in taints if t.get("key") not in HEALTH_TAINTS or t.get("key") == taint]
+    if taint:
+        now = now_rfc3339()
+        for effect in ("NoSchedule", "NoExecute"):
+            if not any(t.get("key") == taint and t.get("effect") == effect for t in kept):
+                kept.append({"key": taint, "effect": effect, "timeAdded": now})
+    if kept == taints:
+        return False
+    spec["taints"] = kept
+    return True
+
+
+def build(manager: ControllerManager, *, grace: float = DEFAULT_GRACE) -> Controller:
+    """Register the cluster-health controller with ``manager``."""
+    clusters = manager.informer(CLUSTER)
+    leases = manager.informer(LEASE)
+    reconciler = ClusterHealth(manager.client, clusters, leases, grace=grace)
+    controller = Controller("cluster-health", reconciler, workers=2)
+    controller.watches(clusters).watches(
+        leases,
+        lambda lease: (ObjectKey("", lease["metadata"]["name"]),)
+        if lease["metadata"].get("namespace") == SYSTEM_NAMESPACE else (),
+    )
+    manager.add(controller)
+    return controller

@@ -1,0 +1,28 @@
+"""The control plane's controllers, assembled for `flotilla server`.
+
+One function lists every controller the server runs, so adding one is one line here
+and a ``build(manager)`` function in its own module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from flotilla.client.base import ResourceClient
+from flotilla.controllers import cluster_health
+from flotilla.controllers.manager import ControllerManager, background
+
+
+@dataclass(frozen=True, slots=True)
+class PlaneSettings:
+    cluster_grace_period: float = cluster_health.DEFAULT_GRACE
+
+
+def control_plane(settings: PlaneSettings) -> Callable[[ResourceClient], Awaitable[None]]:
+    """The background task `run_server` runs: every controller on the in-process client."""
+
+    def build(manager: ControllerManager) -> None:
+        cluster_health.build(manager, grace=settings.cluster_grace_period)
+
+    return background(build)

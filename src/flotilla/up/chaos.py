@@ -1,0 +1,64 @@
+"""Breaking things on purpose: whole clusters (process groups), nodes and pods.
+
+A cluster is killed or paused through its process group, exactly as a machine dying
+or hanging would look to the control plane: no goodbye, heartbeats just stop. Nodes
+and pods are broken through the cluster's agent, since only it knows which processes
+belong to them.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+from flotilla.up.state import cluster_entry, locked, read_state, write_state
+from flotilla.up.supervisor import group_alive, pid_alive, signal_group, start_process
+
+
+def cluster_groups(entry: dict[str, Any]) -> list[int]:
+    """Every process group that may hold the cluster's processes: the current agent's,
+    and older ones whose pods a restarted agent adopted."""
+    return sorted({int(entry["pgid"]), *(int(g) for g in entry.get("groups", []))})
+
+
+def _signal_cluster(data_dir: Path, cluster: str, sig: int) -> int:
+    entry = cluster_entry(read_state(data_dir), cluster)
+    hit = [g for g in cluster_groups(entry) if group_alive(g) and signal_group(g, sig)]
+    if not hit:
+        raise RuntimeError(f"cluster {cluster} is not running (process group "
+                           f"{entry['pgid']} is gone)")
+    return int(entry["pgid"])
+
+
+def kill_cluster(data_dir: Path, cluster: str) -> int:
+    """SIGKILL the cluster's whole process group (agent and pods); returns the pgid."""
+    return _signal_cluster(data_dir, cluster, signal.SIGKILL)
+
+
+def pause_cluster(data_dir: Path, cluster: str) -> int:
+    """SIGSTOP the group: a hang, not a crash. Sockets stay open; nothing answers."""
+    return _signal_cluster(data_dir, cluster, signal.SIGSTOP)
+
+
+def resume_cluster(data_dir: Path, cluster: str) -> int:
+    return _signal_cluster(data_dir, cluster, signal.SIGCONT)
+
+
+def revive_cluster(data_dir: Path, cluster: str) -> int:
+    """Start a cluster's agent again, with the command line `up` used. The new agent
+    adopts whatever pods survived (they stay in their old process group, which is kept
+    on record so chaos and shutdown still reach them) and rebuilds the rest."""
+    with locked(data_dir):
+        state = read_state(data_dir)
+        entry = cluster_entry(state, cluster)
+        if pid_alive(int(entry["pid"])):
+            raise RuntimeError(f"cluster {cluster}'s agent is still running (pid "
+                               f"{entry['pid']}); kill it first")
+        proc = start_process(list(entry["argv"]), Path(entry["log"]), new_group=True)
+        for c in state["clusters"]:
+            if c["name"] == cluster:
+                c["groups"] = [g for g in cluster_groups(c) if group_alive(g)]
+                c["pid"] = c["pgid"] = proc.pid
+        write_state(data_dir, state)
+    return proc.pid

@@ -1,0 +1,303 @@
+"""Start, watch and stop the processes of `flotilla up`.
+
+Each part is a real process running the ``flotilla`` command itself, so what `up` runs
+is exactly what an operator would run by hand on several machines. Every member cluster
+(its agent and the agent's pods) gets its own process group: `chaos kill-cluster` kills
+that group as a machine dying would, and shutdown can reach every pod through it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from flotilla.api.auth import add_token, ensure_admin_token, hash_token, load_tokens
+from flotilla.up.state import locked, read_state, write_state
+from flotilla.up.topology import ClusterPlan
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class UpOptions:
+    data_dir: Path
+    clusters: list[ClusterPlan]
+    listen: str = "127.0.0.1:8443"
+    gateway_listen: str | None = "127.0.0.1:8080"
+    gateway_admin_listen: str | None = "127.0.0.1:8081"
+    dns_listen: str | None = "127.0.0.1:8053"
+    dns_admin_listen: str | None = "127.0.0.1:8054"
+    dns_zone: str = "example.test"
+    heartbeat_interval: float = 1.0
+    cluster_grace_period: float = 3.0
+    #: extra arguments for the gateway command (e.g. its region)
+    gateway_region: str = "cn-east"
+    ready_timeout: float = 60.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def flotilla_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "flotilla", *args]
+
+
+def obtain_token(data_dir: Path) -> str:
+    """The admin token `up` hands to its parts and prints: new on first start, else the
+    one a previous `up` in this data dir recorded, else a fresh extra admin token (the
+    data dir keeps only hashes, so a lost token cannot be recovered, only replaced)."""
+    created = ensure_admin_token(data_dir)
+    if created is not None:
+        return created
+    with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
+        previous = str(read_state(data_dir)["token"])
+        if any(r.sha256 == hash_token(previous) for r in load_tokens(data_dir)):
+            return previous
+    return add_token(data_dir, "up")
+
+
+def start_process(argv: list[str], log_path: Path, *, new_group: bool,
+                  env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=new_group, env={**os.environ, **(env or {})},
+        )
+
+
+def agent_argv(opts: UpOptions, plan: ClusterPlan, server: str, token: str) -> list[str]:
+    labels = ",".join(f"{k}={v}" for k, v in sorted(plan.labels.items()))
+    argv = flotilla_argv(
+        "agent", "--server", server, "--token", token, "--cluster", plan.name,
+        "--region", plan.region, "--zone", plan.zone, "--runtime", "local",
+        "--nodes", str(plan.nodes), "--node-cpu", plan.node_cpu,
+        "--node-memory", plan.node_memory, "--address", plan.address,
+        "--state-dir", str(opts.data_dir / "clusters" / plan.name),
+        "--heartbeat-interval", str(opts.heartbeat_interval),
+        "--admin-listen", f"{plan.address}:0",
+    )
+    if labels:
+        argv += ["--labels", labels]
+    return argv
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str,
+               interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+def signal_group(pgid: int, sig: int) -> bool:
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def group_members(pgid: int) -> list[tuple[int, str]]:
+    """(pid, state) of every live process in process group ``pgid``, from /proc.
+
+    Zombies are left out: a killed agent stays a zombie until its parent reaps it, yet
+    nothing of it runs any more.
+    """
+    members = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append((int(entry.name), fields[0]))
+    return members
+
+
+def group_alive(pgid: int) -> bool:
+    return bool(group_members(pgid))
+
+
+def pid_alive(pid: int) -> bool:
+    """True when ``pid`` runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def group_state(pgid: int) -> str:
+    """"running", "paused" (SIGSTOPped leader) or "dead", for `flotilla status`."""
+    members = group_members(pgid)
+    if not members:
+        return "dead"
+    return "paused" if all(state in ("T", "t") for _, state in members) else "running"
+
+
+class Up:
+    """One `flotilla up`: `start()`, then `wait()` until a signal, then `stop()`."""
+
+    def __init__(self, opts: UpOptions, say: Say = print) -> None:
+        self.opts = opts
+        self.say = say
+        self.server_url = f"http://{opts.listen}"
+        self.token = ""
+        self.server: subprocess.Popen[bytes] | None = None
+        self.others: dict[str, subprocess.Popen[bytes]] = {}
+        self._stop = threading.Event()
+
+    # -- start -------------------------------------------------------------------------
+
+    def start(self) -> dict[str, Any]:
+        opts = self.opts
+        opts.data_dir.mkdir(parents=True, exist_ok=True)
+        logs = opts.data_dir / "logs"
+        self.token = obtain_token(opts.data_dir)
+        self.say(f"starting the control plane on {self.server_url} (SQLite in {opts.data_dir})")
+        self.server = start_process(
+            flotilla_argv("server", "--data-dir", str(opts.data_dir), "--listen", opts.listen,
+                          "--cluster-grace-period", str(opts.cluster_grace_period)),
+            logs / "server.log", new_group=True, env=opts.extra_env)
+        wait_until(self._server_ready, 30, f"the API server on {self.server_url} "
+                   f"(see {logs / 'server.log'})")
+
+        state: dict[str, Any] = {
+            "server": self.server_url, "token": self.token,
+            "dataDir": str(opts.data_dir.resolve()), "pid": os.getpid(),
+            "serverPid": self.server.pid, "clusters": [],
+        }
+        for plan in opts.clusters:
+            argv = agent_argv(opts, plan, self.server_url, self.token)
+            log = logs / f"agent-{plan.name}.log"
+            proc = start_process(argv, log, new_group=True, env=opts.extra_env)
+            self.others[f"agent-{plan.name}"] = proc
+            state["clusters"].append({
+                "name": plan.name, "region": plan.region, "zone": plan.zone,
+                "address": plan.address, "labels": plan.labels, "pid": proc.pid,
+                "pgid": proc.pid, "argv": argv, "log": str(log),
+            })
+            self.say(f"  cluster {plan.name:<10} region {plan.region:<9} zone "
+                     f"{plan.zone:<11} ingress {plan.address}  (pgid {proc.pid})")
+        for name, listen, argv in self._edge_commands():
+            proc = start_process(argv, logs / f"{name}.log", new_group=True, env=opts.extra_env)
+            self.others[name] = proc
+            state[name] = {"listen": listen, "pid": proc.pid, "pgid": proc.pid,
+                           "argv": argv}
+        with locked(opts.data_dir):
+            write_state(opts.data_dir, state)
+        self.say(f"waiting for {len(opts.clusters)} cluster(s) to report Ready...")
+        wait_until(self._clusters_ready, opts.ready_timeout, "every cluster to become Ready",
+                   interval=0.2)
+        return state
+
+    def _edge_commands(self) -> list[tuple[str, str, list[str]]]:
+        o, out = self.opts, []
+        if o.gateway_listen:
+            argv = flotilla_argv("gateway", "--server", self.server_url, "--token", self.token,
+                                 "--listen", o.gateway_listen, "--region", o.gateway_region)
+            if o.gateway_admin_listen:
+                argv += ["--admin-listen", o.gateway_admin_listen]
+            out.append(("gateway", o.gateway_listen, argv))
+        if o.dns_listen:
+            argv = flotilla_argv("dns", "--server", self.server_url, "--token", self.token,
+                                 "--listen", o.dns_listen, "--zone", o.dns_zone)
+            if o.dns_admin_listen:
+                argv += ["--admin-listen", o.dns_admin_listen]
+            out.append(("dns", o.dns_listen, argv))
+        return out
+
+    def _get(self, path: str) -> httpx.Response | None:
+        try:
+            return httpx.get(self.server_url + path, timeout=2.0,
+                             headers={"Authorization": f"Bearer {self.token}"})
+        except httpx.HTTPError:
+            return None
+
+    def _server_ready(self) -> bool:
+        if self.server is not None and self.server.poll() is not None:
+            raise RuntimeError(f"the API server exited with code {self.server.returncode}; "
+                               f"see {self.opts.data_dir / 'logs' / 'server.log'}")
+        r = self._get("/readyz")
+        return r is not None and r.status_code == 200
+
+    def _clusters_ready(self) -> bool:
+        r = self._get("/apis/cluster.flotilla.io/v1alpha1/clusters")
+        if r is None or r.status_code != 200:
+            return False
+        ready = {
+            c["metadata"]["name"] for c in r.json().get("items", [])
+            if any(cond.get("type") == "Ready" and cond.get("status") == "True"
+                   for cond in (c.get("status") or {}).get("conditions") or [])
+        }
+        return all(p.name in ready for p in self.opts.clusters)
+
+    # -- run ---------------------------------------------------------------------------
+
+    def request_stop(self, *_args: object) -> None:
+        self._stop.set()
+
+    def wait(self) -> None:
+        """Block until SIGINT/SIGTERM (or the API server dies)."""
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGTERM, self.request_stop)
+        while not self._stop.wait(0.5):
+            for p in self.others.values():
+                p.poll()  # reap parts killed by chaos, so they do not linger as zombies
+            if self.server is not None and self.server.poll() is not None:
+                self.say(f"the API server exited (code {self.server.returncode}); stopping")
+                return
+
+    # -- stop --------------------------------------------------------------------------
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM every group (clusters as recorded in up.json, so revived ones too),
+        wait up to ``grace`` seconds, SIGKILL what is left, then the server."""
+        groups: list[int] = []
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            state = read_state(self.opts.data_dir)
+            for c in state.get("clusters", []):
+                groups += [int(c["pgid"]), *(int(g) for g in c.get("groups", []))]
+            groups += [int(state[k]["pgid"]) for k in ("gateway", "dns")
+                       if isinstance(state.get(k), dict)]
+        groups += [p.pid for p in self.others.values()]
+        groups = sorted(set(groups))
+        for pgid in groups:
+            with contextlib.suppress(ProcessLookupError):
+                signal_group(pgid, signal.SIGCONT)  # a paused cluster cannot exit
+            signal_group(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while any(group_alive(g) for g in groups) and time.monotonic() < deadline:
+            for p in self.others.values():
+                p.poll()  # reap, so the group leader does not linger as a zombie
+            time.sleep(0.05)
+        for pgid in groups:
+            signal_group(pgid, signal.SIGKILL)
+        for p in self.others.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=5)
+        if self.server is not None and self.server.poll() is None:
+            self.server.terminate()
+            try:
+                self.server.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                signal_group(self.server.pid, signal.SIGKILL)
+                self.server.wait(timeout=5)
+        if self.server is not None:
+            signal_group(self.server.pid, signal.SIGKILL)
+        self.say("flotilla up: everything stopped")
