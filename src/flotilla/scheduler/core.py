@@ -163,7 +163,7 @@ class Scheduler:
                 reasons[c.name] = why
         # Karmada's order without locality: most available replicas first, then name.
         ranked.sort(key=lambda c: (-available[c.name], c.name))
-        found = _Pool(tuple(ranked), available, reasons, base, estimates)
+        found = _Pool(tuple(ranked), available, MappingProxyType(reasons), base, estimates)
         if self._cache:
             self._pools[key] = found
         return found
@@ -176,7 +176,8 @@ class Scheduler:
         reasons: Mapping[str, str] = pool.reasons
         if held:
             ranked, available, reasons = self._with_held(pool, held)
-        frozen_reasons = MappingProxyType(dict(reasons)) if reasons else _NO_REASONS
+        frozen_reasons = (reasons if isinstance(reasons, MappingProxyType)
+                          else MappingProxyType(dict(reasons)) if reasons else _NO_REASONS)
         if not ranked:
             return _Selection((), available, frozen_reasons,
                               summarize(len(self.clusters), 0, reasons))
@@ -194,27 +195,30 @@ class Scheduler:
         return _Selection(tuple(chosen), available, frozen_reasons, None)
 
     def _with_held(self, pool: _Pool, held: Mapping[str, int]
-                   ) -> tuple[list[ClusterInfo], dict[str, int], dict[str, str]]:
+                   ) -> tuple[list[ClusterInfo], Mapping[str, int], Mapping[str, str]]:
         """Overlay the clusters already holding replicas on a pool.
 
         They rank first (Karmada's ClusterLocality score) and stay eligible even when a
         taint, Ready, cordon or capacity would refuse them new replicas; a cluster the
-        affinity now excludes, or one that is gone, is not kept.
+        affinity now excludes, or one that is gone, is not kept. The pool's mappings are
+        shared, and copied only when a held cluster needs an override.
         """
-        available = dict(pool.available)
-        reasons = dict(pool.reasons)
+        available: Mapping[str, int] = pool.available
+        reasons: Mapping[str, str] = pool.reasons
+        overrides: dict[str, int] = {}
         kept: list[ClusterInfo] = []
         for name in held:
             if name in pool.available:
                 kept.append(self._by_name[name])
             elif name in pool.base.soft:
                 kept.append(pool.base.soft[name][0])
-                available[name] = 0  # keeps its replicas, takes no new ones
-                del reasons[name]
-            elif name in reasons and name not in pool.base.hard:  # refused for capacity
+                overrides[name] = 0  # keeps its replicas, takes no new ones
+            elif name in pool.reasons and name not in pool.base.hard:  # refused: capacity
                 kept.append(self._by_name[name])
-                available[name] = pool.estimates[name]
-                del reasons[name]
+                overrides[name] = pool.estimates[name]
+        if overrides:
+            available = {**pool.available, **overrides}
+            reasons = {k: v for k, v in pool.reasons.items() if k not in overrides}
         kept.sort(key=lambda c: (-available[c.name], c.name))
         return kept + [c for c in pool.ranked if c.name not in held], available, reasons
 
