@@ -21,6 +21,7 @@ gave no ``resourceVersion`` the registry retries a bounded number of times inste
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -348,8 +349,11 @@ class Registry:
         self.watches.close_all()
 
     async def ready(self) -> int:
-        """The store's revision, proving it is open and answering (for /readyz)."""
+        """The store's revision, after a real read proves it is open and answering
+        (for /readyz: a revision alone may be a cached number)."""
         try:
+            with contextlib.suppress(store_base.NotFound):
+                await self._store.get("readyz.flotilla.io", "", "probe")
             return await self._store.current_revision()
         except store_base.StoreError as exc:
             raise errors.from_store(exc, "store") from None

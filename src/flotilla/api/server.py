@@ -107,13 +107,15 @@ async def run_server(
         finally:
             registry.close_watches()
             server.should_exit = True
-            await asyncio.gather(serving, return_exceptions=True)
+            (outcome,) = await asyncio.gather(serving, return_exceptions=True)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             sock.close()
+        if isinstance(outcome, BaseException):
+            raise RuntimeError(f"the HTTP server failed: {outcome!r}") from outcome
     finally:
         await store.close()
 
