@@ -1,0 +1,453 @@
+"""LocalRuntime: a small Kubernetes on this machine (see docs/components/runtimes.md).
+
+All decisions happen in one reconcile loop, woken whenever anything changes (an apply,
+a container starting, becoming ready or crashing, a pod gone, a node failing). Each
+round re-derives what to do from the current state — Deployments' plans, placement of
+pending pods, ingress listeners — then persists the state file. No decision depends on
+remembering the previous round, which is what makes adoption after a restart simple.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from flotilla.runtimes.base import (
+    CapacityStatus,
+    Condition,
+    Endpoint,
+    Manifest,
+    ManifestError,
+    NodeStatus,
+    NodeSummary,
+    PodStatus,
+    Resources,
+    ServiceEndpoints,
+    ServicePortStatus,
+    WorkloadStatus,
+)
+from flotilla.runtimes.local.config import LocalClusterConfig
+from flotilla.runtimes.local.envvars import PodIdentity, container_env
+from flotilla.runtimes.local.feed import ChangeFeed
+from flotilla.runtimes.local.ingress import Ingress, Route
+from flotilla.runtimes.local.manifests import (
+    ContainerSpec,
+    DeploymentSpec,
+    DesiredState,
+    Key,
+    ServiceSpec,
+    parse_manifests,
+    parse_template,
+)
+from flotilla.runtimes.local.pod import AdoptedContainer, Pod
+from flotilla.runtimes.local.procs import ProcessId, is_alive, terminate_tree
+from flotilla.runtimes.local.rollout import PodView, plan, resolve
+from flotilla.runtimes.local.scheduling import NodeState, fit_count, place
+from flotilla.runtimes.local.state import StateFile
+
+log = logging.getLogger(__name__)
+
+_SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+
+
+class LocalRuntime:
+    def __init__(self, config: LocalClusterConfig) -> None:
+        if not config.nodes:
+            raise ValueError("a local cluster needs at least one node")
+        self.config = config
+        self._nodes = {n.name: NodeState(n) for n in config.nodes}
+        self._desired = DesiredState()
+        self._manifests: list[Manifest] = []
+        #: Deployment -> (spec fingerprint, generation), for Deployments without one
+        self._generations: dict[Key, tuple[str, int]] = {}
+        self._observed: dict[Key, int] = {}
+        self._pods: dict[Key, Pod] = {}
+        self._feed = ChangeFeed()
+        self._dirty = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._round_robin: dict[Route, int] = {}
+        self._ingress = Ingress(config.address, self._pick)
+        self._state = StateFile(config.state_dir / "state.json")
+        self._log_dir = config.state_dir / "logs"
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._loop_task is not None:
+            raise RuntimeError("LocalRuntime.start() called twice")
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        saved = self._state.load()
+        if saved is not None:
+            await self._restore(saved)
+        self._loop_task = asyncio.get_running_loop().create_task(
+            self._reconcile_loop(), name=f"runtime {self.name}")
+        self._kick()
+
+    async def stop(self, *, keep_pods: bool) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        await self._ingress.close()
+        pods = list(self._pods.values())
+        if keep_pods:
+            self._save()
+            await asyncio.gather(*(p.detach() for p in pods))
+        else:
+            await asyncio.gather(*(self._remove(p) for p in pods if p.key in self._pods))
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._save()
+
+    async def apply(self, manifests: list[Manifest]) -> None:
+        desired = parse_manifests(manifests)  # raises before anything changes
+        self._desired = desired
+        self._manifests = [dict(m) for m in manifests]
+        self._update_generations(desired)
+        self._save()
+        self._kick()
+
+    # -- chaos -----------------------------------------------------------------------
+    async def fail_node(self, name: str) -> None:
+        node = self._node(name)
+        node.ready = False
+        victims = [p for p in self._pods.values() if p.node == name]
+        await asyncio.gather(*(self._remove(p, grace=0.0) for p in victims))
+        self._save()
+        self._kick()
+
+    async def recover_node(self, name: str) -> None:
+        self._node(name).ready = True
+        self._save()
+        self._kick()
+
+    async def kill_pod(self, namespace: str, name: str) -> None:
+        pod = self._pods.get((namespace, name))
+        if pod is None:
+            raise KeyError(f"pod {namespace}/{name} not found in cluster {self.name}")
+        await self._remove(pod, grace=0.0)
+
+    def _node(self, name: str) -> NodeState:
+        try:
+            return self._nodes[name]
+        except KeyError:
+            raise KeyError(f"node {name!r} not found in cluster {self.name}; nodes: "
+                           f"{', '.join(self._nodes)}") from None
+
+    # -- views -----------------------------------------------------------------------
+    def changes(self) -> AsyncIterator[int]:
+        return aiter(self._feed)
+
+    def pods(self) -> list[PodStatus]:
+        return [p.status(self.config.pod_address) for p in self._sorted_pods()]
+
+    def workloads(self) -> list[WorkloadStatus]:
+        return [self._workload(spec) for spec in self._desired.deployments.values()]
+
+    def nodes(self) -> list[NodeStatus]:
+        used = self._usage(ready_only=False)
+        return [NodeStatus(name=n.name, ready=n.ready, capacity=n.config.capacity,
+                           allocatable=n.config.capacity if n.ready else Resources(),
+                           allocated=used.get(n.name, Resources()),
+                           pods=used.get(n.name, Resources()).pods,
+                           labels=dict(n.config.labels))
+                for n in self._nodes.values()]
+
+    def capacity(self) -> CapacityStatus:
+        capacity = allocatable = allocated = Resources()
+        used = self._usage(ready_only=True)
+        for n in self._nodes.values():
+            capacity = capacity + n.config.capacity
+            if n.ready:
+                allocatable = allocatable + n.config.capacity
+                allocated = allocated + used.get(n.name, Resources())
+        ready = sum(n.ready for n in self._nodes.values())
+        return CapacityStatus(capacity, allocatable, allocated,
+                              NodeSummary(total=len(self._nodes), ready=ready))
+
+    def estimate_replicas(self, pod_template: Manifest) -> int:
+        template = parse_template(pod_template)
+        return fit_count(template, list(self._nodes.values()), self._usage(ready_only=True))
+
+    def endpoints(self) -> list[ServiceEndpoints]:
+        exposed = {route: port for port, route in self._ingress.ports.items()}
+        out = []
+        for svc in self._desired.services.values():
+            ports = tuple(
+                ServicePortStatus(
+                    name=p.name, port=p.port, protocol=p.protocol, target_port=p.target_port,
+                    ingress_address=self.config.address
+                    if (svc.namespace, svc.name, p.name) in exposed else None,
+                    ingress_port=exposed.get((svc.namespace, svc.name, p.name)))
+                for p in svc.ports)
+            out.append(ServiceEndpoints(svc.namespace, svc.name, ports,
+                                        tuple(self._service_endpoints(svc))))
+        return out
+
+    def log_path(self, namespace: str, pod: str, container: str | None = None) -> Path:
+        live = self._pods.get((namespace, pod))
+        if container is None and live is not None:
+            container = live.template.containers[0].name
+        if container is not None:
+            path = self._log_dir / f"{namespace}_{pod}_{container}.log"
+            if path.exists():
+                return path
+        else:
+            found = sorted(self._log_dir.glob(f"{namespace}_{pod}_*.log"))
+            if found:
+                return found[0]
+        raise KeyError(f"no logs for pod {namespace}/{pod}"
+                       + (f" container {container}" if container else ""))
+
+    def logs(self, namespace: str, pod: str, container: str | None = None,
+             tail: int | None = None) -> str:
+        text = self.log_path(namespace, pod, container).read_text(errors="replace")
+        if tail is not None:
+            lines = text.splitlines(keepends=True)
+            text = "".join(lines[-tail:]) if tail > 0 else ""
+        return text
+
+    # -- reconcile -------------------------------------------------------------------
+    def _kick(self) -> None:
+        self._dirty.set()
+        self._feed.bump()
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                await self._reconcile()
+            except Exception:
+                log.exception("cluster %s: reconcile failed", self.name)
+            self._feed.bump()
+
+    async def _reconcile(self) -> None:
+        deployments = self._desired.deployments
+        for pod in list(self._pods.values()):
+            if (pod.namespace, pod.owner) not in deployments and not pod.terminating:
+                self._remove_later(pod)
+        for key, spec in deployments.items():
+            owned = [p for p in self._pods.values() if (p.namespace, p.owner) == key]
+            views = [PodView(p.name, p.template.hash, p.ready, p.node is not None, p.created,
+                             p.terminating) for p in owned]
+            step = plan(spec, views)
+            by_name = {p.name: p for p in owned}
+            for name in step.delete:
+                self._remove_later(by_name[name])
+            for _ in range(step.create):
+                self._add_pod(spec)
+            self._observed[key] = self._generation(key)
+        self._schedule_pending()
+        await self._ingress.sync(self._wanted_ingress())
+        self._save()
+
+    def _add_pod(self, spec: DeploymentSpec) -> None:
+        while True:
+            suffix = "".join(random.choices(_SUFFIX_CHARS, k=5))
+            name = f"{spec.name}-{spec.template.hash}-{suffix}"
+            if (spec.namespace, name) not in self._pods:
+                break
+        pod = Pod(spec.namespace, name, spec.name, spec.template)
+        self._pods[pod.key] = pod
+
+    def _schedule_pending(self) -> None:
+        nodes = list(self._nodes.values())
+        pending = sorted((p for p in self._pods.values()
+                          if p.node is None and not p.terminating), key=lambda p: p.created)
+        for pod in pending:
+            used = self._usage(ready_only=False)
+            same_owner: dict[str, int] = {}
+            for other in self._pods.values():
+                if other.node and other.owner == pod.owner and not other.terminating:
+                    same_owner[other.node] = same_owner.get(other.node, 0) + 1
+            node, reason = place(pod.template, nodes, used, same_owner)
+            if node is None:
+                if (pod.pending_reason, pod.pending_message) != ("Unschedulable", reason):
+                    pod.pending_reason, pod.pending_message = "Unschedulable", reason
+                continue
+            self._bind(pod, node)
+
+    def _bind(self, pod: Pod, node: str, *, ports: dict[str, dict[str, int]] | None = None,
+              adopted: dict[str, AdoptedContainer] | None = None) -> None:
+        identity = PodIdentity(pod.namespace, pod.name, node, self.config.pod_address,
+                               self.config.name, self.config.region, self.config.zone)
+        pod.bind(node, identity, log_dir=self._log_dir, timings=self.config.timings,
+                 env_builder=self._env, on_change=self._kick, ports=ports, adopted=adopted)
+
+    def _env(self, spec: ContainerSpec, pod: PodIdentity, ports: dict[str, int],
+             ) -> dict[str, str]:
+        return container_env(spec, pod, ports, self._desired.config_maps,
+                             self._desired.secrets)
+
+    def _remove_later(self, pod: Pod) -> None:
+        pod.terminating = True
+        task = asyncio.get_running_loop().create_task(self._remove(pod))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _remove(self, pod: Pod, grace: float | None = None) -> None:
+        """Terminate the pod's processes, then forget it and its logs."""
+        pod.terminating = True
+        self._kick()
+        try:
+            await pod.terminate(grace)
+        finally:
+            if self._pods.get(pod.key) is pod:
+                del self._pods[pod.key]
+            for runner in pod.containers.values():
+                runner.log_path.unlink(missing_ok=True)
+            self._kick()
+
+    # -- derived views ---------------------------------------------------------------
+    def _sorted_pods(self) -> list[Pod]:
+        return sorted(self._pods.values(), key=lambda p: (p.namespace, p.name))
+
+    def _usage(self, *, ready_only: bool) -> dict[str, Resources]:
+        used: dict[str, Resources] = {}
+        for pod in self._pods.values():
+            if pod.node is None or (ready_only and not self._nodes[pod.node].ready):
+                continue
+            used[pod.node] = used.get(pod.node, Resources()) + pod.template.requests
+        return used
+
+    def _workload(self, spec: DeploymentSpec) -> WorkloadStatus:
+        key = (spec.namespace, spec.name)
+        active = [p for p in self._pods.values()
+                  if (p.namespace, p.owner) == key and not p.terminating]
+        updated = [p for p in active if p.template.hash == spec.template.hash]
+        ready = sum(p.ready for p in active)
+        unavailable = resolve(spec.max_unavailable, spec.replicas, round_up=False) \
+            if spec.strategy == "RollingUpdate" else spec.replicas
+        complete = len(updated) == len(active) == spec.replicas and ready == spec.replicas
+        pending = [p for p in active if p.pending_message]
+        conditions = (
+            Condition("Available", "True" if ready >= spec.replicas - unavailable else "False",
+                      "MinimumReplicasAvailable" if ready >= spec.replicas - unavailable
+                      else "MinimumReplicasUnavailable",
+                      f"{ready}/{spec.replicas} replicas ready"),
+            Condition("Progressing", "True",
+                      "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
+                      pending[0].pending_message if pending else ""),
+        )
+        return WorkloadStatus(
+            kind="Deployment", namespace=spec.namespace, name=spec.name,
+            desired_replicas=spec.replicas, replicas=len(active),
+            updated_replicas=len(updated), ready_replicas=ready, available_replicas=ready,
+            observed_generation=self._observed.get(key, 0), conditions=conditions)
+
+    def _service_endpoints(self, svc: ServiceSpec) -> list[Endpoint]:
+        if not svc.selector:
+            return []
+        out = []
+        for pod in self._sorted_pods():
+            if pod.namespace != svc.namespace or not pod.ready or any(
+                    pod.template.labels.get(k) != v for k, v in svc.selector.items()):
+                continue
+            ports = {}
+            for sp in svc.ports:
+                assigned = pod.assigned_port(sp.target_port)
+                if assigned is not None:
+                    ports[sp.name] = assigned
+            out.append(Endpoint(self.config.pod_address, ports, pod.name, pod.node))
+        return out
+
+    def _wanted_ingress(self) -> dict[int, Route]:
+        wanted: dict[int, Route] = {}
+        for svc in sorted(self._desired.services.values(), key=lambda s: (s.namespace, s.name)):
+            for p in svc.ports:
+                if p.protocol == "TCP":
+                    wanted.setdefault(p.port, (svc.namespace, svc.name, p.name))
+        return wanted
+
+    def _pick(self, route: Route) -> tuple[str, int] | None:
+        svc = self._desired.services.get((route[0], route[1]))
+        if svc is None:
+            return None
+        backends = [(e.address, e.ports[route[2]]) for e in self._service_endpoints(svc)
+                    if route[2] in e.ports]
+        if not backends:
+            return None
+        n = self._round_robin.get(route, 0)
+        self._round_robin[route] = n + 1
+        return backends[n % len(backends)]
+
+    # -- persistence and adoption ----------------------------------------------------
+    def _update_generations(self, desired: DesiredState) -> None:
+        for key, spec in desired.deployments.items():
+            previous = self._generations.get(key)
+            if spec.generation:
+                generation = spec.generation
+            elif previous is None:
+                generation = 1
+            else:
+                generation = previous[1] + (previous[0] != spec.fingerprint)
+            self._generations[key] = (spec.fingerprint, generation)
+        for key in list(self._generations):
+            if key not in desired.deployments:
+                del self._generations[key]
+
+    def _generation(self, key: Key) -> int:
+        return self._generations.get(key, ("", 0))[1]
+
+    def _save(self) -> None:
+        self._state.save({
+            "cluster": self.name,
+            "manifests": self._manifests,
+            "nodes": {n.name: {"ready": n.ready} for n in self._nodes.values()},
+            "generations": [[ns, name, fp, gen]
+                            for (ns, name), (fp, gen) in self._generations.items()],
+            "pods": [p.record() for p in self._sorted_pods() if p.node is not None],
+        })
+
+    async def _restore(self, saved: dict[str, Any]) -> None:
+        """Load the previous run's state: adopt the pods still wanted, kill the rest."""
+        try:
+            self._desired = parse_manifests(saved.get("manifests", []))
+            self._manifests = list(saved.get("manifests", []))
+        except ManifestError as exc:
+            log.warning("cluster %s: ignoring saved manifests: %s", self.name, exc)
+        for name, node in saved.get("nodes", {}).items():
+            if name in self._nodes:
+                self._nodes[name].ready = bool(node.get("ready", True))
+        for ns, name, fp, gen in saved.get("generations", []):
+            self._generations[(ns, name)] = (fp, gen)
+        unwanted: list[tuple[ProcessId, float]] = []
+        for record in saved.get("pods", []):
+            unwanted += self._adopt(record)
+        await asyncio.gather(*(terminate_tree(proc, grace) for proc, grace in unwanted))
+
+    def _adopt(self, record: dict[str, Any]) -> list[tuple[ProcessId, float]]:
+        """Adopt one recorded pod; returns its processes (with grace) if it is unwanted."""
+        processes = {
+            name: ProcessId(c["pid"], c["start_time"])
+            for name, c in record.get("containers", {}).items()
+            if c.get("pid") and c.get("start_time") is not None}
+        live = {name: p for name, p in processes.items() if is_alive(p)}
+        key = (record["namespace"], record["name"])
+        node = self._nodes.get(record.get("node") or "")
+        wanted = ((record["namespace"], record["owner"]) in self._desired.deployments
+                  and node is not None and node.ready and key not in self._pods)
+        try:
+            template = parse_template(record["template"]) if wanted else None
+        except (KeyError, ManifestError):
+            template = None
+        if template is None or node is None:
+            return [(p, self.config.timings.max_grace) for p in live.values()]
+        pod = Pod(record["namespace"], record["name"], record["owner"], template,
+                  created=record.get("created"), uid=record.get("uid"))
+        self._pods[key] = pod
+        adopted = {
+            name: AdoptedContainer(live.get(name), int(c.get("restart_count", 0)),
+                                   c.get("started_at"))
+            for name, c in record.get("containers", {}).items()}
+        self._bind(pod, node.name, ports=record.get("ports"), adopted=adopted)
+        return []

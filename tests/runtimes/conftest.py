@@ -1,0 +1,128 @@
+"""Fixtures for runtime tests: real local clusters whose pods are real processes.
+
+Every cluster a test makes is stopped afterwards, and the test fails if any process of
+that cluster is still alive (found by its CLUSTER_NAME in /proc/<pid>/environ, which
+also catches grandchildren the containers started).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flotilla.runtimes.base import PodStatus
+from flotilla.runtimes.local import LocalClusterConfig, LocalRuntime, Timings
+from tests.helpers import wait_for, wait_for_sync
+
+APP = Path(__file__).parent / "apps" / "httpapp.py"
+FAST = Timings(backoff_base=0.2, backoff_cap=1.6, backoff_reset=600.0, max_grace=5.0)
+
+
+def cluster_processes(cluster: str) -> list[int]:
+    """Live (non-zombie) pids whose environment says CLUSTER_NAME=<cluster>."""
+    marker = f"CLUSTER_NAME={cluster}\0".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker not in (entry / "environ").read_bytes():
+                continue
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if stat[stat.rfind(")") + 2] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def deployment(name: str, replicas: int = 1, *, args: tuple[str, ...] = (),
+               env: list[dict[str, Any]] | None = None, readiness: bool = True,
+               liveness: dict[str, Any] | None = None, cpu: str | None = None,
+               grace: float = 2, strategy: dict[str, Any] | None = None,
+               command: list[str] | None = None) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": "app", "image": "example/httpapp:1",
+        "command": command if command is not None else [sys.executable, str(APP)],
+        "args": list(args), "env": env or [],
+        "ports": [{"name": "http", "containerPort": 8080}],
+    }
+    if readiness:
+        container["readinessProbe"] = {"httpGet": {"path": "/healthz", "port": "http"},
+                                       "periodSeconds": 0.1, "failureThreshold": 1}
+    if liveness:
+        container["livenessProbe"] = liveness
+    if cpu:
+        container["resources"] = {"requests": {"cpu": cpu}}
+    spec: dict[str, Any] = {
+        "replicas": replicas, "selector": {"matchLabels": {"app": name}},
+        "template": {"metadata": {"labels": {"app": name}},
+                     "spec": {"containers": [container],
+                              "terminationGracePeriodSeconds": grace}}}
+    if strategy:
+        spec["strategy"] = strategy
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "default"}, "spec": spec}
+
+
+def service(name: str, port: int, target: str | int = "http") -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"selector": {"app": name},
+                     "ports": [{"name": "http", "port": port, "targetPort": target}]}}
+
+
+def pods_of(rt: LocalRuntime, app: str) -> list[PodStatus]:
+    return [p for p in rt.pods() if p.labels.get("app") == app]
+
+
+async def ready_pods(rt: LocalRuntime, app: str, count: int,
+                     timeout: float = 15.0) -> list[PodStatus]:
+    """Wait until exactly ``count`` non-terminating pods of ``app`` exist, all ready."""
+    async def check() -> list[PodStatus] | None:
+        pods = [p for p in pods_of(rt, app) if not p.terminating]
+        if len(pods) == count and all(p.ready for p in pods):
+            return pods
+        return None
+    return await wait_for(check, timeout=timeout, what=f"{count} ready pods of {app}")
+
+
+MakeCluster = Callable[..., Awaitable[LocalRuntime]]
+
+
+@pytest.fixture
+async def make_cluster(tmp_path: Path) -> AsyncIterator[MakeCluster]:
+    made: list[LocalRuntime] = []
+
+    async def make(*, name: str | None = None, state_dir: Path | None = None,
+                   nodes: int = 3, cpu: str = "4") -> LocalRuntime:
+        name = name or f"t{uuid.uuid4().hex[:10]}"
+        address = f"127.0.{random.randint(100, 250)}.{random.randint(2, 250)}"
+        config = LocalClusterConfig.uniform(
+            name, state_dir or tmp_path / name, nodes=nodes, cpu=cpu, memory="8Gi",
+            address=address, region="eu-west", zone="eu-west-1a", timings=FAST)
+        rt = LocalRuntime(config)
+        await rt.start()
+        made.append(rt)
+        return rt
+
+    try:
+        yield make
+    finally:
+        for rt in made:
+            try:
+                await asyncio.wait_for(rt.stop(keep_pods=False), 15)
+            except TimeoutError:
+                for t in asyncio.all_tasks():
+                    t.print_stack()
+                raise
+        for rt in made:
+            wait_for_sync(lambda rt=rt: not cluster_processes(rt.name), timeout=10,
+                          what=f"no process left of cluster {rt.name}")
