@@ -57,6 +57,8 @@ class CompiledZones:
     apexes: tuple[Apex, ...]
     nodes: Mapping[dns.name.Name, Node]
     existing: frozenset[dns.name.Name]
+    #: Global names by lower-case wire-format name, for `flotilla.dns.fastpath`.
+    fast: Mapping[bytes, GlobalName] = field(default_factory=dict)
 
     def apex_of(self, qname: dns.name.Name) -> Apex | None:
         """The most specific zone holding ``qname``, or None (we are not authoritative)."""
@@ -118,7 +120,16 @@ def compile_zones(
         apexes=apexes,
         nodes={name: b.freeze() for name, b in nodes.items()},
         existing=frozenset(existing),
+        fast={
+            _wire_key(host): gname for host, gname in model.names.items()
+        },
     )
+
+
+def _wire_key(host: str) -> bytes:
+    wire = dns.name.from_text(host).to_wire(canonicalize=True)
+    assert wire is not None  # to_wire without a file returns the bytes
+    return wire
 
 
 class _Builder:
