@@ -9,8 +9,9 @@ from pathlib import Path
 
 import httpx
 
-from flotilla.api.auth import TOKENS_FILE, Authenticator, ensure_admin_token
+from flotilla.api.auth import TOKENS_FILE, Authenticator, add_token, ensure_admin_token
 from tests.api.conftest import ServerProcess
+from tests.helpers import wait_for_sync
 
 
 def test_admin_token_is_created_once_and_stored_hashed(tmp_path: Path) -> None:
@@ -47,6 +48,22 @@ def test_first_start_prints_the_token_once(tmp_path: Path) -> None:
         srv.start()
         assert not any(b"Admin token" in line for line in srv.stdout_lines)
         assert srv.token == printed
+    finally:
+        srv.stop()
+        srv.kill()
+
+
+def test_a_token_added_while_serving_is_accepted(tmp_path: Path) -> None:
+    srv = ServerProcess(tmp_path / "data")
+    try:
+        srv.start()
+        extra = add_token(srv.data_dir, "ci")
+
+        def accepted() -> bool:
+            r = httpx.get(f"{srv.url}/api/v1/configmaps",
+                          headers={"Authorization": f"Bearer {extra}"}, timeout=5)
+            return r.status_code == 200
+        wait_for_sync(accepted, timeout=10, what="the new token to be accepted")
     finally:
         srv.stop()
         srv.kill()

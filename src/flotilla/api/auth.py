@@ -19,6 +19,7 @@ import hmac
 import json
 import os
 import secrets
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -89,14 +90,46 @@ def ensure_admin_token(data_dir: Path) -> str | None:
 
 
 class Authenticator:
-    """Checks ``Authorization: Bearer <token>`` against the stored hashes."""
+    """Checks ``Authorization: Bearer <token>`` against the stored hashes.
 
-    def __init__(self, records: list[TokenRecord]) -> None:
+    Built from a data dir, it re-reads ``tokens.json`` when the file changes (checked at
+    most once per ``recheck`` seconds), so a token added while the server runs works
+    without a restart and a removed one stops working.
+    """
+
+    def __init__(
+        self, records: list[TokenRecord], *, path: Path | None = None, recheck: float = 1.0
+    ) -> None:
         self._records = list(records)
+        self._path = path
+        self._recheck = recheck
+        self._next_check = time.monotonic() + recheck
+        self._stamp = self._file_stamp()
 
     @classmethod
     def from_data_dir(cls, data_dir: Path) -> Authenticator:
-        return cls(load_tokens(data_dir))
+        return cls(load_tokens(data_dir), path=data_dir / TOKENS_FILE)
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        if self._path is None:
+            return None
+        try:
+            st = self._path.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def _maybe_reload(self) -> None:
+        if self._path is None or time.monotonic() < self._next_check:
+            return
+        self._next_check = time.monotonic() + self._recheck
+        stamp = self._file_stamp()
+        if stamp != self._stamp:
+            try:
+                self._records = load_tokens(self._path.parent)
+            except (OSError, ValueError, KeyError):
+                return  # a half-written file (not ours: ours are atomic); keep the old set
+            self._stamp = stamp
 
     def authenticate(self, authorization: str | None) -> Principal | None:
         if not authorization:
@@ -104,6 +137,7 @@ class Authenticator:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
+        self._maybe_reload()
         digest = hash_token(token.strip())
         found: TokenRecord | None = None
         # Compare against every record, without an early exit, so timing says nothing
