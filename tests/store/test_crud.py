@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from flotilla.store.base import AlreadyExists, Conflict, NotFound, Store
-from flotilla.store.sqlite import SqliteStore
+from flotilla.store.base import AlreadyExists, Conflict, NotFound, Store, StoreClosed
+from flotilla.store.sqlite import SqliteStore, open_sqlite_store
 from tests.store.conftest import cm
 
 R = "configmaps"
@@ -126,3 +127,32 @@ async def test_unserialisable_object_fails_alone(store: SqliteStore) -> None:
     assert [rv(r) for r in (results[0], results[2])] == [1, 2]  # type: ignore[arg-type]
     with pytest.raises(NotFound):
         await store.get(R, "", "bad")
+
+
+async def test_concurrent_writes_share_fsyncs(store: SqliteStore) -> None:
+    """Group commit: 200 concurrent writes must not cost 200 transactions."""
+    before = store.stats()
+    await asyncio.gather(*(store.create(R, cm(f"o{i}")) for i in range(200)))
+    after = store.stats()
+    assert after.writes - before.writes == 200
+    assert after.batches - before.batches <= 20
+
+
+async def test_calls_after_close_raise_store_closed(tmp_path: Path) -> None:
+    store = await open_sqlite_store(tmp_path / "d")
+    await store.create(R, cm("a"))
+    await store.close()
+    await store.close()  # idempotent
+    with pytest.raises(StoreClosed):
+        await store.get(R, "default", "a")
+    with pytest.raises(StoreClosed):
+        await store.create(R, cm("b"))
+    with pytest.raises(StoreClosed):
+        await anext(store.watch(since=0))
+
+
+async def test_create_with_unknown_lease_is_refused(store: SqliteStore) -> None:
+    with pytest.raises(NotFound, match="lease 42"):
+        await store.create(R, cm("a"), lease_id=42)
+    with pytest.raises(NotFound):
+        await store.get(R, "default", "a")
