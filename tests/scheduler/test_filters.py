@@ -152,3 +152,12 @@ def test_scheduler_cache_matches_pure_function() -> None:
         w = WorkloadInfo(f"w{replicas}", replicas, {"pods": 1})
         assert cached.schedule(w, placement) == schedule(w, placement, regions())
         assert cached.schedule(w, placement) == schedule(w, placement, regions())
+
+
+def test_duplicated_needs_room_for_every_replica() -> None:
+    clusters = [ClusterInfo("a", free={"pods": 2}), ClusterInfo("b", free={"pods": 5})]
+    result = schedule(WorkloadInfo("w", 5, {"pods": 1}), compile_placement({}), clusters)
+    assert result.targets == (("b", 5),)
+    assert result.cluster_reasons == {"a": "has room for 2 of 5 replicas"}
+    none = schedule(WorkloadInfo("w", 6, {"pods": 1}), compile_placement({}), clusters)
+    assert none.reason == "0/2 clusters available: 2 have too little capacity"

@@ -98,8 +98,9 @@ def summarize(total: int, available: int, reasons: Mapping[str, str]) -> str:
     """``0/5 clusters available: 2 excluded by affinity, 1 has no capacity``."""
     counts: dict[str, int] = {}
     for reason in reasons.values():
-        key = "has not enough capacity" if reason.startswith("has room for") else reason
+        key = "has too little capacity" if reason.startswith("has room for") else reason
         counts[key] = counts.get(key, 0) + 1
-    parts = [f"{n} {r}" for r, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    parts = [f"{n} {'have' + r[3:] if n > 1 and r.startswith('has ') else r}"
+             for r, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
     head = f"{available}/{total} clusters available"
     return f"{head}: {', '.join(parts)}" if parts else head
