@@ -184,3 +184,19 @@ async def test_large_answer_truncated_over_udp_then_full_over_tcp(serve: Serve) 
     udp_only = await dig(server.port, "+ignore", "+noedns", "shop.global.test", "A")
     assert "tc" in udp_only.flags
     assert len(udp_only.data()) < 100
+
+
+async def test_wildcard_host_synthesises_names_that_do_not_exist(serve: Serve) -> None:
+    objects = _with(traffic_policy("shop", ["*.apps.global.test"]))
+    objects["traffic_policies"].append(
+        traffic_policy("one", ["one.apps.global.test"], service="shop",
+                       dns={"strategy": "Failover"}, failover=["us-west"]))
+    server = await serve(model_of(objects))
+    synthesised = await dig(server.port, "x.apps.global.test")
+    assert sorted(synthesised.data()) == [EAST, SOUTH, WEST]
+    assert synthesised.answer[0][0] == "x.apps.global.test."
+    assert len((await dig(server.port, "a.b.apps.global.test")).data()) == 3
+    assert (await dig(server.port, "one.apps.global.test")).data() == [WEST]  # exact wins
+    parent = await dig(server.port, "apps.global.test")
+    assert parent.status == "NOERROR"
+    assert parent.answer == []

@@ -128,13 +128,15 @@ class Responder:
             return self._refuse(response, query, ecs, tcp, dns.rcode.REFUSED, qtype_text)
         response.flags |= dns.flags.AA
         node = zones.nodes.get(qname)
+        wildcard = node is None and (node := zones.wildcard_for(qname, apex)) is not None
         scope = 0
         if node is not None:
             location = _location(ecs, client) if _is_geo(node) else None
             scope = self._fill(response, node, qname, qtype, zones.ttl, location)
             if scope and ecs is not None:
                 scope = ecs.srclen
-        label = qname.to_text().lower()
+        # A synthesised name is labelled by its wildcard: the label set stays bounded.
+        label = f"*.{qname.parent().to_text().lower()}" if wildcard else qname.to_text().lower()
         if not response.answer:
             exists = node is not None or qname in zones.existing
             if not exists:

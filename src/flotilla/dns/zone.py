@@ -60,6 +60,18 @@ class CompiledZones:
     #: Global names by lower-case wire-format name, for `flotilla.dns.fastpath`.
     fast: Mapping[bytes, GlobalName] = field(default_factory=dict)
 
+    def wildcard_for(self, qname: dns.name.Name, apex: Apex) -> Node | None:
+        """The ``*.<closest encloser>`` node that synthesises ``qname`` (RFC 4592), if any.
+
+        Only for names that do not exist: a wildcard never covers an existing name, nor
+        an empty non-terminal."""
+        if qname in self.existing:
+            return None
+        encloser = qname.parent()
+        while encloser not in self.existing and encloser != apex.origin:
+            encloser = encloser.parent()
+        return self.nodes.get(dns.name.Name((b"*", *encloser.labels)))
+
     def apex_of(self, qname: dns.name.Name) -> Apex | None:
         """The most specific zone holding ``qname``, or None (we are not authoritative)."""
         best: Apex | None = None
