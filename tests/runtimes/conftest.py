@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -77,6 +78,14 @@ def service(name: str, port: int, target: str | int = "http") -> dict[str, Any]:
             "metadata": {"name": name, "namespace": "default"},
             "spec": {"selector": {"app": name},
                      "ports": [{"name": "http", "port": port, "targetPort": target}]}}
+
+
+async def http_get(url: str) -> str:
+    """GET ``url`` (off the event loop, which must keep serving probes meanwhile)."""
+    def fetch() -> str:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return str(resp.read().decode())
+    return await asyncio.to_thread(fetch)
 
 
 def pods_of(rt: LocalRuntime, app: str) -> list[PodStatus]:

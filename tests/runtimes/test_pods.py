@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-import urllib.request
 from pathlib import Path
 
 from flotilla.runtimes.local import LocalRuntime
@@ -14,14 +13,10 @@ from tests.runtimes.conftest import (
     MakeCluster,
     cluster_processes,
     deployment,
+    http_get,
     pods_of,
     ready_pods,
 )
-
-
-def get(port: int, path: str = "/", host: str = "127.0.0.1") -> str:
-    with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=5) as resp:
-        return str(resp.read().decode())
 
 
 def app_pid(rt: LocalRuntime, pod: str) -> int | None:
@@ -41,7 +36,8 @@ async def test_three_replicas_become_ready_processes_answering(
     assert sorted(cluster_processes(rt.name)) == sorted(pids)
     assert len({p.node for p in pods}) == 3, "replicas spread over the three nodes"
     for pod in pods:
-        assert get(pod.containers[0].ports["http"]) == f"hello from {pod.name}"
+        answer = await http_get(f"http://127.0.0.1:{pod.containers[0].ports['http']}/")
+        assert answer == f"hello from {pod.name}"
     [status] = rt.workloads()
     assert (status.desired_replicas, status.ready_replicas, status.updated_replicas) == (3, 3, 3)
     assert status.observed_generation == 1

@@ -70,6 +70,7 @@ class LocalRuntime:
         self._feed = ChangeFeed()
         self._dirty = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._stopped = False
         self._background: set[asyncio.Task[None]] = set()
         self._round_robin: dict[Route, int] = {}
         self._ingress = Ingress(config.address, self._pick)
@@ -93,19 +94,24 @@ class LocalRuntime:
         self._kick()
 
     async def stop(self, *, keep_pods: bool) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
         await self._ingress.close()
+        await asyncio.gather(*self._background, return_exceptions=True)
         pods = list(self._pods.values())
         if keep_pods:
             self._save()
             await asyncio.gather(*(p.detach() for p in pods))
+            # The processes now belong to whichever run adopts them next.
+            self._pods.clear()
         else:
-            await asyncio.gather(*(self._remove(p) for p in pods if p.key in self._pods))
-        await asyncio.gather(*self._background, return_exceptions=True)
-        self._save()
+            await asyncio.gather(*(self._remove(p) for p in pods))
+            self._save()
 
     async def apply(self, manifests: list[Manifest]) -> None:
         desired = parse_manifests(manifests)  # raises before anything changes
