@@ -105,6 +105,6 @@ class BackendRuntime:
         u.ejections += 1
         u.ejected_until = now + min(od.base_ejection_time * u.ejections, od.max_ejection_time)
         u.consecutive_errors = 0
-        self.metrics.ejections.labels(*u.metrics[2]).inc()
+        self.metrics.ejections.labels(*u.metrics.key).inc()
         self.recompute()
         return True

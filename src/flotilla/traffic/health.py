@@ -61,7 +61,7 @@ async def check_backend(rt: BackendRuntime, hc: HealthCheck) -> None:
         results = await asyncio.gather(*(probe(u, hc) for u in rt.upstreams))
         changed = False
         for u, ok in zip(rt.upstreams, results, strict=True):
-            rt.metrics.health_checks.labels(*u.metrics[2], "success" if ok else "failure").inc()
+            rt.metrics.health_checks.labels(*u.metrics.key, "success" if ok else "failure").inc()
             if apply_result(rt, u, ok, hc):
                 changed = True
                 log.info("endpoint %s of %s is now %s", u.endpoint.name, rt.service,

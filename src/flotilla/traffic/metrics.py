@@ -1,58 +1,105 @@
 """Prometheus metrics of one gateway, in its own registry (so several gateways in one
 process, as in tests, do not collide, and the admin listener exports only these).
 
-Per-endpoint children are resolved once per endpoint and cached on the `Upstream`, because
-``labels()`` costs a dict lookup and a lock per call on the hot path.
+The per-request metrics (requests, latency histogram, responses by class) are plain
+integer fields bumped on the hot path and turned into Prometheus families only when
+scraped (`_HotPathCollector`): prometheus_client's ``inc()``/``observe()`` take a lock and
+walk Python code per call, which measured as a visible share of a proxied request.
+Rare events (errors, retries, ejections, health checks) use ordinary counters.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from bisect import bisect_left
+from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from flotilla.traffic.upstream import Upstream
 
-_LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)
+BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1.0, 2.5, 5.0, 10.0)
+_LABELS = ("service", "cluster", "endpoint")
+
+
+class EndpointStats:
+    """Hot-path counters of one (service, cluster, endpoint)."""
+
+    __slots__ = ("buckets", "key", "requests", "total_latency")
+
+    def __init__(self, key: tuple[str, str, str]) -> None:
+        self.key = key
+        self.requests = 0
+        self.buckets = [0] * (len(BUCKETS) + 1)
+        self.total_latency = 0.0
+
+    def observe(self, latency: float) -> None:
+        self.requests += 1
+        self.buckets[bisect_left(BUCKETS, latency)] += 1
+        self.total_latency += latency
+
+
+class _HotPathCollector(Collector):
+    def __init__(self, metrics: GatewayMetrics) -> None:
+        self.m = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        req = CounterMetricFamily("flotilla_gateway_requests",
+                                  "Upstream tries that got a response", labels=_LABELS)
+        hist = HistogramMetricFamily("flotilla_gateway_request_duration_seconds",
+                                     "Upstream try latency up to the end of the response",
+                                     labels=_LABELS)
+        for s in list(self.m.stats.values()):
+            req.add_metric(s.key, s.requests)
+            cumulative, acc = [], 0
+            for bound, n in zip((*BUCKETS, float("inf")), s.buckets, strict=True):
+                acc += n
+                cumulative.append((str(bound) if bound != float("inf") else "+Inf", acc))
+            hist.add_metric(s.key, cumulative, s.total_latency)
+        codes = CounterMetricFamily("flotilla_gateway_responses",
+                                    "Responses sent to clients by status class", labels=("code",))
+        for i, n in enumerate(self.m.codes):
+            codes.add_metric([f"{i}xx" if i else "other"], n)
+        yield req
+        yield hist
+        yield codes
 
 
 class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        labels = ("service", "cluster", "endpoint")
-        self.requests = Counter("flotilla_gateway_requests", "Requests sent upstream",
-                                labels, registry=r)
+        self.stats: dict[tuple[str, str, str], EndpointStats] = {}
+        #: Responses to clients by status class (index = status // 100, 0 = other).
+        self.codes = [0] * 6
+        r.register(_HotPathCollector(self))
         self.errors = Counter("flotilla_gateway_errors", "Failed upstream tries by reason",
-                              (*labels, "reason"), registry=r)
-        self.latency = Histogram("flotilla_gateway_request_duration_seconds",
-                                 "Upstream try latency up to the end of the response",
-                                 labels, buckets=_LATENCY_BUCKETS, registry=r)
-        self.responses = Counter("flotilla_gateway_responses",
-                                 "Responses sent to clients by status class",
-                                 ("code",), registry=r)
+                              (*_LABELS, "reason"), registry=r)
         self.local_errors = Counter("flotilla_gateway_local_responses",
                                     "Answers the gateway generated itself", ("status", "reason"),
                                     registry=r)
         self.retries = Counter("flotilla_gateway_retries", "Retried tries", ("service",),
                                registry=r)
         self.ejections = Counter("flotilla_gateway_ejections",
-                                 "Outlier ejections", labels, registry=r)
+                                 "Outlier ejections", _LABELS, registry=r)
         self.health_checks = Counter("flotilla_gateway_health_checks",
-                                     "Active health-check results", (*labels, "result"),
+                                     "Active health-check results", (*_LABELS, "result"),
                                      registry=r)
         self.active = Gauge("flotilla_gateway_active_connections",
                             "Open client connections", registry=r)
-        self.upstream_active = Gauge("flotilla_gateway_upstream_connections",
-                                     "Open upstream connections", registry=r)
-        self.code_children = [self.responses.labels(f"{c}xx" if c else "other")
-                              for c in range(6)]
 
     def attach(self, u: Upstream, service: str) -> None:
+        """Give ``u`` its stats (kept across model swaps, so counters never go back)."""
         e = u.endpoint
         key = (service, e.cluster, e.name)
-        u.metrics = (self.requests.labels(*key), self.latency.labels(*key), key)
+        stats = self.stats.get(key)
+        if stats is None:
+            stats = self.stats[key] = EndpointStats(key)
+        u.metrics = stats
+
+    def count(self, status: int) -> None:
+        self.codes[status // 100 if 100 <= status < 600 else 0] += 1
 
     def error(self, u: Upstream, reason: str) -> None:
-        key: Any = u.metrics[2]
-        self.errors.labels(*key, reason).inc()
+        self.errors.labels(*u.metrics.key, reason).inc()

@@ -148,12 +148,33 @@ class UpstreamConnection(asyncio.Protocol):
         else:
             self.framing, self.keep_alive = _UNTIL_CLOSE, False
         self.state = _BODY
-        if not ex.upstream_head(self, status, head, low):
+        # The body bytes that came with the head go out in the same write as the head:
+        # one syscall and one TCP segment instead of two for a typical small response.
+        pos, n = end + 4, len(data)
+        complete = False
+        if self.framing == _NONE:
+            body, complete, consumed = b"", True, pos
+        elif self.framing == _LENGTH:
+            take = min(self.left, n - pos)
+            body, consumed = data[pos:pos + take], pos + take
+            self.left -= take
+            complete = self.left == 0
+        elif self.framing == _CHUNKED:
+            assert self.scanner is not None
+            try:
+                cend = self.scanner.feed(data, pos)
+            except ChunkedError:
+                self._fail("bad-response")
+                return
+            complete = cend >= 0
+            consumed = cend if complete else n
+            body = data[pos:consumed]
+        else:
+            body, consumed = data[pos:], n
+        if not ex.upstream_head(self, status, head, low, body):
             return  # the exchange retries elsewhere and has detached us
-        if self.framing == _NONE or (self.framing == _LENGTH and self.left == 0):
-            self._finish(reusable=self.keep_alive and end + 4 == len(data))
-        elif end + 4 < len(data):
-            self._body(data, end + 4)
+        if complete:
+            self._finish(reusable=self.keep_alive and consumed == n)
 
     def _body(self, data: bytes, pos: int) -> None:
         ex = self.exchange

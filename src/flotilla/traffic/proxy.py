@@ -85,6 +85,7 @@ class ClientConnection(asyncio.Protocol):
         self.hash_key: bytes | None = None
         self.region: str | None = None
         self.in_exchange = False
+        self.ctx = PickContext(())
 
     # --- asyncio callbacks -----------------------------------------------------------------
 
@@ -288,9 +289,12 @@ class ClientConnection(asyncio.Protocol):
     def _try(self) -> None:
         rt = self.rt
         assert rt is not None
-        ctx = PickContext(rt.candidates, hash_key=self.hash_key, region=self.region,
-                          exclude=self.tried,
-                          avoid_clusters=tuple({u.endpoint.cluster for u in self.tried}))
+        ctx = self.ctx
+        ctx.candidates = rt.candidates
+        ctx.hash_key = self.hash_key
+        ctx.region = self.region
+        ctx.exclude = tried = self.tried
+        ctx.avoid_clusters = tuple({t.endpoint.cluster for t in tried}) if tried else ()
         u = rt.pick(ctx)
         if u is None and self.tried:  # nothing else left: the same endpoint again
             ctx.exclude = ()
@@ -374,7 +378,10 @@ class ClientConnection(asyncio.Protocol):
             return False
         if self.loop.time() - self.t_start >= rt.policy.timeouts.total:
             return False
-        return self.retrying or rt.may_retry()
+        # The budget guards backends against retry storms when they are overloaded (5xx,
+        # timeouts). A refused or reset connection means a dead endpoint: retrying adds
+        # load to nobody, and is exactly what keeps users whole when an endpoint dies.
+        return reason in ("connect-failure", "reset") or self.retrying or rt.may_retry()
 
     def _retry(self) -> None:
         rt = self.rt
@@ -409,7 +416,9 @@ class ClientConnection(asyncio.Protocol):
             self.transport.write(head)
 
     def upstream_head(self, conn: UpstreamConnection, status: int, head: bytes,
-                      low: bytes) -> bool:
+                      low: bytes, body: bytes) -> bool:
+        """The response head (and the body bytes that came with it) arrived; False when
+        the exchange retries elsewhere instead of forwarding it."""
         rt, u = self.rt, self.upstream
         assert rt is not None
         assert u is not None
@@ -421,18 +430,16 @@ class ClientConnection(asyncio.Protocol):
             return False
         self.status = status
         self.response_started = True
-        extra = b""
-        if rt.policy.cluster_header:
-            extra = b"x-flotilla-cluster: " + u.endpoint.cluster.encode() + b"\r\n"
+        extra = u.response_header if rt.policy.cluster_header else b""
         if not self.keep_alive or (not self.request_done and self.framing != _NO_BODY):
             self.keep_alive = False
             extra += b"connection: close\r\n"
         elif self.http10:
             extra += b"connection: keep-alive\r\n"
         if self.transport is not None:
-            self.transport.write(_rewrite_response(head, low, extra))
-        codes = self.gw.metrics.code_children
-        codes[min(status // 100, 5)].inc()
+            out = _rewrite_response(head, low, extra)
+            self.transport.write(out + body if body else out)
+        self.gw.metrics.count(status)
         return True
 
     def upstream_body(self, data: bytes) -> None:
@@ -448,9 +455,7 @@ class ClientConnection(asyncio.Protocol):
         ok = self.status < 500
         rt.balancer.on_result(u, ok, latency)
         rt.record(u, ok)
-        m = u.metrics
-        m[0].inc()
-        m[1].observe(latency)
+        u.metrics.observe(latency)
         self.uconn = None
         if not self.request_done:
             reusable = False
@@ -539,7 +544,7 @@ class ClientConnection(asyncio.Protocol):
     def _local(self, status: int, message: str, reason: str, close: bool = True) -> bool:
         """Answer from the gateway itself; False so callers can ``return self._local()``."""
         self.gw.metrics.local_errors.labels(str(status), reason).inc()
-        self.gw.metrics.code_children[status // 100].inc()
+        self.gw.metrics.count(status)
         transport = self.transport
         close = close or not self.keep_alive
         if transport is not None and not transport.is_closing():

@@ -18,10 +18,12 @@ from flotilla.traffic.model import Endpoint
 class Upstream:
     __slots__ = ("available", "consecutive_errors", "ejected_until", "ejections", "endpoint",
                  "ewma", "ewma_stamp", "health_failures", "health_successes", "healthy",
-                 "inflight", "metrics", "pool", "retired")
+                 "inflight", "metrics", "pool", "response_header", "retired")
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
+        #: The debugging response header naming the serving cluster, built once.
+        self.response_header = b"x-flotilla-cluster: %s\r\n" % endpoint.cluster.encode()
         #: Healthy by active checks (optimistic at start: a new endpoint the agent reports
         #: ready has passed its readiness probe, and starting unhealthy would black-hole a
         #: fresh deployment until the first check round).

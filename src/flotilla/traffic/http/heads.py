@@ -18,6 +18,7 @@ _SLOW_REQ = re.compile(
 _SLOW_RESP = re.compile(
     rb"\n(?:connection|keep-alive|proxy-connection|te|upgrade|trailer|proxy-authenticate"
     rb"|x-flotilla-cluster)[ \t]*:")
+_FORWARDING = re.compile(rb"\n(?:x-forwarded-for|x-forwarded-proto|x-forwarded-host|via)[ \t]*:")
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"upgrade",
                         b"trailer", b"proxy-authorization", b"proxy-authenticate"})
 
@@ -46,13 +47,37 @@ def _connection_tokens(low: bytes) -> set[bytes]:
     return tokens
 
 
+_PLAIN_TOKENS = frozenset({b"keep-alive", b"close", b""})
+
+
+def _cut_lines(head: bytes, low: bytes, pattern: re.Pattern[bytes]) -> list[bytes] | None:
+    """``head`` without its header block end, cut around the lines ``pattern`` matches -
+    or None when the Connection header names further headers to drop (then the caller
+    takes the line-by-line path)."""
+    if not _connection_tokens(low) <= _PLAIN_TOKENS:
+        return None
+    parts, pos = [], 0
+    for m in pattern.finditer(low):
+        start = m.start() + 1
+        parts.append(head[pos:start])
+        pos = low.find(b"\r\n", start) + 2
+    parts.append(head[pos:-2])
+    return parts
+
+
 def rewrite_request(head: bytes, low: bytes, client_ip: bytes, host: bytes,
                     http10: bool) -> bytes:
     """The head to send upstream: hop-by-hop removed, X-Forwarded-*/Via added."""
-    if not http10 and _SLOW_REQ.search(low) is None:
-        return b"".join((head[:-2], b"x-forwarded-for: ", client_ip,
-                         b"\r\nx-forwarded-proto: http\r\nx-forwarded-host: ", host,
-                         b"\r\nvia: 1.1 flotilla\r\n\r\n"))
+    tail = (b"x-forwarded-for: ", client_ip, b"\r\nx-forwarded-proto: http\r\n"
+            b"x-forwarded-host: ", host, b"\r\nvia: 1.1 flotilla\r\n\r\n")
+    if not http10:
+        m = _SLOW_REQ.search(low)
+        if m is None:
+            return b"".join((head[:-2], *tail))
+        if _FORWARDING.search(low) is None:  # only hop-by-hop lines to cut
+            parts = _cut_lines(head, low, _SLOW_REQ)
+            if parts is not None:
+                return b"".join((*parts, *tail))
     drop = HOP_BY_HOP | _connection_tokens(low)
     lines = head[:-4].split(b"\r\n")
     request_line = lines[0]
@@ -87,8 +112,18 @@ def rewrite_request(head: bytes, low: bytes, client_ip: bytes, host: bytes,
 def rewrite_response(head: bytes, low: bytes, extra: bytes) -> bytes:
     """The head to send the client: hop-by-hop removed, ``extra`` lines (each ending in
     CRLF: the cluster header, ``connection: close``) appended."""
-    if _SLOW_RESP.search(low) is None:
+    m = _SLOW_RESP.search(low)
+    if m is None:
         return head[:-2] + extra + b"\r\n" if extra else head
+    # What nearly every upstream sends (nginx always does): one "connection: keep-alive"
+    # line and nothing else to drop. Cut it with two slices.
+    i = m.start()
+    if low.startswith(b"\nconnection: keep-alive\r\n", i) and \
+            _SLOW_RESP.search(low, i + 24) is None:
+        return b"".join((head[:i + 1], head[i + 25:-2], extra, b"\r\n"))
+    parts = _cut_lines(head, low, _SLOW_RESP)  # typically "connection: keep-alive"
+    if parts is not None:
+        return b"".join((*parts, extra, b"\r\n"))
     drop = HOP_BY_HOP | _connection_tokens(low) | {b"x-flotilla-cluster"}
     lines = head[:-4].split(b"\r\n")
     kept = [lines[0]] + [ln for ln in lines[1:]

@@ -1,0 +1,228 @@
+"""Gateway benchmark: the same wrk load against the backends directly, HAProxy, nginx and
+the Flotilla gateway, all in front of the same fast backends (nginx ``return 200``).
+
+    .venv/bin/python bench/gateway_bench.py [--duration 10] [--connections 50] [--workers 1]
+
+Needs the Debian packages wrk, haproxy and nginx. Everything listens on 127.0.0.1 with
+free ports; every process started is stopped at the end. Prints req/s, p50 and p99 per
+target and the ratios gateway/HAProxy and gateway/nginx. ``--workers`` gives HAProxy
+(nbthread), nginx (worker_processes) and the gateway (processes on one SO_REUSEPORT port)
+the same number of workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+HOST = "bench.test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+@dataclass
+class Result:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: str
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        return float("nan")
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+
+def run_wrk(name: str, port: int, args: argparse.Namespace) -> Result:
+    out = subprocess.run(
+        ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s",
+         "--latency", "-H", f"Host: {HOST}", f"http://127.0.0.1:{port}/"],
+        capture_output=True, text=True, timeout=args.duration + 30, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    err = re.search(r"(Socket errors:.*|Non-2xx or 3xx responses:.*)", out)
+    return Result(name, rps, p50, p99, err.group(1) if err else "")
+
+
+class Procs:
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, cmd: list[str], **kw: object) -> subprocess.Popen[bytes]:
+        p = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE,  # type: ignore[call-overload]
+                             stderr=subprocess.STDOUT, **kw)
+        self.procs.append(p)
+        return p
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+def nginx_conf(tmp: Path, name: str, workers: int, server_block: str) -> Path:
+    d = tmp / name
+    (d / "logs").mkdir(parents=True)
+    conf = d / "nginx.conf"
+    conf.write_text(f"""
+worker_processes {workers};
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/logs/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  keepalive_requests 1000000;
+  {server_block}
+}}
+""")
+    return conf
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=1, help="wrk threads")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--backends", type=int, default=2)
+    ap.add_argument("--only", default="", help="comma list of targets to run")
+    args = ap.parse_args()
+    for tool in ("wrk", "haproxy", "nginx"):
+        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+            sys.exit(f"{tool} is not installed: apt-get install -y wrk haproxy nginx")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    procs = Procs()
+    results: list[Result] = []
+    only = set(filter(None, args.only.split(",")))
+    with tempfile.TemporaryDirectory(prefix="gwbench-") as tmpdir:
+        tmp = Path(tmpdir)
+        try:
+            bports = [free_port() for _ in range(args.backends)]
+            listens = "\n".join(f"listen 127.0.0.1:{p};" for p in bports)
+            conf = nginx_conf(tmp, "backends", 1, f"""
+  server {{ {listens}
+    location / {{ return 200 "ok\\n"; }} }}""")
+            procs.start([nginx, "-c", str(conf), "-p", str(tmp / "backends")])
+            for p in bports:
+                wait_port(p)
+
+            targets: list[tuple[str, int]] = [("direct", bports[0])]
+
+            hport = free_port()
+            servers = "\n".join(f"  server b{i} 127.0.0.1:{p}" for i, p in enumerate(bports))
+            hcfg = tmp / "haproxy.cfg"
+            hcfg.write_text(f"""
+global
+  nbthread {args.workers}
+  maxconn 4096
+defaults
+  mode http
+  option http-keep-alive
+  http-reuse always
+  timeout connect 1s
+  timeout client 30s
+  timeout server 30s
+frontend fe
+  bind 127.0.0.1:{hport}
+  default_backend be
+backend be
+  balance roundrobin
+{servers}
+""")
+            targets.append(("haproxy", hport))
+
+            nport = free_port()
+            ups = "\n".join(f"server 127.0.0.1:{p};" for p in bports)
+            nconf = nginx_conf(tmp, "proxy", args.workers, f"""
+  upstream be {{ {ups} keepalive 64; }}
+  server {{ listen 127.0.0.1:{nport};
+    location / {{ proxy_pass http://be; proxy_http_version 1.1;
+                 proxy_set_header Connection ""; }} }}""")
+            targets.append(("nginx", nport))
+
+            gport = free_port()
+            targets.append(("flotilla", gport))
+
+            for name, port in targets:
+                if only and name not in only:
+                    continue
+                started: list[subprocess.Popen[bytes]] = []
+                if name == "haproxy":
+                    started.append(procs.start([haproxy, "-f", str(hcfg), "-db"]))
+                elif name == "nginx":
+                    started.append(procs.start([nginx, "-c", str(nconf), "-p",
+                                                str(tmp / "proxy")]))
+                elif name == "flotilla":
+                    cmd = [sys.executable, str(HERE / "gateway" / "serve_static.py"),
+                           "--listen", f"127.0.0.1:{port}", "--host", HOST,
+                           *[a for p in bports for a in ("--backend", f"127.0.0.1:{p}")]]
+                    if args.workers > 1:
+                        cmd.append("--reuse-port")
+                    for _ in range(args.workers):
+                        started.append(procs.start(cmd))
+                wait_port(port)
+                run_wrk(name, port, argparse.Namespace(**{**vars(args), "duration": 1}))  # warm
+                results.append(run_wrk(name, port, args))
+                for p in started:  # free the CPU for the next target
+                    os.killpg(p.pid, signal.SIGTERM)
+                    p.wait(timeout=10)
+        finally:
+            procs.stop_all()
+
+    print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
+          f"{args.backends} nginx backends, {args.workers} worker(s) per proxy, "
+          f"{os.cpu_count()} CPUs")
+    print(f"{'target':<10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}  errors")
+    for r in results:
+        print(f"{r.name:<10} {r.rps:>10.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f}  {r.errors}")
+    by = {r.name: r for r in results}
+    g = by.get("flotilla")
+    for other in ("haproxy", "nginx"):
+        o = by.get(other)
+        if g and o:
+            print(f"flotilla/{other}: throughput {g.rps / o.rps:.0%}, "
+                  f"p99 {g.p99_ms:.2f} ms vs {o.p99_ms:.2f} ms "
+                  f"({g.p99_ms - o.p99_ms:+.2f} ms)")
+
+
+if __name__ == "__main__":
+    main()
