@@ -11,6 +11,7 @@ Other components add their commands with `register` (e.g. ``flotilla up``,
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -19,22 +20,49 @@ from collections.abc import Sequence
 import click
 
 from flotilla import __version__
-from flotilla.cli.admin import init, server
-from flotilla.cli.agent_cmd import agent
-from flotilla.cli.apply import apply
-from flotilla.cli.chaos_cmd import chaos
-from flotilla.cli.cluster_cmd import cluster
-from flotilla.cli.delete import delete
-from flotilla.cli.describe import describe
-from flotilla.cli.events import events
-from flotilla.cli.get import get
-from flotilla.cli.members import logs
 from flotilla.cli.output import error
 from flotilla.cli.session import CliError
-from flotilla.cli.up_cmd import status, up
+
+#: Command name -> "module:attribute". Imported only when that command runs (or for the
+#: top-level --help): every CLI call pays interpreter start-up, and importing the agent,
+#: the server and the resource models for a `flotilla get` would more than double it.
+COMMANDS: dict[str, str] = {
+    "init": "flotilla.cli.admin:init",
+    "server": "flotilla.cli.admin:server",
+    "apply": "flotilla.cli.apply:apply",
+    "get": "flotilla.cli.get:get",
+    "describe": "flotilla.cli.describe:describe",
+    "delete": "flotilla.cli.delete:delete",
+    "events": "flotilla.cli.events:events",
+    "agent": "flotilla.cli.agent_cmd:agent",
+    "up": "flotilla.cli.up_cmd:up",
+    "status": "flotilla.cli.up_cmd:status",
+    "chaos": "flotilla.cli.chaos_cmd:chaos",
+    "cluster": "flotilla.cli.cluster_cmd:cluster",
+    "logs": "flotilla.cli.members:logs",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands in `COMMANDS` are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in COMMANDS:
+            return command
+        module, _, attr = COMMANDS[cmd_name].partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{COMMANDS[cmd_name]} is not a click command")
+        self.add_command(command, cmd_name)
+        return command
 
 
 @click.group(
+    cls=LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="""\b
 Get started:
@@ -51,15 +79,15 @@ def cli() -> None:
     """Flotilla: run one application across many clusters as if they were one."""
 
 
-def register(command: click.Command, name: str | None = None) -> None:
-    """Add a command to ``flotilla`` (for components that bring their own)."""
-    cli.add_command(command, name)
-
-
-for _command in (init, server, apply, get, describe, delete, events):
-    register(_command)
-for _command in (agent, up, status, chaos, cluster, logs):
-    register(_command)
+def register(command: click.Command | str, name: str | None = None) -> None:
+    """Add a command to ``flotilla``: a click command, or ``"module:attr"`` with ``name``
+    to import it lazily (for components that bring their own commands)."""
+    if isinstance(command, str):
+        if not name:
+            raise ValueError("a lazily registered command needs a name")
+        COMMANDS[name] = command
+    else:
+        cli.add_command(command, name)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
