@@ -96,7 +96,7 @@ async def test_acknowledged_writes_survive_kill_9(tmp_path: Path, spawn_writer: 
         assert _read_acked(writer, 1, 20) == ["ready"]
         with pytest.raises(DataDirLocked, match=f"in use by pid {writer.pid}"):
             await open_sqlite_store(tmp_path / "d")
-        acked += _read_acked(writer, random.randint(100, 2000), 30)
+        acked += _read_acked(writer, random.randint(50, 1000), 30)
         os.killpg(writer.pid, signal.SIGKILL)
         writer.wait(timeout=10)
         assert writer.stdout is not None

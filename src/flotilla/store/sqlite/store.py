@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import sqlite3
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -76,6 +77,19 @@ def _key(obj: Object, what: str) -> tuple[str, str]:
     return namespace, name
 
 
+def _load(data_dir: Path) -> tuple[sqlite3.Connection, dict[str, int], dict[int, float]]:
+    """Open the writer connection (creating the schema) and read what survives a
+    restart: the revision counters and the granted leases. Blocking: run off the loop."""
+    conn = connect(data_dir, writer=True)
+    try:
+        meta = read_meta(conn)
+        leases = {int(i): float(t) for i, t in conn.execute("SELECT id, ttl FROM leases")}
+    except BaseException:
+        conn.close()
+        raise
+    return conn, meta, leases
+
+
 class SqliteStore:
     """Use `open_sqlite_store`; the constructor does no I/O."""
 
@@ -87,6 +101,10 @@ class SqliteStore:
         watch_buffer: int = DEFAULT_WATCH_BUFFER,
         readers: int = 2,
     ) -> None:
+        if watch_buffer < 1:
+            raise ValueError(f"watch_buffer: must be >= 1, got {watch_buffer}")
+        if readers < 1:
+            raise ValueError(f"readers: must be >= 1, got {readers}")
         self.data_dir = data_dir
         self._keep = keep_revisions
         self._readers = readers
@@ -97,24 +115,27 @@ class SqliteStore:
         self._writer: GroupCommitWriter | None = None
         self._reads: reads.ReadPool | None = None
         self._closed = False
+        self._closing = False
 
     async def _open(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
         try:
-            conn = connect(self.data_dir, writer=True)
-            meta = read_meta(conn)
-            leases = {int(i): float(t) for i, t in conn.execute("SELECT id, ttl FROM leases")}
-            self._revision = meta["revision"]
-            self._writer = GroupCommitWriter(
-                conn, asyncio.get_running_loop(), self._on_commit,
-                revision=meta["revision"], compacted=meta["compacted"],
-                next_lease=meta["next_lease"], keep_revisions=self._keep,
-            )
-            self._reads = reads.ReadPool(self.data_dir, self._readers)
+            conn, meta, leases = await asyncio.to_thread(_load, self.data_dir)
+            try:
+                self._reads = reads.ReadPool(self.data_dir, self._readers)
+            except BaseException:
+                conn.close()
+                raise
         except BaseException:
             self._lock.release()
             raise
+        self._revision = meta["revision"]
+        self._writer = GroupCommitWriter(
+            conn, asyncio.get_running_loop(), self._on_commit,
+            revision=meta["revision"], compacted=meta["compacted"],
+            next_lease=meta["next_lease"], keep_revisions=self._keep,
+        )
         self._writer.start()
         self._leases.start(leases)
 
@@ -270,8 +291,9 @@ class SqliteStore:
 
     async def close(self) -> None:
         """Stop expiring leases, finish queued writes, end watches, release the dir."""
-        if self._closed:
+        if self._closing:
             return
+        self._closing = True
         await self._leases.stop()
         if self._writer is not None:
             await self._writer.stop()
@@ -290,7 +312,10 @@ async def open_sqlite_store(
 ) -> SqliteStore:
     """Open (creating if needed) the store in data directory ``path``.
 
-    Raises `DataDirLocked` when another store holds the directory.
+    ``keep_revisions`` is the change history kept for watch resumption (0 turns
+    automatic compaction off); ``watch_buffer`` the live events a watcher may have
+    pending before it falls back to reading the log. Raises `DataDirLocked` when another
+    store holds the directory.
     """
     store = SqliteStore(path, keep_revisions=keep_revisions, watch_buffer=watch_buffer)
     await store._open()

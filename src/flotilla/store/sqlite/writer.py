@@ -160,6 +160,7 @@ class GroupCommitWriter:
                     break
             if jobs:
                 self._commit(jobs)
+        self._conn.close()  # by the thread that owns it, after the last commit
 
     def _commit(self, jobs: list[_Job[Any]]) -> None:
         revision, compacted, next_lease = self._state
