@@ -25,8 +25,10 @@ _LISTENING = re.compile(rb"listening on (http://\S+)")
 class ServerProcess:
     """``python -m flotilla.api`` in its own process group, on a random loopback port."""
 
-    def __init__(self, data_dir: Path, *args: str, create_token: bool = True) -> None:
+    def __init__(self, data_dir: Path, *args: str, create_token: bool = True,
+                 listen: str = "127.0.0.1:0") -> None:
         self.data_dir = data_dir
+        self.listen = listen
         self.args = args
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
@@ -38,7 +40,7 @@ class ServerProcess:
         log = (self.data_dir.parent / f"{self.data_dir.name}.server.log").open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "flotilla.api", "--data-dir", str(self.data_dir),
-             "--listen", "127.0.0.1:0", *self.args],
+             "--listen", self.listen, *self.args],
             stdout=subprocess.PIPE, stderr=log, start_new_session=True,
         )
         log.close()
