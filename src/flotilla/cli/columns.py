@@ -125,6 +125,16 @@ def _containers(field: str) -> Getter:
     return get
 
 
+def _deploy_clusters(obj: Object) -> str:
+    """``east-1:4/4 south-1:1/2 burst-1:?/1`` from the status the placement controllers
+    aggregate (``?``: the cluster is unreachable, its last report is not trusted)."""
+    parts = []
+    for c in dig(obj, "status", "clusters", default=[]) or []:
+        ready = c.get("readyReplicas", 0) if c.get("reachable", True) else "?"
+        parts.append(f"{c.get('name')}:{ready}/{c.get('desiredReplicas', 0)}")
+    return " ".join(parts) or "<none>"
+
+
 def _selector(obj: Object) -> str:
     sel = dig(obj, "spec", "selector", "matchLabels", default=None) \
         or dig(obj, "spec", "selector", default={})
@@ -217,6 +227,7 @@ register_columns(
     Column("CONTAINERS", _containers("name"), wide=True),
     Column("IMAGES", _containers("image"), wide=True),
     Column("SELECTOR", _selector, wide=True),
+    Column("CLUSTERS (READY/DESIRED)", _deploy_clusters, wide=True),
 )
 register_columns(
     "Service",

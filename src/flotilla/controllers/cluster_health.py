@@ -32,6 +32,7 @@ from flotilla.resources.wellknown import (
     TAINT_NOT_READY,
     TAINT_UNREACHABLE,
     now_rfc3339,
+    parse_rfc3339,
 )
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,11 @@ class ClusterHealth:
             self._seen.pop(key.name, None)
             return None
         age = self.lease_age(key.name)
+        if age is None and not _has_ready_condition(cluster) and \
+                _age_of(cluster) < self.grace:
+            # Just registered; its first heartbeat is on the way. Judge it after a full
+            # grace period, not before (no "never heartbeated" noise at every start).
+            return Result(requeue_after=max(0.05, self.grace - _age_of(cluster)))
         summary = (cluster.get("status") or {}).get("nodeSummary") or {}
         nodes_ready = summary.get("ready") if "ready" in summary else None
         verdict = judge(age, self.grace, nodes_ready)
@@ -145,6 +151,18 @@ class ClusterHealth:
         await self.events.record(cluster, "Normal" if verdict.ready else "Warning",
                                  verdict.reason, verdict.message)
         log.info("cluster %s: Ready=%s (%s)", name, verdict.status, verdict.reason)
+
+
+def _has_ready_condition(cluster: Object) -> bool:
+    return any(c.get("type") == "Ready"
+               for c in (cluster.get("status") or {}).get("conditions") or [])
+
+
+def _age_of(obj: Object) -> float:
+    created = (obj.get("metadata") or {}).get("creationTimestamp")
+    if not created:
+        return float("inf")
+    return time.time() - parse_rfc3339(str(created))
 
 
 def set_health_taints(cluster: Object, taint: str | None) -> bool:

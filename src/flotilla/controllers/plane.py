@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from flotilla.client.base import ResourceClient
 from flotilla.controllers import cluster_health
 from flotilla.controllers.manager import ControllerManager, background
+from flotilla.controllers.placement import binder, rendering, scheduling, status
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,5 +25,9 @@ def control_plane(settings: PlaneSettings) -> Callable[[ResourceClient], Awaitab
 
     def build(manager: ControllerManager) -> None:
         cluster_health.build(manager, grace=settings.cluster_grace_period)
+        binder.build(manager)
+        scheduling.build(manager)
+        rendering.build(manager)
+        status.build(manager)
 
     return background(build)

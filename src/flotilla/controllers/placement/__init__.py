@@ -1,0 +1,10 @@
+"""Placement: from templates and policies to Works on member clusters (DESIGN §4, 2-5).
+
+    template + PropagationPolicy --binder-->  ResourceBinding (what, where allowed)
+    ResourceBinding + Clusters   --scheduler--> spec.clusters [(cluster, replicas)]
+    ResourceBinding + overrides  --renderer-->  one Work per cluster
+    Works' status (from agents)  --status-->    binding and template status
+
+Each arrow is its own controller with its own reconciler, so each can be read, tested
+and restarted alone; they talk only through the objects in the store.
+"""
