@@ -161,3 +161,15 @@ def test_duplicated_needs_room_for_every_replica() -> None:
     assert result.cluster_reasons == {"a": "has room for 2 of 5 replicas"}
     none = schedule(WorkloadInfo("w", 6, {"pods": 1}), compile_placement({}), clusters)
     assert none.reason == "0/2 clusters available: 2 have too little capacity"
+
+
+def test_agent_estimate_wins_and_is_not_shared_between_workloads() -> None:
+    clusters = [ClusterInfo("a", free={"pods": 100}, available_replicas={"shop": 1}),
+                ClusterInfo("b", free={"pods": 100})]
+    placement = compile_placement({"replicaScheduling": {
+        "replicaSchedulingType": "Divided", "replicaDivisionPreference": "Aggregated"}})
+    cached = Scheduler(clusters)
+    shop = cached.schedule(WorkloadInfo("shop", 3, {"pods": 1}), placement)
+    other = cached.schedule(WorkloadInfo("other", 3, {"pods": 1}), placement)
+    assert shop.targets == (("b", 3),)  # "a" reported room for one replica of shop only
+    assert other.targets == (("a", 3),)  # same shape, resource estimate: a tie, name wins

@@ -40,7 +40,11 @@ class _Pool:
 
 @dataclass(frozen=True, slots=True)
 class _Selection:
-    """The workload-independent part of one attempt, shareable between decisions."""
+    """The clusters one attempt chose (filters and spread applied), before division.
+
+    For a first placement it depends only on (placement, group, request shape,
+    replicas), so it is cached and shared by every template with those.
+    """
 
     chosen: tuple[ClusterInfo, ...]
     available: Mapping[str, int]
@@ -61,7 +65,7 @@ class Scheduler:
         # cannot be shared by request shape.
         self._reported = frozenset(k for c in self.clusters for k in c.available_replicas)
         self._filters: dict[tuple[Placement, int], PlacementFilter] = {}
-        self._estimates: dict[tuple[object, ...], dict[str, int]] = {}
+        self._estimates: dict[object, dict[str, int]] = {}
         self._selections: dict[tuple[object, ...], _Selection] = {}
         self._pools: dict[tuple[object, ...], _Pool] = {}
         self._by_name = {c.name: c for c in self.clusters}
@@ -101,13 +105,12 @@ class Scheduler:
         return found
 
     def _estimates_for(self, workload: WorkloadInfo) -> dict[str, int]:
-        if workload.key in self._reported or not self._cache:
-            return {c.name: estimate(c, workload) for c in self.clusters}
-        key = tuple(sorted(workload.requests.items()))
-        found = self._estimates.get(key)
+        shape = self._shape(workload)
+        found = self._estimates.get(shape) if self._cache else None
         if found is None:
-            found = self._estimates[key] = {c.name: estimate(c, workload)
-                                            for c in self.clusters}
+            found = {c.name: estimate(c, workload) for c in self.clusters}
+            if self._cache:
+                self._estimates[shape] = found
         return found
 
     def _attempt(self, workload: WorkloadInfo, placement: Placement, index: int
