@@ -452,7 +452,7 @@ class LocalRuntime:
                   created=record.get("created"), uid=record.get("uid"))
         self._pods[key] = pod
         adopted = {
-            name: AdoptedContainer(live.get(name), int(c.get("restart_count", 0)),
+            name: AdoptedContainer(processes.get(name), int(c.get("restart_count", 0)),
                                    c.get("started_at"))
             for name, c in record.get("containers", {}).items()}
         self._bind(pod, node.name, ports=record.get("ports"), adopted=adopted)
