@@ -135,7 +135,7 @@ async def test_concurrent_writes_share_fsyncs(store: SqliteStore) -> None:
     await asyncio.gather(*(store.create(R, cm(f"o{i}")) for i in range(200)))
     after = store.stats()
     assert after.writes - before.writes == 200
-    assert after.batches - before.batches <= 20
+    assert after.batches - before.batches <= 50  # typically 2-3
 
 
 async def test_calls_after_close_raise_store_closed(tmp_path: Path) -> None:
