@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import stat
+import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -19,8 +22,8 @@ from flotilla.cli.main import run
 from flotilla.client.http import HttpClient
 from flotilla.controllers.events import EventRecorder
 from flotilla.resources.kinds import KINDS, by_kind
-from tests.cli.serverproc import ServerProcess, api_only_args, clean_env, flotilla
-from tests.helpers import free_port
+from tests.cli.serverproc import FLOTILLA, ServerProcess, api_only_args, clean_env, flotilla
+from tests.helpers import free_port, wait_for_sync
 
 T = TypeVar("T")
 HERE = Path(__file__).parent
@@ -111,26 +114,27 @@ def test_every_kind_get_describe_delete(server: ServerProcess) -> None:
         assert ref(d) in wide, ref(d)
     assert "<error>" not in table + wide, "a column function failed"
 
+    want = [(d["kind"], d["metadata"]["name"]) for d in objects]
+    for fmt, parse in (("yaml", yaml.safe_load), ("json", json.loads)):
+        listed = parse(ok(server, "get", all_kinds, "-A", "-o", fmt))
+        assert listed["kind"] == "List"
+        got = {(i["kind"], i["metadata"]["name"]): i for i in listed["items"]}
+        assert set(want) <= set(got)
+        assert all(got[w]["metadata"]["uid"] for w in want)
+
     by_ns: dict[str, list[dict[str, Any]]] = {}
     for d in objects:
         ns = d["metadata"].get("namespace", "") if by_kind(d["kind"]).namespaced else ""
         by_ns.setdefault(ns, []).append(d)
     for ns, group in by_ns.items():
-        ns_args = ["-n", ns] if ns else []
-        refs = [ref(d) for d in group]
-        for fmt, parse in (("yaml", yaml.safe_load), ("json", json.loads)):
-            got = parse(ok(server, "get", *refs, *ns_args, "-o", fmt))
-            items = got["items"] if got.get("kind") == "List" else [got]
-            assert [(i["kind"], i["metadata"]["name"]) for i in items] == \
-                [(d["kind"], d["metadata"]["name"]) for d in group]
-            assert all(i["metadata"]["uid"] for i in items)
-        described = ok(server, "describe", *refs, *ns_args)
+        described = ok(server, "describe", *(ref(d) for d in group), *(["-n", ns] if ns else []))
         for d in group:
             assert f"Name:         {d['metadata']['name']}\n" in described
             assert f"Kind:         {d['kind']} ({d['apiVersion']})" in described
         assert "c2VjcmV0" not in described, "describe never prints Secret values"
-        out = ok(server, "delete", *refs, *ns_args)
-        assert out.splitlines() == [f"{r} deleted" for r in refs]
+
+    out = ok(server, "delete", "-f", str(EVERY_KIND))
+    assert out.splitlines() == [f"{ref(d)} deleted" for d in objects]
     line = fails(server, "get", ref(objects[0]))
     assert f'clusters "{objects[0]["metadata"]["name"]}" not found' in line
     left = set(ok(server, "get", all_kinds, "-A", "-o", "name").split())
@@ -306,3 +310,41 @@ def test_every_command_has_help_with_examples(capsys: pytest.CaptureFixture[str]
         assert f"flotilla {c}" in text, c
     # And the installed console script is wired to the same entry point.
     assert "Examples:" in flotilla("get", "--help", env=clean_env()).stdout
+
+
+def test_get_watch_prints_changes_until_interrupted(server: ServerProcess) -> None:
+    cm_kind = by_kind("ConfigMap")
+    async def change(action: str, name: str) -> None:
+        async with HttpClient(server.url, server.token) as client:
+            if action == "create":
+                await client.create({"apiVersion": "v1", "kind": "ConfigMap",
+                                     "metadata": {"name": name, "namespace": "watched"}})
+            else:
+                await client.delete(cm_kind, "watched", name)
+
+    asyncio.run(change("create", "w0"))
+    proc = subprocess.Popen([FLOTILLA, "get", "cm", "-n", "watched", "--watch", "-o", "name"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=server.client_env(), start_new_session=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        # The listed object shows the list is done; the watch follows from its version,
+        # so whatever changes after this line must appear as a change.
+        wait_for_sync(lambda: "configmap/w0\n" in lines, timeout=20, what="the list")
+        asyncio.run(change("create", "w1"))
+        wait_for_sync(lambda: "configmap/w1 added\n" in lines, timeout=20, what="added line")
+        asyncio.run(change("delete", "w1"))
+        wait_for_sync(lambda: "configmap/w1 deleted\n" in lines, timeout=20,
+                      what="deleted line")
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        reader.join(timeout=10)
+    assert proc.returncode == 130
+    assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
