@@ -170,3 +170,10 @@ def test_binding_round_trip() -> None:
     condition = scheduled_condition(failed, "2026-01-01T00:00:00Z")
     assert (condition["status"], condition["reason"]) == ("False", "NoClusterFit")
     assert condition["message"] == "0/2 clusters available: 2 excluded by affinity"
+
+
+def test_cluster_with_only_capacity_offers_it() -> None:
+    obj = cluster("east")
+    del obj["status"]["allocatable"]
+    obj["status"]["capacity"] = {"cpu": "2", "pods": 20}
+    assert dict(compile_cluster(obj).free) == {"cpu": 500, "pods": 10}

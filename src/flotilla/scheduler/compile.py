@@ -261,8 +261,8 @@ def compile_cluster(obj: Mapping[str, Any],
     """A ``Cluster`` object as the scheduler sees it.
 
     Reads ``spec.region/zone/provider/taints/unschedulable``, ``metadata.labels``, the
-    ``Ready`` condition and ``status.allocatable`` minus ``status.allocated`` (a
-    resource missing from ``allocatable`` is not limited).
+    ``Ready`` condition and ``status.allocatable`` (else ``status.capacity``) minus
+    ``status.allocated`` (a resource missing from them is not limited).
     """
     meta, spec = _obj(obj.get("metadata"), "metadata"), _obj(obj.get("spec"), "spec")
     status = _obj(obj.get("status"), "status")
@@ -277,7 +277,10 @@ def compile_cluster(obj: Mapping[str, Any],
     ready = any(
         isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True"
         for c in _list(status.get("conditions"), "status.conditions"))
-    allocatable = _resources(status.get("allocatable"), "status.allocatable")
+    # A cluster that reports only capacity (no reservations) offers all of it.
+    allocatable = (_resources(status.get("allocatable"), "status.allocatable")
+                   if status.get("allocatable") is not None
+                   else _resources(status.get("capacity"), "status.capacity"))
     allocated = _resources(status.get("allocated"), "status.allocated")
     free = {k: max(0, v - allocated.get(k, 0)) for k, v in allocatable.items()}
     return ClusterInfo(
