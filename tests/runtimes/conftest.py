@@ -95,11 +95,9 @@ def pods_of(rt: LocalRuntime, app: str) -> list[PodStatus]:
 async def ready_pods(rt: LocalRuntime, app: str, count: int,
                      timeout: float = 15.0) -> list[PodStatus]:
     """Wait until exactly ``count`` non-terminating pods of ``app`` exist, all ready."""
-    async def check() -> list[PodStatus] | None:
+    async def check() -> list[PodStatus]:
         pods = [p for p in pods_of(rt, app) if not p.terminating]
-        if len(pods) == count and all(p.ready for p in pods):
-            return pods
-        return None
+        return pods if len(pods) == count and all(p.ready for p in pods) else []
     return await wait_for(check, timeout=timeout, what=f"{count} ready pods of {app}")
 
 
@@ -132,6 +130,6 @@ async def make_cluster(tmp_path: Path) -> AsyncIterator[MakeCluster]:
                 for t in asyncio.all_tasks():
                     t.print_stack()
                 raise
-        for rt in made:
-            wait_for_sync(lambda rt=rt: not cluster_processes(rt.name), timeout=10,
-                          what=f"no process left of cluster {rt.name}")
+        names = {rt.name for rt in made}
+        wait_for_sync(lambda: not any(cluster_processes(n) for n in names), timeout=10,
+                      what=f"no process left of clusters {sorted(names)}")

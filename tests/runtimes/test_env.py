@@ -15,7 +15,7 @@ def _objects() -> list[dict[str, Any]]:
               "data": {"greeting": "hello"}}
     secret = {"kind": "Secret", "metadata": {"name": "creds"},
               "data": {"password": base64.b64encode(b"s3cret").decode()}}
-    env = [
+    env: list[dict[str, Any]] = [
         {"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "settings",
                                                                 "key": "greeting"}}},
         {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds",
