@@ -8,6 +8,7 @@ from flotilla.cli.output import age, as_list, dump, echo, note, table
 from flotilla.cli.session import CliError, call, connect, connection_options
 from flotilla.cli.targets import parse_targets
 from flotilla.client.base import Object, ResourceClient
+from flotilla.controllers.events import CLUSTER_EVENTS_NAMESPACE
 from flotilla.resources.kinds import Kind, by_kind
 
 EVENT = by_kind("Event")
@@ -33,7 +34,7 @@ async def events_for(client: ResourceClient, kind: Kind, namespace: str, name: s
                      uid: str = "") -> list[Object]:
     """The Events about one object, oldest first. Cluster-scoped objects' Events live in
     the "default" namespace (`flotilla.controllers.events`)."""
-    listed = await client.list(EVENT, namespace or "default")
+    listed = await client.list(EVENT, namespace or CLUSTER_EVENTS_NAMESPACE)
     return by_last_seen([e for e in listed.items if involves(e, kind, namespace, name, uid)])
 
 
@@ -86,6 +87,8 @@ def events(namespace: str | None, all_namespaces: bool, for_: str | None, fmt: s
 
     async def work(client: ResourceClient) -> None:
         ns: str | None = None if all_namespaces else (namespace or "default")
+        if target is not None and not target.kind.namespaced and not all_namespaces:
+            ns = CLUSTER_EVENTS_NAMESPACE  # where cluster-scoped objects' Events live
         items = (await client.list(EVENT, ns)).items
         if target is not None:
             k, name = target.kind, target.names[0]

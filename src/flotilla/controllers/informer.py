@@ -200,8 +200,10 @@ class Informer:
                     # An empty stream that ends at once: do not spin on it.
                 except GoneError:
                     log.info("%s: resourceVersion %s expired, re-listing", self.kind.kind, self._rv)
-                    self._rv = None
-                    continue
+                    if self._rv is not None:
+                        self._rv = None
+                        continue  # the normal case: the resume point aged out
+                    # The list itself expired (a stale page token): back off, then retry.
                 except Exception as exc:  # any failure: back off, retry
                     log.warning("%s informer: %s; retrying in %.2fs", self.kind.kind,
                                 exc or type(exc).__name__, backoff)
