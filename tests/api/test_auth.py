@@ -35,7 +35,7 @@ def test_admin_token_is_created_once_and_stored_hashed(tmp_path: Path) -> None:
     assert auth.authenticate(None) is None
 
 
-def test_first_start_prints_the_token_once(tmp_path: Path) -> None:
+def test_first_start_prints_the_token_once_and_new_tokens_apply(tmp_path: Path) -> None:
     srv = ServerProcess(tmp_path / "data", create_token=False)
     try:
         srv.start()
@@ -48,16 +48,8 @@ def test_first_start_prints_the_token_once(tmp_path: Path) -> None:
         srv.start()
         assert not any(b"Admin token" in line for line in srv.stdout_lines)
         assert srv.token == printed
-    finally:
-        srv.stop()
-        srv.kill()
 
-
-def test_a_token_added_while_serving_is_accepted(tmp_path: Path) -> None:
-    srv = ServerProcess(tmp_path / "data")
-    try:
-        srv.start()
-        extra = add_token(srv.data_dir, "ci")
+        extra = add_token(srv.data_dir, "ci")  # e.g. by `flotilla up` while serving
 
         def accepted() -> bool:
             r = httpx.get(f"{srv.url}/api/v1/configmaps",
@@ -67,3 +59,4 @@ def test_a_token_added_while_serving_is_accepted(tmp_path: Path) -> None:
     finally:
         srv.stop()
         srv.kill()
+

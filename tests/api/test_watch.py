@@ -77,7 +77,7 @@ async def test_cut_and_resumed_watch_loses_and_repeats_nothing(client: HttpClien
     writers_done = asyncio.Event()
 
     async def writer(w: int) -> None:
-        for i in range(40):
+        for i in range(25):
             obj = await client.create(sample(CM, f"w{w}-{i}", namespace=ns))
             acked.add(obj["metadata"]["resourceVersion"])
             if i % 3 == 0:
@@ -116,10 +116,11 @@ async def test_cut_and_resumed_watch_loses_and_repeats_nothing(client: HttpClien
     assert seen == sorted(seen, key=int), "events out of order"
 
 
-@pytest.fixture
-def fast_server(tmp_path: Path) -> Iterator[ServerProcess]:
+@pytest.fixture(scope="module")
+def fast_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server with a short watch history and quick bookmarks."""
-    srv = start_server(tmp_path, "--keep-revisions", "20", "--bookmark-interval", "0.2")
+    srv = start_server(tmp_path_factory.mktemp("fast"), "--keep-revisions", "20",
+                       "--bookmark-interval", "0.2")
     try:
         yield srv
     finally:
