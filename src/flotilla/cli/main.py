@@ -40,6 +40,8 @@ COMMANDS: dict[str, str] = {
     "chaos": "flotilla.cli.chaos_cmd:chaos",
     "cluster": "flotilla.cli.cluster_cmd:cluster",
     "logs": "flotilla.cli.members:logs",
+    "gateway": "flotilla.cli.edge_cmd:gateway",
+    "dns": "flotilla.cli.edge_cmd:dns",
 }
 
 

@@ -1,0 +1,96 @@
+"""``flotilla gateway`` and ``flotilla dns``: the data plane in front of the clusters."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Coroutine
+from typing import Any
+
+import click
+
+from flotilla.cli.session import CliError
+
+
+def serve_until_signal(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop until SIGINT/SIGTERM, then cancel it cleanly."""
+
+    async def runner() -> None:
+        task = asyncio.ensure_future(main)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    import uvloop
+
+    try:
+        uvloop.run(runner())
+    except OSError as exc:
+        raise CliError(f"cannot serve: {exc.strerror or exc}") from None
+
+
+@click.command(epilog="""\b
+Example:
+  flotilla gateway --server http://127.0.0.1:8443 --token $TOKEN \\
+      --listen 127.0.0.1:8080 --region cn-east --admin-listen 127.0.0.1:8081
+  curl -H 'Host: shop.example.test' http://127.0.0.1:8080/
+""")
+@click.option("--server", required=True, envvar="FLOTILLA_SERVER", metavar="URL")
+@click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN")
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT")
+@click.option("--region", help="The gateway's own region (for Locality routing).")
+@click.option("--admin-listen", metavar="HOST:PORT", help="Where /metrics is served.")
+@click.option("-v", "--verbose", is_flag=True)
+def gateway(server: str, token: str | None, listen: str, region: str | None,
+            admin_listen: str | None, verbose: bool) -> None:
+    """Run the global HTTP gateway: routes by Host (and path) to Service endpoints across
+    clusters per TrafficPolicy, with health checks, outlier ejection and retries."""
+    from flotilla.traffic.gateway import run_gateway
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s gateway %(levelname)s %(message)s")
+    serve_until_signal(run_gateway(server, token or "", listen, region,
+                                   admin_listen=admin_listen))
+
+
+def parse_geo(entries: tuple[str, ...]) -> dict[str, str]:
+    table = {}
+    for entry in entries:
+        cidr, sep, region = entry.partition("=")
+        if not sep or not cidr or not region:
+            raise CliError(f"--geo {entry!r}: expected CIDR=REGION", exit_code=2)
+        table[cidr] = region
+    return table
+
+
+@click.command(epilog="""\b
+Example:
+  flotilla dns --server http://127.0.0.1:8443 --token $TOKEN \\
+      --listen 127.0.0.1:8053 --zone example.test --geo 127.0.11.0/24=cn-east
+  dig @127.0.0.1 -p 8053 shop.example.test
+  dig @127.0.0.1 -p 8053 shop.default.svc.clusterset.local
+""")
+@click.option("--server", required=True, envvar="FLOTILLA_SERVER", metavar="URL")
+@click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN")
+@click.option("--listen", default="127.0.0.1:8053", show_default=True, metavar="HOST:PORT",
+              help="UDP and TCP.")
+@click.option("--zone", default="example.test", show_default=True,
+              help="The global zone (TrafficPolicy hosts inside it are answered).")
+@click.option("--ttl", type=click.IntRange(min=0), default=5, show_default=True)
+@click.option("--geo", multiple=True, metavar="CIDR=REGION",
+              help="Map client addresses to regions for geo answers (repeatable).")
+@click.option("--admin-listen", metavar="HOST:PORT", help="Where /metrics is served.")
+@click.option("-v", "--verbose", is_flag=True)
+def dns(server: str, token: str | None, listen: str, zone: str, ttl: int,
+        geo: tuple[str, ...], admin_listen: str | None, verbose: bool) -> None:
+    """Run the authoritative smart DNS for the global zone and clusterset.local."""
+    from flotilla.dns.server import run_dns
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s dns %(levelname)s %(message)s")
+    serve_until_signal(run_dns(server, token or "", listen, zone, admin_listen=admin_listen,
+                               geo_table=parse_geo(geo) or None, ttl=ttl))
