@@ -65,6 +65,7 @@ class DnsServer:
         self._tcp: asyncio.Server | None = None
         self._admin_server: asyncio.Server | None = None
         self._connections: set[asyncio.StreamWriter] = set()
+        self._reported: set[str] = set()
         if model is not None:
             self.update(model)
 
@@ -85,8 +86,10 @@ class DnsServer:
         self.responder.update(compile_zones(model, serial=self._serial, ns_addresses=ns))
         self.metrics.model_updates.inc()
         self.metrics.names.set(len(model.names))
-        for problem in model.problems:
+        # Every rebuild re-reports the same odd objects; log each problem once.
+        for problem in set(model.problems) - self._reported:
             log.warning("dns model: %s", problem)
+        self._reported = set(model.problems)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
