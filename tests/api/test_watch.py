@@ -205,3 +205,17 @@ async def test_sigterm_ends_open_watches_and_exits_cleanly(tmp_path: Path) -> No
             assert opened.done()
     finally:
         srv.kill()
+
+
+async def test_a_client_that_hangs_up_frees_its_watch(server: ServerProcess) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=5) as anon:
+        async def open_watches(n: int) -> bool:
+            return f"flotilla_api_open_watches {n}.0" in (await anon.get("/metrics")).text
+
+        await wait_for(lambda: open_watches(0), what="no watch open yet")
+        async with httpx.AsyncClient(base_url=server.url, headers=server.headers(),
+                                     timeout=5) as http, \
+                http.stream("GET", "/api/v1/configmaps", params={"watch": "1"}) as r:
+            assert r.status_code == 200
+            await wait_for(lambda: open_watches(1), what="the watch to be counted")
+        await wait_for(lambda: open_watches(0), what="the watch to be released")
