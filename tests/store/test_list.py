@@ -91,3 +91,35 @@ async def test_bad_and_stale_continue_tokens(store: SqliteStore) -> None:
     with pytest.raises(Expired) as err:
         await store.list(R, limit=5, continue_token=page.continue_token)
     assert err.value.compacted_revision == 32
+
+
+async def test_pages_show_the_first_pages_revision_despite_changes(store: SqliteStore) -> None:
+    """Like an etcd range read at the list's revision: changes made between pages (to
+    keys not yet returned) do not show, whatever their kind."""
+    await asyncio.gather(*(store.create(R, cm(f"o{i:02}", tier="web")) for i in range(20)))
+    at_start = (await store.list(R)).items
+    web = parse_selector("tier=web")
+    first = await store.list(R, selector=web, limit=5)
+    assert first.continue_token
+    o12 = await store.get(R, "default", "o12")
+    await store.update(R, {**o12, "data": {"k": "changed"}})
+    await store.update(R, {**o12, "data": {"k": "changed again"}})
+    await store.delete(R, "default", "o15")
+    await store.create(R, cm("o15", tier="web"))  # deleted then re-created
+    await store.delete(R, "default", "o17")
+    await store.create(R, cm("o10b", tier="web"))  # did not exist at the revision
+    o18 = await store.get(R, "default", "o18")
+    await store.update(R, {**o18, "metadata": {**o18["metadata"], "labels": {}}})
+    pages = [first]
+    for _ in range(10):
+        token = pages[-1].continue_token
+        if token is None:
+            break
+        pages.append(await store.list(R, selector=web, limit=5, continue_token=token))
+    assert [p.revision for p in pages] == [first.revision] * len(pages)
+    assert [o for p in pages for o in p.items] == at_start
+    # A fresh list shows the changes.
+    now = names((await store.list(R, selector=web)).items)
+    assert "o17" not in now
+    assert "o18" not in now
+    assert "o10b" in now

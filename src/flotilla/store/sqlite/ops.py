@@ -70,7 +70,7 @@ def create(
         " lease_id, object) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (resource, namespace, name, revision, revision, lease_id, text),
     )
-    txn.record(revision, "ADDED", resource, namespace, name, text)
+    txn.record(revision, "ADDED", resource, namespace, name, text, None)
     return text
 
 
@@ -91,7 +91,7 @@ def update(
         " WHERE resource = ? AND namespace = ? AND name = ?",
         (revision, text, resource, namespace, name),
     )
-    txn.record(revision, "MODIFIED", resource, namespace, name, text)
+    txn.record(revision, "MODIFIED", resource, namespace, name, text, row[3])
     return text
 
 
@@ -113,7 +113,7 @@ def _delete_row(txn: Txn, resource: str, namespace: str, name: str, stored: str)
         "DELETE FROM objects WHERE resource = ? AND namespace = ? AND name = ?",
         (resource, namespace, name),
     )
-    txn.record(revision, "DELETED", resource, namespace, name, text)
+    txn.record(revision, "DELETED", resource, namespace, name, text, stored)
     return text
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import heapq
 import json
 import queue
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,9 @@ class Page:
     next_token: ContinueToken | None
 
 
+Key = tuple[str, str]
+
+
 def list_page(
     conn: sqlite3.Connection,
     resource: str,
@@ -113,12 +117,14 @@ def list_page(
     limit: int,
     token: ContinueToken | None,
 ) -> Page:
-    """One page, in (namespace, name) order.
+    """One page, in (namespace, name) order, of the state at the list's revision.
 
-    A first page reflects exactly the revision it returns. Later pages read the rows
-    after the token's key as they are now, and report the first page's revision: a
-    watch from that revision replays every change made meanwhile, so list + watch still
-    converges (see docs/components/store.md, "Paging").
+    The first page reads the current rows (one snapshot with the revision). A later
+    page must show the state at the *first* page's revision R, like an etcd range read
+    at R, although keys may have changed since: for every key changed after R, the
+    first logged change after R tells its state at R (absent if that change was its
+    creation, else the value that change replaced). The log after R is complete
+    because R is not older than the compaction point (else `Expired`).
     """
     meta = read_meta(conn)
     if token is not None and token.revision < meta["compacted"]:
@@ -128,27 +134,70 @@ def list_page(
             meta["compacted"],
         )
     revision = token.revision if token is not None else meta["revision"]
-    sql = "SELECT namespace, name, object FROM objects WHERE resource = ?"
-    args: list[Any] = [resource]
-    if namespace is not None:
-        sql += " AND namespace = ?"
-        args.append(namespace)
-    if token is not None:
-        sql += " AND (namespace, name) > (?, ?)"
-        args.extend(token.after)
-    sql += " ORDER BY namespace, name"
+    after = token.after if token is not None else None
+    changed = _state_before_changes(conn, resource, namespace, revision, after)
+    unchanged = (
+        (key, text) for key, text in _current_rows(conn, resource, namespace, after)
+        if key not in changed
+    )
+    as_of_r = sorted((key, text) for key, text in changed.items() if text is not None)
     items: list[Object] = []
-    keys: list[tuple[str, str]] = []
-    for ns, name, text in conn.execute(sql, args):
+    last: Key | None = None
+    for key, text in heapq.merge(unchanged, as_of_r):
         obj = json.loads(text)
         if selector is not None and not selector.matches(obj.get("metadata", {}).get("labels")):
             continue
         if limit and len(items) == limit:
             # One more match exists: this page is full and another one follows.
-            return Page(items, revision, ContinueToken(revision, resource, namespace, keys[-1]))
+            assert last is not None
+            return Page(items, revision, ContinueToken(revision, resource, namespace, last))
         items.append(obj)
-        keys.append((ns, name))
+        last = key
     return Page(items, revision, None)
+
+
+def _key_filter(namespace: str | None, after: Key | None) -> tuple[str, list[Any]]:
+    sql, args = "", []
+    if namespace is not None:
+        sql += " AND namespace = ?"
+        args.append(namespace)
+    if after is not None:
+        sql += " AND (namespace, name) > (?, ?)"
+        args.extend(after)
+    return sql, args
+
+
+def _current_rows(
+    conn: sqlite3.Connection, resource: str, namespace: str | None, after: Key | None
+) -> Iterator[tuple[Key, str]]:
+    where, args = _key_filter(namespace, after)
+    rows = conn.execute(
+        "SELECT namespace, name, object FROM objects WHERE resource = ?" + where
+        + " ORDER BY namespace, name",
+        [resource, *args],
+    )
+    for ns, name, text in rows:
+        yield (ns, name), text
+
+
+def _state_before_changes(
+    conn: sqlite3.Connection, resource: str, namespace: str | None, revision: int,
+    after: Key | None,
+) -> dict[Key, str | None]:
+    """For each key changed after ``revision``: its stored text at ``revision``, or None
+    if it did not exist then."""
+    where, args = _key_filter(namespace, after)
+    state: dict[Key, str | None] = {}
+    rows = conn.execute(
+        "SELECT namespace, name, type, prev FROM events WHERE revision > ? AND resource = ?"
+        + where + " ORDER BY revision",
+        [revision, resource, *args],
+    )
+    for ns, name, type_, prev in rows:
+        key = (ns, name)
+        if key not in state:  # only the first change after `revision` matters
+            state[key] = None if type_ == "ADDED" else prev
+    return state
 
 
 def read_events(

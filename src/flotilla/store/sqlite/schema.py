@@ -1,9 +1,11 @@
 """Tables, pragmas and connections of the SQLite store.
 
 The layout mirrors etcd's model on a single file: ``objects`` holds the latest state of
-every key with its modification/creation revision and lease, ``events`` is the change
-log that ``watch(since=R)`` replays (trimmed by compaction), ``meta`` keeps the global
-revision and the compaction point, ``leases`` the granted leases and their TTLs.
+every key with its modification/creation revision and lease; ``events`` is the change
+log that ``watch(since=R)`` replays, trimmed by compaction (each entry also keeps the
+value it replaced, so a paged list can read the state as of its first page); ``meta``
+keeps the global revision and the compaction point; ``leases`` the granted leases and
+their TTLs.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ CREATE TABLE IF NOT EXISTS events (
     resource  TEXT NOT NULL,
     namespace TEXT NOT NULL,
     name      TEXT NOT NULL,
-    object    TEXT NOT NULL
+    object    TEXT NOT NULL,
+    prev      TEXT
 );
 CREATE TABLE IF NOT EXISTS leases (
     id  INTEGER PRIMARY KEY,

@@ -60,12 +60,14 @@ class Txn:
 
     def record(
         self, revision: int, type_: EventType, resource: str, namespace: str, name: str,
-        text: str,
+        text: str, prev: str | None,
     ) -> None:
+        """Log a change. ``prev`` (the stored text it replaced, None for ADDED) lets a
+        paged list rebuild the state at an earlier revision without MVCC tables."""
         self.conn.execute(
-            "INSERT INTO events(revision, type, resource, namespace, name, object)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (revision, type_, resource, namespace, name, text),
+            "INSERT INTO events(revision, type, resource, namespace, name, object, prev)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (revision, type_, resource, namespace, name, text, prev),
         )
         self.events.append(RawEvent(revision, type_, resource, namespace, name, text))
 
