@@ -200,3 +200,7 @@ async def test_wildcard_host_synthesises_names_that_do_not_exist(serve: Serve) -
     parent = await dig(server.port, "apps.global.test")
     assert parent.status == "NOERROR"
     assert parent.answer == []
+    counted = server.metrics.registry.get_sample_value(
+        "flotilla_dns_queries_total",
+        {"name": "*.apps.global.test.", "type": "A", "rcode": "NOERROR"})
+    assert counted == 2  # synthesised names count under their wildcard, not themselves

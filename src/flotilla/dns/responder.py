@@ -113,7 +113,7 @@ class Responder:
     ) -> tuple[bytes | None, Outcome]:
         question = query.question[0]
         qname, qtype = question.name, question.rdtype
-        qtype_text = dns.rdatatype.to_text(qtype)
+        qtype_text = _type_label(qtype)
         response = dns.message.make_response(query, our_payload=OUR_PAYLOAD)
         ecs = _client_subnet(query)
         if query.edns > 0:
@@ -132,11 +132,12 @@ class Responder:
         scope = 0
         if node is not None:
             location = _location(ecs, client) if _is_geo(node) else None
-            scope = self._fill(response, node, qname, qtype, zones.ttl, location)
-            if scope and ecs is not None:
+            located = self._fill(response, node, qname, qtype, zones.ttl, location)
+            if located and ecs is not None:
                 scope = ecs.srclen
-        # A synthesised name is labelled by its wildcard: the label set stays bounded.
-        label = f"*.{qname.parent().to_text().lower()}" if wildcard else qname.to_text().lower()
+        label = qname.to_text().lower()
+        if wildcard and node is not None and node.dynamic is not None:
+            label = node.dynamic.host + "."  # the wildcard itself: labels stay bounded
         if not response.answer:
             exists = node is not None or qname in zones.existing
             if not exists:
@@ -171,15 +172,15 @@ class Responder:
         qtype: dns.rdatatype.RdataType,
         ttl: int,
         client: IPAddress | None,
-    ) -> int:
-        """Put the answer (and glue) in ``response``; return 1 if the client's location
-        decided it (so the ECS scope must be non-zero), else 0."""
+    ) -> bool:
+        """Put the answer (and glue) in ``response``; True if the client's location
+        decided it (so the ECS scope must be non-zero)."""
         wanted = node.records.keys() if qtype == dns.rdatatype.ANY else (qtype,)
         for rdtype in wanted:
             rdatas = node.records.get(rdtype)
             if rdatas:
                 response.answer.append(_rrset(qname, rdtype, ttl, rdatas))
-        located = 0
+        located = False
         gname = node.dynamic
         if gname is not None:
             families = (
@@ -201,6 +202,19 @@ class Responder:
                 seen.add((owner, rdtype))
                 response.additional.append(_rrset(owner, rdtype, ttl, rds))
         return located
+
+
+_LABELLED_TYPES = frozenset({
+    A, AAAA, SRV, SOA, NS, dns.rdatatype.ANY, dns.rdatatype.CNAME, dns.rdatatype.MX,
+    dns.rdatatype.TXT, dns.rdatatype.PTR, dns.rdatatype.HTTPS, dns.rdatatype.SVCB,
+    dns.rdatatype.CAA, dns.rdatatype.DS, dns.rdatatype.DNSKEY, dns.rdatatype.AXFR,
+    dns.rdatatype.IXFR,
+})
+
+
+def _type_label(qtype: dns.rdatatype.RdataType) -> str:
+    """The metrics label of a query type: 65536 possible values collapse to ~20."""
+    return dns.rdatatype.to_text(qtype) if qtype in _LABELLED_TYPES else "OTHER"
 
 
 @functools.lru_cache(maxsize=1024)
