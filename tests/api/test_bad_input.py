@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -95,19 +96,34 @@ async def test_mismatched_namespace_and_name(http: httpx.AsyncClient) -> None:
     _status(await http.put(f"{CMS}/y", json=body), 400, "'x'", "'y'")
 
 
-async def test_ten_megabyte_body_with_length(http: httpx.AsyncClient) -> None:
+def _peak_rss_kib(server: ServerProcess) -> int:
+    """The server's peak resident memory (VmHWM): a buffered 10 MB body would show."""
+    assert server.proc is not None
+    for line in Path(f"/proc/{server.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM in /proc/PID/status")
+
+
+async def test_ten_megabyte_body_with_length(http: httpx.AsyncClient,
+                                             server: ServerProcess) -> None:
     big = b'{"data": "' + b"x" * (10 * 1024 * 1024) + b'"}'
+    before = _peak_rss_kib(server)
     r = await http.post(CMS, content=big, headers={"Content-Type": "application/json"})
     _status(r, 413, "larger than the limit")
+    assert _peak_rss_kib(server) - before < 4096, "the server buffered the body"
 
 
-async def test_ten_megabyte_chunked_body(http: httpx.AsyncClient) -> None:
+async def test_ten_megabyte_chunked_body(http: httpx.AsyncClient,
+                                         server: ServerProcess) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         for _ in range(160):  # 160 x 64 KiB = 10 MiB, no Content-Length
             yield b"x" * 65536
 
+    before = _peak_rss_kib(server)
     r = await http.post(CMS, content=chunks(), headers={"Content-Type": "application/json"})
     _status(r, 413, "larger than the limit")
+    assert _peak_rss_kib(server) - before < 4096, "the server buffered the body"
 
 
 async def test_no_token_and_wrong_token(server: ServerProcess) -> None:
