@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from flotilla.traffic.http.chunked import ChunkedError, ChunkedScanner
-from flotilla.traffic.http.heads import header_value
+from flotilla.traffic.http.heads import connection_tokens, header_value
 
 if TYPE_CHECKING:
     from flotilla.traffic.proxy import ClientConnection
@@ -117,14 +117,20 @@ class UpstreamConnection(asyncio.Protocol):
             return
         head = data[:end + 4]
         try:
-            parser = httptools.HttpResponseParser(_NO_CALLBACKS)
-            parser.feed_data(head)
-            status: int = parser.get_status_code()
-            keep_alive: bool = parser.should_keep_alive()
+            httptools.HttpResponseParser(_NO_CALLBACKS).feed_data(head)
         except httptools.HttpParserError:
             self._fail("bad-response")
             return
+        # Validated by llhttp; read from the bytes, because llhttp's keep-alive flag is
+        # reset once a bodiless response (204, 304, content-length 0) completes.
+        status = int(head[9:12])
         low = head.lower()
+        http11 = head[5:8] == b"1.1"
+        if low.find(b"\nconnection:") < 0:
+            keep_alive = http11
+        else:
+            tokens = connection_tokens(low)
+            keep_alive = b"close" not in tokens if http11 else b"keep-alive" in tokens
         ex = self.exchange
         assert ex is not None
         if 100 <= status < 200:

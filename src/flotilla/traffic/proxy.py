@@ -22,7 +22,12 @@ import httptools
 
 from flotilla.traffic.balancers.base import PickContext
 from flotilla.traffic.http.chunked import ChunkedError, ChunkedScanner
-from flotilla.traffic.http.heads import error_response, header_value, rewrite_request
+from flotilla.traffic.http.heads import (
+    connection_tokens,
+    error_response,
+    header_value,
+    rewrite_request,
+)
 from flotilla.traffic.http.heads import rewrite_response as _rewrite_response
 from flotilla.traffic.model import IDEMPOTENT_METHODS
 
@@ -177,15 +182,21 @@ class ClientConnection(asyncio.Protocol):
 
     def _begin(self, head: bytes) -> bool:
         """Route a validated head and start the exchange; False when answered locally."""
-        parser = self.parser
+        # llhttp validated the head; read its parts from the bytes (the parser's own
+        # accessors reset once a bodiless message completes).
         low = head.lower()
-        self.method = method = parser.get_method()
-        self.http10 = parser.get_http_version() == "1.0"
-        self.keep_alive = parser.should_keep_alive()
+        sp = head.find(b" ")
+        self.method = method = head[:sp]
+        eol = head.find(b"\r\n")
+        self.http10 = http10 = head[eol - 3:eol] == b"1.0"
+        if low.find(b"\nconnection:") < 0:
+            self.keep_alive = not http10
+        else:
+            tokens = connection_tokens(low)
+            self.keep_alive = b"keep-alive" in tokens if http10 else b"close" not in tokens
         host_raw = header_value(low, b"\nhost:")
         if host_raw is None or low.count(b"\nhost:") > 1:
             return self._local(400, "a request needs exactly one Host header", "bad-request")
-        sp = head.find(b" ")
         target = head[sp + 1:head.find(b" ", sp + 1)]
         host = host_raw.decode("latin-1")
         host = host[:host.find("]") + 1] if host.startswith("[") else host.partition(":")[0]

@@ -13,6 +13,7 @@ from flotilla.traffic.upstream import Upstream
 Factory = Callable[[Sequence[Upstream], Policy, "str | None"], Balancer]
 
 _FACTORIES: dict[str, Factory] = {}
+_builtins_loaded = False
 
 
 def register(name: str) -> Callable[[Factory], Factory]:
@@ -40,7 +41,9 @@ def create(name: str, upstreams: Sequence[Upstream], policy: Policy,
 
 def _load_builtins() -> None:
     """Import the built-in strategies (each registers itself) on first use."""
-    if not _FACTORIES:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
         from flotilla.traffic.balancers import (  # noqa: F401
             consistent_hash,
             latency,

@@ -37,7 +37,7 @@ def count_header(low: bytes, name: bytes) -> int:
     return low.count(name)
 
 
-def _connection_tokens(low: bytes) -> set[bytes]:
+def connection_tokens(low: bytes) -> set[bytes]:
     tokens: set[bytes] = set()
     pos = 0
     while (i := low.find(b"\nconnection:", pos)) >= 0:
@@ -54,7 +54,7 @@ def _cut_lines(head: bytes, low: bytes, pattern: re.Pattern[bytes]) -> list[byte
     """``head`` without its header block end, cut around the lines ``pattern`` matches -
     or None when the Connection header names further headers to drop (then the caller
     takes the line-by-line path)."""
-    if not _connection_tokens(low) <= _PLAIN_TOKENS:
+    if not connection_tokens(low) <= _PLAIN_TOKENS:
         return None
     parts, pos = [], 0
     for m in pattern.finditer(low):
@@ -78,7 +78,7 @@ def rewrite_request(head: bytes, low: bytes, client_ip: bytes, host: bytes,
             parts = _cut_lines(head, low, _SLOW_REQ)
             if parts is not None:
                 return b"".join((*parts, *tail))
-    drop = HOP_BY_HOP | _connection_tokens(low)
+    drop = HOP_BY_HOP | connection_tokens(low)
     lines = head[:-4].split(b"\r\n")
     request_line = lines[0]
     if http10 and request_line.endswith(b"HTTP/1.0"):
@@ -124,7 +124,7 @@ def rewrite_response(head: bytes, low: bytes, extra: bytes) -> bytes:
     parts = _cut_lines(head, low, _SLOW_RESP)  # typically "connection: keep-alive"
     if parts is not None:
         return b"".join((*parts, extra, b"\r\n"))
-    drop = HOP_BY_HOP | _connection_tokens(low) | {b"x-flotilla-cluster"}
+    drop = HOP_BY_HOP | connection_tokens(low) | {b"x-flotilla-cluster"}
     lines = head[:-4].split(b"\r\n")
     kept = [lines[0]] + [ln for ln in lines[1:]
                          if ln.split(b":", 1)[0].strip().lower() not in drop]
