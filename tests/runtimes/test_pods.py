@@ -91,8 +91,11 @@ async def test_crashing_container_shows_crashloopbackoff_with_growing_delay(
     [pod] = pods_of(rt, "crash")
     assert pod.restarts >= 3, pod
     assert {"back-off 0.2s", "back-off 0.4s", "back-off 0.8s"} <= messages
+    # Each gap is process start-up + run + back-off; start-up varies on a loaded machine,
+    # so compare gaps whose back-offs differ by a wide margin (0.2 s vs 0.8 s).
     gaps = [restart_times[i + 1] - restart_times[i] for i in range(3)]
-    assert gaps[0] < gaps[1] < gaps[2], gaps
+    assert gaps[2] >= 0.8, gaps
+    assert gaps[2] > gaps[0], gaps
     assert "crashing as asked" in rt.logs("default", pod.name)
 
 
