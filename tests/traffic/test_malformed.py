@@ -111,7 +111,7 @@ async def test_pipelined_requests_are_answered_in_order(busy_gateway: Gateway) -
 
 
 async def test_abrupt_client_disconnect_mid_body_harms_nobody(busy_gateway: Gateway) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", busy_gateway.port)
+    _, writer = await asyncio.open_connection("127.0.0.1", busy_gateway.port)
     writer.write(b"POST / HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 100000\r\n\r\n"
                  + b"x" * 1000)
     await writer.drain()

@@ -17,7 +17,8 @@ spec:
   hosts: [shop.example.test]
   strategy: {type: Locality, hashOn: "header:x-user"}
   locality: {failover: [cn-east, cn-south]}
-  healthCheck: {path: /healthz, interval: 1s, timeout: 500ms, healthyThreshold: 2, unhealthyThreshold: 2}
+  healthCheck: {path: /healthz, interval: 1s, timeout: 500ms,
+                healthyThreshold: 2, unhealthyThreshold: 2}
   outlierDetection: {consecutiveErrors: 3, baseEjectionTime: 10s, maxEjectionPercent: 50}
   retries: {attempts: 2, retryOn: [connect-failure, reset, "503"]}
   timeouts: {connect: 1s, perTry: 2s, total: 5s}

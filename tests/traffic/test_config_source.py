@@ -1,0 +1,118 @@
+"""The gateway fed by a real API server process: routes appear, follow endpoint and
+cluster changes, and survive the server going away."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from flotilla.client.http import HttpClient
+from flotilla.resources.kinds import by_kind
+from flotilla.traffic.config_source import ConfigSource
+from flotilla.traffic.gateway import Gateway
+from flotilla.traffic.model import EMPTY_MODEL
+from tests.api.conftest import ServerProcess, start_server
+from tests.helpers import wait_for
+
+from .conftest import StartBackend, url
+
+HOST = "shop.example.test"
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[ServerProcess]:
+    srv = start_server(tmp_path)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+async def client(api: ServerProcess) -> AsyncIterator[HttpClient]:
+    async with HttpClient(api.url, api.token) as c:
+        yield c
+
+
+def policy() -> dict[str, Any]:
+    return {"apiVersion": "traffic.flotilla.io/v1alpha1", "kind": "TrafficPolicy",
+            "metadata": {"name": "shop", "namespace": "default"},
+            "spec": {"service": "shop", "hosts": [HOST],
+                     "strategy": {"type": "Locality"},
+                     "locality": {"failover": ["cn-east", "cn-south"]}}}
+
+
+async def add_cluster(client: HttpClient, name: str, region: str, ready: str = "True") -> None:
+    obj = await client.create({"apiVersion": "cluster.flotilla.io/v1alpha1",
+                               "kind": "Cluster", "metadata": {"name": name},
+                               "spec": {"region": region, "zone": f"{region}-a"}})
+    await set_ready(client, obj, ready)
+
+
+async def set_ready(client: HttpClient, obj: dict[str, Any], ready: str) -> None:
+    obj = await client.get(by_kind("Cluster"), "", obj["metadata"]["name"])
+    obj["status"] = {"conditions": [{"type": "Ready", "status": ready}]}
+    await client.update_status(obj)
+
+
+async def add_slice(client: HttpClient, cluster: str, region: str, port: int) -> None:
+    await client.create({
+        "apiVersion": "discovery.flotilla.io/v1alpha1", "kind": "EndpointSlice",
+        "metadata": {"name": f"shop-{cluster}", "namespace": "default"},
+        "spec": {"service": "shop", "cluster": cluster, "region": region,
+                 "endpoints": [{"address": "127.0.0.1", "ready": True, "pod": "p0",
+                                "ports": [{"name": "http", "port": port,
+                                           "protocol": "TCP"}]}]}})
+
+
+async def served_by(gw: Gateway) -> str:
+    async with httpx.AsyncClient(headers={"host": HOST}) as c:
+        r = await c.get(url(gw))
+    return r.headers.get("x-backend", f"{r.status_code}")
+
+
+async def test_gateway_follows_the_api(api: ServerProcess, client: HttpClient,
+                                       start_backend: StartBackend, gateway) -> None:
+    east = await start_backend("east", region="cn-east")
+    south = await start_backend("south", region="cn-south")
+    await add_cluster(client, "east", "cn-east")
+    await add_cluster(client, "south", "cn-south")
+    await add_slice(client, "east", "cn-east", east.port)
+    await add_slice(client, "south", "cn-south", south.port)
+    await client.create(policy())
+    gw: Gateway = await gateway(EMPTY_MODEL, region="cn-east")
+    feed = HttpClient(api.url, api.token)
+    source = ConfigSource(feed, gw.update, retry_delay=0.2)
+    task = asyncio.create_task(source.run())
+    try:
+        await asyncio.wait_for(source.ready.wait(), 10)
+
+        async def routed_to(name: str) -> bool:
+            return await served_by(gw) == name
+
+        # the gateway's own region first
+        await wait_for(lambda: routed_to("east"), timeout=10, what="east to serve")
+        # the cluster goes NotReady: traffic leaves it for the next region in order
+        await set_ready(client, {"metadata": {"name": "east"}}, "False")
+        await wait_for(lambda: routed_to("south"), timeout=10, what="failover to south")
+        await set_ready(client, {"metadata": {"name": "east"}}, "True")
+        await wait_for(lambda: routed_to("east"), timeout=10, what="east back")
+        # the policy goes away: no route
+        await client.delete(by_kind("TrafficPolicy"), "default", "shop")
+        await wait_for(lambda: routed_to("404"), timeout=10, what="route removed")
+        # the API server goes away: the gateway keeps its last model and keeps serving
+        await client.create(policy())
+        await wait_for(lambda: routed_to("east"), timeout=10, what="route back")
+        api.stop()
+        assert await served_by(gw) == "east"
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await feed.close()
