@@ -80,7 +80,7 @@ class ConfigSource:
                     self._changed.set()
             except GoneError:
                 rv = ""  # history compacted: start over from a fresh list
-            except Exception as e:  # noqa: BLE001 - a control-plane hiccup of any kind
+            except Exception as e:  # a control-plane hiccup of any kind
                 # must not take the data plane down: keep the last model, retry.
                 log.warning("watching %s: %s; retrying in %.1fs", kind.plural,
                             e if isinstance(e, ApiError) else repr(e), self.retry_delay)
