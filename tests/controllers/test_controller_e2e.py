@@ -13,7 +13,13 @@ import pytest
 from flotilla.client.base import NotFoundError, Object, ResourceClient
 from flotilla.client.http import HttpClient
 from flotilla.controllers.events import EventRecorder
-from flotilla.controllers.runtime import Controller, ControllerManager, ObjectKey, Result
+from flotilla.controllers.runtime import (
+    Controller,
+    ControllerManager,
+    LostLeadership,
+    ObjectKey,
+    Result,
+)
 from flotilla.resources.kinds import by_kind
 from tests.cli.serverproc import ServerProcess, api_only_args
 from tests.helpers import free_port, wait_for
@@ -190,3 +196,56 @@ async def test_recorder_never_raises_into_the_caller(caplog: pytest.LogCaptureFi
         rec = EventRecorder(dead, "test")
         await rec.record(_deploy("x"), "Normal", "Whatever", "nobody listens")
     assert "could not record event" in caplog.text
+
+
+class Gate:
+    """A leader elector a test drives by hand."""
+
+    def __init__(self) -> None:
+        self.waiting = asyncio.Event()
+        self.elected = asyncio.Event()
+        self.deposed = asyncio.Event()
+
+    async def wait_until_leader(self) -> None:
+        self.waiting.set()
+        await self.elected.wait()
+
+    async def lost(self) -> None:
+        await self.deposed.wait()
+
+
+class Counting:
+    def __init__(self) -> None:
+        self.keys: list[ObjectKey] = []
+
+    async def reconcile(self, key: ObjectKey) -> Result | None:
+        self.keys.append(key)
+        return None
+
+
+async def test_manager_runs_only_while_leader(client: HttpClient) -> None:
+    await client.create({"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": "led", "namespace": "leader"}})
+    gate = Gate()
+    manager = ControllerManager(client, leader=gate)
+    rec = Counting()
+    manager.add(Controller("count", rec).watches(manager.informer(CM)))
+    task = asyncio.create_task(manager.run())
+    try:
+        await asyncio.wait_for(gate.waiting.wait(), 5)
+        assert not manager.running
+        assert manager.informer(CM).lists == 0, "nothing starts before leadership"
+        gate.elected.set()
+
+        async def reconciled() -> bool:
+            return ObjectKey("leader", "led") in rec.keys
+
+        await wait_for(reconciled, timeout=10)
+        assert manager.running
+        gate.deposed.set()
+        with pytest.raises(LostLeadership):
+            await asyncio.wait_for(task, 10)
+        assert not manager.running, "losing leadership stops informers and controllers"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -91,6 +91,11 @@ class ControllerManager:
     def informers(self) -> tuple[Informer, ...]:
         return tuple(self._informers.values())
 
+    @property
+    def running(self) -> bool:
+        """True while informers or controllers of this manager are running."""
+        return any(not t.done() for t in (*self._informer_tasks, *self._controller_tasks))
+
     def has_synced(self) -> bool:
         return all(i.has_synced for i in self._informers.values())
 
