@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flotilla.dns.model import build_model
+import pytest
+
+from flotilla.dns.model import build_model, check_zone
 from tests.dns.objects import (
     ZONE,
     cluster,
@@ -117,3 +119,10 @@ def test_exported_service_backends_and_names_normalised() -> None:
     assert [b.cluster for b in shop.backends] == ["east", "south", "west"]
     assert shop.backends[1].endpoints[1].ports[0].port == 32002
     assert model.services[("default", "idle")].backends == ()
+
+
+@pytest.mark.parametrize("zone", ["", ".", "clusterset.local", "local", "a..b", "x" * 64 + ".t"])
+def test_unservable_zones_are_refused_with_a_reason(zone: str) -> None:
+    with pytest.raises(ValueError, match="zone"):
+        check_zone(zone)
+    assert check_zone("Global.Test.") == "global.test"

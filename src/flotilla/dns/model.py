@@ -170,6 +170,18 @@ def normalize_name(name: str) -> str:
     return name.strip().rstrip(".").lower()
 
 
+def check_zone(zone: str) -> str:
+    """The served zone, normalised, or ValueError saying why it cannot be served: an
+    empty zone would be the root (authoritative for every name on the Internet)."""
+    z = normalize_name(zone)
+    labels = z.split(".")
+    if not z or any(not 0 < len(label) <= 63 for label in labels) or len(z) > 253:
+        raise ValueError(f"zone must be a DNS name such as 'example.test', got {zone!r}")
+    if in_zone(z, CLUSTERSET_ZONE) or in_zone(CLUSTERSET_ZONE, z):
+        raise ValueError(f"zone {zone!r} overlaps {CLUSTERSET_ZONE}, which is served apart")
+    return z
+
+
 def in_zone(name: str, zone: str) -> bool:
     return name == zone or name.endswith("." + zone)
 

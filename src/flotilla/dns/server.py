@@ -23,7 +23,7 @@ from flotilla.client.http import HttpClient
 from flotilla.dns.config_source import ConfigSource
 from flotilla.dns.geo import GeoTable
 from flotilla.dns.metrics import DnsMetrics, serve_admin
-from flotilla.dns.model import DEFAULT_TTL, DnsModel
+from flotilla.dns.model import DEFAULT_TTL, DnsModel, check_zone
 from flotilla.dns.responder import Outcome, Responder, header_only
 from flotilla.dns.select import Selector
 from flotilla.dns.zone import compile_zones
@@ -222,6 +222,7 @@ async def run_dns(
     """Serve DNS for ``zone`` and clusterset.local from the API at ``server`` until
     cancelled. ``client`` replaces the HTTP client (in-process embedding, tests);
     ``on_listening(host, port)`` is called once both sockets are bound (port 0 picks one)."""
+    check_zone(zone)  # before any socket or connection: a bad zone is a usage error
     own_client = client is None
     api: ResourceClient = HttpClient(server, token) if client is None else client
     dns_server = DnsServer(None, listen=listen, admin_listen=admin_listen, geo_table=geo_table)
