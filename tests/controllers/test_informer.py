@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flotilla.client.base import NotFoundError, Object
+from flotilla.client.base import NotFoundError, Object, WatchEvent
 from flotilla.client.http import HttpClient
 from flotilla.controllers.runtime import EventHandlers, Informer, ObjectKey
 from flotilla.resources.kinds import by_kind
@@ -190,3 +190,25 @@ async def test_expired_resume_point_relists_and_emits_differences(client: HttpCl
     assert ObjectKey("default", "keep-0") not in view.objects
     with pytest.raises(NotFoundError):
         await client.get(CM, "default", "keep-0")
+
+
+def test_replayed_and_stale_events_are_dropped() -> None:
+    """What a resumed watch may replay: versions the cache already holds, and the
+    deletion of an older incarnation of a name that was re-created since."""
+    inf = Informer(None, CM)  # type: ignore[arg-type]  # _apply needs no client
+    view = View()
+    inf.add_handler(view.handlers())
+
+    def ev(type_: str, name: str, rv: int) -> WatchEvent:
+        obj = cm(name, str(rv))
+        obj["metadata"]["resourceVersion"] = str(rv)
+        return WatchEvent(type_, obj)  # type: ignore[arg-type]
+
+    for e in (ev("ADDED", "a", 11), ev("DELETED", "a", 10), ev("ADDED", "a", 11),
+              ev("MODIFIED", "a", 12), ev("MODIFIED", "a", 12), ev("DELETED", "b", 13),
+              ev("DELETED", "a", 14), ev("DELETED", "a", 14)):
+        inf._apply(e)
+    assert view.errors == []
+    assert view.objects == {}
+    assert view.calls == 3, "add a@11, update a@12, delete a@14; the rest were replays"
+    assert inf.last_resource_version == "14"

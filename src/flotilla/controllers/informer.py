@@ -206,7 +206,7 @@ class Informer:
                     # The list itself expired (a stale page token): back off, then retry.
                 except Exception as exc:  # any failure: back off, retry
                     log.warning("%s informer: %s; retrying in %.2fs", self.kind.kind,
-                                exc or type(exc).__name__, backoff)
+                                str(exc) or type(exc).__name__, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
         finally:
@@ -216,13 +216,21 @@ class Informer:
                     await resync
 
     async def _relist(self) -> None:
+        """List every page, replace the cache, emit the differences as events.
+
+        The watch then starts from the *first* page's resourceVersion: if the pages are
+        not one snapshot, whatever changed while paging is replayed by the watch (and
+        replays of versions already held are dropped), so nothing is missed.
+        """
         items: list[Object] = []
         token: str | None = None
+        start: str | None = None
         while True:
             page = await self.client.list(
                 self.kind, self.namespace, selector=self.selector, limit=self.page_size,
                 continue_token=token,
             )
+            start = start or page.resource_version
             items.extend(page.items)
             token = page.continue_token
             if not token:
@@ -240,7 +248,7 @@ class Informer:
                 self._emit_add(obj)
             elif resource_version(old) != resource_version(obj):
                 self._emit_update(old, obj)
-        self._rv = page.resource_version
+        self._rv = start
         self._synced.set()
 
     async def _watch(self) -> bool:
@@ -269,19 +277,18 @@ class Informer:
                 self._rv = rv
             return
         key = ObjectKey.of(event.object)
-        if event.type == "DELETED":
-            if self.cache._pop(key) is not None:  # else a replay, or never seen
+        old = self.cache.get(key)
+        if old is not None and _newer(event.object, old) is False:
+            pass  # a replay of what we hold, or of an older incarnation's deletion
+        elif event.type == "DELETED":
+            if self.cache._pop(key) is not None:  # else never seen: nothing to tell
                 self._emit_delete(event.object)
         else:
-            old = self.cache.get(key)
-            if old is not None and _newer(event.object, old) is False:
-                pass  # a replay of what we already hold: nothing changed
+            self.cache._set(event.object)
+            if old is None:
+                self._emit_add(event.object)
             else:
-                self.cache._set(event.object)
-                if old is None:
-                    self._emit_add(event.object)
-                else:
-                    self._emit_update(old, event.object)
+                self._emit_update(old, event.object)
         if rv:
             self._rv = rv
 
