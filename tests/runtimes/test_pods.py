@@ -189,3 +189,28 @@ async def test_container_without_command_fails_with_reason(make_cluster: MakeClu
     assert "has no command" in pod.message
     assert "example/httpapp:1" in pod.message
     assert not cluster_processes(rt.name)
+
+
+async def test_exec_readiness_and_tcp_liveness_probes(
+        make_cluster: MakeCluster, tmp_path: Path) -> None:
+    rt = await make_cluster()
+    down = tmp_path / "down"
+    manifest = deployment("probed", 1, readiness=False,
+                          env=[{"name": "HEALTH_FILE", "value": str(down)}],
+                          liveness={"tcpSocket": {"port": "http"}, "periodSeconds": 0.1,
+                                    "initialDelaySeconds": 1, "failureThreshold": 3})
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    container["readinessProbe"] = {
+        "exec": {"command": ["/bin/sh", "-c", 'test ! -e "$HEALTH_FILE"']},
+        "periodSeconds": 0.1, "failureThreshold": 1, "successThreshold": 2}
+    await rt.apply([manifest])
+    [pod] = await ready_pods(rt, "probed", 1)
+    down.touch()
+
+    async def not_ready() -> bool:
+        return not pods_of(rt, "probed")[0].ready
+    await wait_for(not_ready, timeout=10, what="exec readiness failing")
+    down.unlink()
+    [after] = await ready_pods(rt, "probed", 1)
+    assert after.restarts == 0, "the tcpSocket liveness probe kept succeeding"
+    assert after.containers[0].pid == pod.containers[0].pid
