@@ -5,17 +5,24 @@ owns a kind registers its columns next to its code (``register_columns("Work", .
 and the CLI picks them up; re-registering replaces, so the defaults below are only a
 starting point. Column functions must never raise on a half-filled object: status may be
 missing right after creation, so they read with `dig` and fall back to "" or "<none>".
+
+A column that needs other objects (a Cluster's WORKLOADS counts its Works) cannot look
+them up per row; its kind registers an *enricher* instead, which `get` awaits once per
+table: one list call, whose figures it stores on copies of the objects under `EXTRA`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from flotilla.cli.output import age
-from flotilla.client.base import Object
+from flotilla.client.base import Object, ResourceClient
+from flotilla.resources.kinds import by_kind
+from flotilla.resources.models.common import parse_cpu, parse_memory
+from flotilla.resources.wellknown import execution_namespace
 
 Getter = Callable[[Object], str]
 
@@ -30,10 +37,26 @@ class Column:
 
 _REGISTRY: dict[str, tuple[Column, ...]] = {}
 
+#: Where an enricher puts what it fetched; never sent back to the server.
+EXTRA = "__columns__"
+Enricher = Callable[[ResourceClient, list[Object]], Awaitable[list[Object]]]
+_ENRICHERS: dict[str, Enricher] = {}
+
 
 def register_columns(kind: str, *columns: Column) -> None:
     """Set the columns ``flotilla get`` shows for ``kind`` (between NAME and AGE)."""
     _REGISTRY[kind] = tuple(columns)
+
+
+def register_enricher(kind: str, enricher: Enricher) -> None:
+    """Fetch, once per table, what ``kind``'s columns need beyond each object."""
+    _ENRICHERS[kind] = enricher
+
+
+async def enrich(kind: str, client: ResourceClient, objects: list[Object]) -> list[Object]:
+    """``objects`` with their kind's extra figures (copies), or as they are."""
+    enricher = _ENRICHERS.get(kind)
+    return await enricher(client, objects) if enricher and objects else objects
 
 
 def columns_for(kind: str, *, wide: bool) -> list[Column]:
@@ -172,6 +195,60 @@ def _cluster_ready(obj: Object) -> str:
     return ready
 
 
+def _nodes(obj: Object) -> str:
+    summary = dig(obj, "status", "nodeSummary", default={})
+    if not isinstance(summary, dict) or "total" not in summary:
+        return "<unknown>"
+    return f"{summary.get('ready', 0)}/{summary['total']}"
+
+
+def format_cpu(value: Any) -> str:
+    """Cores as people write them: ``4``, ``1.5``, ``250m``."""
+    millis = round(parse_cpu(value) * 1000)
+    if millis < 1000 and millis != 0:
+        return f"{millis}m"
+    return f"{millis / 1000:g}"
+
+
+def format_memory(value: Any) -> str:
+    """Bytes in Mi, or in Gi from 1 Gi up (one decimal at most): ``512Mi``, ``7.5Gi``."""
+    size = parse_memory(value)
+    if size == 0:
+        return "0"
+    if size >= 2**30:
+        return f"{round(size / 2**30, 1):g}Gi"
+    return f"{round(size / 2**20):d}Mi"
+
+
+def _used_of(resource: str, fmt: Callable[[Any], str]) -> Getter:
+    """``allocated/capacity`` of one resource; "<unknown>" before the agent reports."""
+    def get(obj: Object) -> str:
+        cap = dig(obj, "status", "capacity", resource)
+        if cap is None:
+            return "<unknown>"
+        return f"{fmt(dig(obj, 'status', 'allocated', resource, default=0))}/{fmt(cap)}"
+    return get
+
+
+async def _count_works(client: ResourceClient, clusters: list[Object]) -> list[Object]:
+    """Works per cluster execution namespace, from ONE list call: the namespace itself
+    for a single cluster, else every namespace (cheaper than a call per row)."""
+    work = by_kind("Work")
+    names = [str(dig(c, "metadata", "name", default="")) for c in clusters]
+    only = execution_namespace(names[0]) if len(names) == 1 else None
+    counts: dict[str, int] = {}
+    for w in (await client.list(work, only)).items:
+        ns = str(dig(w, "metadata", "namespace", default=""))
+        counts[ns] = counts.get(ns, 0) + 1
+    return [{**c, EXTRA: {"workloads": counts.get(execution_namespace(n), 0)}}
+            for c, n in zip(clusters, names, strict=True)]
+
+
+def _workloads(obj: Object) -> str:
+    count = dig(obj, EXTRA, "workloads")
+    return "<unknown>" if count is None else str(count)
+
+
 def _selectors(obj: Object) -> str:
     out = []
     for s in dig(obj, "spec", "resourceSelectors", default=[]):
@@ -214,11 +291,16 @@ register_columns(
     Column("READY", _cluster_ready),
     Column("REGION", _field("spec", "region")),
     Column("ZONE", _field("spec", "zone")),
-    Column("PROVIDER", _field("spec", "provider")),
+    Column("NODES", _nodes),
+    Column("CPU", _used_of("cpu", format_cpu)),
+    Column("MEMORY", _used_of("memory", format_memory)),
+    Column("WORKLOADS", _workloads),
+    Column("PROVIDER", _field("spec", "provider"), wide=True),
     Column("RUNTIME", _field("spec", "runtime"), wide=True),
     Column("INGRESS", _field("spec", "ingressAddress"), wide=True),
     Column("TAINTS", _taints, wide=True),
 )
+register_enricher("Cluster", _count_works)
 register_columns(
     "Deployment",
     Column("READY", _deploy_ready),

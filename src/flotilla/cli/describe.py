@@ -3,16 +3,21 @@ the Events about it, which is where "why is it not working" is usually answered.
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
+from flotilla.cli.columns import format_cpu, format_memory
 from flotilla.cli.events import event_rows, events_for
 from flotilla.cli.output import age, dump, echo, parse_time
 from flotilla.cli.session import CliError, call, connect, connection_options
 from flotilla.cli.targets import namespace_for, not_found, parse_targets
 from flotilla.client.base import NotFoundError, Object, ResourceClient
-from flotilla.resources.kinds import Kind
+from flotilla.resources.kinds import Kind, by_kind
+from flotilla.resources.wellknown import SYSTEM_NAMESPACE
+from flotilla.up.members import MemberError, agent_call
 
 #: Long specs are cut here; ``get -o yaml`` shows everything.
 MAX_SECTION_LINES = 40
@@ -65,7 +70,110 @@ def _body(obj: Object) -> dict[str, Any]:
     return {k[:1].upper() + k[1:]: v for k, v in rest.items()}
 
 
-def render(kind: Kind, obj: Object, events: list[Object]) -> str:
+# -- Cluster: the member's place, health, heartbeat, capacity and live nodes -----------
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterLive:
+    """What `describe cluster` adds from beyond the Cluster object: its heartbeat Lease
+    (the renewal the health controller judges by) and its nodes, asked of the agent."""
+
+    renew_time: str | None
+    nodes: list[dict[str, Any]]
+    nodes_problem: str | None
+
+
+async def cluster_live(client: ResourceClient, cluster: Object, token: str | None) \
+        -> ClusterLive:
+    name = str((cluster.get("metadata") or {}).get("name") or "")
+    try:
+        lease = await client.get(by_kind("Lease"), SYSTEM_NAMESPACE, name)
+        renew = (lease.get("spec") or {}).get("renewTime")
+    except NotFoundError:
+        renew = None
+    endpoint = (cluster.get("spec") or {}).get("apiEndpoint")
+    if not endpoint:
+        return ClusterLive(renew, [], "the cluster publishes no agent endpoint")
+    try:  # a paused member must not hang describe: a short timeout, then say so
+        nodes = await asyncio.to_thread(agent_call, str(endpoint), token, "GET", "/nodes",
+                                        timeout=3.0)
+    except MemberError as exc:
+        return ClusterLive(renew, [], str(exc))
+    return ClusterLive(renew, list(nodes), None)
+
+
+def _when(value: Any) -> str:
+    return f"{value} ({age(value)} ago)" if parse_time(value) else "<never>"
+
+
+def _quantity(summary: Any, resource: str) -> str:
+    value = summary.get(resource) if isinstance(summary, dict) else None
+    if value is None:
+        return "-"
+    if resource == "cpu":
+        return format_cpu(value)
+    return format_memory(value) if resource == "memory" else str(value)
+
+
+def _node_row(node: dict[str, Any]) -> list[str]:
+    """One live node as the agent reports it (runtime units: millicores, bytes)."""
+    cap, used = node.get("capacity") or {}, node.get("allocated") or {}
+
+    def cpu(figures: dict[str, Any]) -> str:
+        return format_cpu(f"{figures.get('cpu_millis', 0)}m")
+
+    def memory(figures: dict[str, Any]) -> str:
+        return format_memory(figures.get("memory_bytes", 0))
+
+    return [str(node.get("name", "")), "Ready" if node.get("ready") else "NotReady",
+            f"{cpu(used)}/{cpu(cap)}", f"{memory(used)}/{memory(cap)}",
+            f"{node.get('pods', 0)}/{cap.get('pods', 0)}"]
+
+
+def _cluster_lines(obj: Object, live: ClusterLive | None) -> list[str]:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    taints = [f"{t.get('key')}{'=' + str(t['value']) if t.get('value') else ''}:"
+              f"{t.get('effect')}" for t in spec.get("taints") or [] if isinstance(t, dict)]
+    lines = [f"{label + ':':<{_WIDTH}}{value}" for label, value in (
+        ("Region", spec.get("region") or "<none>"), ("Zone", spec.get("zone") or "<none>"),
+        ("Provider", spec.get("provider") or "<none>"),
+        ("Runtime", spec.get("runtime") or "<none>"),
+        ("Ingress", spec.get("ingressAddress") or "<none>"),
+        ("API endpoint", spec.get("apiEndpoint") or "<none>"),
+        ("Cordoned", "yes (no new placements)" if spec.get("unschedulable") else "no"),
+        ("Taints", ", ".join(taints) or "<none>"),
+        ("Heartbeat", _when(live.renew_time) if live else "<unknown>"),
+    )]
+    conditions = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
+    if conditions:
+        rows = [[str(c.get("type", "")), str(c.get("status", "")), str(c.get("reason", "")),
+                 _when(c.get("lastTransitionTime")), str(c.get("message", ""))]
+                for c in conditions]
+        lines += ["Conditions:", *_table(["TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"],
+                                         rows)]
+    else:
+        lines.append(f"{'Conditions:':<{_WIDTH}}<none>")
+    if status.get("capacity"):
+        rows = [[r, *(_quantity(status.get(f), r) for f in ("capacity", "allocatable",
+                                                             "allocated"))]
+                for r in ("cpu", "memory", "pods")]
+        lines += ["Resources:", *_table(["RESOURCE", "CAPACITY", "ALLOCATABLE", "ALLOCATED"],
+                                        rows)]
+    else:
+        lines.append(f"{'Resources:':<{_WIDTH}}<not reported yet>")
+    summary = status.get("nodeSummary") or {}
+    lines.append(f"{'Nodes:':<{_WIDTH}}{summary.get('ready', 0)}/{summary.get('total', 0)} ready"
+                 if summary else f"{'Nodes:':<{_WIDTH}}<not reported yet>")
+    if live and live.nodes:
+        lines += _table(["NAME", "STATUS", "CPU", "MEMORY", "PODS"],
+                        [_node_row(n) for n in live.nodes])
+    elif live and live.nodes_problem:
+        lines.append(f"  (live nodes unavailable: {live.nodes_problem})")
+    return lines
+
+
+def render(kind: Kind, obj: Object, events: list[Object],
+           cluster: ClusterLive | None = None) -> str:
     meta = obj.get("metadata") or {}
     lines = [f"{'Name:':<{_WIDTH}}{meta.get('name', '')}"]
     if kind.namespaced:
@@ -82,11 +190,13 @@ def render(kind: Kind, obj: Object, events: list[Object]) -> str:
     if meta.get("deletionTimestamp"):
         lines.append(f"{'Deleting:':<{_WIDTH}}since {meta['deletionTimestamp']}, waiting for "
                      f"finalizers {', '.join(meta.get('finalizers') or [])}")
-    for title, value in _body(obj).items():
+    if kind.kind == "Cluster":
+        lines += _cluster_lines(obj, cluster)
+    for title, value in _body(obj).items() if kind.kind != "Cluster" else ():
         lines += _section(title, value)
     status = dict(obj.get("status") or {})
     conditions = status.pop("conditions", None)
-    if kind.has_status:
+    if kind.has_status and kind.kind != "Cluster":
         lines += _section("Status", status)
         if conditions:
             rows = [[str(c.get("type", "")), str(c.get("status", "")), str(c.get("reason", "")),
@@ -133,7 +243,9 @@ def describe(what: tuple[str, ...], namespace: str | None, server: str | None,
                     raise CliError(not_found(t.kind, ns, name)) from None
                 uid = str((obj.get("metadata") or {}).get("uid") or "")
                 evs = await events_for(client, t.kind, ns, name, uid)
-                echo(("" if first else "\n") + render(t.kind, obj, evs))
+                live = await cluster_live(client, obj, conn.token) \
+                    if t.kind.kind == "Cluster" else None
+                echo(("" if first else "\n") + render(t.kind, obj, evs, live))
                 first = False
 
     call(conn, work)

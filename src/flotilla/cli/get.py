@@ -75,6 +75,8 @@ def get(what: tuple[str, ...], fmt: str, namespace: str | None, all_namespaces: 
                 listed = await client.list(t.kind, ns, selector=selector)
                 found.append((t.kind, listed.items))
                 rv = listed.resource_version
+        if fmt in ("table", "wide"):  # columns that need other objects: one call per kind
+            found = [(k, await columns.enrich(k.kind, client, objs)) for k, objs in found]
         _print(found, fmt, all_namespaces=all_namespaces and not named, named=named,
                prefix=prefix, namespace=namespace, quiet_empty=watch)
         if watch:
