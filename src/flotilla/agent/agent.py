@@ -228,10 +228,13 @@ class Agent:
             return True
 
         try:
-            await mutate(self.client, CLUSTER, "", self.cfg.cluster, change, status=True)
+            stored = await mutate(self.client, CLUSTER, "", self.cfg.cluster, change,
+                                  status=True)
         except BaseException:
             self._forget("cluster")
             raise
+        if stored is None:  # not registered yet: write it on the report after registering
+            self._forget("cluster")
 
     async def _report_endpoints(self) -> None:
         wanted = {}
