@@ -1,4 +1,4 @@
-"""The hot path: a plain A/AAAA query for a global name, answered without dnspython.
+"""The hot path: a plain A/AAAA query for a served name, answered without dnspython.
 
 Measured on this machine (docs/components/dns.md, "Benchmarks"), dnspython's parse +
 build + render costs a few hundred times what slicing bytes does, and a GSLB's traffic is
@@ -17,7 +17,8 @@ import functools
 import ipaddress
 import socket
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from flotilla.dns.model import GlobalName
 from flotilla.dns.select import Selector
@@ -29,15 +30,36 @@ _OPT_RR = b"\x00\x00\x29" + (1232).to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x
 _HEADER = struct.Struct("!HHHHHH")
 
 
+@dataclass(frozen=True, slots=True)
+class StaticAnswer:
+    """A name whose A/AAAA answer does not depend on the client (clusterset.local names):
+    the answer records are rendered once per model, owner compressed to the question."""
+
+    label: str  # the name as metrics show it, with the trailing dot
+    records: Mapping[int, tuple[int, bytes]]  # qtype -> (record count, wire bytes)
+
+
+FastEntry = GlobalName | StaticAnswer
+
+
+def static_answer(label: str, ttl: int, rdatas: Mapping[int, Sequence[bytes]]) -> StaticAnswer:
+    """Pre-render ``{qtype: [rdata wire bytes]}`` as answer records."""
+    return StaticAnswer(label, {
+        qtype: (len(rds), b"".join(
+            b"\xc0\x0c" + struct.pack("!HHIH", qtype, 1, ttl, len(rd)) + rd for rd in rds))
+        for qtype, rds in rdatas.items() if rds
+    })
+
+
 def answer(
     wire: bytes,
-    names: Mapping[bytes, GlobalName],
+    names: Mapping[bytes, FastEntry],
     selector: Selector,
     client: str | None,
     *,
     tcp: bool,
-) -> tuple[bytes, GlobalName, int] | None:
-    """Answer bytes, the name and the qtype — or None to use the general path."""
+) -> tuple[bytes, str, int] | None:
+    """Answer bytes, the metrics label and the qtype — or None to use the general path."""
     size = len(wire)
     if size < 17:
         return None
@@ -70,23 +92,32 @@ def answer(
             limit = max(512, min(payload, 1232))
     elif end != size:
         return None
-    gname = names.get(wire[12:qend].lower())
-    if gname is None:
+    entry = names.get(wire[12:qend].lower())
+    if entry is None:
         return None
-    location = _parse(client) if gname.strategy == "Geo" else None
-    chosen = selector.select(gname, 4 if qtype == _A else 6, location).addresses
-    if not chosen:
-        return None  # NODATA needs the SOA: the general path builds it
-    rr_head = b"\xc0\x0c" + struct.pack("!HHI", qtype, 1, gname.ttl)
+    if isinstance(entry, StaticAnswer):
+        found = entry.records.get(qtype)
+        if found is None:
+            return None  # NODATA needs the SOA: the general path builds it
+        count, records = found
+        label = entry.label
+    else:
+        location = _parse(client) if entry.strategy == "Geo" else None
+        chosen = selector.select(entry, 4 if qtype == _A else 6, location).addresses
+        if not chosen:
+            return None
+        rr_head = b"\xc0\x0c" + struct.pack("!HHI", qtype, 1, entry.ttl)
+        count, records = len(chosen), b"".join(rr_head + _rdata(a) for a in chosen)
+        label = entry.host + "."
     out = b"".join((
-        _HEADER.pack(qid, 0x8400 | (flags & 0x0100), 1, len(chosen), 0, arcount),
+        _HEADER.pack(qid, 0x8400 | (flags & 0x0100), 1, count, 0, arcount),
         wire[12:end],
-        *(rr_head + _rdata(a) for a in chosen),
+        records,
         _OPT_RR if arcount else b"",
     ))
     if len(out) > limit:
         return None  # truncation rules live in the general path
-    return out, gname, qtype
+    return out, label, qtype
 
 
 def _plain_opt(wire: bytes, at: int) -> int | None:

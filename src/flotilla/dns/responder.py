@@ -96,8 +96,8 @@ class Responder:
         if self.fast_path and zones is not None:
             fast = fastpath.answer(wire, zones.fast, self.selector, client, tcp=tcp)
             if fast is not None:
-                out, gname, qtype = fast
-                return out, _fast_outcome(gname.host, qtype)
+                out, label, qtype = fast
+                return out, _fast_outcome(label, qtype)
         try:
             query = dns.message.from_wire(wire, ignore_trailing=False)
         except Exception:  # any parse failure: dnspython raises many kinds; none may escape
@@ -218,8 +218,8 @@ def _type_label(qtype: dns.rdatatype.RdataType) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-def _fast_outcome(host: str, qtype: int) -> Outcome:
-    return Outcome(host + ".", "A" if qtype == A else "AAAA", "NOERROR")
+def _fast_outcome(label: str, qtype: int) -> Outcome:
+    return Outcome(label, "A" if qtype == A else "AAAA", "NOERROR")
 
 
 @functools.lru_cache(maxsize=4096)

@@ -20,6 +20,8 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
+from flotilla.dns import fastpath
+from flotilla.dns.fastpath import FastEntry
 from flotilla.dns.model import CLUSTERSET_ZONE, ClusterBackend, DnsModel, GlobalName, to_label
 
 A = dns.rdatatype.A
@@ -57,8 +59,8 @@ class CompiledZones:
     apexes: tuple[Apex, ...]
     nodes: Mapping[dns.name.Name, Node]
     existing: frozenset[dns.name.Name]
-    #: Global names by lower-case wire-format name, for `flotilla.dns.fastpath`.
-    fast: Mapping[bytes, GlobalName] = field(default_factory=dict)
+    #: Names by lower-case wire-format name, for `flotilla.dns.fastpath`.
+    fast: Mapping[bytes, FastEntry] = field(default_factory=dict)
 
     def wildcard_for(self, qname: dns.name.Name, apex: Apex) -> Node | None:
         """The ``*.<closest encloser>`` node that synthesises ``qname`` (RFC 4592), if any.
@@ -127,21 +129,30 @@ def compile_zones(
         while n not in existing and n.is_subdomain(apex.origin):
             existing.add(n)
             n = n.parent()
+    frozen = {name: b.freeze() for name, b in nodes.items()}
     return CompiledZones(
         ttl=ttl,
         apexes=apexes,
-        nodes={name: b.freeze() for name, b in nodes.items()},
+        nodes=frozen,
         existing=frozenset(existing),
-        fast={
-            _wire_key(host): gname for host, gname in model.names.items()
-        },
+        fast=_fast_table(frozen, ttl),
     )
 
 
-def _wire_key(host: str) -> bytes:
-    wire = dns.name.from_text(host).to_wire(canonicalize=True)
-    assert wire is not None  # to_wire without a file returns the bytes
-    return wire
+def _fast_table(nodes: Mapping[dns.name.Name, Node], ttl: int) -> dict[bytes, FastEntry]:
+    """Global names, and every static name with address records (clusterset.local)."""
+    table: dict[bytes, FastEntry] = {}
+    for name, node in nodes.items():
+        key = name.to_wire(canonicalize=True)
+        assert key is not None  # to_wire without a file returns the bytes
+        if node.dynamic is not None:
+            table[key] = node.dynamic
+        elif A in node.records or AAAA in node.records:
+            table[key] = fastpath.static_answer(name.to_text().lower(), ttl, {
+                int(t): [rd.to_wire() or b"" for rd in node.records.get(t, ())]
+                for t in (A, AAAA)
+            })
+    return table
 
 
 class _Builder:
