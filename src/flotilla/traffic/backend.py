@@ -26,6 +26,15 @@ class BackendRuntime:
         self.service = backend.service
         self.upstreams = list(upstreams)
         self.metrics = metrics
+        # Per-request lookups, resolved once per model swap instead of per request.
+        hash_on = self.policy.strategy.hash_on
+        self.hash_source = hash_on.source if hash_on else ""
+        self.hash_header = b"\n" + hash_on.name.encode() + b":" if hash_on else b""
+        self.hash_cookie = hash_on.name.encode() if hash_on else b""
+        header = self.policy.locality.region_header
+        self.region_header = b"\n" + header.encode() + b":" if header else b""
+        self.cluster_header = self.policy.cluster_header
+        self.retry_any_method = self.policy.retries.allow_non_idempotent
         self.balancer: Balancer = registry.create(self.policy.strategy.type, self.upstreams,
                                                   self.policy, region)
         self.candidates: list[Upstream] = []

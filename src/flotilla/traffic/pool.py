@@ -32,6 +32,9 @@ _NO_CALLBACKS = _NoCallbacks()
 
 
 class UpstreamConnection(asyncio.Protocol):
+    __slots__ = ("buf", "closed", "exchange", "framing", "head_request", "idle_since",
+                 "keep_alive", "left", "pool", "scanner", "state", "transport", "upstream")
+
     def __init__(self, upstream: Upstream, on_count: Pool) -> None:
         self.upstream = upstream
         self.pool = on_count
@@ -128,6 +131,8 @@ class UpstreamConnection(asyncio.Protocol):
         http11 = head[5:8] == b"1.1"
         if low.find(b"\nconnection:") < 0:
             keep_alive = http11
+        elif low.find(b"\nconnection: keep-alive\r\n") >= 0 and low.count(b"\nconnection:") == 1:
+            keep_alive = True
         else:
             tokens = connection_tokens(low)
             keep_alive = b"close" not in tokens if http11 else b"keep-alive" in tokens

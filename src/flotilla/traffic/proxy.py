@@ -48,9 +48,22 @@ class _NoCallbacks:
 _NO_CALLBACKS = _NoCallbacks()
 
 
+_NO_BODY_REPLAY: list[bytes] = []  # shared by bodiless requests: nothing is ever added
+
+
 class ClientConnection(asyncio.Protocol):
+    __slots__ = ("body_sent", "buf", "connecting", "ctx", "framing", "generation", "gw",
+                 "hash_key", "head_out", "head_since", "http10", "idle_since", "in_exchange",
+                 "keep_alive", "left", "loop", "max_head", "method", "parser", "peer",
+                 "pending", "pending_size", "read_paused", "region", "replay",
+                 "replay_limit", "replay_size", "request_done", "response_started",
+                 "retrying", "rt", "scanner", "state", "status", "t_start", "t_try",
+                 "transport", "tried", "tries", "uconn", "upstream", "write_paused")
+
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
+        self.max_head = gw.options.max_head
+        self.replay_limit = gw.options.replay_limit
         self.loop = gw.loop
         self.transport: asyncio.Transport | None = None
         self.peer = b"unknown"
@@ -143,7 +156,7 @@ class ClientConnection(asyncio.Protocol):
             self._head_bytes(data)
         elif state == S_WAIT:  # pipelined: keep until the current exchange is done
             self.buf += data
-            if len(self.buf) > self.gw.options.max_head:
+            if len(self.buf) > self.max_head:
                 self.pause_client_reading()
 
     # --- request side ----------------------------------------------------------------------
@@ -155,7 +168,7 @@ class ClientConnection(asyncio.Protocol):
             data = bytes(buf)
             buf.clear()
         end = data.find(b"\r\n\r\n")
-        max_head = self.gw.options.max_head
+        max_head = self.max_head
         if end < 0 or end + 4 > max_head:
             if len(data) > max_head or end + 4 > max_head:
                 self._local(431, "request header too large", "header-too-large")
@@ -224,24 +237,24 @@ class ClientConnection(asyncio.Protocol):
         self.state = S_WAIT if self.request_done else S_BODY
         self.rt = rt
         self.head_out = rewrite_request(head, low, self.peer, host_raw, self.http10)
-        policy = rt.policy
-        hash_on = policy.strategy.hash_on
         self.hash_key = None
-        if hash_on is not None:
-            if hash_on.source == "header":
-                self.hash_key = header_value(low, b"\n" + hash_on.name.encode() + b":")
-            elif hash_on.source == "cookie":
-                self.hash_key = _cookie(head, low, hash_on.name.encode())
+        if rt.hash_source:
+            if rt.hash_source == "header":
+                self.hash_key = header_value(low, rt.hash_header)
+            elif rt.hash_source == "cookie":
+                self.hash_key = _cookie(head, low, rt.hash_cookie)
             else:
                 self.hash_key = self.peer
         self.region = None
-        if policy.locality.region_header:
-            value = header_value(low, b"\n" + policy.locality.region_header.encode() + b":")
+        if rt.region_header:
+            value = header_value(low, rt.region_header)
             self.region = value.decode("latin-1") if value else None
-        self.pending.clear()
-        self.pending_size = 0
-        self.replay = [] if method in IDEMPOTENT_METHODS or \
-            policy.retries.allow_non_idempotent else None
+        if self.framing == _NO_BODY:
+            self.replay = _NO_BODY_REPLAY
+        else:
+            self.pending.clear()
+            self.pending_size = 0
+            self.replay = [] if method in IDEMPOTENT_METHODS or rt.retry_any_method else None
         self.replay_size = 0
         self.body_sent = False
         self.tries = 0
@@ -283,7 +296,7 @@ class ClientConnection(asyncio.Protocol):
         if self.replay is not None:
             self.replay.append(chunk)
             self.replay_size += len(chunk)
-            if self.replay_size > self.gw.options.replay_limit:
+            if self.replay_size > self.replay_limit:
                 self.replay = None  # too big to replay: this request is not retried
         uconn = self.uconn
         if uconn is not None and uconn.transport is not None:
@@ -292,7 +305,7 @@ class ClientConnection(asyncio.Protocol):
         else:
             self.pending.append(chunk)
             self.pending_size += len(chunk)
-            if self.pending_size > self.gw.options.replay_limit:
+            if self.pending_size > self.replay_limit:
                 self.pause_client_reading()
 
     # --- trying upstreams -----------------------------------------------------------------
@@ -383,7 +396,7 @@ class ClientConnection(asyncio.Protocol):
         key = "502" if reason == "bad-response" else reason
         if self.tries >= r.attempts or key not in r.retry_on or self.response_started:
             return False
-        if self.method not in IDEMPOTENT_METHODS and not r.allow_non_idempotent:
+        if self.method not in IDEMPOTENT_METHODS and not rt.retry_any_method:
             return False
         if self.body_sent and self.replay is None:
             return False
@@ -441,7 +454,7 @@ class ClientConnection(asyncio.Protocol):
             return False
         self.status = status
         self.response_started = True
-        extra = u.response_header if rt.policy.cluster_header else b""
+        extra = u.response_header if rt.cluster_header else b""
         if not self.keep_alive or (not self.request_done and self.framing != _NO_BODY):
             self.keep_alive = False
             extra += b"connection: close\r\n"
@@ -450,7 +463,7 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None:
             out = _rewrite_response(head, low, extra)
             self.transport.write(out + body if body else out)
-        self.gw.metrics.count(status)
+        self.gw.metrics.codes[status // 100 if status < 600 else 0] += 1
         return True
 
     def upstream_body(self, data: bytes) -> None:
@@ -465,7 +478,10 @@ class ClientConnection(asyncio.Protocol):
         latency = now - self.t_try
         ok = self.status < 500
         rt.balancer.on_result(u, ok, latency)
-        rt.record(u, ok)
+        if ok:
+            u.consecutive_errors = 0
+        else:
+            rt.record(u, False)
         u.metrics.observe(latency)
         self.uconn = None
         if not self.request_done:
