@@ -96,10 +96,9 @@ class DnsServer:
         # With port 0, UDP picks the port and TCP must get the same one; another process
         # can take it in between, so retry with a fresh port a few times.
         for attempt in range(20):
-            transport, _ = await loop.create_datagram_endpoint(
+            udp, _ = await loop.create_datagram_endpoint(
                 lambda: _UdpProtocol(self), local_addr=(self.host, self._port)
             )
-            udp = transport
             port = int(udp.get_extra_info("sockname")[1])
             try:
                 self._tcp = await asyncio.start_server(self._serve_tcp, self.host, port)
