@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from flotilla.client.base import ResourceClient
 from flotilla.controllers import cluster_health
+from flotilla.controllers.failover import controller as failover
 from flotilla.controllers.manager import ControllerManager, background
 from flotilla.controllers.placement import binder, rendering, scheduling, status
 
@@ -29,5 +30,6 @@ def control_plane(settings: PlaneSettings) -> Callable[[ResourceClient], Awaitab
         scheduling.build(manager)
         rendering.build(manager)
         status.build(manager)
+        failover.build(manager, grace=settings.cluster_grace_period)
 
     return background(build)

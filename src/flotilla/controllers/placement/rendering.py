@@ -99,10 +99,14 @@ class Renderer:
                 except (OverrideError, PlacementError) as exc:
                     await self.events.record(binding, "Warning", "OverrideFailed", str(exc))
                     return None  # keep what runs; the policy must be fixed first
+        # A cluster being evicted keeps its Work, as it is, until the failover controller
+        # finishes the graceful-eviction task (replacements ready elsewhere, or timeout).
+        evicting = {str(t.get("fromCluster")) for t in
+                    ((binding or {}).get("spec") or {}).get("gracefulEvictionTasks") or []}
         existing = self.inf["Work"].cache.list(f"{LABEL_BINDING}={label}")
         for work in existing:
             cluster = cluster_of_execution_namespace(work["metadata"]["namespace"])
-            if cluster not in wanted:
+            if cluster not in wanted and cluster not in evicting:
                 with contextlib.suppress(NotFoundError):
                     await self.client.delete(WORK, work["metadata"]["namespace"],
                                              work["metadata"]["name"])

@@ -82,6 +82,14 @@ class SchedulingController:
         placement = compile_placement(spec.get("placement") or {})
         if (spec.get("resource") or {}).get("kind") != "Deployment":
             placement = dataclasses.replace(placement, scheduling_type="Duplicated")
+        # Clusters being evicted (failover) take no replicas of this binding until their
+        # graceful-eviction task is finished.
+        evicting = frozenset(str(t.get("fromCluster"))
+                             for t in spec.get("gracefulEvictionTasks") or [])
+        if evicting:
+            placement = dataclasses.replace(placement, affinities=tuple(
+                dataclasses.replace(a, exclude=a.exclude | evicting)
+                for a in placement.affinities))
         return self.scheduler().schedule(workload_of(binding), placement)
 
     async def reconcile(self, key: ObjectKey) -> Result | None:

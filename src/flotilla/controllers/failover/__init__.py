@@ -1,0 +1,12 @@
+"""Failover (issue 6): move replicas off a dead, hung or failing cluster, and back.
+
+    timers.py    which toleration, purge mode and budget apply to a binding (pure)
+    decide.py    which clusters to evict, which eviction tasks are done (pure)
+    controller.py  the reconciler that writes those decisions onto ResourceBindings
+    whatif.py    the same decisions, answered without writing anything
+
+The controller only edits ``spec.clusters`` and ``spec.gracefulEvictionTasks`` of a
+ResourceBinding; the scheduler (which leaves evicting clusters out of its input) and the
+renderer (which keeps an evicting cluster's Work until its task is gone) do the rest,
+so every step is visible on the binding and in its Events.
+"""

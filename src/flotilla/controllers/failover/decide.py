@@ -1,0 +1,197 @@
+"""The failover decisions, as pure functions of a binding, the clusters and the clock.
+
+Three questions, asked on every reconcile (level-triggered, so a restarted controller
+asks them again from what the store holds):
+
+* which clusters must the binding's replicas leave now (a NoExecute taint outlasted its
+  toleration, or the workload stayed unhealthy there past the application toleration);
+* which graceful-eviction tasks are finished (replacements ready, cluster recovered,
+  timeout) and may release the old cluster's Work;
+* when to look again, if nothing else wakes us (a toleration or a timeout running out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flotilla.controllers.failover.timers import HEALTH_TAINTS, PurgeMode, Timers
+from flotilla.resources.wellknown import parse_rfc3339
+
+Obj = Mapping[str, Any]
+PRODUCER_CLUSTER = "taint-manager"
+PRODUCER_APPLICATION = "application-failover"
+
+
+@dataclass(frozen=True, slots=True)
+class Eviction:
+    cluster: str
+    replicas: int
+    reason: str  # TaintUntolerated | ApplicationFailure
+    message: str
+    producer: str
+    purge: PurgeMode
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    cluster: str
+    why: str
+    #: Replicas to put back on the cluster in the same write (it recovered before its
+    #: replicas found a home elsewhere): no churn for a cluster that comes back quickly.
+    restore: int = 0
+
+
+def targets(binding: Obj) -> dict[str, int]:
+    return {str(t["name"]): int(t.get("replicas") or 0)
+            for t in (binding.get("spec") or {}).get("clusters") or []}
+
+
+def tasks(binding: Obj) -> list[Obj]:
+    return list((binding.get("spec") or {}).get("gracefulEvictionTasks") or [])
+
+
+def cluster_ready(cluster: Obj | None) -> bool:
+    return cluster is not None and any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (cluster.get("status") or {}).get("conditions") or [])
+
+
+def no_execute_taints(cluster: Obj | None) -> list[Obj]:
+    return [t for t in ((cluster or {}).get("spec") or {}).get("taints") or []
+            if t.get("effect") == "NoExecute"]
+
+
+def healthy(cluster: Obj | None) -> bool:
+    """Ready and carrying no NoExecute taint: replicas may live there again."""
+    return cluster_ready(cluster) and not no_execute_taints(cluster)
+
+
+def _other_toleration(placement: Obj, taint: Obj) -> float | None:
+    """Seconds a non-health NoExecute taint is tolerated (0: not at all)."""
+    best: float | None = 0.0
+    for tol in placement.get("clusterTolerations") or []:
+        if tol.get("effect") not in (None, "", "NoExecute"):
+            continue
+        if tol.get("key") and tol.get("key") != taint.get("key"):
+            continue
+        if (tol.get("operator") or "Equal") == "Equal" and \
+                str(tol.get("value") or "") != str(taint.get("value") or ""):
+            continue
+        seconds = tol.get("tolerationSeconds")
+        if seconds is None:
+            return None
+        best = max(best or 0.0, float(seconds))
+    return best
+
+
+def taint_evictions(binding: Obj, clusters: Mapping[str, Obj], timers: Timers, now: float
+                    ) -> tuple[list[Eviction], float | None]:
+    """Clusters whose NoExecute taints outlasted the policy's tolerations."""
+    placement = (binding.get("spec") or {}).get("placement") or {}
+    out: list[Eviction] = []
+    recheck: float | None = None
+    for name, replicas in sorted(targets(binding).items()):
+        if replicas <= 0:
+            continue
+        for taint in no_execute_taints(clusters.get(name)):
+            key = str(taint.get("key") or "")
+            tolerated = timers.toleration_for(key) if key in HEALTH_TAINTS \
+                else _other_toleration(placement, taint)
+            if tolerated is None:
+                continue
+            added = taint.get("timeAdded")
+            elapsed = now - parse_rfc3339(str(added)) if added else tolerated
+            if elapsed >= tolerated:
+                out.append(Eviction(
+                    name, replicas, "TaintUntolerated",
+                    f"cluster {name} has carried taint {key}:NoExecute for {elapsed:.1f}s "
+                    f"(tolerated {tolerated:g}s)", PRODUCER_CLUSTER, timers.cluster_purge))
+                break
+            left = tolerated - elapsed
+            recheck = left if recheck is None else min(recheck, left)
+    return out, recheck
+
+
+def unhealthy_clusters(binding: Obj) -> set[str]:
+    """Clusters whose agent reports the workload Unhealthy (no ready replica)."""
+    wanted = targets(binding)
+    return {str(i.get("clusterName")) for i in
+            (binding.get("status") or {}).get("aggregatedStatus") or []
+            if i.get("health") == "Unhealthy" and wanted.get(str(i.get("clusterName")), 0) > 0}
+
+
+def application_evictions(binding: Obj, timers: Timers, unhealthy_since: Mapping[str, float],
+                          now: float) -> tuple[list[Eviction], float | None]:
+    """Clusters where the workload has been unhealthy past the application toleration."""
+    if timers.application_toleration is None:
+        return [], None
+    out: list[Eviction] = []
+    recheck: float | None = None
+    wanted = targets(binding)
+    for name, since in sorted(unhealthy_since.items()):
+        if wanted.get(name, 0) <= 0:
+            continue
+        elapsed = now - since
+        if elapsed >= timers.application_toleration:
+            out.append(Eviction(
+                name, wanted[name], "ApplicationFailure",
+                f"workload unhealthy on {name} for {elapsed:.1f}s "
+                f"(tolerated {timers.application_toleration:g}s)",
+                PRODUCER_APPLICATION, timers.application_purge))
+        else:
+            left = timers.application_toleration - elapsed
+            recheck = left if recheck is None else min(recheck, left)
+    return out, recheck
+
+
+def ready_elsewhere(binding: Obj, clusters: Mapping[str, Obj]) -> int:
+    """Ready replicas on the clusters the binding is scheduled to, each counted up to its
+    share (a cluster still scaling down must not stand in for one still starting)."""
+    wanted = targets(binding)
+    total = 0
+    for item in (binding.get("status") or {}).get("aggregatedStatus") or []:
+        name = str(item.get("clusterName"))
+        if name in wanted and cluster_ready(clusters.get(name)):
+            ready = int((item.get("status") or {}).get("readyReplicas") or 0)
+            total += min(ready, wanted[name])
+    return total
+
+
+def finished_tasks(binding: Obj, clusters: Mapping[str, Obj], timers: Timers, now: float
+                   ) -> tuple[list[Finished], float | None]:
+    """Graceful-eviction tasks whose old replicas may now go."""
+    spec = binding.get("spec") or {}
+    desired = int(spec.get("replicas") or 0)
+    wanted = targets(binding)
+    placed = sum(wanted.values())
+    replaced = placed >= desired and ready_elsewhere(binding, clusters) >= desired
+    out: list[Finished] = []
+    recheck: float | None = None
+    for task in tasks(binding):
+        name = str(task.get("fromCluster"))
+        if name in wanted:
+            out.append(Finished(name, f"cluster {name} is scheduled again"))
+            continue
+        if task.get("suppressDeletion"):
+            continue  # purgeMode Never: a person removes the old replicas
+        if replaced:
+            out.append(Finished(name, f"{desired} replicas ready on "
+                                      f"{', '.join(sorted(wanted)) or 'no cluster'}"))
+            continue
+        if task.get("producer") == PRODUCER_CLUSTER and healthy(clusters.get(name)) and \
+                placed < desired:
+            restore = min(int(task.get("replicas") or 0), desired - placed)
+            placed += restore
+            out.append(Finished(name, f"cluster {name} recovered before its replicas "
+                                      "found room elsewhere", restore))
+            continue
+        created = task.get("creationTimestamp")
+        timeout = float(task.get("gracePeriodSeconds") or timers.eviction_timeout)
+        age = now - parse_rfc3339(str(created)) if created else timeout
+        if age >= timeout:
+            out.append(Finished(name, f"eviction timeout ({timeout:g}s) passed"))
+        else:
+            recheck = timeout - age if recheck is None else min(recheck, timeout - age)
+    return out, recheck

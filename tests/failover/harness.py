@@ -1,0 +1,229 @@
+"""A `flotilla up` with a gateway, the shop app and a bounded load through the gateway:
+what the failover tests assert on (requests, processes, bindings, Events)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.helpers import free_port, wait_for_sync
+from tests.up.harness import FLOTILLA, SHOP_APP, Api, environ_of, proc_table
+
+ADDRESS = "127.0.231.{}"
+CLUSTERS = [
+    {"name": "f-east", "region": "cn-east", "zone": "cn-east-a", "address": ADDRESS.format(1),
+     "nodes": 2},
+    {"name": "f-south", "region": "cn-south", "zone": "cn-south-a",
+     "address": ADDRESS.format(2), "nodes": 2},
+    {"name": "f-burst", "region": "cn-south", "zone": "cn-south-b",
+     "address": ADDRESS.format(3), "labels": {"flotilla.io/burst": "true"}, "nodes": 2},
+]
+HOST = "shop.example.test"
+
+
+def pods_of(app: str) -> Counter[str]:
+    """Live (not stopped, not zombie) pods of deployment ``app`` per cluster, from the
+    process table: what "nothing runs twice" is checked against."""
+    out: Counter[str] = Counter()
+    for pid, _pgid, state, cmd in proc_table():
+        if state in ("Z", "T", "t") or SHOP_APP not in cmd:
+            continue
+        env = environ_of(pid)
+        if env.get("POD_NAME", "").startswith(f"{app}-"):
+            out[env.get("CLUSTER_NAME", "?")] += 1
+    return out
+
+
+def manifests(name: str, replicas: int, policy: dict[str, Any],
+              extra: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """A shop Deployment + Service + PropagationPolicy named ``name``."""
+    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1,
+             "failureThreshold": 2}
+    return [
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": name, "namespace": "default"},
+         "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                  "template": {"metadata": {"labels": {"app": name}},
+                               "spec": {"terminationGracePeriodSeconds": 2, "containers": [{
+                                   "name": "shop", "image": "shop",
+                                   "command": [sys.executable, "-u", SHOP_APP],
+                                   "ports": [{"name": "http", "containerPort": 8080}],
+                                   "readinessProbe": probe}]}}}},
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": name, "namespace": "default"},
+         "spec": {"selector": {"app": name},
+                  "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}},
+        {"apiVersion": "policy.flotilla.io/v1alpha1", "kind": "PropagationPolicy",
+         "metadata": {"name": name, "namespace": "default"},
+         "spec": {"resourceSelectors": [
+             {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+             {"apiVersion": "v1", "kind": "Service", "name": name}], **policy}},
+        *(extra or []),
+    ]
+
+
+def traffic_policy(name: str, host: str) -> dict[str, Any]:
+    return {"apiVersion": "traffic.flotilla.io/v1alpha1", "kind": "TrafficPolicy",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"service": name, "hosts": [host], "strategy": {"type": "RoundRobin"},
+                     "healthCheck": {"path": "/healthz", "interval": "1s",
+                                     "timeout": "500ms", "healthyThreshold": 1,
+                                     "unhealthyThreshold": 1},
+                     "retries": {"attempts": 3, "retryOn": ["connect-failure", "reset",
+                                                            "503"]},
+                     "timeouts": {"connect": "300ms", "perTry": "1s", "total": "4s"}}}
+
+
+@dataclass
+class Load:
+    """A bounded GET loop through the gateway in a thread (``rate`` req/s, at most
+    ``limit`` seconds): counts answers per cluster and failures."""
+
+    url: str
+    host: str
+    rate: float = 20.0
+    limit: float = 120.0
+    ok: Counter[str] = field(default_factory=Counter)
+    failed: list[str] = field(default_factory=list)
+    last_seen: dict[str, float] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Load:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        end = time.monotonic() + self.limit
+        with httpx.Client(timeout=5.0, headers={"Host": self.host}) as client:
+            while not self._stop.is_set() and time.monotonic() < end:
+                try:
+                    r = client.get(self.url)
+                    if r.status_code == 200:
+                        cluster = str(r.json().get("cluster"))
+                        self.ok[cluster] += 1
+                        self.last_seen[cluster] = time.monotonic()
+                    else:
+                        self.failed.append(f"HTTP {r.status_code}")
+                except httpx.HTTPError as exc:
+                    self.failed.append(repr(exc))
+                self._stop.wait(1.0 / self.rate)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def total(self) -> int:
+        return sum(self.ok.values()) + len(self.failed)
+
+
+class FailoverUp:
+    """`flotilla up` with three clusters and a gateway, in ``folder``."""
+
+    def __init__(self, folder: Path, grace: float = 2.0) -> None:
+        self.folder = folder
+        self.data_dir = folder / ".flotilla"
+        config = folder / "clusters.yaml"
+        config.write_text(json.dumps({"clusters": CLUSTERS}))
+        self.gateway = f"{ADDRESS.format(100)}:{free_port(ADDRESS.format(100))}"
+        self.log = open(folder / "up.out", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [*FLOTILLA, "up", "--data-dir", str(self.data_dir), "--config", str(config),
+             "--listen", f"127.0.0.1:{free_port()}", "--gateway-listen", self.gateway,
+             "--gateway-admin-listen", "", "--dns-listen", "",
+             "--cluster-grace-period", str(grace)],
+            cwd=folder, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+
+    def wait_up(self, timeout: float = 60.0) -> Api:
+        def state() -> dict[str, Any] | None:
+            assert self.proc.poll() is None, self.output()
+            try:
+                return dict(json.loads((self.data_dir / "up.json").read_text()))
+            except (OSError, ValueError):
+                return None
+        found = wait_for_sync(state, timeout, what="up.json")
+        api = Api(found["server"], found["token"])
+        for c in CLUSTERS:
+            wait_for_sync(lambda n=c["name"]: api.ready(n) == "True", timeout,
+                          what=f"cluster {c['name']} Ready")
+        return api
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([*FLOTILLA, *args], cwd=self.folder, capture_output=True,
+                                text=True, timeout=60)
+        if check:
+            assert result.returncode == 0, result.stderr + result.stdout
+        return result
+
+    def apply(self, objects: list[dict[str, Any]], name: str) -> None:
+        path = self.folder / f"{name}.yaml"
+        path.write_text("\n---\n".join(json.dumps(o) for o in objects))
+        self.cli("apply", "-f", str(path))
+
+    def output(self) -> str:
+        return (self.folder / "up.out").read_text(errors="replace")
+
+    def pgids(self) -> set[int]:
+        state = json.loads((self.data_dir / "up.json").read_text())
+        out = {int(c["pgid"]) for c in state["clusters"]}
+        out |= {int(state[k]["pgid"]) for k in ("gateway",) if k in state}
+        out.add(self.proc.pid)
+        return out
+
+    def stop(self, timeout: float = 40.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            import os
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            code = self.proc.wait(5)
+        self.log.close()
+        return code
+
+
+def binding(api: Api, name: str) -> dict[str, Any]:
+    r = api.client.get("/apis/work.flotilla.io/v1alpha1/namespaces/default/"
+                       f"resourcebindings/{name}-deployment")
+    return dict(r.json()) if r.status_code == 200 else {}
+
+
+def placed(api: Api, name: str) -> dict[str, int]:
+    return {t["name"]: t["replicas"] for t in binding(api, name).get("spec", {})
+            .get("clusters") or []}
+
+
+def condition(api: Api, name: str, kind: str) -> dict[str, Any]:
+    for c in binding(api, name).get("status", {}).get("conditions") or []:
+        if c.get("type") == kind:
+            return dict(c)
+    return {}
+
+
+def event_reasons(api: Api, name: str) -> list[str]:
+    r = api.client.get("/api/v1/namespaces/default/events")
+    items = r.json().get("items") or []
+    return [str(e.get("reason")) for e in items
+            if (e.get("involvedObject") or {}).get("name") == f"{name}-deployment"]
+
+
+def ready_on(api: Api, name: str) -> dict[str, int]:
+    """Ready replicas per cluster, as the agents report them on the binding."""
+    out = {}
+    for item in binding(api, name).get("status", {}).get("aggregatedStatus") or []:
+        out[item["clusterName"]] = int((item.get("status") or {}).get("readyReplicas") or 0)
+    return out
