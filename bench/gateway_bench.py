@@ -95,6 +95,23 @@ class Procs:
                 p.wait()
 
 
+def measure(name: str, port: int, args: argparse.Namespace, procs: Procs,
+            started: list[subprocess.Popen[bytes]]) -> Result:
+    """One warm-up second, then the measured run; the target's processes are stopped
+    afterwards so they do not take CPU from the next target."""
+    try:
+        wait_port(port)
+        run_wrk(name, port, argparse.Namespace(**{**vars(args), "duration": 1}))
+        result = run_wrk(name, port, args)
+        print(f"  {name:<10} {result.rps:>10.0f} req/s  p50 {result.p50_ms:.2f} ms  "
+              f"p99 {result.p99_ms:.2f} ms", flush=True)
+        return result
+    finally:
+        for p in started:
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait(timeout=10)
+
+
 def nginx_conf(tmp: Path, name: str, workers: int, server_block: str) -> Path:
     d = tmp / name
     (d / "logs").mkdir(parents=True)
@@ -124,6 +141,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--backends", type=int, default=2)
     ap.add_argument("--only", default="", help="comma list of targets to run")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="runs per target, interleaved; the median run is reported")
     args = ap.parse_args()
     for tool in ("wrk", "haproxy", "nginx"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
@@ -182,33 +201,34 @@ backend be
             gport = free_port()
             targets.append(("flotilla", gport))
 
-            for name, port in targets:
-                if only and name not in only:
-                    continue
-                started: list[subprocess.Popen[bytes]] = []
+            def start_target(name: str, port: int) -> list[subprocess.Popen[bytes]]:
                 if name == "haproxy":
-                    started.append(procs.start([haproxy, "-f", str(hcfg), "-db"]))
-                elif name == "nginx":
-                    started.append(procs.start([nginx, "-c", str(nconf), "-p",
-                                                str(tmp / "proxy")]))
-                elif name == "flotilla":
+                    return [procs.start([haproxy, "-f", str(hcfg), "-db"])]
+                if name == "nginx":
+                    return [procs.start([nginx, "-c", str(nconf), "-p", str(tmp / "proxy")])]
+                if name == "flotilla":
                     cmd = [sys.executable, str(HERE / "gateway" / "serve_static.py"),
                            "--listen", f"127.0.0.1:{port}", "--host", HOST,
                            *[a for p in bports for a in ("--backend", f"127.0.0.1:{p}")]]
                     if args.workers > 1:
                         cmd.append("--reuse-port")
-                    for _ in range(args.workers):
-                        started.append(procs.start(cmd))
-                wait_port(port)
-                run_wrk(name, port, argparse.Namespace(**{**vars(args), "duration": 1}))  # warm
-                results.append(run_wrk(name, port, args))
-                for p in started:  # free the CPU for the next target
-                    os.killpg(p.pid, signal.SIGTERM)
-                    p.wait(timeout=10)
+                    return [procs.start(cmd) for _ in range(args.workers)]
+                return []
+
+            runs: dict[str, list[Result]] = {}
+            for _ in range(args.rounds):  # interleaved: a noisy minute hits every target
+                for name, port in targets:
+                    if only and name not in only:
+                        continue
+                    runs.setdefault(name, []).append(
+                        measure(name, port, args, procs, start_target(name, port)))
+            for rs in runs.values():
+                results.append(sorted(rs, key=lambda r: r.rps)[len(rs) // 2])
         finally:
             procs.stop_all()
 
-    print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
+    print(f"\nmedian of {args.rounds} interleaved runs, "
+          f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
           f"{args.backends} nginx backends, {args.workers} worker(s) per proxy, "
           f"{os.cpu_count()} CPUs")
     print(f"{'target':<10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}  errors")
