@@ -8,6 +8,7 @@ killed cluster leaves the DNS answers within its health detection time.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,10 +20,11 @@ from typing import Any
 import pytest
 
 from tests.dns.conftest import DIG, DigAnswer, needs_dig, parse_dig
-from tests.helpers import free_port, wait_for_sync
+from tests.helpers import wait_for_sync
 from tests.up.harness import Api, UpProcess, wait_gone, work_manifest
 
 pytestmark = [pytest.mark.slow, needs_dig]
+_SERVING = re.compile(r"serving global\.test and clusterset\.local on 127\.0\.0\.1:(\d+)")
 GRACE = 3.0
 CLUSTERS = [
     {"name": "d-east", "region": "cn-east", "zone": "cn-east-a", "address": "127.0.231.1",
@@ -54,16 +56,24 @@ def up(tmp_path: Path) -> Iterator[tuple[UpProcess, Api]]:
 @pytest.fixture
 def dns_port(up: tuple[UpProcess, Api], tmp_path: Path) -> Iterator[int]:
     _, api = up
-    port = free_port()
-    log = (tmp_path / "dns.log").open("wb")
+    log_path = tmp_path / "dns.log"
+    log = log_path.open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "flotilla", "dns", "--server", api.server, "--token", api.token,
-         "--listen", f"127.0.0.1:{port}", "--zone", "global.test", "-v"],
+         "--listen", "127.0.0.1:0", "--zone", "global.test", "-v"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
+
+    def bound_port() -> int | None:
+        assert proc.poll() is None, log_path.read_text()
+        m = _SERVING.search(log_path.read_text())
+        return int(m.group(1)) if m else None
+
     try:
-        wait_for_sync(lambda: proc.poll() is None and
-                      dig_sync(port, "global.test", "SOA").status == "NOERROR",
+        found = wait_for_sync(bound_port, 20, what="flotilla dns listening")
+        assert found is not None
+        port = found
+        wait_for_sync(lambda: dig_sync(port, "global.test", "SOA").status == "NOERROR",
                       20, what="flotilla dns answering")
         yield port
     finally:
