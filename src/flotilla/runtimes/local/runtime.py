@@ -273,12 +273,12 @@ class LocalRuntime:
             used = self._usage(ready_only=False)
             same_owner: dict[str, int] = {}
             for other in self._pods.values():
-                if other.node and other.owner == pod.owner and not other.terminating:
+                if (other.node and not other.terminating
+                        and (other.namespace, other.owner) == (pod.namespace, pod.owner)):
                     same_owner[other.node] = same_owner.get(other.node, 0) + 1
             node, reason = place(pod.template, nodes, used, same_owner)
             if node is None:
-                if (pod.pending_reason, pod.pending_message) != ("Unschedulable", reason):
-                    pod.pending_reason, pod.pending_message = "Unschedulable", reason
+                pod.pending_reason, pod.pending_message = "Unschedulable", reason
                 continue
             self._bind(pod, node)
 
