@@ -173,3 +173,23 @@ async def test_aaaa_of_a_name_without_v6_is_nodata(serve: Serve) -> None:
     assert answer.rcode() == dns.rcode.NOERROR
     assert not answer.answer
     assert answer.authority[0].rdtype == dns.rdatatype.SOA
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback")
+async def test_serves_on_ipv6_loopback_with_aaaa_glue() -> None:
+    async with DnsServer(model_of(_objects()), listen="[::1]:0") as server:
+        udp = await dns.asyncquery.udp(dns.message.make_query("shop.global.test", "A"), "::1",
+                                       port=server.port, timeout=2)
+        assert len(udp.answer[0]) == 3
+        tcp = await dns.asyncquery.tcp(dns.message.make_query("global.test", "NS"), "::1",
+                                       port=server.port, timeout=2)
+        assert [rd.address for rd in tcp.additional[0]] == ["::1"]

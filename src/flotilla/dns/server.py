@@ -65,6 +65,7 @@ class DnsServer:
         self._tcp: asyncio.Server | None = None
         self._admin_server: asyncio.Server | None = None
         self._connections: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self._reported: set[str] = set()
         if model is not None:
             self.update(model)
@@ -120,7 +121,9 @@ class DnsServer:
             if server is not None:
                 server.close()
         for writer in list(self._connections):
-            writer.close()
+            writer.close()  # the handler then sees EOF and ends on its own
+        if self._handlers:
+            await asyncio.wait(list(self._handlers), timeout=2.0)
         for server in (self._tcp, self._admin_server):
             if server is not None:
                 with contextlib.suppress(Exception):
@@ -155,6 +158,9 @@ class DnsServer:
             writer.close()
             return
         self._connections.add(writer)
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._handlers.add(handler)
         self.metrics.tcp_connections.inc()
         peer = writer.get_extra_info("peername")
         client = str(peer[0]) if peer else None
@@ -173,6 +179,8 @@ class DnsServer:
             pass
         finally:
             self._connections.discard(writer)
+            if handler is not None:
+                self._handlers.discard(handler)
             self.metrics.tcp_connections.dec()
             writer.close()
             with contextlib.suppress(Exception):
