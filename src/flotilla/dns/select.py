@@ -51,7 +51,7 @@ class Selector:
         if strategy == "Weighted":
             chosen = self._weighted(name.host, version, targets)
             return Selection(_addrs([chosen], version))
-        if strategy == "Geo" and client is not None:
+        if strategy == "Geo" and client is not None and self.geo.entries:
             region = self.geo.region_of(client)
             local = [t for t in targets if region is not None and t.region == region]
             if local:
