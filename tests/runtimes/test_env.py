@@ -24,8 +24,11 @@ def _objects() -> list[dict[str, Any]]:
             "name": "settings", "key": "absent", "optional": True}}},
         {"name": "MESSAGE", "value": "$(GREETING) $(POD_NAME) $$(GREETING) $(UNDEFINED)"},
     ]
-    return [config, secret, deployment("envy", 1, env=env,
-                                       args=("--who=$(MESSAGE)", "--port=$(PORT_HTTP)"))]
+    app = deployment("envy", 1, env=env, args=("--who=$(MESSAGE)", "--port=$(PORT_HTTP)"))
+    app["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [
+        {"configMapRef": {"name": "settings"}, "prefix": "CFG_"},
+        {"secretRef": {"name": "absent", "optional": True}}]
+    return [config, secret, app]
 
 
 async def test_env_expansion_value_from_and_injected_variables(
@@ -38,6 +41,7 @@ async def test_env_expansion_value_from_and_injected_variables(
     env = seen["env"]
     assert env["GREETING"] == "hello"
     assert env["PASSWORD"] == "s3cret"
+    assert env["CFG_greeting"] == "hello"
     assert "OPTIONAL" not in env
     assert env["MESSAGE"] == f"hello {pod.name} $(GREETING) $(UNDEFINED)"
     assert seen["argv"] == [f"--who={env['MESSAGE']}", f"--port={port}"]

@@ -84,6 +84,15 @@ def container_env(spec: ContainerSpec, pod: PodIdentity, ports: Mapping[str, int
     env.update(port_env(ports, spec))
     fields = {"metadata.name": pod.name, "metadata.namespace": pod.namespace,
               "spec.nodeName": pod.node, "status.podIP": pod.address}
+    for source_ref in spec.env_from:
+        pool = config_maps if source_ref.kind == "configMap" else secrets
+        values = pool.get((pod.namespace, source_ref.name))
+        if values is None:
+            if source_ref.optional:
+                continue
+            what = "configmap" if source_ref.kind == "configMap" else "secret"
+            raise EnvError(f'envFrom: {what} "{source_ref.name}" not found')
+        env.update({source_ref.prefix + k: v for k, v in values.items()})
     for var in spec.env:
         if var.ref is not None:
             kind, obj, key, optional = var.ref

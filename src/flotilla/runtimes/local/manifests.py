@@ -48,6 +48,16 @@ class EnvVar:
 
 
 @dataclass(frozen=True, slots=True)
+class EnvFrom:
+    """envFrom: every key of a ConfigMap or Secret, optionally prefixed."""
+
+    kind: str  # "configMap" | "secret"
+    name: str
+    prefix: str = ""
+    optional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerPort:
     container_port: int
     name: str = ""
@@ -68,6 +78,7 @@ class ContainerSpec:
     ports: tuple[ContainerPort, ...]
     requests: Resources
     working_dir: str | None = None
+    env_from: tuple[EnvFrom, ...] = ()
     readiness: Probe | None = None
     liveness: Probe | None = None
 
@@ -343,6 +354,8 @@ def _container(raw: dict[str, Any], where: str) -> ContainerSpec:
         args=_strs(raw.get("args"), f"{where}.args"),
         env=tuple(_env(_obj(e, f"{where}.env[{j}]"), f"{where}.env[{j}]")
                   for j, e in enumerate(_list(raw.get("env"), f"{where}.env"))),
+        env_from=tuple(_env_from(_obj(e, f"{where}.envFrom[{j}]"), f"{where}.envFrom[{j}]")
+                       for j, e in enumerate(_list(raw.get("envFrom"), f"{where}.envFrom"))),
         ports=tuple(ports), requests=req, working_dir=working_dir,
         readiness=_probe(raw.get("readinessProbe"), f"{where}.readinessProbe"),
         liveness=_probe(raw.get("livenessProbe"), f"{where}.livenessProbe"))
@@ -372,6 +385,20 @@ def _env(raw: dict[str, Any], where: str) -> EnvVar:
                                 f"{', '.join(sorted(_FIELD_PATHS))}, got {path!r}")
         return EnvVar(name, field_path=path)
     raise ManifestError(f"{where}.valueFrom: expected configMapKeyRef, secretKeyRef or fieldRef")
+
+
+def _env_from(raw: dict[str, Any], where: str) -> EnvFrom:
+    prefix = raw.get("prefix", "")
+    if not isinstance(prefix, str):
+        raise ManifestError(f"{where}.prefix must be a string")
+    for field_name, kind in (("configMapRef", "configMap"), ("secretRef", "secret")):
+        if field_name in raw:
+            ref = _obj(raw[field_name], f"{where}.{field_name}")
+            name = ref.get("name")
+            if not isinstance(name, str) or not name:
+                raise ManifestError(f"{where}.{field_name}.name is required")
+            return EnvFrom(kind, name, prefix, bool(ref.get("optional", False)))
+    raise ManifestError(f"{where}: expected configMapRef or secretRef")
 
 
 _FIELD_PATHS = {"metadata.name", "metadata.namespace", "spec.nodeName", "status.podIP"}
