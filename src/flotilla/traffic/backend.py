@@ -76,7 +76,7 @@ class BackendRuntime:
     def pick(self, ctx: PickContext) -> Upstream | None:
         u = self.balancer.pick(ctx)
         if u is None and ctx.avoid_clusters:  # no other cluster left: any other endpoint
-            ctx.avoid_clusters = ()
+            ctx.reset(ctx.candidates, ctx.hash_key, ctx.region, ctx.exclude)
             u = self.balancer.pick(ctx)
         return u
 

@@ -214,15 +214,16 @@ class ClientConnection(asyncio.Protocol):
         host = host_raw.decode("latin-1")
         host = host[:host.find("]") + 1] if host.startswith("[") else host.partition(":")[0]
         # body framing first: a local answer must know whether a body follows
-        te = header_value(low, b"\ntransfer-encoding:")
-        if te is not None:
-            if te != b"chunked":
+        if low.find(b"\ntransfer-encoding:") >= 0:
+            if header_value(low, b"\ntransfer-encoding:") != b"chunked":
                 return self._local(400, "unsupported transfer-encoding", "bad-request")
             self.framing, self.scanner = _CHUNKED, ChunkedScanner()
-        else:
+        elif low.find(b"\ncontent-length:") >= 0:
             cl = header_value(low, b"\ncontent-length:")
             self.left = int(cl) if cl else 0
             self.framing = _LENGTH if self.left else _NO_BODY
+        else:
+            self.framing = _NO_BODY
         if self.framing != _NO_BODY:
             # The parser saw only this head; the body is framed by us. A fresh parser
             # starts the next request on a clean state.
@@ -314,14 +315,15 @@ class ClientConnection(asyncio.Protocol):
         rt = self.rt
         assert rt is not None
         ctx = self.ctx
-        ctx.candidates = rt.candidates
-        ctx.hash_key = self.hash_key
-        ctx.region = self.region
-        ctx.exclude = tried = self.tried
-        ctx.avoid_clusters = tuple({t.endpoint.cluster for t in tried}) if tried else ()
+        tried = self.tried
+        if tried:
+            ctx.reset(rt.candidates, self.hash_key, self.region, tried,
+                      tuple({t.endpoint.cluster for t in tried}))
+        else:
+            ctx.reset(rt.candidates, self.hash_key, self.region)
         u = rt.pick(ctx)
-        if u is None and self.tried:  # nothing else left: the same endpoint again
-            ctx.exclude = ()
+        if u is None and tried:  # nothing else left: the same endpoint again
+            ctx.reset(rt.candidates, self.hash_key, self.region)
             u = rt.pick(ctx)
         if u is None:
             self._end_exchange(ok=False)

@@ -16,22 +16,28 @@ from flotilla.traffic.upstream import Upstream
 
 
 class PickContext:
-    """What one pick may depend on. ``exclude``/``avoid_clusters`` are set on retries."""
+    """What one pick may depend on. ``exclude``/``avoid_clusters`` are set on retries.
 
-    __slots__ = ("avoid_clusters", "candidates", "exclude", "hash_key", "region")
+    The proxy keeps one per connection and refills it per request (`reset`), so a pick
+    allocates nothing; ``filtered`` is a plain flag because balancers test it per pick.
+    """
+
+    __slots__ = ("avoid_clusters", "candidates", "exclude", "filtered", "hash_key", "region")
 
     def __init__(self, candidates: Sequence[Upstream], *, hash_key: bytes | None = None,
                  region: str | None = None, exclude: tuple[Upstream, ...] = (),
                  avoid_clusters: tuple[str, ...] = ()) -> None:
+        self.reset(candidates, hash_key, region, exclude, avoid_clusters)
+
+    def reset(self, candidates: Sequence[Upstream], hash_key: bytes | None,
+              region: str | None, exclude: tuple[Upstream, ...] = (),
+              avoid_clusters: tuple[str, ...] = ()) -> None:
         self.candidates = candidates
         self.hash_key = hash_key
         self.region = region
         self.exclude = exclude
         self.avoid_clusters = avoid_clusters
-
-    @property
-    def filtered(self) -> bool:
-        return bool(self.exclude or self.avoid_clusters)
+        self.filtered = bool(exclude or avoid_clusters)
 
     def allows(self, u: Upstream) -> bool:
         return u not in self.exclude and u.endpoint.cluster not in self.avoid_clusters
