@@ -65,3 +65,13 @@ def test_registry() -> None:
     assert callable(get_runtime("local"))
     with pytest.raises(UnknownRuntimeError, match="local"):
         get_runtime("nomad")
+
+
+def test_recreate_removes_all_old_pods_before_starting_new_ones() -> None:
+    [spec] = parse_manifests([deployment("web", 2, strategy={"type": "Recreate"})]
+                             ).deployments.values()
+    old = [PodView(f"old-{i}", "other", True, True, float(i)) for i in range(2)]
+    assert sorted(plan(spec, old).delete) == ["old-0", "old-1"]
+    dying = [PodView("old-0", "other", False, True, 0.0, terminating=True)]
+    assert plan(spec, dying).create == 0, "waits until the old pods are gone"
+    assert plan(spec, []).create == 2
