@@ -204,3 +204,13 @@ async def test_wildcard_host_synthesises_names_that_do_not_exist(serve: Serve) -
         "flotilla_dns_queries_total",
         {"name": "*.apps.global.test.", "type": "A", "rcode": "NOERROR"})
     assert counted == 2  # synthesised names count under their wildcard, not themselves
+
+
+async def test_global_name_at_the_apex_and_on_the_ns_name(serve: Serve) -> None:
+    objects = _with(traffic_policy("shop", ["global.test", "ns.global.test"]))
+    server = await serve(model_of(objects))
+    apex = await dig(server.port, "global.test", "A")
+    assert sorted(apex.data()) == [EAST, SOUTH, WEST]
+    assert (await dig(server.port, "global.test", "SOA")).answer[0][2] == "SOA"
+    ns = await dig(server.port, "ns.global.test", "A")  # the policy wins over the glue
+    assert sorted(ns.data()) == [EAST, SOUTH, WEST]

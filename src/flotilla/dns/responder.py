@@ -178,6 +178,8 @@ class Responder:
         wanted = node.records.keys() if qtype == dns.rdatatype.ANY else (qtype,)
         for rdtype in wanted:
             rdatas = node.records.get(rdtype)
+            if node.dynamic is not None and rdtype in (A, AAAA):
+                continue  # a global name's addresses come from its strategy only
             if rdatas:
                 response.answer.append(_rrset(qname, rdtype, ttl, rdatas))
         located = False
