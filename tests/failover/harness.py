@@ -20,7 +20,7 @@ from tests.helpers import free_port, wait_for_sync
 from tests.up.harness import FLOTILLA, SHOP_APP, Api, environ_of, proc_table
 
 ADDRESS = "127.0.231.{}"
-CLUSTERS = [
+CLUSTERS: list[dict[str, Any]] = [
     {"name": "f-east", "region": "cn-east", "zone": "cn-east-a", "address": ADDRESS.format(1),
      "nodes": 2},
     {"name": "f-south", "region": "cn-south", "zone": "cn-south-a",
@@ -79,9 +79,10 @@ def traffic_policy(name: str, host: str) -> dict[str, Any]:
                      "healthCheck": {"path": "/healthz", "interval": "1s",
                                      "timeout": "500ms", "healthyThreshold": 1,
                                      "unhealthyThreshold": 1},
+                     # GETs are idempotent: a hung cluster's timeout is retried too.
                      "retries": {"attempts": 3, "retryOn": ["connect-failure", "reset",
-                                                            "503"]},
-                     "timeouts": {"connect": "300ms", "perTry": "1s", "total": "4s"}}}
+                                                            "timeout", "gateway-error"]},
+                     "timeouts": {"connect": "300ms", "perTry": "700ms", "total": "4s"}}}
 
 
 @dataclass
@@ -148,17 +149,17 @@ class FailoverUp:
             start_new_session=True)
 
     def wait_up(self, timeout: float = 60.0) -> Api:
-        def state() -> dict[str, Any] | None:
+        def state() -> dict[str, Any]:
             assert self.proc.poll() is None, self.output()
             try:
                 return dict(json.loads((self.data_dir / "up.json").read_text()))
             except (OSError, ValueError):
-                return None
-        found = wait_for_sync(state, timeout, what="up.json")
+                return {}
+        found: dict[str, Any] = wait_for_sync(state, timeout, what="up.json")
         api = Api(found["server"], found["token"])
-        for c in CLUSTERS:
-            wait_for_sync(lambda n=c["name"]: api.ready(n) == "True", timeout,
-                          what=f"cluster {c['name']} Ready")
+        for name in (str(c["name"]) for c in CLUSTERS):
+            wait_for_sync(lambda n=name: api.ready(n) == "True",  # type: ignore[misc]
+                          timeout, what=f"cluster {name} Ready")
         return api
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -226,4 +227,20 @@ def ready_on(api: Api, name: str) -> dict[str, int]:
     out = {}
     for item in binding(api, name).get("status", {}).get("aggregatedStatus") or []:
         out[item["clusterName"]] = int((item.get("status") or {}).get("readyReplicas") or 0)
+    return out
+
+
+def binding_tasks(api: Api, name: str) -> list[dict[str, Any]]:
+    return list(binding(api, name).get("spec", {}).get("gracefulEvictionTasks") or [])
+
+
+def shop_nodes(cluster: str) -> set[str]:
+    """The nodes the shop's live pods run on in ``cluster``."""
+    out = set()
+    for pid, _pgid, state, cmd in proc_table():
+        if state in ("Z", "T", "t") or SHOP_APP not in cmd:
+            continue
+        env = environ_of(pid)
+        if env.get("CLUSTER_NAME") == cluster and env.get("POD_NAME", "").startswith("shop-"):
+            out.add(env.get("NODE_NAME", "?"))
     return out

@@ -19,12 +19,14 @@ from tests.failover.harness import (
     HOST,
     FailoverUp,
     Load,
+    binding_tasks,
     condition,
     event_reasons,
     manifests,
     placed,
     pods_of,
     ready_on,
+    shop_nodes,
     traffic_policy,
 )
 from tests.helpers import wait_for_sync
@@ -90,11 +92,12 @@ def _converged(api: Api, name: str, replicas: int) -> dict[str, int] | None:
 
 def _wait_converged(api: Api, name: str, replicas: int, timeout: float) -> dict[str, int]:
     try:
-        return wait_for_sync(lambda: _converged(api, name, replicas), timeout,
-                             what=f"{name} converged")
+        found = wait_for_sync(lambda: _converged(api, name, replicas), timeout,
+                              what=f"{name} converged")
     except AssertionError as exc:
         raise AssertionError(f"{exc}: placed {placed(api, name)}, pods {pods_of(name)}, "
                              f"ready {ready_on(api, name)}") from None
+    return found or {}
 
 
 def test_kill_cluster_moves_replicas_and_keeps_residency(
@@ -140,3 +143,77 @@ def test_revived_cluster_takes_work_back_without_duplicates(
         load.stop()
     assert not load.failed, load.failed[:5]
     assert condition(api, "ledger", "Failover").get("status") == "False"
+
+
+def test_paused_cluster_is_failed_over_and_cleaned_up_on_resume(
+        plane: tuple[FailoverUp, Api]) -> None:
+    up, api = plane
+    assert placed(api, "shop").get(SOUTH, 0) > 0
+    load = _load(up)
+    try:
+        up.cli("chaos", "pause-cluster", SOUTH, "--data-dir", str(up.data_dir))
+        try:
+            moved = _wait_converged(api, "shop", REPLICAS, 60)
+            assert SOUTH not in moved
+            wait_for_sync(lambda: not binding_tasks(api, "shop"), 30,
+                          what="old south replicas released")
+        finally:
+            up.cli("chaos", "resume-cluster", SOUTH, "--data-dir", str(up.data_dir))
+        wait_for_sync(lambda: api.ready(SOUTH) == "True" and not api.taint_keys(SOUTH), 60,
+                      what="south Ready again")
+        # The hung cluster's pods woke up with no Work behind them: they go, and the
+        # plane converges with exactly the desired count running.
+        _wait_converged(api, "shop", REPLICAS, 60)
+    finally:
+        load.stop()
+    assert not load.failed, load.failed[:5]
+
+
+def test_workload_crashing_in_one_cluster_moves_away(plane: tuple[FailoverUp, Api]) -> None:
+    up, api = plane
+    crash = {"apiVersion": "policy.flotilla.io/v1alpha1", "kind": "OverridePolicy",
+             "metadata": {"name": "crashy-burst", "namespace": "default"},
+             "spec": {"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                             "name": "crashy"}],
+                      "overrideRules": [{"targetCluster": {"clusterNames": [BURST]},
+                                         "overriders": {"plaintext": [{
+                                             "path": "/spec/template/spec/containers/0/command",
+                                             "operator": "replace",
+                                             "value": ["python3", "-c", "raise SystemExit(3)"],
+                                         }]}}]}}
+    policy = {"placement": {
+        "clusterAffinity": {"clusterNames": [EAST, BURST]},
+        "replicaScheduling": {"replicaSchedulingType": "Divided", "weightPreference": {
+            "staticWeightList": [{"targetCluster": {"clusterNames": [EAST, BURST]},
+                                  "weight": 1}]}}},
+        "failover": {"application": {"decisionConditions": {"tolerationSeconds": 3},
+                                     "gracePeriodSeconds": 120}}}
+    up.apply([crash], "crashy-override")  # first, so burst never runs a good copy
+    up.apply(manifests("crashy", 2, policy), "crashy")
+    moved = _wait_converged(api, "crashy", 2, 60)
+    assert moved == {EAST: 2}
+    assert "Evicting" in event_reasons(api, "crashy")
+    tasks = binding_tasks(api, "crashy")
+    assert [t["reason"] for t in tasks] == ["ApplicationFailure"]  # burst stays avoided
+    up.cli("delete", "-f", str(up.folder / "crashy.yaml"))
+    up.cli("delete", "-f", str(up.folder / "crashy-override.yaml"))
+    wait_for_sync(lambda: not pods_of("crashy"), 30, what="crashy gone")
+
+
+def test_failed_node_pods_come_back_inside_the_cluster(plane: tuple[FailoverUp, Api]) -> None:
+    up, api = plane
+    before = _wait_converged(api, "shop", REPLICAS, 30)
+    cluster = max(before, key=lambda c: before[c])
+    node = f"{cluster}-node-1"
+    load = _load(up)
+    try:
+        up.cli("chaos", "fail-node", cluster, node)
+        try:
+            wait_for_sync(lambda: shop_nodes(cluster) and node not in shop_nodes(cluster)
+                          and _converged(api, "shop", REPLICAS) == before, 60,
+                          what=f"shop pods off {node}")
+        finally:
+            up.cli("chaos", "recover-node", cluster, node)
+    finally:
+        load.stop()
+    assert not load.failed, load.failed[:5]

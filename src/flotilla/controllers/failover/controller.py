@@ -27,6 +27,7 @@ from flotilla.controllers.failover.decide import (
     application_evictions,
     finished_tasks,
     healthy,
+    holding_tasks,
     taint_evictions,
     targets,
     tasks,
@@ -127,8 +128,13 @@ class FailoverController:
             gone = {e.cluster for e in evict}
             clusters = [t for t in before if t["name"] not in gone]
             finished = {f.cluster: f for f in done}
-            kept = [t for t in spec.get("gracefulEvictionTasks") or []
-                    if t.get("fromCluster") not in finished]
+            kept = []
+            for task in spec.get("gracefulEvictionTasks") or []:
+                f = finished.get(task.get("fromCluster"))
+                if f is None:
+                    kept.append(task)
+                elif f.release_only:
+                    kept.append({**task, "purgeMode": "Immediately"})
             for f in done:
                 if f.restore and f.cluster not in {t["name"] for t in clusters}:
                     clusters.append({"name": f.cluster, "replicas": f.restore})
@@ -155,6 +161,8 @@ class FailoverController:
                 f"(purgeMode {e.purge})")
         for f in done:
             what = f"put {f.restore} replica(s) back on" if f.restore else "released"
+            if f.why.startswith("avoided"):
+                what = "no longer avoided"
             await self.events.record(binding, "Normal", "EvictionDone",
                                      f"old replicas on {f.cluster} {what}: {f.why}")
 
@@ -189,7 +197,7 @@ class FailoverController:
 
     async def _set_condition(self, binding: Object) -> None:
         """``Failover``: True while replicas are being moved, with what blocks them."""
-        pending = tasks(binding)
+        pending = holding_tasks(binding)
         conds = (binding.get("status") or {}).get("conditions") or []
         current = next((c for c in conds if c.get("type") == CONDITION), None)
         if not pending:

@@ -41,6 +41,9 @@ class Finished:
     #: Replicas to put back on the cluster in the same write (it recovered before its
     #: replicas found a home elsewhere): no churn for a cluster that comes back quickly.
     restore: int = 0
+    #: Release the old replicas but keep the task (the cluster stays out of scheduling
+    #: until the task times out): a workload that failed there is not sent straight back.
+    release_only: bool = False
 
 
 def targets(binding: Obj) -> dict[str, int]:
@@ -50,6 +53,12 @@ def targets(binding: Obj) -> dict[str, int]:
 
 def tasks(binding: Obj) -> list[Obj]:
     return list((binding.get("spec") or {}).get("gracefulEvictionTasks") or [])
+
+
+def holding_tasks(binding: Obj) -> list[Obj]:
+    """Tasks whose old replicas still run (not yet released)."""
+    return [t for t in tasks(binding)
+            if t.get("purgeMode") not in ("Immediately", "Directly")]
 
 
 def cluster_ready(cluster: Obj | None) -> bool:
@@ -174,11 +183,25 @@ def finished_tasks(binding: Obj, clusters: Mapping[str, Obj], timers: Timers, no
         if name in wanted:
             out.append(Finished(name, f"cluster {name} is scheduled again"))
             continue
-        if task.get("suppressDeletion"):
-            continue  # purgeMode Never: a person removes the old replicas
+        created = task.get("creationTimestamp")
+        timeout = float(task.get("gracePeriodSeconds") or timers.eviction_timeout)
+        age = now - parse_rfc3339(str(created)) if created else timeout
+        released = task.get("purgeMode") in ("Immediately", "Directly")
+        if released or task.get("suppressDeletion"):
+            # Old replicas gone (or, purgeMode Never, left to a person): the task only
+            # keeps the cluster out of scheduling until it times out.
+            if age >= timeout:
+                out.append(Finished(name, f"avoided for {timeout:g}s, it may take "
+                                          "replicas again"))
+            else:
+                recheck = timeout - age if recheck is None else min(recheck, timeout - age)
+            continue
         if replaced:
-            out.append(Finished(name, f"{desired} replicas ready on "
-                                      f"{', '.join(sorted(wanted)) or 'no cluster'}"))
+            why = f"{desired} replicas ready on {', '.join(sorted(wanted)) or 'no cluster'}"
+            out.append(Finished(name, why, release_only=age < timeout and
+                                task.get("producer") == PRODUCER_APPLICATION))
+            if age < timeout and task.get("producer") == PRODUCER_APPLICATION:
+                recheck = timeout - age if recheck is None else min(recheck, timeout - age)
             continue
         if task.get("producer") == PRODUCER_CLUSTER and healthy(clusters.get(name)) and \
                 placed < desired:
@@ -187,9 +210,6 @@ def finished_tasks(binding: Obj, clusters: Mapping[str, Obj], timers: Timers, no
             out.append(Finished(name, f"cluster {name} recovered before its replicas "
                                       "found room elsewhere", restore))
             continue
-        created = task.get("creationTimestamp")
-        timeout = float(task.get("gracePeriodSeconds") or timers.eviction_timeout)
-        age = now - parse_rfc3339(str(created)) if created else timeout
         if age >= timeout:
             out.append(Finished(name, f"eviction timeout ({timeout:g}s) passed"))
         else:

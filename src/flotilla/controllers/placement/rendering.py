@@ -100,9 +100,11 @@ class Renderer:
                     await self.events.record(binding, "Warning", "OverrideFailed", str(exc))
                     return None  # keep what runs; the policy must be fixed first
         # A cluster being evicted keeps its Work, as it is, until the failover controller
-        # finishes the graceful-eviction task (replacements ready elsewhere, or timeout).
+        # finishes the graceful-eviction task (replacements ready elsewhere, or timeout)
+        # or marks it purgeMode Immediately (old replicas released, cluster still avoided).
         evicting = {str(t.get("fromCluster")) for t in
-                    ((binding or {}).get("spec") or {}).get("gracefulEvictionTasks") or []}
+                    ((binding or {}).get("spec") or {}).get("gracefulEvictionTasks") or []
+                    if t.get("purgeMode") not in ("Immediately", "Directly")}
         existing = self.inf["Work"].cache.list(f"{LABEL_BINDING}={label}")
         for work in existing:
             cluster = cluster_of_execution_namespace(work["metadata"]["namespace"])
