@@ -128,8 +128,11 @@ def build_model(
     service_exports: Iterable[Obj] = (),
     ttl: int = DEFAULT_TTL,
 ) -> DnsModel:
-    """Compile API objects into the answer model. Pure: same input, same model."""
-    zone = normalize_name(zone)
+    """Compile API objects into the answer model. Pure: same input, same model.
+
+    A bad object is skipped and named in ``problems``; a bad ``zone`` (configuration,
+    not data) raises ValueError."""
+    zone = check_zone(zone)
     problems: list[str] = []
     cluster_states = {c.name: c for c in _clusters(clusters, problems)}
     # (namespace, service) -> cluster -> backend, healthy clusters with ready endpoints only.
