@@ -41,11 +41,18 @@ _REGISTRY: dict[str, tuple[Column, ...]] = {}
 EXTRA = "__columns__"
 Enricher = Callable[[ResourceClient, list[Object]], Awaitable[list[Object]]]
 _ENRICHERS: dict[str, Enricher] = {}
+_DYNAMIC: dict[str, Callable[[Sequence[Object]], list[Column]]] = {}
 
 
 def register_columns(kind: str, *columns: Column) -> None:
     """Set the columns ``flotilla get`` shows for ``kind`` (between NAME and AGE)."""
     _REGISTRY[kind] = tuple(columns)
+
+
+def register_dynamic_columns(
+        kind: str, columns: Callable[[Sequence[Object]], list[Column]]) -> None:
+    """Wide columns that depend on the objects listed (e.g. one per member cluster)."""
+    _DYNAMIC[kind] = columns
 
 
 def register_enricher(kind: str, enricher: Enricher) -> None:
@@ -70,6 +77,8 @@ def rows(
     """Headers and cells for ``objects`` of ``kind``; ``name_prefix`` (``deployment/``)
     tells kinds apart when one command prints several."""
     cols = columns_for(kind, wide=wide)
+    if wide and kind in _DYNAMIC:
+        cols += _DYNAMIC[kind](objects)
     narrow = [c for c in cols if not c.wide]
     extra = [c for c in cols if c.wide]
     headers = (["NAMESPACE"] if all_namespaces else []) + ["NAME"] \
@@ -148,14 +157,23 @@ def _containers(field: str) -> Getter:
     return get
 
 
-def _deploy_clusters(obj: Object) -> str:
-    """``east-1:4/4 south-1:1/2 burst-1:?/1`` from the status the placement controllers
-    aggregate (``?``: the cluster is unreachable, its last report is not trusted)."""
-    parts = []
-    for c in dig(obj, "status", "clusters", default=[]) or []:
-        ready = c.get("readyReplicas", 0) if c.get("reachable", True) else "?"
-        parts.append(f"{c.get('name')}:{ready}/{c.get('desiredReplicas', 0)}")
-    return " ".join(parts) or "<none>"
+def _deploy_cluster_columns(objects: Sequence[Object]) -> list[Column]:
+    """One wide column per member cluster a listed Deployment is placed on, each cell
+    READY/DESIRED there (``?`` when the cluster is unreachable: its last report is not
+    trusted), from the status the placement controllers aggregate."""
+    names = sorted({str(c.get("name")) for o in objects
+                    for c in dig(o, "status", "clusters", default=[]) or []})
+
+    def cell(name: str) -> Getter:
+        def get(obj: Object) -> str:
+            for c in dig(obj, "status", "clusters", default=[]) or []:
+                if c.get("name") == name:
+                    ready = c.get("readyReplicas", 0) if c.get("reachable", True) else "?"
+                    return f"{ready}/{c.get('desiredReplicas', 0)}"
+            return "-"
+        return get
+
+    return [Column(name.upper(), cell(name), wide=True) for name in names]
 
 
 def _selector(obj: Object) -> str:
@@ -309,8 +327,8 @@ register_columns(
     Column("CONTAINERS", _containers("name"), wide=True),
     Column("IMAGES", _containers("image"), wide=True),
     Column("SELECTOR", _selector, wide=True),
-    Column("CLUSTERS (READY/DESIRED)", _deploy_clusters, wide=True),
 )
+register_dynamic_columns("Deployment", _deploy_cluster_columns)
 register_columns(
     "Service",
     Column("TYPE", _field("spec", "type", default="ClusterIP")),

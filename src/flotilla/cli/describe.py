@@ -12,6 +12,7 @@ import click
 from flotilla.cli.columns import format_cpu, format_memory
 from flotilla.cli.events import event_rows, events_for
 from flotilla.cli.output import age, dump, echo, parse_time
+from flotilla.cli.placement_view import placement_rows
 from flotilla.cli.session import CliError, call, connect, connection_options
 from flotilla.cli.targets import namespace_for, not_found, parse_targets
 from flotilla.client.base import NotFoundError, Object, ResourceClient
@@ -215,6 +216,16 @@ def render(kind: Kind, obj: Object, events: list[Object],
     return "\n".join(lines)
 
 
+def _with_placement(text: str, summary: list[str], headers: list[str],
+                    rows: list[list[str]]) -> str:
+    """Insert the placement section before the Events."""
+    block = [*summary, *(_table(headers, rows) if rows else [])]
+    head, sep, tail = text.rpartition("\nEvents:")
+    if not sep:
+        return "\n".join([text, *block])
+    return "\n".join([head, *block]) + sep + tail
+
+
 @click.command(epilog="""\b
 Examples:
   flotilla describe cluster east
@@ -245,7 +256,10 @@ def describe(what: tuple[str, ...], namespace: str | None, server: str | None,
                 evs = await events_for(client, t.kind, ns, name, uid)
                 live = await cluster_live(client, obj, conn.token) \
                     if t.kind.kind == "Cluster" else None
-                echo(("" if first else "\n") + render(t.kind, obj, evs, live))
+                text = render(t.kind, obj, evs, live)
+                if t.kind.kind == "Deployment":
+                    text = _with_placement(text, *await placement_rows(client, obj))
+                echo(("" if first else "\n") + text)
                 first = False
 
     call(conn, work)
