@@ -1,0 +1,316 @@
+"""How many member clusters one server on SQLite holds: simulated agents heartbeating.
+
+    .venv/bin/python bench/heartbeat_bench.py --steps 50,100,200,400,800 --step-seconds 10
+
+Starts a real ``flotilla server`` (subprocess, temp data dir, a free loopback port,
+controllers ON: the cluster-health controller watches every Lease and every Cluster) and
+ramps N simulated agents. Each agent is the real `flotilla.agent.heartbeat.Heartbeat`
+renewing its Lease once per second (a PUT of ``spec.renewTime``) through the real
+`HttpClient`; agents share one `HttpClient` (one httpx connection pool) per 100 agents,
+all in this one asyncio process, as many agents share nothing in production but here
+share the machine's 2 cores with the server. Each agent also registers a Cluster so the
+health controller does the work it does for real members (marks them Ready).
+
+Per step, after a short warm-up: heartbeat latency p50/p99 (request sent -> answer), how
+late the ticks fired (a load generator that cannot keep up shows here, not as server
+latency), renewals/s achieved vs wanted, and the CPU of the server and of this process.
+The ramp stops at the first step whose p99 >= ``--p99-ms`` or whose renewals fall behind
+(< 95 % of wanted). Two references run in the same invocation at the rate of the largest
+N that held (or of the first step): a bare ``GET /healthz`` loop with the same clients
+(HTTP and event loops, no auth, no store), and a raw sqlite3 loop committing one row per
+renewal on the same disk with the store's durability settings (the fsync floor). The
+ratios say whether the time goes to the write path or to the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import uvloop
+
+from flotilla.agent.heartbeat import Heartbeat
+from flotilla.api.auth import ensure_admin_token
+from flotilla.client.base import AlreadyExistsError
+from flotilla.client.http import HttpClient
+from flotilla.resources.kinds import by_kind
+
+CLUSTER = by_kind("Cluster")
+AGENTS_PER_CLIENT = 100
+WARMUP_SECONDS = 2.0
+#: Renewals achieved below this share of the wanted rate count as falling behind.
+KEEP_UP = 0.95
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` so far (from /proc, so no dependency is needed)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+@dataclass
+class Sample:
+    """What the agents recorded since the last `reset` (one measured window)."""
+
+    latencies: list[float] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)
+    errors: int = 0
+
+    def reset(self) -> None:
+        self.latencies.clear()
+        self.lags.clear()
+        self.errors = 0
+
+
+async def ticking(op: Callable[[], Awaitable[object]], interval: float, sample: Sample,
+                  stop: asyncio.Event) -> None:
+    """Call ``op`` once per ``interval`` at a random phase, like `Heartbeat.run`, timing
+    each call; a late tick is recorded as lag and not made up for (no bursts)."""
+    next_tick = time.monotonic() + random.uniform(0, interval)
+    while not stop.is_set():
+        delay = next_tick - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        start = time.monotonic()
+        sample.lags.append(start - next_tick)
+        try:
+            await op()
+            sample.latencies.append(time.monotonic() - start)
+        except Exception:  # a failed renewal counts as one, but is not a latency
+            sample.errors += 1
+        next_tick = max(next_tick + interval, time.monotonic())
+
+
+@dataclass
+class Window:
+    n: int
+    seconds: float
+    done: int
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    lag_p99_ms: float
+    server_cpu: float
+    client_cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.seconds
+
+    def held(self, p99_ms: float) -> bool:
+        return self.p99_ms < p99_ms and self.rate >= KEEP_UP * self.n and self.errors == 0
+
+    def line(self, label: str) -> str:
+        return (f"{label:<10} N={self.n:<5} p50={self.p50_ms:6.1f} ms  p99={self.p99_ms:7.1f}"
+                f" ms  max={self.max_ms:7.1f} ms  tick-lag p99={self.lag_p99_ms:6.1f} ms"
+                f"  renewals/s={self.rate:6.1f} (wanted {self.n})  errors={self.errors}"
+                f"  server CPU={self.server_cpu:4.0%}  bench CPU={self.client_cpu:4.0%}"
+                f"  load avg={os.getloadavg()[0]:.1f}")
+
+
+async def measure(n: int, seconds: float, sample: Sample, server_pid: int) -> Window:
+    sample.reset()
+    t0, s0, c0 = time.monotonic(), cpu_seconds(server_pid), time.process_time()
+    await asyncio.sleep(seconds)  # the agents' own ticks are the load; we only wait
+    wall = time.monotonic() - t0
+    lat = list(sample.latencies)
+    return Window(n, wall, len(lat), sample.errors, pct(lat, 0.5) * 1e3,
+                  pct(lat, 0.99) * 1e3, max(lat, default=float("nan")) * 1e3,
+                  pct(sample.lags, 0.99) * 1e3, (cpu_seconds(server_pid) - s0) / wall,
+                  (time.process_time() - c0) / wall)
+
+
+async def register(client: HttpClient, name: str) -> None:
+    with contextlib.suppress(AlreadyExistsError):
+        await client.create({"apiVersion": CLUSTER.api_version, "kind": "Cluster",
+                             "metadata": {"name": name},
+                             "spec": {"region": "bench", "zone": "bench-a",
+                                      "runtime": "local"}})
+
+
+async def disk_reference(n: int, seconds: float, path: Path, server_pid: int) -> Window:
+    """A plain sqlite3 loop at the same rate on the same disk, with the store's settings
+    (WAL, synchronous=FULL): one UPDATE + COMMIT (one fsync) per renewal, from one
+    thread. The floor a durable renewal cannot go below without batching."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE IF NOT EXISTS lease(name TEXT PRIMARY KEY, renew TEXT)")
+    conn.executemany("INSERT OR REPLACE INTO lease VALUES (?, '')",
+                     [(f"sim-{i:05}",) for i in range(n)])
+    pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-ref")
+    loop = asyncio.get_running_loop()
+    names = itertools.cycle([f"sim-{i:05}" for i in range(n)])
+
+    def renew() -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("UPDATE lease SET renew = ? WHERE name = ?", (str(time.time()), next(names)))
+        conn.execute("COMMIT")
+
+    stop, sample = asyncio.Event(), Sample()
+    tasks = [asyncio.create_task(ticking(lambda: loop.run_in_executor(pool, renew), 1.0,
+                                         sample, stop)) for _ in range(n)]
+    try:
+        await asyncio.sleep(WARMUP_SECONDS)
+        return await measure(n, seconds, sample, server_pid)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        pool.shutdown(wait=True)
+        conn.close()
+
+
+async def run(url: str, token: str, server_pid: int, steps: list[int], seconds: float,
+              p99_ms: float, sqlite_path: Path) -> None:
+    clients: list[HttpClient] = []
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    sample = Sample()
+    best: Window | None = None
+    first: Window | None = None
+    try:
+        for n in steps:
+            while len(clients) * AGENTS_PER_CLIENT < n:
+                clients.append(HttpClient(url, token))
+            new = range(len(tasks), n)
+            # Registration is not measured: 50 at a time, as agents would trickle in.
+            for lo in range(new.start, new.stop, 50):
+                await asyncio.gather(*(register(clients[i // AGENTS_PER_CLIENT], f"sim-{i:05}")
+                                       for i in range(lo, min(lo + 50, new.stop))))
+            for i in new:
+                hb = Heartbeat(clients[i // AGENTS_PER_CLIENT], f"sim-{i:05}", 1.0)
+                tasks.append(asyncio.create_task(ticking(hb.renew_once, 1.0, sample, stop)))
+            await asyncio.sleep(WARMUP_SECONDS)
+            w = await measure(n, seconds, sample, server_pid)
+            print(w.line("heartbeat"), flush=True)
+            first = first or w
+            if not w.held(p99_ms):
+                print(f"  -> stop: p99 >= {p99_ms:g} ms, renewals behind, or errors", flush=True)
+                break
+            best = w
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        held = best is not None
+        compare = best or first
+        if compare is None:
+            return
+        # Reference: the same clients and rate, a bare GET /healthz (no auth, no store).
+        stop = asyncio.Event()
+        ref = Sample()
+
+        def healthz(c: HttpClient) -> Callable[[], Awaitable[object]]:
+            return lambda: c._http.get("/healthz")  # the same pool, on purpose
+
+        tasks = [asyncio.create_task(ticking(healthz(clients[i // AGENTS_PER_CLIENT]), 1.0,
+                                             ref, stop)) for i in range(compare.n)]
+        await asyncio.sleep(WARMUP_SECONDS)
+        r = await measure(compare.n, seconds, ref, server_pid)
+        print(r.line("healthz"), flush=True)
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        d = await disk_reference(compare.n, seconds, sqlite_path, server_pid)
+        print(d.line("sqlite3"), flush=True)
+        print(f"\nlargest N with heartbeat p99 < {p99_ms:g} ms: "
+              f"{compare.n if held else 'none of the steps'}")
+        for name, ref_w in (("GET /healthz", r), ("raw sqlite3 commit", d)):
+            print(f"heartbeat / {name} at N={compare.n}: p50 x{compare.p50_ms / ref_w.p50_ms:.1f},"
+                  f" p99 x{compare.p99_ms / ref_w.p99_ms:.1f}", flush=True)
+    finally:
+        stop.set()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for c in clients:
+            await c.close()
+
+
+def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flotilla", "server", "--data-dir", str(data_dir),
+         "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if m := re.search(rb"listening on (http://\S+)", line):
+            url = m.group(1).decode()
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                        return proc, url
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)  # polling a starting server, not synchronising a test
+        if not line:
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise SystemExit("the server did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", default="50,100,200,400,800,1600",
+                        help="Agent counts to ramp through (comma-separated).")
+    parser.add_argument("--step-seconds", type=float, default=10.0,
+                        help="Measured seconds per step (after a 2 s warm-up).")
+    parser.add_argument("--p99-ms", type=float, default=100.0)
+    parser.add_argument("--max-seconds", type=float, default=300.0,
+                        help="Hard bound on the whole run.")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="Niceness for the server and this process (negative needs root):"
+                             " on a shared machine, measures the server rather than the"
+                             " run queue it waits in.")
+    args = parser.parse_args()
+    if args.nice:
+        os.nice(args.nice)
+    steps = [int(s) for s in args.steps.split(",") if s]
+    print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at start;"
+          f" niceness {os.nice(0)}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "data"
+        token = ensure_admin_token(data_dir) or ""
+        proc, url = start_server(data_dir)  # it inherits this process's niceness
+        print(f"server pid {proc.pid} at {url}", flush=True)
+        try:
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                runner.run(asyncio.wait_for(
+                    run(url, token, proc.pid, steps, args.step_seconds, args.p99_ms,
+                        Path(tmp) / "reference.db"),
+                    args.max_seconds))
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+if __name__ == "__main__":
+    main()
