@@ -144,6 +144,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3,
                     help="runs per target, interleaved; the median run is reported")
     args = ap.parse_args()
+    # SIGTERM (e.g. from ``timeout``) unwinds like Ctrl-C, so every process we started
+    # is stopped by the ``finally`` below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     for tool in ("wrk", "haproxy", "nginx"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             sys.exit(f"{tool} is not installed: apt-get install -y wrk haproxy nginx")
