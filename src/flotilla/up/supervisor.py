@@ -41,8 +41,9 @@ class UpOptions:
     dns_zone: str = "example.test"
     heartbeat_interval: float = 1.0
     cluster_grace_period: float = 3.0
-    #: extra arguments for the gateway command (e.g. its region)
-    gateway_region: str = "cn-east"
+    #: the gateway's own region (Locality routing prefers it); default: the first
+    #: cluster's region, as if the gateway ran next to it
+    gateway_region: str | None = None
     ready_timeout: float = 60.0
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -210,7 +211,8 @@ class Up:
         o, out = self.opts, []
         if o.gateway_listen:
             argv = flotilla_argv("gateway", "--server", self.server_url, "--token", self.token,
-                                 "--listen", o.gateway_listen, "--region", o.gateway_region)
+                                 "--listen", o.gateway_listen, "--region",
+                                 o.gateway_region or o.clusters[0].region)
             if o.gateway_admin_listen:
                 argv += ["--admin-listen", o.gateway_admin_listen]
             out.append(("gateway", o.gateway_listen, argv))
