@@ -1,7 +1,7 @@
 """Gateway benchmark: the same wrk load against the backends directly, HAProxy, nginx and
 the Flotilla gateway, all in front of the same fast backends (nginx ``return 200``).
 
-    .venv/bin/python bench/gateway_bench.py [--duration 10] [--connections 50] [--workers 1]
+    .venv/bin/python bench/gateway_bench.py [--duration 5] [--rounds 3] [--workers 2]
 
 Needs the Debian packages wrk, haproxy and nginx. Everything listens on 127.0.0.1 with
 free ports; every process started is stopped at the end. Prints req/s, p50 and p99 per
@@ -135,10 +135,12 @@ http {{
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=2,
+                    help="per proxy: HAProxy nbthread, nginx worker_processes, gateway "
+                         "processes on one SO_REUSEPORT port")
     ap.add_argument("--backends", type=int, default=2)
     ap.add_argument("--only", default="", help="comma list of targets to run")
     ap.add_argument("--rounds", type=int, default=3,

@@ -191,11 +191,18 @@ class Gateway:
 
 
 async def run_gateway(server: str, token: str, listen: str, region: str | None, *,
-                      admin_listen: str | None = None) -> None:
-    """Serve until cancelled: watch the API at ``server`` and route per TrafficPolicy."""
+                      admin_listen: str | None = None, reuse_port: bool = False) -> None:
+    """Serve until cancelled: watch the API at ``server`` and route per TrafficPolicy.
+
+    ``reuse_port`` lets several gateway processes share ``listen`` (SO_REUSEPORT, the
+    kernel spreads connections): how the gateway uses more than one core. Each process
+    watches the API itself and exports its own metrics (give each its own
+    ``admin_listen``).
+    """
     from flotilla.traffic.config_source import ConfigSource, http_client
 
-    gateway = Gateway(EMPTY_MODEL, listen=listen, region=region, admin_listen=admin_listen)
+    gateway = Gateway(EMPTY_MODEL, listen=listen, region=region, admin_listen=admin_listen,
+                      reuse_port=reuse_port)
     await gateway.start()
     source = ConfigSource(http_client(server, token), gateway.update)
     try:
@@ -205,8 +212,9 @@ async def run_gateway(server: str, token: str, listen: str, region: str | None, 
 
 
 def serve_forever(server: str, token: str, listen: str, region: str | None, *,
-                  admin_listen: str | None = None) -> None:
+                  admin_listen: str | None = None, reuse_port: bool = False) -> None:
     """Blocking entry point on uvloop (the hot path is measured on uvloop)."""
     import uvloop
 
-    uvloop.run(run_gateway(server, token, listen, region, admin_listen=admin_listen))
+    uvloop.run(run_gateway(server, token, listen, region, admin_listen=admin_listen,
+                           reuse_port=reuse_port))

@@ -484,6 +484,8 @@ class ClientConnection(asyncio.Protocol):
             u.consecutive_errors = 0
         else:
             rt.record(u, False)
+            # per-cluster error rate for rollout gates (controllers/rollout/gates.py)
+            self.gw.metrics.error(u, "response-5xx")
         u.metrics.observe(latency)
         self.uconn = None
         if not self.request_done:
