@@ -81,6 +81,7 @@ class Registry:
     ) -> None:
         self._store = store
         self._validate_fn = validate
+        self._checks: list[Callable[[Object], None]] = []
         #: Open bookmarking (HTTP) watches; `close_watches` ends them at shutdown.
         self.watches = WatchSet()
 
@@ -90,9 +91,18 @@ class Registry:
 
     # -- helpers ---------------------------------------------------------------------
 
+    def add_check(self, check: Callable[[Object], None]) -> None:
+        """Also run ``check`` on every object that passed the schema; it raises
+        `InvalidObject` to refuse it. For rules that need the server's own settings
+        (the failover budget against the configured grace period)."""
+        self._checks.append(check)
+
     def _validate(self, obj: Object) -> Kind:
         try:
-            return self._validate_fn(obj)
+            kind = self._validate_fn(obj)
+            for check in self._checks:
+                check(obj)
+            return kind
         except kinds.UnknownKind as exc:
             raise errors.BadRequestError(str(exc).strip("'\"")) from None
         except InvalidObject as exc:
