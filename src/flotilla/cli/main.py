@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "logs": "flotilla.cli.members:logs",
     "gateway": "flotilla.cli.edge_cmd:gateway",
     "dns": "flotilla.cli.edge_cmd:dns",
+    "rollout": "flotilla.cli.rollout_cmd:rollout",
 }
 
 

@@ -16,6 +16,7 @@ from flotilla.controllers.failover.admission import budget_check
 from flotilla.controllers.failover.controller import DEFAULT_HEARTBEAT
 from flotilla.controllers.manager import ControllerManager, background
 from flotilla.controllers.placement import binder, rendering, scheduling, status
+from flotilla.controllers.rollout import controller as rollout
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,7 @@ def control_plane(settings: PlaneSettings) -> Callable[[ResourceClient], Awaitab
         scheduling.build(manager)
         rendering.build(manager)
         status.build(manager)
+        rollout.build(manager)
         failover.build(manager, grace=settings.cluster_grace_period)
 
     return background(build)

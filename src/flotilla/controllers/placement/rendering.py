@@ -27,6 +27,7 @@ from flotilla.controllers.placement.render import (
     render_for_cluster,
     services_selecting,
 )
+from flotilla.controllers.rollout.revisions import pinned_template
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.wellknown import (
     cluster_of_execution_namespace,
@@ -129,7 +130,9 @@ class Renderer:
             cluster = clusters.get(name)
             if cluster is None or (is_workload and replicas == 0):
                 continue
-            rendered = render_for_cluster(template, replicas if is_workload else None,
+            # A RolloutPolicy may hold a cluster on an older revision's pod template.
+            rendered = render_for_cluster(pinned_template(binding, template, name),
+                                          replicas if is_workload else None,
                                           compile_cluster(cluster), overrides, companions)
             applied = [f"{a.policy}[{a.rule}]:{'+'.join(a.overriders)}"
                        for a in rendered.applied]
