@@ -173,9 +173,14 @@ class FailoverUp:
         return result
 
     def apply(self, objects: list[dict[str, Any]], name: str) -> None:
+        result = self.apply_result(objects, name)
+        assert result.returncode == 0, result.stderr + result.stdout
+
+    def apply_result(self, objects: list[dict[str, Any]], name: str
+                     ) -> subprocess.CompletedProcess[str]:
         path = self.folder / f"{name}.yaml"
         path.write_text("\n---\n".join(json.dumps(o) for o in objects))
-        self.cli("apply", "-f", str(path))
+        return self.cli("apply", "-f", str(path), check=False)
 
     def output(self) -> str:
         return (self.folder / "up.out").read_text(errors="replace")

@@ -9,6 +9,7 @@ no pod running twice, the Events.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tests.failover.harness import (
     HOST,
     FailoverUp,
     Load,
+    binding,
     binding_tasks,
     condition,
     event_reasons,
@@ -98,6 +100,44 @@ def _wait_converged(api: Api, name: str, replicas: int, timeout: float) -> dict[
         raise AssertionError(f"{exc}: placed {placed(api, name)}, pods {pods_of(name)}, "
                              f"ready {ready_on(api, name)}") from None
     return found or {}
+
+
+def test_what_if_answers_without_changing_anything(plane: tuple[FailoverUp, Api]) -> None:
+    up, api = plane
+    before = placed(api, "shop")
+    out = json.loads(up.cli("what-if", "--fail-cluster", EAST, "-o", "json").stdout)
+    by_name = {w["binding"]: w for w in out["workloads"]}
+    shop, ledger = by_name["default/shop-deployment"], by_name["default/ledger-deployment"]
+    assert EAST not in shop["after"]
+    assert sum(shop["after"].values()) == REPLICAS
+    assert shop["unplaced"] == 0
+    # Residency: the ledger may not leave cn-east, and the reasons say why.
+    assert ledger["unplaced"] == 2
+    assert ledger["after"] == {}
+    assert "affinity" in ledger["reasons"][SOUTH] or "region" in ledger["reasons"][SOUTH]
+    assert EAST in ledger["reasons"]
+    table = up.cli("what-if", "--fail-cluster", EAST).stdout
+    assert "nowhere to go" in table
+    assert placed(api, "shop") == before  # nothing changed
+
+
+def test_describe_shows_timers_and_an_unmeetable_budget_is_refused(
+        plane: tuple[FailoverUp, Api]) -> None:
+    up, api = plane
+    wait_for_sync(lambda: "toleration" in binding(api, "shop")["metadata"]
+                  .get("annotations", {}).get("failover.flotilla.io/timers", ""), 30,
+                  what="timers annotation")
+    text = up.cli("describe", "resourcebinding", "shop-deployment").stdout
+    assert "cluster.flotilla.io/unreachable: 5s" in text
+    policy = manifests("budget", 1, {"failover": {"budget": "3s"}})[2]
+    refused = up.apply_result([policy], "budget")
+    assert refused.returncode != 0
+    message = refused.stderr + refused.stdout
+    assert "spec.failover.budget" in message
+    assert "at least" in message
+    ok = manifests("budget", 1, {"failover": {"budget": "30s"}})[2]
+    assert up.apply_result([ok], "budget-ok").returncode == 0
+    up.cli("delete", "-f", str(up.folder / "budget-ok.yaml"))
 
 
 def test_kill_cluster_moves_replicas_and_keeps_residency(

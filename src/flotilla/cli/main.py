@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "gateway": "flotilla.cli.edge_cmd:gateway",
     "dns": "flotilla.cli.edge_cmd:dns",
     "rollout": "flotilla.cli.rollout_cmd:rollout",
+    "what-if": "flotilla.cli.whatif_cmd:what_if_cmd",
 }
 
 

@@ -33,7 +33,7 @@ from flotilla.controllers.failover.decide import (
     tasks,
     unhealthy_clusters,
 )
-from flotilla.controllers.failover.timers import Timers, timers_for
+from flotilla.controllers.failover.timers import Timers, describe_timers, timers_for
 from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
 from flotilla.resources.kinds import by_kind
@@ -46,6 +46,8 @@ PP = by_kind("PropagationPolicy")
 CPP = by_kind("ClusterPropagationPolicy")
 #: The split before the first eviction, kept for ``rebalance: OnRecovery``.
 ANNOTATION_ORIGINAL = "failover.flotilla.io/original-clusters"
+#: The failover timers in force, for people (`flotilla describe resourcebinding ...`).
+ANNOTATION_TIMERS = "failover.flotilla.io/timers"
 CONDITION = "Failover"
 DEFAULT_HEARTBEAT = 1.0
 
@@ -111,6 +113,7 @@ class FailoverController:
         elif timers.rebalance:
             await self._rebalance(binding, clusters)
         await self._set_condition(binding)
+        await self._show_timers(binding, timers)
         waits = [t for t in (t1, t2, t3) if t is not None]
         return Result(requeue_after=max(0.05, min(waits) + 0.05)) if waits else None
 
@@ -165,6 +168,22 @@ class FailoverController:
                 what = "no longer avoided"
             await self.events.record(binding, "Normal", "EvictionDone",
                                      f"old replicas on {f.cluster} {what}: {f.why}")
+
+    async def _show_timers(self, binding: Object, timers: Timers) -> None:
+        """Keep the timers in force on the binding (``flotilla describe`` shows them)."""
+        text = "; ".join(f"{k}: {v}" for k, v in describe_timers(timers, self.grace))
+        if (binding["metadata"].get("annotations") or {}).get(ANNOTATION_TIMERS) == text:
+            return
+
+        def change(obj: Object) -> bool:
+            notes = obj["metadata"].setdefault("annotations", {})
+            if notes.get(ANNOTATION_TIMERS) == text:
+                return False
+            notes[ANNOTATION_TIMERS] = text
+            return True
+
+        meta = binding["metadata"]
+        await mutate(self.client, BINDING, meta["namespace"], meta["name"], change)
 
     async def _rebalance(self, binding: Object, clusters: Mapping[str, Object]) -> None:
         """Move back to the split from before the failover, once every cluster of it is

@@ -1,0 +1,152 @@
+"""What-if: the failover the plane would do if some clusters died, decided but not done.
+
+The same scheduler and the same eviction rule as the live controllers, run over a copy
+of the current objects in which the named clusters carry the unreachable taint and are
+not Ready. Nothing is written: the answer is a `Report` the CLI prints.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flotilla.controllers.placement.scheduling import workload_of
+from flotilla.resources.wellknown import TAINT_UNREACHABLE
+from flotilla.scheduler import (
+    PlacementError,
+    Scheduler,
+    ScheduleResult,
+    compile_cluster,
+    compile_placement,
+)
+
+Obj = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadOutcome:
+    binding: str  # namespace/name of the ResourceBinding
+    resource: str  # Kind/name of the template
+    desired: int
+    before: Mapping[str, int]
+    after: Mapping[str, int]
+    #: Why the scheduler could not place everything (capacity, residency), or None.
+    problem: str | None
+    #: Why each cluster left out was left out (the scheduler's own words).
+    reasons: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def unplaced(self) -> int:
+        return max(0, self.desired - sum(self.after.values()))
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficOutcome:
+    policy: str  # namespace/name of the TrafficPolicy
+    service: str
+    endpoints_before: int
+    endpoints_left: int
+    #: Clusters that would hold the service's replicas after rescheduling.
+    rebuilt_on: tuple[str, ...]
+
+    @property
+    def loses_all(self) -> bool:
+        return self.endpoints_before > 0 and self.endpoints_left == 0
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    failed: tuple[str, ...]
+    workloads: tuple[WorkloadOutcome, ...]
+    traffic: tuple[TrafficOutcome, ...]
+
+
+def failed_view(cluster: Obj) -> dict[str, Any]:
+    """A copy of ``cluster`` as the plane would see it dead: tainted, Ready=Unknown."""
+    out: dict[str, Any] = copy.deepcopy(dict(cluster))
+    spec = out.setdefault("spec", {})
+    spec["taints"] = [*(spec.get("taints") or []),
+                      {"key": TAINT_UNREACHABLE, "effect": "NoSchedule"},
+                      {"key": TAINT_UNREACHABLE, "effect": "NoExecute"}]
+    status = out.setdefault("status", {})
+    status["conditions"] = [*(c for c in status.get("conditions") or []
+                              if c.get("type") != "Ready"),
+                            {"type": "Ready", "status": "Unknown", "reason": "WhatIf"}]
+    return out
+
+
+def _decide(scheduler: Scheduler, binding: Obj, failed: frozenset[str]) -> ScheduleResult:
+    spec = binding.get("spec") or {}
+    placement = compile_placement(spec.get("placement") or {})
+    if (spec.get("resource") or {}).get("kind") != "Deployment":
+        placement = dataclasses.replace(placement, scheduling_type="Duplicated")
+    gone = failed | {str(t.get("fromCluster")) for t in spec.get("gracefulEvictionTasks") or []}
+    placement = dataclasses.replace(placement, affinities=tuple(
+        dataclasses.replace(a, exclude=a.exclude | gone) for a in placement.affinities))
+    workload = workload_of(dict(binding))
+    current = tuple((n, r) for n, r in workload.current if n not in failed)
+    return scheduler.schedule(dataclasses.replace(workload, current=current), placement)
+
+
+def what_if(failed: Iterable[str], clusters: Sequence[Obj], bindings: Sequence[Obj],
+            traffic_policies: Sequence[Obj] = (), slices: Sequence[Obj] = ()) -> Report:
+    """Where every Deployment's replicas would go if ``failed`` died, and which
+    TrafficPolicies would be left with no endpoint until they are rebuilt."""
+    dead = frozenset(failed)
+    infos = []
+    for c in clusters:
+        view = failed_view(c) if c["metadata"]["name"] in dead else c
+        try:
+            infos.append(compile_cluster(view))
+        except PlacementError:
+            continue
+    scheduler = Scheduler(infos)
+    workloads: list[WorkloadOutcome] = []
+    placed_by_app: dict[tuple[str, str], tuple[str, ...]] = {}
+    for b in sorted(bindings, key=lambda b: (b["metadata"].get("namespace", ""),
+                                            b["metadata"]["name"])):
+        spec = b.get("spec") or {}
+        res = spec.get("resource") or {}
+        if res.get("kind") != "Deployment":
+            continue
+        before = {str(t["name"]): int(t.get("replicas") or 0) for t in spec.get("clusters") or []}
+        try:
+            result = _decide(scheduler, b, dead)
+            after = dict(result.targets) if result.scheduled else \
+                {n: r for n, r in before.items() if n not in dead}
+            problem = result.reason
+            reasons = dict(result.cluster_reasons)
+        except PlacementError as exc:
+            after, problem, reasons = {}, f"invalid placement: {exc}", {}
+        ns = str(b["metadata"].get("namespace") or "")
+        desired = int(spec.get("replicas") or 0)
+        if problem is None and sum(after.values()) < desired:
+            problem = f"only {sum(after.values())} of {desired} replicas fit"
+        workloads.append(WorkloadOutcome(
+            f"{ns}/{b['metadata']['name']}", f"Deployment/{res.get('name')}", desired,
+            before, after, problem, reasons))
+        placed_by_app[(ns, str(res.get("name")))] = tuple(sorted(n for n, r in after.items()
+                                                                 if r > 0))
+    traffic = [_traffic(tp, slices, dead, placed_by_app) for tp in traffic_policies]
+    return Report(tuple(sorted(dead)), tuple(workloads), tuple(traffic))
+
+
+def _traffic(tp: Obj, slices: Sequence[Obj], dead: frozenset[str],
+             placed: Mapping[tuple[str, str], tuple[str, ...]]) -> TrafficOutcome:
+    ns = str(tp["metadata"].get("namespace") or "")
+    service = str((tp.get("spec") or {}).get("service") or "")
+    before = left = 0
+    for s in slices:
+        spec = s.get("spec") or {}
+        if spec.get("service") != service or (s["metadata"].get("namespace") or "") != ns:
+            continue
+        ready = sum(1 for e in spec.get("endpoints") or [] if e.get("ready"))
+        before += ready
+        if spec.get("cluster") not in dead:
+            left += ready
+    # A Service is named like the Deployment it fronts in the common case (the shop).
+    return TrafficOutcome(f"{ns}/{tp['metadata']['name']}", service, before, left,
+                          placed.get((ns, service), ()))
