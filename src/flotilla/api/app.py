@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from flotilla.api.body import discard_body
+from flotilla.api.discovery import ENDPOINTS_PATH, serviceimport_endpoints
 from flotilla.api.errors import (
     InternalError,
     MethodNotAllowedError,
@@ -118,6 +119,7 @@ def create_app(ctx: ApiContext) -> Starlette:
         Route("/readyz", _readyz, methods=["GET"]),
         Route("/metrics", _metrics, methods=["GET"]),
         Route("/openapi/v3", _openapi, methods=["GET"]),
+        Route(ENDPOINTS_PATH, serviceimport_endpoints, methods=["GET"]),
         Route("/api/{rest:path}", _api, methods=_METHODS),
         Route("/apis/{rest:path}", _api, methods=_METHODS),
     ]

@@ -355,9 +355,39 @@ register_columns(
     Column("MANIFESTS", _count("spec", "workload", "manifests")),
     Column("APPLIED", lambda o: condition(o, "Applied")),
 )
-register_columns("ServiceExport", Column("VALID", lambda o: condition(o, "Valid")))
+register_columns("ServiceExport", Column("VALID", lambda o: condition(o, "Valid")),
+                 Column("CONFLICT", lambda o: condition(o, "Conflict")))
+
+
+def _import_clusters(obj: Object) -> str:
+    names = [str(c.get("cluster")) for c in dig(obj, "status", "clusters", default=[]) or []
+             if isinstance(c, dict)]
+    return ",".join(names) or "<none>"
+
+
+def _import_cluster_columns(objects: Sequence[Object]) -> list[Column]:
+    """One wide column per exporting cluster: its ready endpoints as ``address:port``
+    (``<none>`` for a cluster that exports but may not get traffic: not Ready,
+    NoExecute-tainted or no ready pod), from the import's Flotilla status extension."""
+    names = sorted({str(c.get("cluster")) for o in objects
+                    for c in dig(o, "status", "clusters", default=[]) or []})
+
+    def cell(name: str) -> Getter:
+        def get(obj: Object) -> str:
+            if name not in _import_clusters(obj).split(","):
+                return "-"
+            eps = [f"{e.get('address')}:{e.get('port')}"
+                   for e in dig(obj, "status", "endpoints", default=[]) or []
+                   if e.get("cluster") == name and e.get("ready")]
+            return ",".join(eps) or "<none>"
+        return get
+
+    return [Column(name.upper(), cell(name), wide=True) for name in names]
+
+
 register_columns("ServiceImport", Column("TYPE", _field("spec", "type")),
-                 Column("PORT(S)", _ports))
+                 Column("PORT(S)", _ports), Column("CLUSTERS", _import_clusters))
+register_dynamic_columns("ServiceImport", _import_cluster_columns)
 register_columns("EndpointSlice", Column("ENDPOINTS", _endpoints))
 register_columns("Lease", Column("HOLDER", _field("spec", "holderIdentity", default="<none>")),
                  Column("RENEWED", lambda o: age(dig(o, "spec", "renewTime"))))

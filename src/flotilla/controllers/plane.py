@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from flotilla.client.base import ResourceClient
-from flotilla.controllers import cluster_health
+from flotilla.controllers import cluster_health, discovery
 from flotilla.controllers.failover import controller as failover
 from flotilla.controllers.failover.admission import budget_check
 from flotilla.controllers.failover.controller import DEFAULT_HEARTBEAT
@@ -38,5 +38,6 @@ def control_plane(settings: PlaneSettings) -> Callable[[ResourceClient], Awaitab
         status.build(manager)
         rollout.build(manager)
         failover.build(manager, grace=settings.cluster_grace_period)
+        discovery.build(manager)
 
     return background(build)

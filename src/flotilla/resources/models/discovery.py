@@ -19,6 +19,7 @@ __all__ = [
     "EndpointPort",
     "EndpointSlice",
     "EndpointSliceSpec",
+    "ImportedEndpoint",
     "IngressPoint",
     "ServiceExport",
     "ServiceImport",
@@ -60,8 +61,25 @@ class ClusterStatus(Model):
     cluster: str
 
 
+class ImportedEndpoint(Model):
+    """Flotilla's extension of the MCS status: one (pod, port) of one exporting cluster,
+    so a client can discover addresses without the DNS (written by the discovery
+    controller)."""
+
+    cluster: str
+    region: str = ""
+    zone: str = ""
+    address: str
+    port: Port
+    port_name: str = ""
+    protocol: Protocol = "TCP"
+    ready: bool = False
+    pod: str = ""
+
+
 class ServiceImportStatus(Model):
     clusters: list[ClusterStatus] = []
+    endpoints: list[ImportedEndpoint] = []
 
 
 class ServiceImport(Object):
