@@ -1,0 +1,233 @@
+"""Failover benchmark (issue 6, item 7): a steady load through the gateway while the
+cluster serving most of it is killed, then (after it is back) paused.
+
+    .venv/bin/python bench/failover_bench.py [--rate 300] [--window 25]
+
+Starts `flotilla up --demo` (three clusters, the shop example, a gateway) in a temp
+folder on free loopback ports, sends GETs at a fixed ``--rate`` through the gateway
+(bounded: at most ``--window`` seconds per scenario), and for each of kill-cluster and
+pause-cluster reports:
+
+  failed      client requests that did not get a 200 (goal 0)
+  last-hit    seconds from the failure to the last answer from the dead cluster (< 1 s)
+  rebuilt     seconds from the failure until the template's ready replicas (reachable
+              clusters only) are back to desired (< 10 s with the defaults)
+  surplus     most shop processes above desired on live clusters, sampled after
+              convergence (goal 0)
+
+Everything started is stopped at the end (SIGTERM to `flotilla up`, which stops its
+process groups). Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOP_APP = str(ROOT / "examples" / "shop" / "app.py")
+HOST = "shop.example.test"
+DESIRED = 6
+FLOTILLA = [sys.executable, "-m", "flotilla"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def shop_processes(clusters: set[str]) -> int:
+    """Live (not stopped) shop pods of ``clusters``, from /proc."""
+    n = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry.name}/stat").read_text()
+            cmd = Path(f"/proc/{entry.name}/cmdline").read_bytes()
+            env = Path(f"/proc/{entry.name}/environ").read_bytes()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "T") or SHOP_APP.encode() not in cmd:
+            continue
+        fields = dict(item.partition(b"=")[::2] for item in env.split(b"\0") if item)
+        if fields.get(b"CLUSTER_NAME", b"").decode() in clusters:
+            n += 1
+    return n
+
+
+@dataclass
+class Load:
+    url: str
+    rate: float
+    sent: int = 0
+    failed: int = 0
+    last_from: dict[str, float] = field(default_factory=dict)
+    served: dict[str, int] = field(default_factory=dict)
+
+    async def run(self, seconds: float) -> None:
+        """Fixed-rate GETs for ``seconds`` (open loop: a slow answer does not slow the
+        schedule), at most 256 in flight."""
+        gate = asyncio.Semaphore(256)
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        async with httpx.AsyncClient(timeout=10.0, limits=limits,
+                                     headers={"Host": HOST}) as client:
+            start = time.monotonic()
+            tasks: set[asyncio.Task[None]] = set()
+            while (now := time.monotonic()) - start < seconds:
+                due = start + self.sent / self.rate
+                if due > now:
+                    await asyncio.sleep(due - now)
+                await gate.acquire()
+                self.sent += 1
+                task = asyncio.create_task(self._one(client, gate))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            await asyncio.gather(*tasks)
+
+    async def _one(self, client: httpx.AsyncClient, gate: asyncio.Semaphore) -> None:
+        try:
+            r = await client.get(self.url)
+            if r.status_code != 200:
+                self.failed += 1
+                return
+            cluster = str(r.json().get("cluster"))
+            self.last_from[cluster] = time.monotonic()
+            self.served[cluster] = self.served.get(cluster, 0) + 1
+        except (httpx.HTTPError, ValueError):
+            self.failed += 1
+        finally:
+            gate.release()
+
+
+class Plane:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.data_dir = folder / ".flotilla"
+        self.gateway = f"127.0.0.1:{free_port()}"
+        self.log = open(folder / "up.out", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [*FLOTILLA, "up", "--demo", "--data-dir", str(self.data_dir),
+             "--listen", f"127.0.0.1:{free_port()}", "--gateway-listen", self.gateway,
+             "--gateway-admin-listen", f"127.0.0.1:{free_port()}", "--dns-listen", "",
+             "--dns-admin-listen", ""],
+            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+        self.api: httpx.Client | None = None
+
+    def wait(self, what: str, check: object, timeout: float) -> float:
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if callable(check) and check():
+                return time.monotonic() - start
+            if self.proc.poll() is not None:
+                raise SystemExit(f"flotilla up exited:\n{(self.folder / 'up.out').read_text()}")
+            time.sleep(0.05)
+        raise SystemExit(f"timed out waiting for {what}")
+
+    def start(self) -> None:
+        up = self.data_dir / "up.json"
+        self.wait("up.json", up.exists, 90)
+        state = json.loads(up.read_text())
+        self.api = httpx.Client(base_url=state["server"], timeout=5.0,
+                                headers={"Authorization": f"Bearer {state['token']}"})
+        self.wait("shop ready", lambda: self.ready() == DESIRED, 90)
+
+    def deployment(self) -> dict[str, object]:
+        assert self.api is not None
+        r = self.api.get("/apis/apps/v1/namespaces/default/deployments/shop")
+        return dict(r.json()) if r.status_code == 200 else {}
+
+    def ready(self) -> int:
+        status = self.deployment().get("status") or {}
+        return int(status.get("readyReplicas") or 0) if isinstance(status, dict) else 0
+
+    def clusters(self) -> list[str]:
+        state = json.loads((self.data_dir / "up.json").read_text())
+        return [str(c["name"]) for c in state["clusters"]]
+
+    def chaos(self, action: str, cluster: str) -> None:
+        subprocess.run([*FLOTILLA, "chaos", action, cluster, "--data-dir", str(self.data_dir)],
+                       cwd=ROOT, check=True, capture_output=True, timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        self.log.close()
+
+
+def scenario(plane: Plane, action: str, rate: float, window: float) -> dict[str, object]:
+    load = Load(f"http://{plane.gateway}/", rate)
+    result: dict[str, object] = {"scenario": action}
+
+    async def drive() -> None:
+        runner = asyncio.create_task(load.run(window))
+        await asyncio.sleep(3)  # warm-up traffic before the failure (bounded)
+        victim = max(load.served, key=lambda c: load.served[c])
+        result["victim"] = victim
+        failed_at = time.monotonic()
+        await asyncio.to_thread(plane.chaos, action, victim)
+        live = set(plane.clusters()) - {victim}
+
+        def rebuilt() -> bool:
+            per = (plane.deployment().get("status") or {}).get("clusters") or []  # type: ignore[union-attr]
+            return sum(int(c.get("readyReplicas") or 0) for c in per
+                       if c.get("name") in live and c.get("reachable")) >= DESIRED
+        took = await asyncio.to_thread(plane.wait, "rebuilt", rebuilt, window)
+        result["rebuilt_s"] = round(took, 2)
+        surplus = 0
+        for _ in range(20):  # ~2 s of samples after convergence
+            surplus = max(surplus, shop_processes(live) - DESIRED)
+            await asyncio.sleep(0.1)
+        result["surplus"] = surplus
+        await runner
+        last = load.last_from.get(victim)
+        result["last_hit_s"] = round(max(0.0, last - failed_at), 2) if last else 0.0
+
+    asyncio.run(drive())
+    result.update(sent=load.sent, failed=load.failed, served=load.served)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=300.0, help="GETs per second")
+    parser.add_argument("--window", type=float, default=25.0,
+                        help="seconds of load per scenario (bounded)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="flotilla-failover-bench-") as tmp:
+        plane = Plane(Path(tmp))
+        try:
+            plane.start()
+            results = [scenario(plane, "kill-cluster", args.rate, args.window)]
+            victim = str(results[0]["victim"])
+            plane.chaos("revive-cluster", victim)
+            plane.wait("recovered", lambda: plane.ready() == DESIRED, 60)
+            results.append(scenario(plane, "pause-cluster", args.rate, args.window))
+            plane.chaos("resume-cluster", str(results[1]["victim"]))
+        finally:
+            plane.stop()
+    for r in results:
+        print(json.dumps(r))
+
+
+if __name__ == "__main__":
+    main()
