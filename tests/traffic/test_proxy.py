@@ -112,3 +112,19 @@ async def test_strategy_round_robin_alternates_over_real_backends(
     async with httpx.AsyncClient(headers={"host": HOST}) as c:
         seen = [(await c.get(url(gw))).headers["x-backend"] for _ in range(30)]
     assert {n: seen.count(n) for n in set(seen)} == {"east": 10, "south": 10, "west": 10}
+
+
+async def test_repeated_heads_on_one_connection_follow_a_model_swap(
+        start_backend: StartBackend, gateway) -> None:
+    """Identical request heads on a keep-alive connection reuse their parse, but never
+    across a model swap; identical response heads reuse theirs, never across a change."""
+    old, new = await start_backend("old"), await start_backend("new")
+    gw = await gateway(model_for([old]))
+    async with httpx.AsyncClient(headers={"host": HOST}) as c:
+        assert [(await c.get(url(gw))).headers["x-backend"] for _ in range(3)] == ["old"] * 3
+        gw.update(model_for([new]))
+        assert [(await c.get(url(gw))).headers["x-backend"] for _ in range(3)] == ["new"] * 3
+        await new.control(fail=503)
+        assert (await c.get(url(gw))).status_code == 503
+        await new.control(reset=1)
+        assert (await c.get(url(gw))).status_code == 200

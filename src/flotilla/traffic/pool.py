@@ -33,7 +33,8 @@ _NO_CALLBACKS = _NoCallbacks()
 
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = ("buf", "closed", "exchange", "framing", "head_request", "idle_since",
-                 "keep_alive", "left", "pool", "scanner", "state", "transport", "upstream")
+                 "keep_alive", "left", "memo", "out_memo", "pool", "scanner", "state",
+                 "transport", "upstream")
 
     def __init__(self, upstream: Upstream, on_count: Pool) -> None:
         self.upstream = upstream
@@ -49,6 +50,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_request = False
         self.idle_since = 0.0
         self.closed = False
+        #: The last response head and what it parsed to; the last rewrite of it for the
+        #: client (`ClientConnection.upstream_head`). Both skip work on a repeated head.
+        self.memo: tuple[bytes, bytes, int, bool, int, int] | None = None
+        self.out_memo: tuple[bytes, bytes, bytes] | None = None
 
     # --- asyncio callbacks ---------------------------------------------------------------
 
@@ -118,46 +123,35 @@ class UpstreamConnection(asyncio.Protocol):
             if len(buf) > MAX_RESPONSE_HEAD:
                 self._fail("bad-response")
             return
-        head = data[:end + 4]
-        try:
-            httptools.HttpResponseParser(_NO_CALLBACKS).feed_data(head)
-        except httptools.HttpParserError:
-            self._fail("bad-response")
-            return
-        # Validated by llhttp; read from the bytes, because llhttp's keep-alive flag is
-        # reset once a bodiless response (204, 304, content-length 0) completes.
-        status = int(head[9:12])
-        low = head.lower()
-        http11 = head[5:8] == b"1.1"
-        if low.find(b"\nconnection:") < 0:
-            keep_alive = http11
-        elif low.find(b"\nconnection: keep-alive\r\n") >= 0 and low.count(b"\nconnection:") == 1:
-            keep_alive = True
-        else:
-            tokens = connection_tokens(low)
-            keep_alive = b"close" not in tokens if http11 else b"keep-alive" in tokens
+        head = data if end + 4 == len(data) else data[:end + 4]
         ex = self.exchange
         assert ex is not None
-        if 100 <= status < 200:
-            if status == 101:  # we never ask for an upgrade
+        memo = self.memo
+        if memo is not None and head == memo[0] and not self.head_request:
+            # Byte-for-byte the previous response head on this connection (upstreams
+            # repeat theirs; only Date moves, once a second): parsed already.
+            _, low, status, self.keep_alive, self.framing, self.left = memo
+        else:
+            try:
+                httptools.HttpResponseParser(_NO_CALLBACKS).feed_data(head)
+            except httptools.HttpParserError:
                 self._fail("bad-response")
                 return
-            ex.upstream_interim(head)
-            if end + 4 < len(data):
-                self._head(data[end + 4:])
-            return
-        self.keep_alive = keep_alive
-        if self.head_request or status in (204, 304):
-            self.framing = _NONE
-        elif (te := header_value(low, b"\ntransfer-encoding:")) is not None:
-            if not te.endswith(b"chunked"):
-                self.framing, self.keep_alive = _UNTIL_CLOSE, False
-            else:
-                self.framing, self.scanner = _CHUNKED, ChunkedScanner()
-        elif (cl := header_value(low, b"\ncontent-length:")) is not None:
-            self.framing, self.left = _LENGTH, int(cl)
-        else:
-            self.framing, self.keep_alive = _UNTIL_CLOSE, False
+            # Validated by llhttp; read from the bytes, because llhttp's keep-alive flag
+            # is reset once a bodiless response (204, 304, content-length 0) completes.
+            status = int(head[9:12])
+            low = head.lower()
+            if 100 <= status < 200:
+                if status == 101:  # we never ask for an upgrade
+                    self._fail("bad-response")
+                    return
+                ex.upstream_interim(head)
+                if end + 4 < len(data):
+                    self._head(data[end + 4:])
+                return
+            self._framing(head, low, status)
+            if not self.head_request and self.framing in (_LENGTH, _NONE):
+                self.memo = (head, low, status, self.keep_alive, self.framing, self.left)
         self.state = _BODY
         # The body bytes that came with the head go out in the same write as the head:
         # one syscall and one TCP segment instead of two for a typical small response.
@@ -186,6 +180,29 @@ class UpstreamConnection(asyncio.Protocol):
             return  # the exchange retries elsewhere and has detached us
         if complete:
             self._finish(reusable=self.keep_alive and consumed == n)
+
+    def _framing(self, head: bytes, low: bytes, status: int) -> None:
+        """Keep-alive and body framing of a final response head."""
+        http11 = head[5:8] == b"1.1"
+        if low.find(b"\nconnection:") < 0:
+            keep_alive = http11
+        elif low.find(b"\nconnection: keep-alive\r\n") >= 0 and low.count(b"\nconnection:") == 1:
+            keep_alive = True
+        else:
+            tokens = connection_tokens(low)
+            keep_alive = b"close" not in tokens if http11 else b"keep-alive" in tokens
+        self.keep_alive = keep_alive
+        if self.head_request or status in (204, 304):
+            self.framing = _NONE
+        elif (te := header_value(low, b"\ntransfer-encoding:")) is not None:
+            if not te.endswith(b"chunked"):
+                self.framing, self.keep_alive = _UNTIL_CLOSE, False
+            else:
+                self.framing, self.scanner = _CHUNKED, ChunkedScanner()
+        elif (cl := header_value(low, b"\ncontent-length:")) is not None:
+            self.framing, self.left = _LENGTH, int(cl)
+        else:
+            self.framing, self.keep_alive = _UNTIL_CLOSE, False
 
     def _body(self, data: bytes, pos: int) -> None:
         ex = self.exchange

@@ -16,7 +16,7 @@ Design, driven by measurement (docs/components/traffic.md):
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 
@@ -54,7 +54,7 @@ _NO_BODY_REPLAY: list[bytes] = []  # shared by bodiless requests: nothing is eve
 class ClientConnection(asyncio.Protocol):
     __slots__ = ("body_sent", "buf", "connecting", "ctx", "framing", "generation", "gw",
                  "hash_key", "head_out", "head_since", "http10", "idle_since", "in_exchange",
-                 "keep_alive", "left", "loop", "max_head", "method", "parser", "peer",
+                 "keep_alive", "left", "loop", "max_head", "memo", "method", "parser", "peer",
                  "pending", "pending_size", "read_paused", "region", "replay",
                  "replay_limit", "replay_size", "request_done", "response_started",
                  "retrying", "rt", "scanner", "state", "status", "t_start", "t_try",
@@ -104,6 +104,8 @@ class ClientConnection(asyncio.Protocol):
         self.region: str | None = None
         self.in_exchange = False
         self.ctx = PickContext(())
+        #: The last bodiless request head and what it parsed to (see `_head_bytes`).
+        self.memo: tuple[Any, ...] | None = None
 
     # --- asyncio callbacks -----------------------------------------------------------------
 
@@ -177,8 +179,25 @@ class ClientConnection(asyncio.Protocol):
                 self.head_since = self.loop.time()
             buf += data
             return
-        head = data[:end + 4]
+        head = data if end + 4 == len(data) else data[:end + 4]
         self.head_since = 0.0
+        memo = self.memo
+        if memo is not None and head == memo[0] and memo[1] is self.gw.state:
+            # Byte-for-byte the previous bodiless request on this connection, under the
+            # same model: validated, routed and rewritten already (clients resend the
+            # same head on a keep-alive connection far more often than not).
+            if end + 4 < len(data):
+                self.buf += data[end + 4:]  # a pipelined request
+            (_, _, self.rt, self.method, self.http10, self.keep_alive, self.head_out,
+             self.hash_key, self.region) = memo
+            self.framing = _NO_BODY
+            self.request_done = True
+            self.state = S_WAIT
+            self.replay = _NO_BODY_REPLAY
+            self._start()
+            if len(self.buf) > max_head:
+                self.pause_client_reading()
+            return
         try:
             self.parser.feed_data(head)
         except httptools.HttpParserError as e:
@@ -252,10 +271,19 @@ class ClientConnection(asyncio.Protocol):
             self.region = value.decode("latin-1") if value else None
         if self.framing == _NO_BODY:
             self.replay = _NO_BODY_REPLAY
+            self.memo = (head, state, rt, method, http10, self.keep_alive, self.head_out,
+                         self.hash_key, self.region)
         else:
             self.pending.clear()
             self.pending_size = 0
             self.replay = [] if method in IDEMPOTENT_METHODS or rt.retry_any_method else None
+        self._start()
+        return True
+
+    def _start(self) -> None:
+        """Start the exchange for the request just parsed (or recalled)."""
+        rt = self.rt
+        assert rt is not None
         self.replay_size = 0
         self.body_sent = False
         self.tries = 0
@@ -266,7 +294,6 @@ class ClientConnection(asyncio.Protocol):
         self.t_start = self.loop.time()
         rt.active += 1
         self._try()
-        return True
 
     def _request_bytes(self, data: bytes, pos: int) -> None:
         n = len(data)
@@ -463,7 +490,12 @@ class ClientConnection(asyncio.Protocol):
         elif self.http10:
             extra += b"connection: keep-alive\r\n"
         if self.transport is not None:
-            out = _rewrite_response(head, low, extra)
+            memo = conn.out_memo
+            if memo is not None and memo[1] == extra and memo[0] == head:
+                out = memo[2]
+            else:
+                out = _rewrite_response(head, low, extra)
+                conn.out_memo = (head, extra, out)
             self.transport.write(out + body if body else out)
         self.gw.metrics.codes[status // 100 if status < 600 else 0] += 1
         return True
