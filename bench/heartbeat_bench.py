@@ -52,11 +52,51 @@ from flotilla.client.http import HttpClient
 from flotilla.resources.kinds import by_kind
 
 CLUSTER = by_kind("Cluster")
-AGENTS_PER_CLIENT = 100
+AGENTS_PER_CLIENT = 10
 WARMUP_SECONDS = 2.0
 #: Renewals achieved below this share of the wanted rate count as falling behind.
 KEEP_UP = 0.95
 TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def syn_retransmits() -> int:
+    """The kernel's count of retransmitted SYNs: a dropped connect costs 1 s, 3 s, 7 s."""
+    lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines()
+             if line.startswith("TcpExt:")]
+    return int(dict(zip(lines[0], lines[1], strict=True)).get("TCPSynRetrans", 0))
+
+
+class PooledClient(HttpClient):
+    """`HttpClient` with a pool that keeps every connection it opens. httpx keeps only 20
+    idle connections per pool by default, so 100 agents sharing one pool would close and
+    reopen connections whenever more than 20 are in flight; on this machine that churn
+    gets SYNs dropped (TCPSynRetrans) and renewals wait 1-7 s for connect retries, which
+    measures the loopback's connection handling rather than the server."""
+
+    def __init__(self, server: str, token: str | None) -> None:
+        super().__init__(server, token)
+        self._http = httpx.AsyncClient(
+            base_url=self.server, headers=self._http.headers, timeout=self._timeout,
+            limits=httpx.Limits(max_connections=AGENTS_PER_CLIENT,
+                                max_keepalive_connections=AGENTS_PER_CLIENT))
+
+
+_METRIC = re.compile(r'^flotilla_api_request_duration_seconds_(count|sum|bucket)\{(.*)\} (\S+)$')
+
+
+async def server_side(client: HttpClient) -> tuple[float, float, float]:
+    """(count, seconds, count under 100 ms) of Lease updates as the server timed them in
+    its /metrics histogram (handler only: no connect, no queue before the request is read)."""
+    text = (await client._http.get("/metrics")).text  # the same pool, on purpose
+    out = {"count": 0.0, "sum": 0.0, "bucket": 0.0}
+    for m in map(_METRIC.match, text.splitlines()):
+        if m is None:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m[2]))
+        if labels.get("verb") == "update" and labels.get("resource", "").startswith("leases.") \
+                and labels.get("le", "0.1") == "0.1":
+            out[m[1]] = float(m[3])
+    return out["count"], out["sum"], out["bucket"]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -117,6 +157,9 @@ class Window:
     lag_p99_ms: float
     server_cpu: float
     client_cpu: float
+    #: Lease updates as the server timed them: mean, and share over 100 ms.
+    server_mean_ms: float = float("nan")
+    server_slow: float = float("nan")
 
     @property
     def rate(self) -> float:
@@ -130,19 +173,30 @@ class Window:
                 f" ms  max={self.max_ms:7.1f} ms  tick-lag p99={self.lag_p99_ms:6.1f} ms"
                 f"  renewals/s={self.rate:6.1f} (wanted {self.n})  errors={self.errors}"
                 f"  server CPU={self.server_cpu:4.0%}  bench CPU={self.client_cpu:4.0%}"
-                f"  load avg={os.getloadavg()[0]:.1f}")
+                f"  load avg={os.getloadavg()[0]:.1f}"
+                + ("" if self.server_mean_ms != self.server_mean_ms else
+                   f"\n{'':<10} server-timed: mean={self.server_mean_ms:.1f} ms,"
+                   f" {self.server_slow:.1%} over 100 ms"))
 
 
-async def measure(n: int, seconds: float, sample: Sample, server_pid: int) -> Window:
+async def measure(n: int, seconds: float, sample: Sample, server_pid: int,
+                  metrics: HttpClient | None = None) -> Window:
     sample.reset()
+    m0 = await server_side(metrics) if metrics else None
     t0, s0, c0 = time.monotonic(), cpu_seconds(server_pid), time.process_time()
     await asyncio.sleep(seconds)  # the agents' own ticks are the load; we only wait
     wall = time.monotonic() - t0
     lat = list(sample.latencies)
-    return Window(n, wall, len(lat), sample.errors, pct(lat, 0.5) * 1e3,
-                  pct(lat, 0.99) * 1e3, max(lat, default=float("nan")) * 1e3,
-                  pct(sample.lags, 0.99) * 1e3, (cpu_seconds(server_pid) - s0) / wall,
-                  (time.process_time() - c0) / wall)
+    w = Window(n, wall, len(lat), sample.errors, pct(lat, 0.5) * 1e3,
+               pct(lat, 0.99) * 1e3, max(lat, default=float("nan")) * 1e3,
+               pct(sample.lags, 0.99) * 1e3, (cpu_seconds(server_pid) - s0) / wall,
+               (time.process_time() - c0) / wall)
+    if metrics and m0:
+        count, total, fast = (b - a for a, b in zip(m0, await server_side(metrics),
+                                                    strict=True))
+        if count:
+            w.server_mean_ms, w.server_slow = total / count * 1e3, 1 - fast / count
+    return w
 
 
 async def register(client: HttpClient, name: str) -> None:
@@ -186,7 +240,7 @@ async def disk_reference(n: int, seconds: float, path: Path, server_pid: int) ->
 
 
 async def run(url: str, token: str, server_pid: int, steps: list[int], seconds: float,
-              p99_ms: float, sqlite_path: Path) -> None:
+              p99_ms: float, sqlite_path: Path, pooled: bool) -> None:
     clients: list[HttpClient] = []
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
@@ -196,7 +250,7 @@ async def run(url: str, token: str, server_pid: int, steps: list[int], seconds: 
     try:
         for n in steps:
             while len(clients) * AGENTS_PER_CLIENT < n:
-                clients.append(HttpClient(url, token))
+                clients.append(PooledClient(url, token) if pooled else HttpClient(url, token))
             new = range(len(tasks), n)
             # Registration is not measured: 50 at a time, as agents would trickle in.
             for lo in range(new.start, new.stop, 50):
@@ -206,7 +260,7 @@ async def run(url: str, token: str, server_pid: int, steps: list[int], seconds: 
                 hb = Heartbeat(clients[i // AGENTS_PER_CLIENT], f"sim-{i:05}", 1.0)
                 tasks.append(asyncio.create_task(ticking(hb.renew_once, 1.0, sample, stop)))
             await asyncio.sleep(WARMUP_SECONDS)
-            w = await measure(n, seconds, sample, server_pid)
+            w = await measure(n, seconds, sample, server_pid, clients[0])
             print(w.line("heartbeat"), flush=True)
             first = first or w
             if not w.held(p99_ms):
@@ -286,6 +340,8 @@ def main() -> None:
                         help="Niceness for the server and this process (negative needs root):"
                              " on a shared machine, measures the server rather than the"
                              " run queue it waits in.")
+    parser.add_argument("--httpx-default-pool", action="store_true",
+                        help="Use HttpClient's default pool (20 kept-alive connections).")
     args = parser.parse_args()
     if args.nice:
         os.nice(args.nice)
@@ -297,12 +353,14 @@ def main() -> None:
         token = ensure_admin_token(data_dir) or ""
         proc, url = start_server(data_dir)  # it inherits this process's niceness
         print(f"server pid {proc.pid} at {url}", flush=True)
+        syn = syn_retransmits()
         try:
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                 runner.run(asyncio.wait_for(
                     run(url, token, proc.pid, steps, args.step_seconds, args.p99_ms,
-                        Path(tmp) / "reference.db"),
+                        Path(tmp) / "reference.db", not args.httpx_default_pool),
                     args.max_seconds))
+            print(f"SYN retransmits during the run (whole machine): {syn_retransmits() - syn}")
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
