@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from flotilla.client.base import ResourceClient, WatchEvent
 from flotilla.controllers.discovery import (
     ClusterView,
     Condition,
+    Index,
     cluster_exports,
     cluster_view,
     derive,
+    services_of_work,
     set_conditions,
 )
+from flotilla.controllers.informer import Informer, ObjectKey
+from flotilla.resources.kinds import by_kind
 from flotilla.resources.models.discovery import ServiceImport
 
 Obj = dict[str, Any]
@@ -146,3 +151,25 @@ def test_set_conditions_keeps_transition_time_when_status_is_unchanged() -> None
     assert not set_conditions(obj, [Condition("Valid", "True", "Valid", "ok")])
     assert set_conditions(obj, [Condition("Valid", "True", "Valid", "new words")])
     assert obj["status"]["conditions"][0]["lastTransitionTime"] == first
+
+
+def test_index_follows_the_informer_through_add_move_and_delete() -> None:
+    """Works grouped by the Services they carry, kept in step by the informer's own
+    event path (a Work that stops carrying a Service leaves that group)."""
+    informer = Informer(cast(ResourceClient, None), by_kind("Work"))
+    index = Index(informer, services_of_work)
+    shop, cart = ObjectKey("default", "shop"), ObjectKey("default", "cart")
+
+    def event(type_: str, obj: Obj, rv: int) -> None:
+        obj["metadata"]["resourceVersion"] = str(rv)
+        informer._apply(WatchEvent(type_, obj))  # type: ignore[arg-type]
+
+    event("ADDED", work("east", "t", service()), 1)
+    event("ADDED", work("south", "t", service(), service(name="cart")), 2)
+    assert sorted(w["metadata"]["namespace"] for w in index.get(shop)) == \
+        ["flotilla-es-east", "flotilla-es-south"]
+    event("MODIFIED", work("south", "t", service(name="cart")), 3)
+    assert [w["metadata"]["namespace"] for w in index.get(shop)] == ["flotilla-es-east"]
+    assert len(index.get(cart)) == 1
+    event("DELETED", work("south", "t", service(name="cart")), 4)
+    assert index.get(cart) == []

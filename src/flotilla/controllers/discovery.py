@@ -30,14 +30,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from flotilla.client.base import NotFoundError, Object, ResourceClient
 from flotilla.client.mutate import mutate
 from flotilla.controllers.controller import Controller, Result
-from flotilla.controllers.informer import Informer, ObjectKey
+from flotilla.controllers.informer import EventHandlers, Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.wellknown import cluster_of_execution_namespace, now_rfc3339
@@ -255,12 +255,50 @@ def set_conditions(obj: Object, wanted: list[Condition]) -> bool:
     return changed
 
 
+class Index:
+    """Objects of one informer grouped by the Service they concern, kept by its events.
+
+    A reconcile needs "the Works that carry Service S" and "the slices of S"; scanning
+    the informer cache for that would cost O(all Works) per reconcile, and a Cluster
+    change reconciles every export. Handlers run synchronously in the informer's loop,
+    so the index always matches the cache when a reconcile reads it.
+    """
+
+    def __init__(self, informer: Informer,
+                 keys: Callable[[Object], Iterable[ObjectKey]]) -> None:
+        self._keys = keys
+        self._by_key: dict[ObjectKey, dict[ObjectKey, Object]] = {}
+        informer.add_handler(EventHandlers(on_add=self._add, on_update=self._update,
+                                           on_delete=self._remove))
+
+    def get(self, key: ObjectKey) -> list[Object]:
+        return list(self._by_key.get(key, {}).values())
+
+    def _add(self, obj: Object) -> None:
+        for key in self._keys(obj):
+            self._by_key.setdefault(key, {})[ObjectKey.of(obj)] = obj
+
+    def _remove(self, obj: Object) -> None:
+        for key in self._keys(obj):
+            group = self._by_key.get(key)
+            if group is not None:
+                group.pop(ObjectKey.of(obj), None)
+                if not group:
+                    del self._by_key[key]
+
+    def _update(self, old: Object, new: Object) -> None:
+        self._remove(old)
+        self._add(new)
+
+
 class Discovery:
     """The reconciler, keyed by the exported Service's namespace/name."""
 
     def __init__(self, client: ResourceClient, informers: Mapping[str, Informer]) -> None:
         self.client = client
         self.inf = informers
+        self.works = Index(informers["Work"], services_of_work)
+        self.slices = Index(informers["EndpointSlice"], service_of_slice)
 
     async def reconcile(self, key: ObjectKey) -> Result | None:
         export = self.inf["ServiceExport"].cache.get(key)
@@ -269,8 +307,8 @@ class Discovery:
             return None
         derived = derive(
             self.inf["Service"].cache.get(key),
-            cluster_exports(self.inf["Work"].cache.list(), key.namespace, key.name),
-            self._slices(key),
+            cluster_exports(self.works.get(key), key.namespace, key.name),
+            {str(s["spec"].get("cluster")): s for s in self.slices.get(key)},
             {c["metadata"]["name"]: cluster_view(c) for c in self.inf["Cluster"].cache.list()},
         )
         if set_conditions(copy.deepcopy(export), derived.conditions):
@@ -281,11 +319,6 @@ class Discovery:
         else:
             await self._write_import(key, derived.spec, derived.status)
         return None
-
-    def _slices(self, key: ObjectKey) -> dict[str, Object]:
-        return {str(s["spec"].get("cluster")): s
-                for s in self.inf["EndpointSlice"].cache.list(namespace=key.namespace)
-                if (s.get("spec") or {}).get("service") == key.name}
 
     async def _remove_import(self, key: ObjectKey) -> None:
         if self.inf["ServiceImport"].cache.get(key) is None:
@@ -332,13 +365,13 @@ def _same(current: Any, wanted: Object) -> bool:
     return all(current.get(k) == v for k, v in wanted.items())
 
 
-def _work_services(work: Object) -> Iterable[ObjectKey]:
+def services_of_work(work: Object) -> Iterable[ObjectKey]:
     for m in services_in(work):
         meta = m.get("metadata") or {}
         yield ObjectKey(str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
 
 
-def _slice_service(s: Object) -> Iterable[ObjectKey]:
+def service_of_slice(s: Object) -> Iterable[ObjectKey]:
     service = (s.get("spec") or {}).get("service")
     return (ObjectKey(str(s["metadata"].get("namespace") or ""), str(service)),) \
         if service else ()
@@ -353,8 +386,8 @@ def build(manager: ControllerManager) -> Controller:
     exports = informers["ServiceExport"]
     controller.watches(exports).watches(informers["ServiceImport"]) \
         .watches(informers["Service"]) \
-        .watches(informers["EndpointSlice"], _slice_service) \
-        .watches(informers["Work"], _work_services) \
+        .watches(informers["EndpointSlice"], service_of_slice) \
+        .watches(informers["Work"], services_of_work) \
         .watches(informers["Cluster"], lambda _c: exports.cache.list_keys())
     manager.add(controller)
     return controller
