@@ -276,6 +276,10 @@ def test_port_conflict_missing_service_and_unexport(
     assert si is not None
     assert si["spec"]["ports"] == [{"name": "http", "protocol": "TCP", "port": 8000}]
     assert ready_by_cluster(si["status"]["endpoints"]).keys() == {"sc-east"}
+    wait_for_sync(lambda: any(
+        e["reason"] == "PortConflict" and e["involvedObject"]["kind"] == "ServiceExport"
+        for e in (get_json(api, f"/api/v1/namespaces/{NS}/events") or {"items": []})["items"]),
+        10, what="a PortConflict Event about the ServiceExport")
     assert running.cli("get", "serviceexports").stdout.split("\n")[1].split()[1:3] == \
         ["True", "True"]
 

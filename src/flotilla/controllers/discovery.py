@@ -37,6 +37,7 @@ from typing import Any
 from flotilla.client.base import NotFoundError, Object, ResourceClient
 from flotilla.client.mutate import mutate
 from flotilla.controllers.controller import Controller, Result
+from flotilla.controllers.events import EventRecorder
 from flotilla.controllers.informer import EventHandlers, Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
 from flotilla.resources.kinds import by_kind
@@ -297,6 +298,7 @@ class Discovery:
     def __init__(self, client: ResourceClient, informers: Mapping[str, Informer]) -> None:
         self.client = client
         self.inf = informers
+        self.events = EventRecorder(client, "service-discovery")
         self.works = Index(informers["Work"], services_of_work)
         self.slices = Index(informers["EndpointSlice"], service_of_slice)
 
@@ -314,11 +316,24 @@ class Discovery:
         if set_conditions(copy.deepcopy(export), derived.conditions):
             await mutate(self.client, SERVICE_EXPORT, key.namespace, key.name,
                          lambda obj: set_conditions(obj, derived.conditions), status=True)
+            await self._tell(export, derived.conditions)
         if derived.spec is None:
             await self._remove_import(key)
         else:
             await self._write_import(key, derived.spec, derived.status)
         return None
+
+    async def _tell(self, export: Object, conditions: list[Condition]) -> None:
+        """An Event for each problem that is new (or whose reason changed), so
+        `flotilla describe serviceexport` and `flotilla events` say why an import is
+        missing or partial."""
+        before = {c.get("type"): c for c in (export.get("status") or {}).get("conditions")
+                  or []}
+        for c in conditions:
+            bad = c.status != "True" if c.type == VALID else c.status == "True"
+            old = before.get(c.type) or {}
+            if bad and (old.get("status"), old.get("reason")) != (c.status, c.reason):
+                await self.events.record(export, "Warning", c.reason, c.message)
 
     async def _remove_import(self, key: ObjectKey) -> None:
         if self.inf["ServiceImport"].cache.get(key) is None:
