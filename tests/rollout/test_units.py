@@ -80,13 +80,14 @@ def test_waves_by_name_percent_labels_and_regions() -> None:
                                                                 "east-2"]]
 
 
-METRICS = """\
-flotilla_gateway_requests_total{service="default/shop",cluster="a",endpoint="e1"} %d
-flotilla_gateway_errors_total{service="default/shop",cluster="a",endpoint="e1",reason="response-5xx"} %d
-flotilla_gateway_request_duration_seconds_bucket{service="default/shop",cluster="a",endpoint="e1",le="0.1"} %d
-flotilla_gateway_request_duration_seconds_bucket{service="default/shop",cluster="a",endpoint="e1",le="+Inf"} %d
-flotilla_gateway_requests_total{service="default/shop",cluster="b",endpoint="e2"} 500
-"""
+_L = 'service="default/shop",cluster="a",endpoint="e1"'
+METRICS = (
+    f"flotilla_gateway_requests_total{{{_L}}} %d\n"
+    f'flotilla_gateway_errors_total{{{_L},reason="response-5xx"}} %d\n'
+    f'flotilla_gateway_request_duration_seconds_bucket{{{_L},le="0.1"}} %d\n'
+    f'flotilla_gateway_request_duration_seconds_bucket{{{_L},le="+Inf"}} %d\n'
+    'flotilla_gateway_requests_total{service="default/shop",cluster="b",endpoint="e2"} 500\n'
+)
 
 
 def test_window_counts_the_waves_clusters_between_scrapes() -> None:
@@ -151,12 +152,15 @@ class World:
 async def test_good_revision_goes_wave_by_wave() -> None:
     w = World()
     state, pins = await w.step(None, {})
-    assert state.phase == SUCCEEDED and pins == {"a": 1, "b": 1}
+    assert state.phase == SUCCEEDED
+    assert pins == {"a": 1, "b": 1}
     w.change("v2")
     state, pins = await w.step(state, pins)
-    assert state.phase == PROGRESSING and pins == {"a": 2, "b": 1}
+    assert state.phase == PROGRESSING
+    assert pins == {"a": 2, "b": 1}
     state, pins = await w.step(state, pins)   # ready: baseline taken
-    assert state.run is not None and state.run.ready_at is not None
+    assert state.run is not None
+    assert state.run.ready_at is not None
     w.serve("a", 30, 0)
     w.now += 1.5
     state, pins = await w.step(state, pins)   # wave 1 passes, wave 2 starts next step
@@ -167,7 +171,8 @@ async def test_good_revision_goes_wave_by_wave() -> None:
     w.serve("b", 30, 0)
     w.now += 1.5
     state, pins = await w.step(state, pins)
-    assert state.phase == SUCCEEDED and state.stable == 2
+    assert state.phase == SUCCEEDED
+    assert state.stable == 2
 
 
 async def test_bad_revision_is_rolled_back_at_the_canary() -> None:
@@ -179,8 +184,10 @@ async def test_bad_revision_is_rolled_back_at_the_canary() -> None:
     w.serve("a", 10, 20)
     w.now += 1.5
     state, pins = await w.step(state, pins)
-    assert state.phase == FAILED and pins == {"a": 1, "b": 1}
-    assert state.figures["failed"] == 20 and "error rate" in state.message
+    assert state.phase == FAILED
+    assert pins == {"a": 1, "b": 1}
+    assert state.figures["failed"] == 20
+    assert "error rate" in state.message
 
 
 async def test_ready_timeout_fails_and_manual_pause_waits() -> None:
@@ -191,11 +198,14 @@ async def test_ready_timeout_fails_and_manual_pause_waits() -> None:
     w.generation["a"] = 0  # the new pods never report
     w.now += 6
     state, pins = await w.step(state, pins)
-    assert state.phase == FAILED and pins["a"] == 1 and "not ready" in state.message
+    assert state.phase == FAILED
+    assert pins["a"] == 1
+    assert "not ready" in state.message
     # undo to the stable template goes everywhere at once
     w.change("v1")
     state, pins = await w.step(state, pins)
-    assert state.phase == SUCCEEDED and set(pins.values()) == {3}
+    assert state.phase == SUCCEEDED
+    assert set(pins.values()) == {3}
     # pause / resume requests
     w.change("v4")
     state, pins = await w.step(state, pins)
@@ -204,4 +214,5 @@ async def test_ready_timeout_fails_and_manual_pause_waits() -> None:
     state, pins = await w.step(state, pins, "resume")
     assert state.phase == PROGRESSING
     state, pins = await w.step(state, pins, "promote-full")
-    assert state.phase == SUCCEEDED and set(pins.values()) == {4}
+    assert state.phase == SUCCEEDED
+    assert set(pins.values()) == {4}

@@ -268,12 +268,15 @@ class Engine:
         figures = window(run.baseline or {}, snapshot, self.inp.services,
                          state.waves[state.wave])
         state.figures = figures.to_json()
-        if analysis.max_error_rate is not None and figures.requests and \
-                figures.requests >= analysis.min_requests and \
-                figures.error_rate > analysis.max_error_rate:
+        # Judged over at least minRequests: failures that already exceed the ceiling of
+        # that sample fail the gate even if traffic stops (the gateway ejects a failing
+        # canary, so a bad revision may never reach minRequests).
+        sample = max(figures.requests, analysis.min_requests)
+        if analysis.max_error_rate is not None and figures.failed and \
+                figures.failed / sample > analysis.max_error_rate:
             self._failed(state, f"error rate {figures.error_rate:.3f} > "
-                         f"{analysis.max_error_rate} over {figures.requests} requests",
-                         figures)
+                         f"{analysis.max_error_rate} ({figures.failed} failed of "
+                         f"{figures.requests} requests)", figures)
             return None
         if analysis.max_p99_latency is not None and figures.p99 is not None and \
                 figures.requests >= analysis.min_requests and \

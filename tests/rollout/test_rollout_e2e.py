@@ -1,0 +1,156 @@
+"""Rollouts end to end: a server, three agents (real shop processes) and a gateway under
+a bounded load. The tests run in order and share the plane: good version (v2) wave by
+wave, bad version (v3) rolled back at the canary, undo, and a server restart mid-rollout
+(v4)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from flotilla.controllers.rollout.revisions import PINS
+from flotilla.controllers.rollout.state import STATE
+from tests.helpers import wait_for_sync
+from tests.rollout.harness import NAMES, Load, Plane, base_objects, deployment, rollout_policy
+from tests.up.harness import SHOP_APP, environ_of, proc_table
+
+pytestmark = pytest.mark.timeout(400)
+
+
+def shop_envs() -> dict[str, set[str]]:
+    """SHOP_VERSION(+fail) of every live shop process of our clusters, per cluster."""
+    out: dict[str, set[str]] = {n: set() for n in NAMES}
+    for pid, _pgid, state, cmd in proc_table():
+        if state == "Z" or SHOP_APP not in cmd:
+            continue
+        env = environ_of(pid)
+        if env.get("CLUSTER_NAME") in out:
+            tag = env.get("SHOP_VERSION", "?") + ("+fail" if env.get("SHOP_FAIL_RATE") else "")
+            out[env["CLUSTER_NAME"]].add(tag)
+    return out
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
+    p = Plane(tmp_path_factory.mktemp("rollout"))
+    try:
+        p.start()
+        p.apply([*base_objects(), deployment("v1"), rollout_policy()], "v1")
+        wait_for_sync(lambda: shop_envs() == {n: {"v1"} for n in NAMES}, 90,
+                      what="v1 running on every cluster")
+        wait_for_sync(lambda: (p.annotation(STATE) or {}).get("phase") == "Succeeded", 30,
+                      what="the rollout controller adopting revision 1")
+        wait_for_sync(p.gateway_serves_every_cluster, 30, what="the gateway routing")
+        yield p
+    finally:
+        p.stop()
+        wait_for_sync(lambda: not any(shop_envs().values()), 30, what="pods gone")
+
+
+def status(plane: Plane) -> tuple[int, str]:
+    result = plane.cli("rollout", "status", "deploy/shop", "--timeout", "150", timeout=170)
+    return result.returncode, result.stdout + result.stderr
+
+
+def serving(load: Load) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for (cluster, version), _n in load.answers.items():
+        out.setdefault(cluster, set()).add(version)
+    return out
+
+
+def test_a_good_version_goes_out_wave_by_wave_without_a_failed_request(plane: Plane) -> None:
+    load = Load(f"http://{plane.gateway}/").start()
+    try:
+        wait_for_sync(lambda: load.served() > 30, 30, what="load flowing")
+        plane.apply([deployment("v2")], "v2")
+        code, out = status(plane)
+        assert code == 0, out
+        assert "Succeeded" in out
+        assert "24/24" not in out
+    finally:
+        load.stop()
+    state: dict[str, Any] = plane.annotation(STATE)
+    records = state["records"]
+    assert [r["wave"] for r in records] == [0, 1, 2]
+    assert [r["clusters"] for r in records] == [["r-east"], ["r-south"], ["r-west"]]
+    for before, after in itertools.pairwise(records):
+        # no wave starts before the previous one's gate passed
+        assert after["started_at"] >= before["ended_at"]
+    assert all(r["result"] == "passed" and r["figures"]["requests"] >= 10 for r in records)
+    assert load.failed == [], load.failed[:5]
+    assert shop_envs() == {n: {"v2"} for n in NAMES}
+    assert state["stable"] == state["revision"]
+
+
+def test_a_bad_version_is_stopped_at_the_canary_and_rolled_back(plane: Plane) -> None:
+    seen: dict[str, set[str]] = {n: set() for n in NAMES}
+    load = Load(f"http://{plane.gateway}/").start()
+    try:
+        wait_for_sync(lambda: load.served() > 30, 30, what="load flowing")
+        before = load.total()
+        plane.apply([deployment("v3", fail_rate=1.0)], "v3")
+
+        def failed_and_sampled() -> bool:
+            for cluster, tags in shop_envs().items():
+                seen[cluster] |= tags
+            return (plane.annotation(STATE) or {}).get("phase") == "Failed"
+        try:
+            wait_for_sync(failed_and_sampled, 60, interval=0.3, what="the rollout Failed")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {plane.annotation(STATE)}") from None
+        during = load.total() - before
+        code, out = status(plane)
+        assert code != 0, out
+        assert "error rate" in out, out
+        wait_for_sync(lambda: shop_envs() == {n: {"v2"} for n in NAMES}, 60,
+                      what="the canary back on v2")
+    finally:
+        load.stop()
+    # the other clusters never ran the bad version
+    assert "v3+fail" in seen["r-east"]
+    assert "v3+fail" not in seen["r-south"] | seen["r-west"]
+    state = plane.annotation(STATE)
+    assert [r["wave"] for r in state["records"][-1:]] == [0]
+    assert state["records"][-1]["result"] == "failed"
+    # failures came from the canary only, at most its share of the traffic
+    assert load.failed
+    assert all(f.endswith("r-east") for f in load.failed), load.failed[:5]
+    assert len(load.failed) <= during / len(NAMES) + 10
+    assert set(plane.annotation(PINS).values()) == {state["stable"]}
+
+
+def test_undo_restores_the_previous_revision_everywhere(plane: Plane) -> None:
+    result = plane.cli("rollout", "undo", "deploy/shop")
+    assert result.returncode == 0, result.stderr
+    code, out = status(plane)
+    assert code == 0, out
+    wait_for_sync(lambda: shop_envs() == {n: {"v2"} for n in NAMES}, 60,
+                  what="v2 everywhere")
+    history = plane.cli("rollout", "history", "deploy/shop")
+    assert "rollout undo" in history.stdout, history.stdout
+
+
+def test_a_server_restart_mid_rollout_resumes_where_it_was(plane: Plane) -> None:
+    plane.apply([rollout_policy(pause="4s")], "policy-slow")
+    load = Load(f"http://{plane.gateway}/").start()
+    try:
+        wait_for_sync(lambda: load.served() > 30, 30, what="load flowing")
+        plane.apply([deployment("v4")], "v4")
+        wait_for_sync(lambda: len((plane.annotation(STATE) or {}).get("records", [])) >= 1
+                      and plane.annotation(STATE)["records"][-1]["clusters"] == ["r-east"]
+                      and plane.annotation(STATE)["revision"] > 4, 60,
+                      what="the canary wave of v4 passed")
+        plane.restart_server()
+        code, out = status(plane)
+        assert code == 0, out
+    finally:
+        load.stop()
+    state = plane.annotation(STATE)
+    v4 = [r for r in state["records"] if r["started_at"] >= state["records"][-3]["started_at"]]
+    assert [r["wave"] for r in v4] == [0, 1, 2]
+    assert shop_envs() == {n: {"v4"} for n in NAMES}
+    assert load.failed == [], load.failed[:5]
