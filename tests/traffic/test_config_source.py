@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ from flotilla.traffic.config_source import ConfigSource
 from flotilla.traffic.gateway import Gateway
 from flotilla.traffic.model import EMPTY_MODEL
 from tests.api.conftest import ServerProcess, start_server
-from tests.helpers import wait_for
+from tests.helpers import free_port, wait_for
 
 from .conftest import StartBackend, url
 
@@ -116,3 +119,40 @@ async def test_gateway_follows_the_api(api: ServerProcess, client: HttpClient,
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await feed.close()
+
+
+async def test_flotilla_gateway_command_serves_and_stops(
+        api: ServerProcess, client: HttpClient, start_backend: StartBackend,
+        tmp_path: Path) -> None:
+    """``flotilla gateway`` (the CLI calling `run_gateway`) as a real process."""
+    east = await start_backend("east", region="cn-east")
+    await add_cluster(client, "east", "cn-east")
+    await add_slice(client, "east", "cn-east", east.port)
+    await client.create(policy())
+    port, admin = free_port(), free_port()
+    log = (tmp_path / "gateway.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("flotilla")), "gateway", "--server", api.url,
+        "--token", api.token, "--listen", f"127.0.0.1:{port}", "--region", "cn-east",
+        "--admin-listen", f"127.0.0.1:{admin}", stdout=log, stderr=log,
+        start_new_session=True)
+    log.close()
+    try:
+        async with httpx.AsyncClient(headers={"host": HOST}, timeout=2) as c:
+
+            async def served() -> bool:
+                try:
+                    r = await c.get(f"http://127.0.0.1:{port}/")
+                except httpx.HTTPError:
+                    return False
+                return r.headers.get("x-backend") == "east"
+
+            await wait_for(served, timeout=15, what="the gateway process to route")
+            metrics = (await c.get(f"http://127.0.0.1:{admin}/metrics")).text
+        assert 'flotilla_gateway_requests_total{cluster="east"' in metrics
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+    finally:
+        if proc.returncode is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()

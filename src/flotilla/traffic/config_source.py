@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flotilla.client.base import ApiError, GoneError, Object, ResourceClient
+from flotilla.client.http import HttpClient
 from flotilla.resources.kinds import Kind, by_kind
 from flotilla.traffic.model import RoutingModel, build_model
 
@@ -24,9 +25,7 @@ log = logging.getLogger(__name__)
 KINDS = ("TrafficPolicy", "EndpointSlice", "Cluster")
 
 
-def http_client(server: str, token: str) -> ResourceClient:
-    from flotilla.client.http import HttpClient
-
+def http_client(server: str, token: str) -> HttpClient:
     return HttpClient(server, token or None)
 
 

@@ -67,6 +67,8 @@ class Gateway:
         self.reuse_port = reuse_port
         self.metrics = GatewayMetrics()
         self.connections: set[ClientConnection] = set()
+        #: Upstream connects in progress (tasks must be referenced until done).
+        self.connects: set[asyncio.Task[None]] = set()
         self.health = HealthChecks()
         self.state = GatewayState(EMPTY_MODEL)
         self._initial = model
@@ -97,6 +99,10 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         await self.health.stop()
+        connects = list(self.connects)
+        for task in connects:
+            task.cancel()
+        await asyncio.gather(*connects, return_exceptions=True)
         for server in (self._server, self._admin):
             if server is not None:
                 server.close()
@@ -204,11 +210,13 @@ async def run_gateway(server: str, token: str, listen: str, region: str | None, 
     gateway = Gateway(EMPTY_MODEL, listen=listen, region=region, admin_listen=admin_listen,
                       reuse_port=reuse_port)
     await gateway.start()
-    source = ConfigSource(http_client(server, token), gateway.update)
+    client = http_client(server, token)
+    source = ConfigSource(client, gateway.update)
     try:
         await source.run()
     finally:
         await gateway.stop()
+        await client.close()
 
 
 def serve_forever(server: str, token: str, listen: str, region: str | None, *,

@@ -371,7 +371,9 @@ class ClientConnection(asyncio.Protocol):
             self._attach(conn)
         else:
             self.connecting = True
-            self.loop.create_task(self._connect(u, self.generation))
+            task = self.loop.create_task(self._connect(u, self.generation))
+            self.gw.connects.add(task)  # a strong reference until it is done
+            task.add_done_callback(self.gw.connects.discard)
 
     async def _connect(self, u: Upstream, generation: int) -> None:
         from flotilla.traffic.pool import UpstreamConnection
