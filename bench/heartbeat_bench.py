@@ -16,8 +16,9 @@ late the ticks fired (a load generator that cannot keep up shows here, not as se
 latency), renewals/s achieved vs wanted, and the CPU of the server and of this process.
 The ramp stops at the first step whose p99 >= ``--p99-ms`` or whose renewals fall behind
 (< 95 % of wanted). Two references run in the same invocation at the rate of the largest
-N that held (or of the first step): a bare ``GET /healthz`` loop with the same clients
-(HTTP and event loops, no auth, no store), and a raw sqlite3 loop committing one row per
+N that held (or of the first step), on a fresh server (the ramp's is busy expiring its
+simulated clusters): a bare ``GET /healthz`` loop through the same kind of pools (HTTP
+and event loops, no auth, no store), and a raw sqlite3 loop committing one row per
 renewal on the same disk with the store's durability settings (the fsync floor). The
 ratios say whether the time goes to the write path or to the machine.
 """
@@ -41,6 +42,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import uvloop
@@ -243,9 +245,16 @@ async def disk_reference(n: int, seconds: float, path: Path, server_pid: int) ->
         conn.close()
 
 
-async def run(url: str, token: str, server_pid: int, steps: list[int], seconds: float,
-              p99_ms: float, sqlite_path: Path, pooled: bool) -> None:
-    clients: list[HttpClient] = []
+def make_clients(url: str, token: str, n: int, pooled: bool) -> list[HttpClient]:
+    count = -(-n // AGENTS_PER_CLIENT)
+    return [PooledClient(url, token) if pooled else HttpClient(url, token)
+            for _ in range(count)]
+
+
+async def ramp(url: str, token: str, server_pid: int, steps: list[int], seconds: float,
+               p99_ms: float, pooled: bool) -> tuple[Window | None, bool]:
+    """Add agents step by step; return the window to compare with and whether it held."""
+    clients = make_clients(url, token, max(steps), pooled)
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     sample = Sample()
@@ -253,8 +262,6 @@ async def run(url: str, token: str, server_pid: int, steps: list[int], seconds: 
     first: Window | None = None
     try:
         for n in steps:
-            while len(clients) * AGENTS_PER_CLIENT < n:
-                clients.append(PooledClient(url, token) if pooled else HttpClient(url, token))
             new = range(len(tasks), n)
             # Registration is not measured: 50 at a time, as agents would trickle in.
             for lo in range(new.start, new.stop, 50):
@@ -271,40 +278,64 @@ async def run(url: str, token: str, server_pid: int, steps: list[int], seconds: 
                 print(f"  -> stop: p99 >= {p99_ms:g} ms, renewals behind, or errors", flush=True)
                 break
             best = w
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        held = best is not None
-        compare = best or first
-        if compare is None:
-            return
-        # Reference: the same clients and rate, a bare GET /healthz (no auth, no store).
-        stop = asyncio.Event()
-        ref = Sample()
-
-        def healthz(c: HttpClient) -> Callable[[], Awaitable[object]]:
-            return lambda: c._http.get("/healthz")  # the same pool, on purpose
-
-        tasks = [asyncio.create_task(ticking(healthz(clients[i // AGENTS_PER_CLIENT]), 1.0,
-                                             ref, stop)) for i in range(compare.n)]
-        await asyncio.sleep(WARMUP_SECONDS)
-        r = await measure(compare.n, seconds, ref, server_pid)
-        print(r.line("healthz"), flush=True)
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        d = await disk_reference(compare.n, seconds, sqlite_path, server_pid)
-        print(d.line("sqlite3"), flush=True)
-        print(f"\nlargest N with heartbeat p99 < {p99_ms:g} ms: "
-              f"{compare.n if held else 'none of the steps'}")
-        for name, ref_w in (("GET /healthz", r), ("raw sqlite3 commit", d)):
-            print(f"heartbeat / {name} at N={compare.n}: p50 x{compare.p50_ms / ref_w.p50_ms:.1f},"
-                  f" p99 x{compare.p99_ms / ref_w.p99_ms:.1f}", flush=True)
+        return best or first, best is not None
     finally:
         stop.set()
-        for t in tasks:
-            t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for c in clients:
             await c.close()
+
+
+async def references(url: str, token: str, server_pid: int, compare: Window, held: bool,
+                     seconds: float, p99_ms: float, sqlite_path: Path, pooled: bool) -> None:
+    """On a fresh, idle server (the ramp's one would be busy expiring its simulated
+    clusters): GET /healthz through the same kind of pools at the same rate, then the
+    raw sqlite3 loop."""
+    clients = make_clients(url, token, compare.n, pooled)
+    stop, ref = asyncio.Event(), Sample()
+
+    def healthz(c: HttpClient) -> Callable[[], Awaitable[object]]:
+        return lambda: c._http.get("/healthz")  # the same pool, on purpose
+
+    tasks = [asyncio.create_task(ticking(healthz(clients[i // AGENTS_PER_CLIENT]), 1.0,
+                                         ref, stop)) for i in range(compare.n)]
+    try:
+        await asyncio.sleep(WARMUP_SECONDS)
+        r = await measure(compare.n, seconds, ref, server_pid)
+        print(r.line("healthz"), flush=True)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for c in clients:
+            await c.close()
+    d = await disk_reference(compare.n, seconds, sqlite_path, server_pid)
+    print(d.line("sqlite3"), flush=True)
+    print(f"\nlargest N with heartbeat p99 < {p99_ms:g} ms: "
+          f"{compare.n if held else 'none of the steps'}")
+    for name, ref_w in (("GET /healthz", r), ("raw sqlite3 commit", d)):
+        print(f"heartbeat / {name} at N={compare.n}: p50 x{compare.p50_ms / ref_w.p50_ms:.1f},"
+              f" p99 x{compare.p99_ms / ref_w.p99_ms:.1f}", flush=True)
+
+
+T = TypeVar("T")
+
+
+def with_server(data_dir: Path, work: Callable[[str, str, int], Awaitable[T]],
+                max_seconds: float) -> T:
+    """Start a server in ``data_dir``, run ``work(url, token, pid)`` on uvloop, stop it."""
+    token = ensure_admin_token(data_dir) or ""
+    proc, url = start_server(data_dir)  # it inherits this process's niceness
+    print(f"server pid {proc.pid} at {url}", flush=True)
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(asyncio.wait_for(work(url, token, proc.pid), max_seconds))
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -336,10 +367,10 @@ def main() -> None:
     parser.add_argument("--steps", default="50,100,200,400,800,1600",
                         help="Agent counts to ramp through (comma-separated).")
     parser.add_argument("--step-seconds", type=float, default=10.0,
-                        help="Measured seconds per step (after a 2 s warm-up).")
+                        help="Measured seconds per step (after a 5 s join period).")
     parser.add_argument("--p99-ms", type=float, default=100.0)
     parser.add_argument("--max-seconds", type=float, default=300.0,
-                        help="Hard bound on the whole run.")
+                        help="Hard bound on the ramp (and again on the references).")
     parser.add_argument("--nice", type=int, default=0,
                         help="Niceness for the server and this process (negative needs root):"
                              " on a shared machine, measures the server rather than the"
@@ -352,26 +383,20 @@ def main() -> None:
     steps = [int(s) for s in args.steps.split(",") if s]
     print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at start;"
           f" niceness {os.nice(0)}", flush=True)
+    pooled, seconds = not args.httpx_default_pool, args.step_seconds
+    syn = syn_retransmits()
     with tempfile.TemporaryDirectory() as tmp:
-        data_dir = Path(tmp) / "data"
-        token = ensure_admin_token(data_dir) or ""
-        proc, url = start_server(data_dir)  # it inherits this process's niceness
-        print(f"server pid {proc.pid} at {url}", flush=True)
-        syn = syn_retransmits()
-        try:
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                runner.run(asyncio.wait_for(
-                    run(url, token, proc.pid, steps, args.step_seconds, args.p99_ms,
-                        Path(tmp) / "reference.db", not args.httpx_default_pool),
-                    args.max_seconds))
-            print(f"SYN retransmits during the run (whole machine): {syn_retransmits() - syn}")
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        compare, held = with_server(
+            Path(tmp) / "ramp",
+            lambda url, token, pid: ramp(url, token, pid, steps, seconds, args.p99_ms, pooled),
+            args.max_seconds)
+        if compare is not None:
+            with_server(Path(tmp) / "reference",
+                        lambda url, token, pid: references(
+                            url, token, pid, compare, held, seconds, args.p99_ms,
+                            Path(tmp) / "reference.db", pooled),
+                        args.max_seconds)
+    print(f"SYN retransmits during the run (whole machine): {syn_retransmits() - syn}")
 
 
 if __name__ == "__main__":
