@@ -216,3 +216,17 @@ async def test_ready_timeout_fails_and_manual_pause_waits() -> None:
     state, pins = await w.step(state, pins, "promote-full")
     assert state.phase == SUCCEEDED
     assert set(pins.values()) == {4}
+
+
+async def test_an_empty_wave_is_skipped() -> None:
+    w = World()
+    spec = SPEC.model_copy(update={"waves": [Wave(clusters=["gone"]), Wave(percent=100)]})
+    state, pins = await w.step(None, {})
+    w.change("v2")
+    inp = Inputs(now=w.now, revisions=w.revisions, placed=["a", "b"], clusters={},
+                 spec=spec, reports={c: Report(1, 2, 2, 2) for c in "ab"},
+                 desired={"a": 2, "b": 2}, services=[], scrape=w.scrape)
+    step = await Engine(inp).step(state, pins, None)
+    assert step.state.records[0].result == "empty"
+    step = await Engine(inp).step(step.state, step.pins, None)
+    assert step.pins == {"a": 2, "b": 2}

@@ -174,7 +174,7 @@ class Up:
         self.server = start_process(
             flotilla_argv("server", "--data-dir", str(opts.data_dir), "--listen", opts.listen,
                           "--cluster-grace-period", str(opts.cluster_grace_period)),
-            logs / "server.log", new_group=True, env=opts.extra_env)
+            logs / "server.log", new_group=True, env=self._server_env())
         wait_until(self._server_ready, 30, f"the API server on {self.server_url} "
                    f"(see {logs / 'server.log'})")
 
@@ -206,6 +206,14 @@ class Up:
         wait_until(self._clusters_ready, opts.ready_timeout, "every cluster to become Ready",
                    interval=0.2)
         return state
+
+    def _server_env(self) -> dict[str, str]:
+        """The rollout controller's analysis gates read the gateway's /metrics."""
+        o, env = self.opts, dict(self.opts.extra_env)
+        if o.gateway_listen and o.gateway_admin_listen:
+            env.setdefault("FLOTILLA_GATEWAY_METRICS",
+                           f"http://{o.gateway_admin_listen}/metrics")
+        return env
 
     def _edge_commands(self) -> list[tuple[str, str, list[str]]]:
         o, out = self.opts, []

@@ -231,6 +231,8 @@ class Engine:
             return None
         if state.run is None:
             self._begin_wave(state, pins)
+            if not state.waves[state.wave]:  # e.g. a named cluster that is not placed
+                self._passed(state, Figures(0, 0, None), skip_pause=True, how="empty")
             return POLL
         run = state.run
         analysis = self.spec.analysis
