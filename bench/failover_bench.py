@@ -80,6 +80,8 @@ class Load:
     #: (when, cluster) of every answer, to find who serves most right now
     answers: list[tuple[float, str]] = field(default_factory=list)
     elapsed: float = 0.0
+    #: failed requests by what went wrong ("HTTP 504", "ConnectError", ...)
+    errors: dict[str, int] = field(default_factory=dict)
 
     async def run(self, seconds: float) -> None:
         """Fixed-rate GETs for ``seconds`` (open loop: a slow answer does not slow the
@@ -116,16 +118,20 @@ class Load:
         try:
             r = await client.get(self.url)
             if r.status_code != 200:
-                self.failed += 1
+                self._fail(f"HTTP {r.status_code}")
                 return
             cluster = str(r.json().get("cluster"))
             self.last_from[cluster] = time.monotonic()
             self.answers.append((self.last_from[cluster], cluster))
             self.served[cluster] = self.served.get(cluster, 0) + 1
-        except (httpx.HTTPError, ValueError):
-            self.failed += 1
+        except (httpx.HTTPError, ValueError) as exc:
+            self._fail(type(exc).__name__)
         finally:
             gate.release()
+
+    def _fail(self, why: str) -> None:
+        self.failed += 1
+        self.errors[why] = self.errors.get(why, 0) + 1
 
 
 class Plane:
@@ -232,7 +238,7 @@ def scenario(plane: Plane, action: str, rate: float, window: float) -> dict[str,
         result["last_hit_s"] = round(max(0.0, last - failed_at), 2) if last else 0.0
 
     asyncio.run(drive())
-    result.update(sent=load.sent, failed=load.failed, served=load.served,
+    result.update(sent=load.sent, failed=load.failed, errors=load.errors, served=load.served,
                   achieved_rps=round(load.sent / max(load.elapsed, 1e-9), 1))
     return result
 

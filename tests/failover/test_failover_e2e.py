@@ -49,6 +49,14 @@ LEDGER_POLICY = {"placement": {
     "replicaScheduling": {"replicaSchedulingType": "Divided"}}}
 
 
+# Aggregated (as few clusters as fit: the first by name of two equal ones), and moved
+# back after a recovery.
+STEADY_POLICY = {"rebalance": "OnRecovery", "placement": {
+    "clusterAffinity": {"clusterNames": [EAST, SOUTH]},
+    "replicaScheduling": {"replicaSchedulingType": "Divided",
+                          "replicaDivisionPreference": "Aggregated"}}}
+
+
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FailoverUp, Api]]:
     folder: Path = tmp_path_factory.mktemp("failover")
@@ -57,6 +65,10 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FailoverUp
     try:
         api = up.wait_up()
         pgids = up.pgids()
+        # First, while every cluster has the same free capacity (Aggregated then picks
+        # the first by name).
+        up.apply(manifests("steady", 2, STEADY_POLICY), "steady")
+        assert _wait_converged(api, "steady", 2, 60) == {EAST: 2}
         up.apply(manifests("shop", REPLICAS, SHOP_POLICY, [traffic_policy("shop", HOST)]),
                  "shop")
         up.apply(manifests("ledger", 2, LEDGER_POLICY), "ledger")
@@ -163,6 +175,7 @@ def test_kill_cluster_moves_replicas_and_keeps_residency(
     assert blocked
     assert "FailoverBlocked" in event_reasons(api, "ledger")
     assert not pods_of("ledger")  # east is dead; nothing spilled to the south
+    assert _wait_converged(api, "steady", 2, 30) == {SOUTH: 2}
 
 
 def test_revived_cluster_takes_work_back_without_duplicates(
@@ -178,6 +191,9 @@ def test_revived_cluster_takes_work_back_without_duplicates(
         # its old east replicas were released long ago, so nothing runs twice.
         assert _wait_converged(api, "ledger", 2, 60) == {EAST: 2}
         _wait_converged(api, "shop", REPLICAS, 60)
+        # rebalance: OnRecovery puts the aggregated workload back where it was.
+        assert _wait_converged(api, "steady", 2, 60) == {EAST: 2}
+        assert "Rebalanced" in event_reasons(api, "steady")
         wait_for_sync(lambda: load.ok[EAST] > 0, 30, what="traffic to east again")
     finally:
         load.stop()
