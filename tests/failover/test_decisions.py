@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from flotilla.controllers.failover.admission import budget_check
 from flotilla.controllers.failover.decide import (
     PRODUCER_APPLICATION,
     PRODUCER_CLUSTER,
@@ -20,6 +21,7 @@ from flotilla.controllers.failover.timers import (
     timers_for,
 )
 from flotilla.controllers.failover.whatif import what_if
+from flotilla.resources.validation import InvalidObject
 from flotilla.resources.wellknown import TAINT_NOT_READY, TAINT_UNREACHABLE, parse_rfc3339
 
 STAMP = "2027-01-15T08:00:00Z"  # when the taints and tasks of these tests begin
@@ -171,3 +173,30 @@ def test_what_if_moves_replicas_and_respects_residency() -> None:
     ledger = by["default/ledger-deployment"]
     assert ledger.unplaced == 2
     assert "south" in ledger.reasons
+
+
+def test_budget_check_names_the_field() -> None:
+    check = budget_check(3, 1)
+    check(policy(failover={"budget": "30s"}))  # meetable: accepted
+    check({"kind": "Deployment", "spec": {"failover": {"budget": "1s"}}})  # not a policy
+    with pytest.raises(InvalidObject) as refused:
+        check(policy(failover={"budget": "2s"}))
+    assert refused.value.errors[0].path == "spec.failover.budget"
+    assert "at least 7s" in refused.value.errors[0].message
+
+
+def test_what_if_names_traffic_that_loses_every_endpoint() -> None:
+    clusters = [cluster("east", region="east"), cluster("south", region="south")]
+    resident = {"clusterAffinity": {"clusterNames": ["east"]},
+                "replicaScheduling": {"replicaSchedulingType": "Divided"}}
+    b = binding({"east": 2}, replicas=2, placement=resident)
+    tp = {"metadata": {"name": "shop", "namespace": "default"}, "spec": {"service": "shop"}}
+    slices = [{"metadata": {"name": "shop-east", "namespace": "default"},
+               "spec": {"service": "shop", "cluster": "east",
+                        "endpoints": [{"address": "x", "ready": True}] * 2}}]
+    report = what_if(["east"], clusters, [b], [tp], slices)
+    (traffic,) = report.traffic
+    assert traffic.loses_all
+    assert traffic.endpoints_before == 2
+    assert traffic.rebuilt_on == ()
+    assert what_if(["south"], clusters, [b], [tp], slices).traffic[0].loses_all is False

@@ -33,8 +33,9 @@ DEFAULT_APPLICATION_TOLERATION = 300.0
 #: 2-core machine; 3 s leaves headroom).
 RESTART_ALLOWANCE = 3.0
 HEALTH_TAINTS = (TAINT_UNREACHABLE, TAINT_NOT_READY)
-_PURGE = {"Directly": "Immediately", "Gracefully": "Graciously", "Immediately": "Immediately",
-          "Graciously": "Graciously", "Never": "Never"}
+_PURGE: dict[str, PurgeMode] = {
+    "Directly": "Immediately", "Gracefully": "Graciously", "Immediately": "Immediately",
+    "Graciously": "Graciously", "Never": "Never"}
 
 
 class BudgetError(ValueError):
@@ -176,8 +177,8 @@ def timers_for(policy: Mapping[str, Any] | None, placement: Mapping[str, Any],
 
 
 def _purge(value: Any, default: PurgeMode) -> PurgeMode:
-    mode = _PURGE.get(str(value)) if value else default
-    return mode if mode in ("Immediately", "Graciously", "Never") else default  # type: ignore[return-value]
+    """One name per behaviour, whichever Karmada release's spelling the policy used."""
+    return _PURGE.get(str(value), default) if value else default
 
 
 def describe_timers(timers: Timers, grace: float | None = None) -> list[tuple[str, str]]:
