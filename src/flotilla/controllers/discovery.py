@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +42,11 @@ from flotilla.controllers.events import EventRecorder
 from flotilla.controllers.informer import EventHandlers, Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
 from flotilla.resources.kinds import by_kind
-from flotilla.resources.wellknown import cluster_of_execution_namespace, now_rfc3339
+from flotilla.resources.wellknown import (
+    cluster_of_execution_namespace,
+    now_rfc3339,
+    parse_rfc3339,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +71,9 @@ class ClusterExport:
     """One member cluster's copy of the exported Service."""
 
     cluster: str
-    #: creationTimestamp of the oldest Work that holds the Service: when the cluster
-    #: began exporting it (RFC 3339 sorts as text).
-    since: str
+    #: creationTimestamp (epoch seconds) of the oldest Work that holds the Service:
+    #: when the cluster began exporting it.
+    since: float
     type: str  # "ClusterSetIP" | "Headless"
     ports: tuple[PortKey, ...]
 
@@ -121,7 +126,7 @@ def cluster_exports(works: Iterable[Object], namespace: str, name: str
         cluster = cluster_of_execution_namespace(str(meta.get("namespace") or ""))
         if cluster is None:
             continue
-        since = str(meta.get("creationTimestamp") or "")
+        since = _epoch(meta.get("creationTimestamp"))
         for manifest in services_in(work):
             m_meta = manifest.get("metadata") or {}
             if (m_meta.get("namespace") or "default", m_meta.get("name")) != (namespace, name):
@@ -131,6 +136,14 @@ def cluster_exports(works: Iterable[Object], namespace: str, name: str
             if held is None or since < held.since:
                 out[cluster] = ClusterExport(cluster, since, kind, ports)
     return out
+
+
+def _epoch(timestamp: Any) -> float:
+    """A creationTimestamp as seconds; a missing or odd one sorts last (newest)."""
+    try:
+        return parse_rfc3339(str(timestamp))
+    except (TypeError, ValueError):
+        return math.inf
 
 
 def services_in(work: Object) -> Iterable[Object]:
@@ -175,8 +188,9 @@ def derive(
     conditions = [Condition(VALID, "True", "Valid", "the Service is exported")]
     conditions.append(_conflict(ordered, kind, ports))
 
+    by_name = sorted(ordered, key=lambda e: e.cluster)
     endpoints: list[Object] = []
-    for export in sorted(ordered, key=lambda e: e.cluster):
+    for export in by_name:
         view = clusters.get(export.cluster, ClusterView())
         s = slices.get(export.cluster)
         if not view.healthy or s is None:
@@ -185,9 +199,7 @@ def derive(
         endpoints += _endpoints(export.cluster, view, s, declared)
     spec = {"type": kind, "ports": [{"name": n, "protocol": proto, "port": port}
                                     for n, proto, port in ports]}
-    status = {"clusters": [{"cluster": e.cluster} for e in sorted(ordered, key=lambda e:
-                                                                 e.cluster)],
-              "endpoints": endpoints}
+    status = {"clusters": [{"cluster": e.cluster} for e in by_name], "endpoints": endpoints}
     return Derived(conditions, spec, status)
 
 
