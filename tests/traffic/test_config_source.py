@@ -100,18 +100,18 @@ async def test_gateway_follows_the_api(api: ServerProcess, client: HttpClient,
             return await served_by(gw) == name
 
         # the gateway's own region first
-        await wait_for(lambda: routed_to("east"), timeout=10, what="east to serve")
+        await wait_for(lambda: routed_to("east"), timeout=20, what="east to serve")
         # the cluster goes NotReady: traffic leaves it for the next region in order
         await set_ready(client, {"metadata": {"name": "east"}}, "False")
-        await wait_for(lambda: routed_to("south"), timeout=10, what="failover to south")
+        await wait_for(lambda: routed_to("south"), timeout=20, what="failover to south")
         await set_ready(client, {"metadata": {"name": "east"}}, "True")
-        await wait_for(lambda: routed_to("east"), timeout=10, what="east back")
+        await wait_for(lambda: routed_to("east"), timeout=20, what="east back")
         # the policy goes away: no route
         await client.delete(by_kind("TrafficPolicy"), "default", "shop")
-        await wait_for(lambda: routed_to("404"), timeout=10, what="route removed")
+        await wait_for(lambda: routed_to("404"), timeout=20, what="route removed")
         # the API server goes away: the gateway keeps its last model and keeps serving
         await client.create(policy())
-        await wait_for(lambda: routed_to("east"), timeout=10, what="route back")
+        await wait_for(lambda: routed_to("east"), timeout=20, what="route back")
         api.stop()
         assert await served_by(gw) == "east"
     finally:
