@@ -9,7 +9,9 @@ folder on free loopback ports, sends GETs at a fixed ``--rate`` through the gate
 pause-cluster reports:
 
   failed      client requests that did not get a 200 (goal 0)
-  last-hit    seconds from the failure to the last answer from the dead cluster (< 1 s)
+  last-try    seconds from the failure to the last upstream try the gateway sent to the
+              dead cluster, from its metrics scraped every 100 ms (goal < 1 s)
+  last-answer seconds from the failure to the last answer the client got from it
   rebuilt     seconds from the failure until the template's ready replicas (reachable
               clusters only) are back to desired (< 10 s with the defaults)
   surplus     most shop processes above desired on live clusters, sampled after
@@ -25,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -33,6 +36,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -139,11 +143,12 @@ class Plane:
         self.folder = folder
         self.data_dir = folder / ".flotilla"
         self.gateway = f"127.0.0.1:{free_port()}"
+        self.gateway_admin = f"127.0.0.1:{free_port()}"
         self.log = open(folder / "up.out", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [*FLOTILLA, "up", "--demo", "--data-dir", str(self.data_dir),
              "--listen", f"127.0.0.1:{free_port()}", "--gateway-listen", self.gateway,
-             "--gateway-admin-listen", f"127.0.0.1:{free_port()}", "--dns-listen", "",
+             "--gateway-admin-listen", self.gateway_admin, "--dns-listen", "",
              "--dns-admin-listen", ""],
             cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
@@ -167,14 +172,13 @@ class Plane:
                                 headers={"Authorization": f"Bearer {state['token']}"})
         self.wait("shop ready", lambda: self.ready() == DESIRED, 90)
 
-    def deployment(self) -> dict[str, object]:
+    def deployment(self) -> dict[str, Any]:
         assert self.api is not None
         r = self.api.get("/apis/apps/v1/namespaces/default/deployments/shop")
         return dict(r.json()) if r.status_code == 200 else {}
 
     def ready(self) -> int:
-        status = self.deployment().get("status") or {}
-        return int(status.get("readyReplicas") or 0) if isinstance(status, dict) else 0
+        return int((self.deployment().get("status") or {}).get("readyReplicas") or 0)
 
     def retry_timeouts(self) -> None:
         """Let the shop's TrafficPolicy retry a GET that timed out (idempotent): what a
@@ -207,6 +211,30 @@ class Plane:
         self.log.close()
 
 
+TRIES = re.compile(r'^flotilla_gateway_(?:requests|errors)_total\{[^}]*cluster="([^"]+)"'
+                   r'[^}]*\} ([0-9.e+]+)$', re.M)
+
+
+async def watch_tries(admin: str, victim: str, until: asyncio.Event) -> float | None:
+    """Scrape the gateway's metrics every 100 ms; return the monotonic time the upstream
+    tries (answered or failed) sent to ``victim`` last grew."""
+    last: float | None = None
+    seen = -1.0
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while not until.is_set():
+            try:
+                text = (await client.get(f"http://{admin}/metrics")).text
+                total = sum(float(v) for c, v in TRIES.findall(text) if c == victim)
+                if total > seen:
+                    if seen >= 0:
+                        last = time.monotonic()
+                    seen = total
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    return last
+
+
 def scenario(plane: Plane, action: str, rate: float, window: float) -> dict[str, object]:
     load = Load(f"http://{plane.gateway}/", rate)
     result: dict[str, object] = {"scenario": action}
@@ -216,6 +244,8 @@ def scenario(plane: Plane, action: str, rate: float, window: float) -> dict[str,
         await asyncio.sleep(5)  # warm-up traffic before the failure (bounded)
         victim = load.top_recent(2.0)
         result["victim"] = victim
+        stop_watch = asyncio.Event()
+        watcher = asyncio.create_task(watch_tries(plane.gateway_admin, victim, stop_watch))
         await asyncio.to_thread(plane.chaos, action, victim)
         # The signal is sent just before the chaos command returns; its own start-up
         # (a Python process, ~1 s here) is not part of the failover.
@@ -223,7 +253,7 @@ def scenario(plane: Plane, action: str, rate: float, window: float) -> dict[str,
         live = set(plane.clusters()) - {victim}
 
         def rebuilt() -> bool:
-            per = (plane.deployment().get("status") or {}).get("clusters") or []  # type: ignore[union-attr]
+            per = (plane.deployment().get("status") or {}).get("clusters") or []
             return sum(int(c.get("readyReplicas") or 0) for c in per
                        if c.get("name") in live and c.get("reachable")) >= DESIRED
         took = await asyncio.to_thread(plane.wait, "rebuilt", rebuilt, window)
@@ -234,8 +264,11 @@ def scenario(plane: Plane, action: str, rate: float, window: float) -> dict[str,
             await asyncio.sleep(0.1)
         result["surplus"] = surplus
         await runner
+        stop_watch.set()
+        last_try = await watcher
         last = load.last_from.get(victim)
-        result["last_hit_s"] = round(max(0.0, last - failed_at), 2) if last else 0.0
+        result["last_answer_s"] = round(max(0.0, last - failed_at), 2) if last else 0.0
+        result["last_try_s"] = round(max(0.0, last_try - failed_at), 2) if last_try else 0.0
 
     asyncio.run(drive())
     result.update(sent=load.sent, failed=load.failed, errors=load.errors, served=load.served,
