@@ -304,6 +304,16 @@ def test_port_conflict_missing_service_and_unexport(
                           what="Valid=False on the ghost export")
     assert valid[1] == "NoService"
     assert get_json(api, f"{SI_PATH}/ghost") is None
+    # ...until the Service appears: placed nowhere yet, the import describes its template.
+    running.apply([{"apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": "ghost", "namespace": NS},
+                    "spec": {"selector": {"app": "ghost"}, "clusterIP": "None",
+                             "ports": [{"name": "grpc", "port": 9000}]}}])
+    ghost = wait_for_sync(lambda: get_json(api, f"{SI_PATH}/ghost"), 20,
+                          what="the ghost import once its Service exists")
+    assert ghost["spec"]["type"] == "Headless"
+    assert ghost["spec"]["ports"] == [{"name": "grpc", "protocol": "TCP", "port": 9000}]
+    assert condition_is(api, "ghost", "Valid", "True")
 
     # Removing the export removes the import.
     running.cli("delete", "serviceexport", "shop")
