@@ -10,7 +10,7 @@ import os
 import httpx
 import uvloop
 
-from flotilla.traffic.model import Policy, Strategy, Timeouts, static_model
+from flotilla.traffic.model import HashOn, Locality, Policy, Strategy, Timeouts, static_model
 
 from .conftest import HOST, StartBackend, model_for, url
 
@@ -128,3 +128,40 @@ async def test_repeated_heads_on_one_connection_follow_a_model_swap(
         assert (await c.get(url(gw))).status_code == 503
         await new.control(reset=1)
         assert (await c.get(url(gw))).status_code == 200
+
+
+async def test_hash_on_header_and_cookie_keeps_users_on_one_backend(
+        start_backend: StartBackend, gateway) -> None:
+    bs = [await start_backend(n) for n in ("a", "b", "c", "d")]
+    by_header = Policy("h", "default", "shop", ("h.test",), strategy=Strategy(
+        "ConsistentHash", HashOn("header", "x-user")))
+    by_cookie = Policy("c", "default", "shop", ("c.test",), strategy=Strategy(
+        "ConsistentHash", HashOn("cookie", "sid")))
+    eps = [b.endpoint for b in bs]
+    gw = await gateway(static_model([(by_header, eps), (by_cookie, eps)]))
+    async with httpx.AsyncClient() as c:
+        for user in ("alice", "bob", "carol"):
+            seen = {(await c.get(url(gw), headers={"host": "h.test", "x-user": user}))
+                    .headers["x-backend"] for _ in range(5)}
+            assert len(seen) == 1
+            seen = {(await c.get(url(gw), headers={
+                "host": "c.test", "cookie": f"theme=dark; sid={user}"})).headers["x-backend"]
+                for _ in range(5)}
+            assert len(seen) == 1
+        spread = {(await c.get(url(gw), headers={"host": "h.test", "x-user": f"u{i}"}))
+                  .headers["x-backend"] for i in range(40)}
+    assert len(spread) >= 3
+
+
+async def test_locality_follows_the_client_region_header(
+        start_backend: StartBackend, gateway) -> None:
+    east = await start_backend("east", region="cn-east")
+    south = await start_backend("south", region="cn-south")
+    policy = Policy("shop", "default", "shop", (HOST,), strategy=Strategy("Locality"),
+                    locality=Locality(region_header="x-region",
+                                      failover=("cn-east", "cn-south")))
+    gw = await gateway(model_for([east, south], policy), region="cn-east")
+    async with httpx.AsyncClient(headers={"host": HOST}) as c:
+        assert {(await c.get(url(gw))).headers["x-backend"] for _ in range(4)} == {"east"}
+        assert {(await c.get(url(gw), headers={"x-region": "cn-south"})).headers["x-backend"]
+                for _ in range(4)} == {"south"}
