@@ -77,9 +77,10 @@ class Procs:
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, cmd: list[str], **kw: object) -> subprocess.Popen[bytes]:
-        p = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE,  # type: ignore[call-overload]
-                             stderr=subprocess.STDOUT, **kw)
+    def start(self, cmd: list[str]) -> subprocess.Popen[bytes]:
+        """Start ``cmd`` in its own session (so it is stopped as a group), output dropped."""
+        p = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
         self.procs.append(p)
         return p
 
