@@ -19,7 +19,7 @@ from tests.helpers import free_port, wait_for_sync
 from tests.up.harness import FLOTILLA, Api, app_processes, work_manifest
 
 pytestmark = pytest.mark.slow
-CLUSTER = "r-east"
+CLUSTER = "reconnect-1"
 
 
 class Server:
