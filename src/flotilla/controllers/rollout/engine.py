@@ -200,7 +200,8 @@ class Engine:
             run.pause_until = now + pause
             state.message = f"wave {state.wave + 1} passed; pausing {format_duration(pause)}"
 
-    def _failed(self, state: RolloutState, reason: str, figures: Figures | None) -> None:
+    def _failed(self, state: RolloutState, pins: dict[str, int], reason: str,
+                figures: Figures | None) -> None:
         run = state.run
         assert run is not None
         state.records.append(WaveRecord(state.wave, state.waves[state.wave], run.started_at,
@@ -208,7 +209,7 @@ class Engine:
                                         figures.to_json() if figures else {}))
         state.figures = figures.to_json() if figures else {}
         if self.spec.auto_rollback:
-            self._back_to_stable(state, self._pins)
+            self._back_to_stable(state, pins)
             state.phase = FAILED
             state.message = f"wave {state.wave + 1} failed: {reason}; rolled back to " \
                 f"revision {state.stable}"
@@ -220,7 +221,6 @@ class Engine:
     # -- the running wave --------------------------------------------------------------
 
     async def _progress(self, state: RolloutState, pins: dict[str, int]) -> float | None:
-        self._pins = pins
         run, now = state.run, self.inp.now
         if run is not None and run.passed_at is not None:
             if run.pause_until is not None and now < run.pause_until:
@@ -241,7 +241,7 @@ class Engine:
             waiting = self._not_ready(state)
             if waiting:
                 if now - run.started_at > ready_timeout:
-                    self._failed(state, f"new pods not ready after "
+                    self._failed(state, pins, f"new pods not ready after "
                                  f"{format_duration(ready_timeout)} ({'; '.join(waiting)})",
                                  None)
                     return None
@@ -276,14 +276,14 @@ class Engine:
         sample = max(figures.requests, analysis.min_requests)
         if analysis.max_error_rate is not None and figures.failed and \
                 figures.failed / sample > analysis.max_error_rate:
-            self._failed(state, f"error rate {figures.error_rate:.3f} > "
+            self._failed(state, pins, f"error rate {figures.error_rate:.3f} > "
                          f"{analysis.max_error_rate} ({figures.failed} failed of "
                          f"{figures.requests} requests)", figures)
             return None
         if analysis.max_p99_latency is not None and figures.p99 is not None and \
                 figures.requests >= analysis.min_requests and \
                 figures.p99 > analysis.max_p99_latency:
-            self._failed(state, f"p99 latency {figures.p99 * 1000:.0f}ms > "
+            self._failed(state, pins, f"p99 latency {figures.p99 * 1000:.0f}ms > "
                          f"{analysis.max_p99_latency * 1000:.0f}ms", figures)
             return None
         if figures.requests < analysis.min_requests:
