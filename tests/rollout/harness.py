@@ -29,11 +29,12 @@ NAMES = [c[0] for c in CLUSTERS]
 HOST = "shop.rollout.test"
 
 
-def deployment(version: str, fail_rate: float = 0.0) -> dict[str, Any]:
+def deployment(version: str, fail_rate: float = 0.0, ready_path: str = "/healthz"
+               ) -> dict[str, Any]:
     env = [{"name": "SHOP_VERSION", "value": version}]
     if fail_rate:
         env.append({"name": "SHOP_FAIL_RATE", "value": str(fail_rate)})
-    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1,
+    probe = {"httpGet": {"path": ready_path, "port": "http"}, "periodSeconds": 1,
              "failureThreshold": 2}
     return {"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "shop", "namespace": "default"},
@@ -51,7 +52,7 @@ def deployment(version: str, fail_rate: float = 0.0) -> dict[str, Any]:
                                                "readinessProbe": probe}]}}}}
 
 
-def rollout_policy(pause: str = "1s") -> dict[str, Any]:
+def rollout_policy(pause: str = "1s", ready_timeout: str = "40s") -> dict[str, Any]:
     return {"apiVersion": "apps.flotilla.io/v1alpha1", "kind": "RolloutPolicy",
             "metadata": {"name": "shop", "namespace": "default"},
             "spec": {"selector": {"apiVersion": "apps/v1", "kind": "Deployment",
@@ -59,7 +60,7 @@ def rollout_policy(pause: str = "1s") -> dict[str, Any]:
                      "waves": [{"clusters": ["r-east"]}, {"percent": 60}, {"percent": 100}],
                      "pause": pause,
                      "analysis": {"interval": "2s", "minRequests": 10, "maxErrorRate": 0.05,
-                                  "maxP99Latency": "500ms", "readyTimeout": "40s"},
+                                  "maxP99Latency": "500ms", "readyTimeout": ready_timeout},
                      "autoRollback": True}}
 
 

@@ -179,3 +179,17 @@ def test_manual_pause_waits_for_a_person_and_abort_goes_back(plane: Plane) -> No
     assert "Aborted" in out
     wait_for_sync(lambda: shop_envs() == {n: {"v4"} for n in NAMES}, 60,
                   what="v4 back everywhere")
+
+
+def test_a_version_that_never_becomes_ready_is_rolled_back(plane: Plane) -> None:
+    plane.apply([rollout_policy(ready_timeout="8s")], "policy-ready")
+    # /ready answers 500 with SHOP_FAIL_RATE=1: the readiness probe never passes
+    plane.apply([deployment("v6", fail_rate=1.0, ready_path="/ready")], "v6")
+    code, out = status(plane)
+    assert code != 0, out
+    assert "not ready" in out, out
+    state = plane.annotation(STATE)
+    assert state["phase"] == "Failed"
+    assert [r["clusters"] for r in state["records"][-1:]] == [["r-east"]]
+    wait_for_sync(lambda: shop_envs() == {n: {"v4"} for n in NAMES}, 60,
+                  what="the canary back on v4")
