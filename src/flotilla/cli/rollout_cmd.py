@@ -15,8 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import click
+from rich.live import Live
+from rich.text import Text
 
 from flotilla.cli.output import echo, table
+from flotilla.cli.output import out as console
 from flotilla.cli.session import CliError, call, connect, connection_options
 from flotilla.client.base import NotFoundError, Object, ResourceClient
 from flotilla.client.mutate import mutate
@@ -28,6 +31,8 @@ from flotilla.resources.kinds import by_kind
 BINDING = by_kind("ResourceBinding")
 DEPLOYMENT = by_kind("Deployment")
 BAR = 24
+#: Shown while the controller has not yet picked up the Deployment's latest change.
+PENDING = "Pending"
 
 
 def parse_target(text: str) -> str:
@@ -179,9 +184,21 @@ def progress_bar(done: int, total: int) -> str:
     return f"[{'#' * filled}{'.' * (BAR - filled)}] {done}/{total} clusters"
 
 
-def view(name: str, binding: Object) -> View:
+def view(name: str, binding: Object, template: Object | None = None) -> View:
+    """``template`` is the Deployment as it is now: until the controller has recorded
+    its pod template as the rollout's revision, the state shown is an older rollout's,
+    and must not end a `status --follow` (kubectl compares generations for the same
+    reason)."""
     state = st.load(binding)
     pins = rev.pins(binding)
+    if template is not None:
+        digest = rev.template_hash(rev.pod_template(template))
+        current = rev.find(rev.history(binding), state.revision) if state else None
+        latest = rev.history(binding)
+        recorded = current if state else (latest[-1] if latest else None)
+        if recorded is None or recorded.hash != digest:
+            return View([f"deploy/{name}: waiting for the rollout controller to record "
+                         "the new pod template"], PENDING)
     if state is None:
         latest = rev.history(binding)
         number = latest[-1].number if latest else 0
@@ -220,13 +237,18 @@ def status(target: str, namespace: str, follow: bool, timeout: float, server: st
     rollout failed or was aborted, so a CI pipeline can gate on it."""
     name = parse_target(target)
 
-    async def work(client: ResourceClient) -> str:
+    async def work(client: ResourceClient, show: Callable[[list[str]], None]) -> str:
         deadline = time.monotonic() + timeout
         shown: list[str] = []
         while True:
-            v = view(name, await _binding(client, namespace, name))
+            binding = await _binding(client, namespace, name)
+            try:
+                template = await client.get(DEPLOYMENT, namespace, name)
+            except NotFoundError:
+                raise CliError(f'deployment "{name}" not found') from None
+            v = view(name, binding, template)
             if v.lines != shown:
-                echo("\n".join(v.lines))
+                show(v.lines)
                 shown = v.lines
             if not follow or v.phase in st.DONE:
                 return v.phase
@@ -234,6 +256,15 @@ def status(target: str, namespace: str, follow: bool, timeout: float, server: st
                 raise CliError(f"deploy/{name}: still {v.phase} after {timeout:g}s")
             await asyncio.sleep(0.5)  # polling a remote state for a person, not a sync
 
-    phase = call(connect(server, token), work)
+    conn = connect(server, token)
+    if follow and console.is_terminal:
+        # On a terminal the block redraws in place; piped, each change is a new block
+        # (what a CI log wants).
+        with Live(Text(""), console=console, auto_refresh=False) as live:
+            def redraw(lines: list[str]) -> None:
+                live.update(Text("\n".join(lines)), refresh=True)
+            phase = call(conn, lambda c: work(c, redraw))
+    else:
+        phase = call(conn, lambda c: work(c, lambda lines: echo("\n".join(lines))))
     if phase in (st.FAILED, st.ABORTED):
         raise CliError(f"deploy/{name}: rollout {phase.lower()}")
