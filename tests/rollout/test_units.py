@@ -49,6 +49,10 @@ def test_history_keeps_the_last_n() -> None:
     for i in range(15):
         h = rev.next_history(h, deployment(f"v{i}"), "t", limit=10) or h
     assert [r.number for r in h] == list(range(6, 16))
+    # a revision clusters are pinned to outlives the limit
+    kept = rev.next_history(h, deployment("new"), "t", limit=2, keep=frozenset({7}))
+    assert kept is not None
+    assert [r.number for r in kept] == [7, 16]
 
 
 def test_pinned_template_renders_the_pinned_revision() -> None:

@@ -113,7 +113,9 @@ class RolloutController:
         found = self.policy_for(template)
         limit = found[1].spec.history_limit if found else rev.DEFAULT_LIMIT
         history = rev.history(binding)
-        if (new := rev.next_history(history, template, now_rfc3339(), limit)) is not None:
+        keep = frozenset(rev.pins(binding).values())
+        if (new := rev.next_history(history, template, now_rfc3339(), limit, keep)) \
+                is not None:
             history = new
             rev.set_history(binding, history)
         result: Result | None = None

@@ -87,13 +87,17 @@ def set_history(binding: Object, revisions: list[Revision]) -> None:
 
 
 def next_history(revisions: list[Revision], template: Object, now: str,
-                 limit: int = DEFAULT_LIMIT) -> list[Revision] | None:
+                 limit: int = DEFAULT_LIMIT, keep: frozenset[int] = frozenset()
+                 ) -> list[Revision] | None:
     """The history once ``template`` is recorded, or None when it is already the latest.
 
     Going back to an older pod template (an undo) makes it the newest revision under a
     new number, so "the previous revision" always means the one that ran before. Unlike
     Kubernetes the older entry stays: the history reads as what happened, and a cluster
     still pinned to it keeps its template.
+
+    Beyond ``limit`` the oldest go, except those in ``keep`` (revisions clusters are
+    pinned to): dropping one would let its clusters render the current template.
     """
     pod = pod_template(template)
     digest = template_hash(pod)
@@ -104,7 +108,13 @@ def next_history(revisions: list[Revision], template: Object, now: str,
     new = Revision(number, digest, copy.deepcopy(pod),
                    str(annotations.get(CHANGED_BY) or "unknown"), now,
                    str(annotations.get(CHANGE_CAUSE) or ""))
-    return [*revisions, new][-max(limit, 1):]
+    out = [*revisions, new]
+    while len(out) > max(limit, 1):
+        victim = next((r for r in out[:-1] if r.number not in keep), None)
+        if victim is None:
+            break
+        out.remove(victim)
+    return out
 
 
 def find(revisions: list[Revision], number: int) -> Revision | None:
