@@ -3,7 +3,8 @@
 ``python backend_server.py NAME`` binds 127.0.0.1:0 (or ``--port``), prints ``READY PORT``
 and serves until killed. Behaviour per request through the query string:
 ``status=N`` answers N, ``sleep=S`` waits S seconds first, ``size=N`` sends N bytes,
-``chunked=1`` sends the body chunked; POST/PUT echo the request body (content-length or
+``chunked=1`` sends the body chunked (not to HTTP/1.0), ``close=1`` without a length,
+ending it by closing; POST/PUT echo the request body (content-length or
 chunked) with its sha256 in ``x-body-sha256``. Behaviour for all later requests through
 ``/control?fail=N`` (answer N to everything but /control), ``/control?slow=S`` and
 ``/control?reset=1`` (clear both). ``/healthz`` answers 200 unless failing.
@@ -71,9 +72,10 @@ class Handler(BaseHTTPRequestHandler):
             out = (b"0123456789abcdef" * (int(q["size"]) // 16 + 1))[:int(q["size"])]
         else:
             out = f"{NAME} {self.command} {url.path}\n".encode()
-        self._send(status, out, chunked=q.get("chunked") == "1")
+        self._send(status, out, chunked=q.get("chunked") == "1", close=q.get("close") == "1")
 
-    def _send(self, status: int, body: bytes, chunked: bool = False) -> None:
+    def _send(self, status: int, body: bytes, chunked: bool = False,
+              close: bool = False) -> None:
         self.send_response(status)
         self.send_header("x-backend", NAME)
         self.send_header("x-body-sha256", hashlib.sha256(body).hexdigest())
@@ -82,7 +84,12 @@ class Handler(BaseHTTPRequestHandler):
                   "connection", "te", "x-hop"):
             if h in seen:
                 self.send_header(f"x-seen-{h}", seen[h])
-        if chunked:
+        if close:  # no length: the body ends when the connection closes
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+            return
+        if chunked and self.request_version != "HTTP/1.0":
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             step = 65536

@@ -165,3 +165,19 @@ async def test_locality_follows_the_client_region_header(
         assert {(await c.get(url(gw))).headers["x-backend"] for _ in range(4)} == {"east"}
         assert {(await c.get(url(gw), headers={"x-region": "cn-south"})).headers["x-backend"]
                 for _ in range(4)} == {"south"}
+
+
+async def test_http10_clients_and_close_delimited_bodies(start_backend: StartBackend,
+                                                         gateway) -> None:
+    """A 1.0 client never gets a chunked body; a body that ends when the upstream closes
+    ends the client connection too, so the client sees its end."""
+    b = await start_backend("east")
+    gw = await gateway(model_for([b]))
+    for args in (["--http1.0", url(gw, "/x?size=100000&chunked=1")],
+                 [url(gw, "/x?size=100000&close=1")]):
+        proc = await asyncio.create_subprocess_exec(
+            "curl", "-sS", "--fail", "--max-time", "10", "-H", f"Host: {HOST}", *args,
+            stdout=asyncio.subprocess.PIPE)
+        body, _ = await asyncio.wait_for(proc.communicate(), 15)
+        assert proc.returncode == 0
+        assert len(body) == 100000

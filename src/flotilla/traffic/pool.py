@@ -181,6 +181,11 @@ class UpstreamConnection(asyncio.Protocol):
         if complete:
             self._finish(reusable=self.keep_alive and consumed == n)
 
+    @property
+    def until_close(self) -> bool:
+        """The response body is delimited by the connection closing."""
+        return self.framing == _UNTIL_CLOSE
+
     def _framing(self, head: bytes, low: bytes, status: int) -> None:
         """Keep-alive and body framing of a final response head."""
         http11 = head[5:8] == b"1.1"

@@ -486,7 +486,8 @@ class ClientConnection(asyncio.Protocol):
         self.status = status
         self.response_started = True
         extra = u.response_header if rt.cluster_header else b""
-        if not self.keep_alive or (not self.request_done and self.framing != _NO_BODY):
+        if not self.keep_alive or (not self.request_done and self.framing != _NO_BODY) \
+                or conn.until_close:  # the body ends when the connection does
             self.keep_alive = False
             extra += b"connection: close\r\n"
         elif self.http10:

@@ -80,10 +80,9 @@ def rewrite_request(head: bytes, low: bytes, client_ip: bytes, host: bytes,
                 return b"".join((*parts, *tail))
     drop = HOP_BY_HOP | connection_tokens(low)
     lines = head[:-4].split(b"\r\n")
-    request_line = lines[0]
-    if http10 and request_line.endswith(b"HTTP/1.0"):
-        request_line = request_line[:-3] + b"1.1"
-    out = [request_line]
+    # An HTTP/1.0 request stays 1.0 upstream: the upstream then answers with a length or
+    # by closing, never chunked, which a 1.0 client could not read.
+    out = [lines[0]]
     xff = via = b""
     have_proto = have_host = False
     for line in lines[1:]:
