@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Coroutine
 from typing import Any
@@ -43,18 +44,37 @@ Example:
 @click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN")
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT")
 @click.option("--region", help="The gateway's own region (for Locality routing).")
-@click.option("--admin-listen", metavar="HOST:PORT", help="Where /metrics is served.")
+@click.option("--admin-listen", metavar="HOST:PORT",
+              help="Where /metrics and /routes are served (by the first worker).")
+@click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True,
+              help="Processes sharing --listen (SO_REUSEPORT); one per core for throughput.")
 @click.option("-v", "--verbose", is_flag=True)
 def gateway(server: str, token: str | None, listen: str, region: str | None,
-            admin_listen: str | None, verbose: bool) -> None:
+            admin_listen: str | None, workers: int, verbose: bool) -> None:
     """Run the global HTTP gateway: routes by Host (and path) to Service endpoints across
     clusters per TrafficPolicy, with health checks, outlier ejection and retries."""
     from flotilla.traffic.gateway import run_gateway
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s gateway %(levelname)s %(message)s")
-    serve_until_signal(run_gateway(server, token or "", listen, region,
-                                   admin_listen=admin_listen))
+    children = []
+    for _ in range(workers - 1):
+        pid = os.fork()
+        if pid == 0:  # a worker: same listener, no admin endpoint, ends with the parent
+            serve_until_signal(run_gateway(server, token or "", listen, region,
+                                           reuse_port=True))
+            os._exit(0)
+        children.append(pid)
+    try:
+        serve_until_signal(run_gateway(server, token or "", listen, region,
+                                       admin_listen=admin_listen, reuse_port=workers > 1))
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
 
 
 def parse_geo(entries: tuple[str, ...]) -> dict[str, str]:
