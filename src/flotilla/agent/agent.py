@@ -62,6 +62,7 @@ class Agent:
         #: last written report per target, to skip writes that change nothing
         self._written: dict[str, str] = {}
         self.api_endpoint: str | None = None
+        self._first_report = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -78,7 +79,7 @@ class Agent:
         self.works.add_handler(kick)
         tasks = [
             asyncio.create_task(self._register_loop(), name="register"),
-            asyncio.create_task(self.heartbeat.run(), name="heartbeat"),
+            asyncio.create_task(self._heartbeat_after_first_report(), name="heartbeat"),
             asyncio.create_task(self.works.run(), name="works-informer"),
             asyncio.create_task(self._apply_loop(), name="apply"),
             asyncio.create_task(self._watch_runtime(), name="runtime-changes"),
@@ -140,6 +141,13 @@ class Agent:
                 delay = min(delay * 2, 5.0)
         await asyncio.Event().wait()
 
+    async def _heartbeat_after_first_report(self) -> None:
+        """Heartbeat only once this agent has reported what it runs now. A cluster that
+        comes back after a crash would otherwise turn Ready while its EndpointSlices
+        still list the pods that died with it, and traffic would follow them."""
+        await self._first_report.wait()
+        await self.heartbeat.run()
+
     # -- desired state -----------------------------------------------------------------
 
     def desired_manifests(self) -> list[Object]:
@@ -191,6 +199,7 @@ class Agent:
             self._report_now.clear()
             try:
                 await self.report()
+                self._first_report.set()
                 delay = 0.1
             except Exception as exc:
                 log.warning("status report for %s failed: %s; retrying in %.1fs",
