@@ -131,7 +131,12 @@ def test_undo_restores_the_previous_revision_everywhere(plane: Plane) -> None:
     wait_for_sync(lambda: shop_envs() == {n: {"v2"} for n in NAMES}, 60,
                   what="v2 everywhere")
     history = plane.cli("rollout", "history", "deploy/shop")
-    assert "rollout undo" in history.stdout, history.stdout
+    assert "undo to revision" in history.stdout, history.stdout
+    # Who: the API stamps the caller's token name (the harness's "rollout-test") on
+    # every write; no revision is by "unknown".
+    rows = history.stdout.splitlines()[1:]
+    assert rows
+    assert all(row.split()[2] == "rollout-test" for row in rows), history.stdout
 
 
 def test_a_server_restart_mid_rollout_resumes_where_it_was(plane: Plane) -> None:

@@ -190,12 +190,27 @@ async def _body(request: Request, target: Target, ctx: ApiContext) -> dict[str, 
     return obj
 
 
+#: Who last wrote an object through the API: the authenticated token's name, set by the
+#: server (a client cannot choose it). Revision history shows it.
+CHANGED_BY = "flotilla.io/changed-by"
+
+
+def stamp_author(obj: dict[str, Any], request: Request) -> dict[str, Any]:
+    principal = getattr(request.state, "principal", None)
+    if principal is not None:
+        meta = obj.setdefault("metadata", {})
+        annotations = meta.get("annotations")
+        meta["annotations"] = {**(annotations if isinstance(annotations, dict) else {}),
+                               CHANGED_BY: str(principal.name)}
+    return obj
+
+
 async def _create(request: Request, target: Target, ctx: ApiContext) -> Response:
     if target.kind.namespaced and not target.namespace:
         raise MethodNotAllowedError(
             f"create {target.kind.kind} objects under namespaces/{{ns}}/{target.kind.plural}"
         )
-    obj = await _body(request, target, ctx)
+    obj = stamp_author(await _body(request, target, ctx), request)
     return JSONResponse(await ctx.registry.create(obj), status_code=201)
 
 
@@ -203,7 +218,7 @@ async def _update(request: Request, target: Target, ctx: ApiContext) -> Response
     obj = await _body(request, target, ctx)
     if target.subresource == "status":
         return JSONResponse(await ctx.registry.update_status(obj))
-    return JSONResponse(await ctx.registry.update(obj))
+    return JSONResponse(await ctx.registry.update(stamp_author(obj, request)))
 
 
 async def _delete(request: Request, target: Target, ctx: ApiContext) -> Response:

@@ -126,7 +126,6 @@ def undo(target: str, namespace: str, to_revision: int | None, server: str | Non
                 return False
             obj.setdefault("spec", {})["template"] = wanted.template
             notes = obj["metadata"].setdefault("annotations", {})
-            notes[rev.CHANGED_BY] = "rollout undo"
             notes[rev.CHANGE_CAUSE] = f"undo to revision {wanted.number}"
             return True
 

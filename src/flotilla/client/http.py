@@ -233,10 +233,16 @@ class HttpClient(ResourceClient):
             ) from exc
 
 
+#: Annotations the server writes itself; their difference is not a user's change.
+_SERVER_ANNOTATIONS = frozenset({"flotilla.io/changed-by"})
+
+
 def _comparable(obj: Object) -> tuple[Any, ...]:
     meta = obj.get("metadata") or {}
     rest = {k: v for k, v in obj.items() if k not in _NOT_COMPARED}
-    return (obj.get("apiVersion"), rest, meta.get("labels") or {}, meta.get("annotations") or {})
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
+                   if k not in _SERVER_ANNOTATIONS}
+    return (obj.get("apiVersion"), rest, meta.get("labels") or {}, annotations)
 
 
 async def apply(client: ResourceClient, obj: Object, *, attempts: int = 5) -> tuple[

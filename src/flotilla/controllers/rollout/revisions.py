@@ -20,7 +20,8 @@ from flotilla.client.base import Object
 
 REVISIONS = "rollout.flotilla.io/revisions"
 PINS = "rollout.flotilla.io/pins"
-#: Set on a Deployment by whoever changes it (``rollout undo`` does), shown in history.
+#: Stamped by the API server on every write with the caller's token name (see
+#: flotilla.api.routes.stamp_author), shown in history.
 CHANGED_BY = "flotilla.io/changed-by"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 DEFAULT_LIMIT = 10
