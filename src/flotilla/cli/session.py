@@ -67,6 +67,8 @@ def call(conn: Connection, work: Callable[[ResourceClient], Awaitable[T]]) -> T:
         raise CliError(api_message(exc, conn)) from None
     except httpx.TimeoutException:
         raise CliError(f"the server at {conn.server} did not answer in time") from None
+    except BrokenPipeError:
+        raise  # our stdout was closed (`flotilla get ... | head`), not the server
     except (httpx.TransportError, ConnectionError) as exc:
         raise CliError(unreachable(conn, exc)) from None
 
