@@ -184,7 +184,9 @@ class Timeouts(Model):
 
 
 class DNSPolicy(Model):
-    ttl: TTL = 30
+    #: Seconds resolvers may cache an answer: short, so a dead cluster leaves caches fast
+    #: (the DNS server uses the same 5 s when the field is absent).
+    ttl: TTL = 5
     #: How the DNS orders/chooses cluster addresses; default: follow ``strategy.type``.
     strategy: Literal["RoundRobin", "WeightedRoundRobin", "Locality", "Failover", "All"] | None \
         = None
