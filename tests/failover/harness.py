@@ -4,7 +4,6 @@ what the failover tests assert on (requests, processes, bindings, Events)."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import threading
@@ -16,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from tests.helpers import free_port, wait_for_sync
-from tests.up.harness import FLOTILLA, SHOP_APP, Api, environ_of, proc_table
+from tests.helpers import free_port
+from tests.up.harness import SHOP_APP, Api, UpProcess, environ_of, proc_table
 
 ADDRESS = "127.0.231.{}"
 CLUSTERS: list[dict[str, Any]] = [
@@ -135,44 +134,12 @@ class Load:
         return sum(self.ok.values()) + len(self.failed)
 
 
-class FailoverUp:
+class FailoverUp(UpProcess):
     """`flotilla up` with three clusters and a gateway, in ``folder``."""
 
     def __init__(self, folder: Path, grace: float = 2.0) -> None:
-        self.folder = folder
-        self.data_dir = folder / ".flotilla"
-        config = folder / "clusters.yaml"
-        config.write_text(json.dumps({"clusters": CLUSTERS}))
-        self.gateway = f"{ADDRESS.format(100)}:{free_port(ADDRESS.format(100))}"
-        self.log = open(folder / "up.out", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [*FLOTILLA, "up", "--data-dir", str(self.data_dir), "--config", str(config),
-             "--listen", f"127.0.0.1:{free_port()}", "--gateway-listen", self.gateway,
-             "--gateway-admin-listen", "", "--dns-listen", "",
-             "--cluster-grace-period", str(grace)],
-            cwd=folder, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
-
-    def wait_up(self, timeout: float = 60.0) -> Api:
-        def state() -> dict[str, Any]:
-            assert self.proc.poll() is None, self.output()
-            try:
-                return dict(json.loads((self.data_dir / "up.json").read_text()))
-            except (OSError, ValueError):
-                return {}
-        found: dict[str, Any] = wait_for_sync(state, timeout, what="up.json")
-        api = Api(found["server"], found["token"])
-        for name in (str(c["name"]) for c in CLUSTERS):
-            wait_for_sync(lambda n=name: api.ready(n) == "True",  # type: ignore[misc]
-                          timeout, what=f"cluster {name} Ready")
-        return api
-
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([*FLOTILLA, *args], cwd=self.folder, capture_output=True,
-                                text=True, timeout=60)
-        if check:
-            assert result.returncode == 0, result.stderr + result.stdout
-        return result
+        gateway = f"{ADDRESS.format(100)}:{free_port(ADDRESS.format(100))}"
+        super().__init__(folder, CLUSTERS, grace, gateway=gateway)
 
     def apply(self, objects: list[dict[str, Any]], name: str) -> None:
         result = self.apply_result(objects, name)
@@ -183,28 +150,6 @@ class FailoverUp:
         path = self.folder / f"{name}.yaml"
         path.write_text("\n---\n".join(json.dumps(o) for o in objects))
         return self.cli("apply", "-f", str(path), check=False)
-
-    def output(self) -> str:
-        return (self.folder / "up.out").read_text(errors="replace")
-
-    def pgids(self) -> set[int]:
-        state = json.loads((self.data_dir / "up.json").read_text())
-        out = {int(c["pgid"]) for c in state["clusters"]}
-        out |= {int(state[k]["pgid"]) for k in ("gateway",) if k in state}
-        out.add(self.proc.pid)
-        return out
-
-    def stop(self, timeout: float = 40.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            import os
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            code = self.proc.wait(5)
-        self.log.close()
-        return code
 
 
 def binding(api: Api, name: str) -> dict[str, Any]:

@@ -139,17 +139,20 @@ class UpProcess:
     """A `flotilla up` in ``folder``, with clusters on the given loopback addresses."""
 
     def __init__(self, folder: Path, clusters: list[dict[str, Any]],
-                 grace: float = 3.0) -> None:
+                 grace: float = 3.0, *, gateway: str = "", dns: str = "") -> None:
+        """``gateway``/``dns``: HOST:PORT to start them on ("" leaves them out)."""
         self.folder = folder
         self.data_dir = folder / ".flotilla"
         config = folder / "clusters.yaml"
         config.write_text(json.dumps({"clusters": clusters}))
         self.port = free_port()
+        self.gateway = gateway
         self.log = open(folder / "up.out", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [*FLOTILLA, "up", "--data-dir", str(self.data_dir), "--config", str(config),
-             "--listen", f"127.0.0.1:{self.port}", "--gateway-listen", "",
-             "--dns-listen", "", "--cluster-grace-period", str(grace)],
+             "--listen", f"127.0.0.1:{self.port}", "--gateway-listen", gateway,
+             "--gateway-admin-listen", "", "--dns-listen", dns, "--dns-admin-listen", "",
+             "--cluster-grace-period", str(grace)],
             cwd=folder, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
@@ -185,6 +188,7 @@ class UpProcess:
     def pgids(self) -> set[int]:
         state = self.state()
         out = {int(c["pgid"]) for c in state["clusters"]}
+        out |= {int(state[k]["pgid"]) for k in ("gateway", "dns") if k in state}
         out.add(int(state["serverPid"]))
         out.add(self.proc.pid)
         return out

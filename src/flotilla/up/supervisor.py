@@ -151,6 +151,10 @@ def group_state(pgid: int) -> str:
     return "paused" if all(state in ("T", "t") for _, state in members) else "running"
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 class Up:
     """One `flotilla up`: `start()`, then `wait()` until a signal, then `stop()`."""
 
@@ -166,6 +170,9 @@ class Up:
     # -- start -------------------------------------------------------------------------
 
     def start(self) -> dict[str, Any]:
+        """Start every part. A SIGTERM or Ctrl-C during start-up raises
+        KeyboardInterrupt, so the caller's ``finally: stop()`` still cleans up."""
+        signal.signal(signal.SIGTERM, _interrupt)
         opts = self.opts
         opts.data_dir.mkdir(parents=True, exist_ok=True)
         logs = opts.data_dir / "logs"
@@ -277,7 +284,10 @@ class Up:
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM every group (clusters as recorded in up.json, so revived ones too),
-        wait up to ``grace`` seconds, SIGKILL what is left, then the server."""
+        wait up to ``grace`` seconds, SIGKILL what is left, then the server. A second
+        Ctrl-C or SIGTERM cannot cut this short and leave processes behind."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
         groups: list[int] = []
         with contextlib.suppress(FileNotFoundError, ValueError):
             state = read_state(self.opts.data_dir)

@@ -27,6 +27,10 @@ FORWARDED_5XX = "response-5xx"
 Snapshot = dict[str, dict[str, float]]
 
 
+#: Failed tries that say nothing about the version being rolled out.
+_NOT_THE_VERSIONS_FAULT = frozenset({"connect-failure", "reset"})
+
+
 def _key(service: str, cluster: str) -> str:
     return f"{service}|{cluster}"
 
@@ -43,6 +47,11 @@ def parse_metrics(text: str) -> Snapshot:
             if name in (REQUESTS, f"{REQUESTS}_total"):
                 row["requests"] = row.get("requests", 0.0) + sample.value
             elif name in (ERRORS, f"{ERRORS}_total"):
+                if labels.get("reason") in _NOT_THE_VERSIONS_FAULT:
+                    # A pod being replaced refuses or resets a connection; the gateway
+                    # retries elsewhere and the user never sees it. Judging the new
+                    # version by it would fail good rollouts at random.
+                    continue
                 row["errors"] = row.get("errors", 0.0) + sample.value
                 if labels.get("reason") != FORWARDED_5XX:
                     # a failed try that was never answered: it is a try, not a response
