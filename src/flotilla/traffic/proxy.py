@@ -410,8 +410,14 @@ class ClientConnection(asyncio.Protocol):
             self.resume_client_reading()
         else:
             transport.write(self.head_out)
+        # A pooled connection may come back with reading paused: the previous exchange
+        # paused it (its client was slow) and finished before the client drained, so
+        # nobody resumed it. Set it from *this* exchange's state, or its response would
+        # never be read (seen as a rare 504 after a large download).
         if self.write_paused:
             transport.pause_reading()
+        else:
+            transport.resume_reading()
 
     def _abandon_upstream(self) -> None:
         self.generation += 1
