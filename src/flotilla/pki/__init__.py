@@ -1,0 +1,29 @@
+"""Certificates and private files: the one home of everything TLS in Flotilla.
+
+Every hop is TLS by default, so every process needs the same few things: a CA that
+`flotilla init`/`flotilla up` create once, certificates issued from it (servers with the
+addresses they listen on, clients with their identity in the subject), SSL contexts
+built the same way everywhere, and secret files that are never readable by anyone but
+their owner. This package sits at the bottom of the layering (it imports nothing of
+Flotilla's) so the API server, agents, gateway, DNS, `up` and the CLI all share it.
+"""
+
+from flotilla.pki.authority import (
+    CertificateAuthority,
+    IssuedPair,
+    ensure_ca,
+    load_ca,
+)
+from flotilla.pki.contexts import client_ssl_context, server_ssl_context
+from flotilla.pki.files import ensure_private_dir, write_private
+
+__all__ = [
+    "CertificateAuthority",
+    "IssuedPair",
+    "client_ssl_context",
+    "ensure_ca",
+    "ensure_private_dir",
+    "load_ca",
+    "server_ssl_context",
+    "write_private",
+]
