@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from flotilla.controllers.rollout.revisions import PINS
-from flotilla.controllers.rollout.state import STATE
+from flotilla.resources.rollout_state import PINS, STATE
 from tests.helpers import wait_for_sync
 from tests.rollout.harness import NAMES, Load, Plane, base_objects, deployment, rollout_policy
 from tests.up.harness import SHOP_APP, environ_of, proc_table
