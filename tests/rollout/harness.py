@@ -52,12 +52,16 @@ def deployment(version: str, fail_rate: float = 0.0, ready_path: str = "/healthz
                                                "readinessProbe": probe}]}}}}
 
 
-def rollout_policy(pause: str = "1s", ready_timeout: str = "40s") -> dict[str, Any]:
+WAVES: list[dict[str, Any]] = [{"clusters": ["r-east"]}, {"percent": 60}, {"percent": 100}]
+
+
+def rollout_policy(pause: str = "1s", ready_timeout: str = "40s",
+                   waves: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"apiVersion": "apps.flotilla.io/v1alpha1", "kind": "RolloutPolicy",
             "metadata": {"name": "shop", "namespace": "default"},
             "spec": {"selector": {"apiVersion": "apps/v1", "kind": "Deployment",
                                   "name": "shop"},
-                     "waves": [{"clusters": ["r-east"]}, {"percent": 60}, {"percent": 100}],
+                     "waves": waves if waves is not None else WAVES,
                      "pause": pause,
                      "analysis": {"interval": "2s", "minRequests": 10, "maxErrorRate": 0.05,
                                   "maxP99Latency": "500ms", "readyTimeout": ready_timeout},

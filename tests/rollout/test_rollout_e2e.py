@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from flotilla.controllers.rollout.revisions import PINS
-from flotilla.controllers.rollout.state import STATE
+from flotilla.resources.rollout_state import PINS, STATE
 from tests.helpers import wait_for_sync
 from tests.rollout.harness import NAMES, Load, Plane, base_objects, deployment, rollout_policy
 from tests.up.harness import SHOP_APP, environ_of, proc_table
@@ -198,3 +197,83 @@ def test_a_version_that_never_becomes_ready_is_rolled_back(plane: Plane) -> None
     assert [r["clusters"] for r in state["records"][-1:]] == [["r-east"]]
     wait_for_sync(lambda: shop_envs() == {n: {"v4"} for n in NAMES}, 60,
                   what="the canary back on v4")
+
+
+def one_version_everywhere() -> str | None:
+    """The version every cluster runs, when they all run the same one and only it."""
+    envs = shop_envs()
+    versions = set().union(*envs.values())
+    return next(iter(versions)) if len(versions) == 1 and all(envs.values()) else None
+
+
+def test_a_superseded_rollout_that_fails_ends_with_every_cluster_on_one_revision(
+        plane: Plane) -> None:
+    # Wave 2 waits for `rollout resume`; the last wave then waits for requests, and the
+    # test sends none until the next revision is recorded: revision A is held in its
+    # last wave, on every cluster, without racing the controller.
+    plane.apply([rollout_policy(waves=[{"clusters": ["r-east"]},
+                                       {"percent": 60, "pause": "manual"},
+                                       {"percent": 100}])], "policy-superseded")
+    stable_version = wait_for_sync(one_version_everywhere, 90, what="one version everywhere")
+    stable = plane.annotation(STATE)["stable"]
+    load = Load(f"http://{plane.gateway}/").start()
+    try:
+        wait_for_sync(lambda: load.served() > 30, 30, what="load flowing")
+        plane.apply([deployment("v7")], "v7")
+        wait_for_sync(lambda: (s := plane.annotation(STATE) or {}).get("phase") == "Paused"
+                      and [r["clusters"] for r in s["records"]] == [["r-east"], ["r-south"]],
+                      120, what="revision A paused after its second wave")
+    finally:
+        load.stop()
+    revision_a = plane.annotation(STATE)["revision"]
+    assert plane.cli("rollout", "resume", "deploy/shop").returncode == 0
+
+    def last_wave_waiting_for_requests() -> bool:
+        s = plane.annotation(STATE) or {}
+        return s.get("wave") == 2 and "requests observed" in s.get("message", "") \
+            and shop_envs()["r-west"] == {"v7"}
+    wait_for_sync(last_wave_waiting_for_requests, 120, interval=0.3,
+                  what="revision A in its last wave")
+    assert shop_envs() == {n: {"v7"} for n in NAMES}
+    assert plane.annotation(STATE)["phase"] == "Progressing"
+
+    seen: dict[str, set[str]] = {n: set() for n in NAMES}
+    plane.apply([deployment("v8", fail_rate=1.0)], "v8")
+    wait_for_sync(lambda: (plane.annotation(STATE) or {}).get("revision") == revision_a + 1,
+                  60, what="revision B recorded")
+    revision_b = revision_a + 1
+    load = Load(f"http://{plane.gateway}/").start()
+    try:
+        def failed_and_sampled() -> bool:
+            for cluster, tags in shop_envs().items():
+                seen[cluster] |= tags
+            return (plane.annotation(STATE) or {}).get("phase") == "Failed"
+        try:
+            wait_for_sync(failed_and_sampled, 120, interval=0.3, what="revision B Failed")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {plane.annotation(STATE)}") from None
+        wait_for_sync(lambda: shop_envs() == {n: {stable_version} for n in NAMES}, 120,
+                      what=f"every cluster back on {stable_version}")
+    finally:
+        load.stop()
+    state = plane.annotation(STATE)
+    assert (state["revision"], state["stable"]) == (revision_b, stable)
+    assert set(plane.annotation(PINS).values()) == {stable}
+    assert "v8+fail" in seen["r-east"]
+    assert "v8+fail" not in seen["r-south"] | seen["r-west"]
+    # users met the bad version at the canary only (the other clusters were rolled back
+    # from revision A, never updated to B)
+    assert any("injected failure" in f for f in load.failed), load.failed[:5]
+    elsewhere = [f for f in load.failed if "injected failure" in f
+                 and not f.endswith("r-east")]
+    assert not elsewhere, elsewhere[:5]
+
+    code, out = status(plane)
+    assert code != 0, out
+    assert f"r-east: revision {stable} (rolled back: revision {revision_b} failed its " \
+        "error-rate gate at the canary" in out, out
+    for cluster in ("r-south", "r-west"):
+        assert f"{cluster}: revision {stable} (rolled back from revision {revision_a}, " \
+            f"whose rollout revision {revision_b} superseded: revision {revision_b} " \
+            "failed its error-rate gate at the canary" in out, out
+    assert f"rolled back to stable revision {stable} on every cluster" in out, out

@@ -8,8 +8,8 @@ from flotilla.cli.output import age, as_list, dump, echo, note, table
 from flotilla.cli.session import CliError, call, connect, connection_options
 from flotilla.cli.targets import parse_targets
 from flotilla.client.base import Object, ResourceClient
-from flotilla.controllers.events import CLUSTER_EVENTS_NAMESPACE
 from flotilla.resources.kinds import Kind, by_kind
+from flotilla.resources.naming import CLUSTER_EVENTS_NAMESPACE
 
 EVENT = by_kind("Event")
 
@@ -33,7 +33,7 @@ def by_last_seen(events: list[Object]) -> list[Object]:
 async def events_for(client: ResourceClient, kind: Kind, namespace: str, name: str,
                      uid: str = "") -> list[Object]:
     """The Events about one object, oldest first. Cluster-scoped objects' Events live in
-    the "default" namespace (`flotilla.controllers.events`)."""
+    the "default" namespace (`flotilla.resources.naming`)."""
     listed = await client.list(EVENT, namespace or CLUSTER_EVENTS_NAMESPACE)
     return by_last_seen([e for e in listed.items if involves(e, kind, namespace, name, uid)])
 

@@ -1,10 +1,11 @@
 """``flotilla rollout history|undo|status|pause|resume|abort|promote deploy/NAME``.
 
 The commands read and write the rollout annotations of the Deployment's ResourceBinding
-(see ``flotilla.controllers.rollout``): history and status read them; pause, resume,
-abort and promote leave a request there that the rollout controller carries out (so the
-rules live in one place, the controller); undo writes an older pod template back to the
-Deployment, which the controller sees as a new revision like any other change.
+(their format: ``flotilla.resources.rollout_state``): history and status read them;
+pause, resume, abort and promote leave a request there that the rollout controller
+carries out (so the rules live in one place, the controller); undo writes an older pod
+template back to the Deployment, which the controller sees as a new revision like any
+other change.
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ from flotilla.cli.output import out as console
 from flotilla.cli.session import CliError, call, connect, connection_options
 from flotilla.client.base import NotFoundError, Object, ResourceClient
 from flotilla.client.mutate import mutate
-from flotilla.controllers.placement.binder import binding_name
-from flotilla.controllers.rollout import revisions as rev
-from flotilla.controllers.rollout import state as st
+from flotilla.resources import rollout_state as st
 from flotilla.resources.kinds import by_kind
+from flotilla.resources.naming import binding_name
 
 BINDING = by_kind("ResourceBinding")
 DEPLOYMENT = by_kind("Deployment")
@@ -76,7 +76,7 @@ def history(target: str, namespace: str, server: str | None, token: str | None) 
     """Revisions of the pod template (last N), who changed it and when."""
     name = parse_target(target)
     binding = call(connect(server, token), lambda c: _binding(c, namespace, name))
-    revisions, pins = rev.history(binding), rev.pins(binding)
+    revisions, pins = st.history(binding), st.pins(binding)
     state = st.load(binding)
     rows = []
     for r in revisions:
@@ -108,13 +108,13 @@ def undo(target: str, namespace: str, to_revision: int | None, server: str | Non
     conn = connect(server, token)
 
     async def work(client: ResourceClient) -> int:
-        revisions = rev.history(await _binding(client, namespace, name))
+        revisions = st.history(await _binding(client, namespace, name))
         if to_revision is None:
             if len(revisions) < 2:
                 raise CliError(f"deploy/{name} has no earlier revision to go back to")
             wanted = revisions[-2]
         else:
-            found = rev.find(revisions, to_revision)
+            found = st.find(revisions, to_revision)
             if found is None:
                 known = ", ".join(str(r.number) for r in revisions)
                 raise CliError(f"deploy/{name} has no revision {to_revision} "
@@ -122,11 +122,11 @@ def undo(target: str, namespace: str, to_revision: int | None, server: str | Non
             wanted = found
 
         def change(obj: Object) -> bool:
-            if rev.template_hash(rev.pod_template(obj)) == wanted.hash:
+            if st.template_hash(st.pod_template(obj)) == wanted.hash:
                 return False
             obj.setdefault("spec", {})["template"] = wanted.template
             notes = obj["metadata"].setdefault("annotations", {})
-            notes[rev.CHANGE_CAUSE] = f"undo to revision {wanted.number}"
+            notes[st.CHANGE_CAUSE] = f"undo to revision {wanted.number}"
             return True
 
         if await mutate(client, DEPLOYMENT, namespace, name, change) is None:
@@ -189,17 +189,17 @@ def view(name: str, binding: Object, template: Object | None = None) -> View:
     and must not end a `status --follow` (kubectl compares generations for the same
     reason)."""
     state = st.load(binding)
-    pins = rev.pins(binding)
+    pins = st.pins(binding)
     if template is not None:
-        digest = rev.template_hash(rev.pod_template(template))
-        current = rev.find(rev.history(binding), state.revision) if state else None
-        latest = rev.history(binding)
+        digest = st.template_hash(st.pod_template(template))
+        current = st.find(st.history(binding), state.revision) if state else None
+        latest = st.history(binding)
         recorded = current if state else (latest[-1] if latest else None)
         if recorded is None or recorded.hash != digest:
             return View([f"deploy/{name}: waiting for the rollout controller to record "
                          "the new pod template"], PENDING)
     if state is None:
-        latest = rev.history(binding)
+        latest = st.history(binding)
         number = latest[-1].number if latest else 0
         return View([f"deploy/{name}: no RolloutPolicy; revision {number} goes to every "
                      "cluster at once"], st.SUCCEEDED)
@@ -221,7 +221,19 @@ def view(name: str, binding: Object, template: Object | None = None) -> View:
         lines.append(f"  wave {i + 1}: {cells}  {mark}{figures}")
     if state.phase == st.FAILED and state.figures:
         lines.append(f"  gate figures: {state.figures}")
+    lines.append("  clusters:")
+    lines += [f"    {c}: revision {r} ({_why(state, c, r)})" for c, r in sorted(pins.items())]
     return View(lines, state.phase)
+
+
+def _why(state: st.RolloutState, cluster: str, revision: int) -> str:
+    """The controller's words for this cluster's pin; a state written before it kept
+    them gets the plain fact."""
+    if cluster in state.why:
+        return state.why[cluster]
+    if revision == state.stable:
+        return "stable"
+    return "being rolled out" if revision == state.revision else "an earlier revision"
 
 
 @rollout.command()

@@ -28,15 +28,12 @@ from typing import Literal
 
 from flotilla.client.base import ApiError, ConflictError, NotFoundError, Object, ResourceClient
 from flotilla.resources.kinds import by_kind
+from flotilla.resources.naming import CLUSTER_EVENTS_NAMESPACE
 
 log = logging.getLogger(__name__)
 
 EventType = Literal["Normal", "Warning"]
 EVENT_KIND = by_kind("Event")
-
-#: Where events about cluster-scoped objects go, as in Kubernetes.
-CLUSTER_EVENTS_NAMESPACE = "default"
-
 
 def rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -19,6 +19,7 @@ from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
 from flotilla.controllers.placement.matching import best_policy
 from flotilla.resources.kinds import Kind, by_kind
+from flotilla.resources.naming import binding_name
 
 log = logging.getLogger(__name__)
 BINDING = by_kind("ResourceBinding")
@@ -28,11 +29,6 @@ CPP = by_kind("ClusterPropagationPolicy")
 TEMPLATE_KINDS = tuple(by_kind(k) for k in ("Deployment", "Service", "ConfigMap", "Secret"))
 LABEL_BOUND_KIND = "flotilla.io/template-kind"
 LABEL_BOUND_NAME = "flotilla.io/template-name"
-
-
-def binding_name(kind: str, name: str) -> str:
-    """Karmada's convention: ``<name>-<kind>``."""
-    return f"{name}-{kind.lower()}"
 
 
 def template_key(obj: Object) -> ObjectKey:

@@ -1,2 +1,2 @@
 """Multi-cluster rollouts: revisions of a template's pod spec, waves gated on health,
-automatic rollback (issue 8). See docs/components/rollout.md."""
+automatic rollback to the stable revision. See docs/components/rollout.md."""

@@ -2,13 +2,16 @@
 RolloutPolicy selects it, moves a change through the policy's waves.
 
 It reconciles ResourceBindings (the state, the history and the pins are annotations on
-the binding, see `revisions` and `state`), so it needs no kind of its own and survives a
-restart of the control plane with nothing held in memory. The RolloutPolicy's status
-mirrors the last rollout it governed, for ``flotilla get rolloutpolicies``.
+the binding, in the format of `flotilla.resources.rollout_state`), so it needs no kind
+of its own and survives a restart of the control plane with nothing held in memory.
+The RolloutPolicy's status mirrors the last rollout it governed, for ``flotilla get
+rolloutpolicies``.
 
 Request figures come from the gateway's metrics: the URLs are the policy's annotation
 ``rollout.flotilla.io/metrics-url`` (comma-separated), else ``FLOTILLA_GATEWAY_METRICS``
 in the server's environment (`flotilla up` sets it to its gateway's admin listener).
+They are scraped here, before the engine's step, only when the step may judge a wave
+(`engine.wants_metrics`): the step itself does no I/O.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import copy
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
+import httpx
 from pydantic import ValidationError
 
 from flotilla.client.base import ConflictError, NotFoundError, Object, ResourceClient
@@ -27,15 +31,15 @@ from flotilla.controllers.controller import Controller, Result
 from flotilla.controllers.events import EventRecorder
 from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
-from flotilla.controllers.placement.binder import binding_name
 from flotilla.controllers.placement.render import services_selecting
 from flotilla.controllers.rollout import revisions as rev
-from flotilla.controllers.rollout import state as st
-from flotilla.controllers.rollout.engine import Engine, Inputs, Report
+from flotilla.controllers.rollout.engine import Inputs, Report, step, wants_metrics
 from flotilla.controllers.rollout.gates import Snapshot, scrape
+from flotilla.resources import rollout_state as st
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.labels import selector_from_dict
 from flotilla.resources.models.rollout import RolloutPolicy
+from flotilla.resources.naming import binding_name
 from flotilla.resources.wellknown import now_rfc3339
 
 log = logging.getLogger(__name__)
@@ -90,11 +94,19 @@ class RolloutController:
                 return obj, policy
         return None
 
-    def _scraper(self, policy_obj: Object) -> Callable[[], Awaitable[Snapshot]] | None:
+    async def _metrics(self, policy_obj: Object) -> tuple[Snapshot | None, str]:
+        """The gateways' counters now, or None and why not (said in the rollout's
+        message; the step waits and asks again)."""
         text = (policy_obj["metadata"].get("annotations") or {}).get(METRICS_URL) \
             or os.environ.get(METRICS_ENV, "")
         urls = [u.strip() for u in text.split(",") if u.strip()]
-        return (lambda: scrape(urls)) if urls else None
+        if not urls:
+            return None, f"no gateway metrics configured ({METRICS_ENV} or the " \
+                f"policy's {METRICS_URL} annotation)"
+        try:
+            return await scrape(urls), ""
+        except (httpx.HTTPError, ValueError) as exc:
+            return None, str(exc) or type(exc).__name__
 
     async def reconcile(self, key: ObjectKey) -> Result | None:
         cached = self.inf["ResourceBinding"].cache.get(key)
@@ -112,19 +124,22 @@ class RolloutController:
         before = copy.deepcopy(binding)
         found = self.policy_for(template)
         limit = found[1].spec.history_limit if found else rev.DEFAULT_LIMIT
-        history = rev.history(binding)
-        keep = frozenset(rev.pins(binding).values())
+        history = st.history(binding)
+        state = st.load(binding)
+        # the stable revision is where a failure goes back to: it must stay in history
+        keep = frozenset(st.pins(binding).values()) | (
+            {state.stable} if state is not None else set())
         if (new := rev.next_history(history, template, now_rfc3339(), limit, keep)) \
                 is not None:
             history = new
-            rev.set_history(binding, history)
+            st.set_history(binding, history)
         result: Result | None = None
         if found is None:
-            rev.set_pins(binding, None)
+            st.set_pins(binding, None)
             st.store(binding, None)
             st.take_request(binding)
         else:
-            result = await self._step(binding, template, history, *found)
+            result = await self._step(binding, template, history, state, *found)
         if binding["metadata"] != before["metadata"]:
             try:
                 await self.client.update(binding)
@@ -132,29 +147,31 @@ class RolloutController:
                 return Result(requeue=True)
         return result
 
-    async def _step(self, binding: Object, template: Object, history: list[rev.Revision],
-                    policy_obj: Object, policy: RolloutPolicy) -> Result | None:
+    async def _step(self, binding: Object, template: Object, history: list[st.Revision],
+                    state: st.RolloutState | None, policy_obj: Object,
+                    policy: RolloutPolicy) -> Result | None:
         namespace = binding["metadata"]["namespace"]
         targets = binding["spec"].get("clusters") or []
         placed = [t["name"] for t in targets if int(t.get("replicas") or 0) > 0]
         services = [f"{namespace}/{s['metadata']['name']}" for s in services_selecting(
             template, self.inf["Service"].cache.list(namespace=namespace))]
+        metrics, problem = await self._metrics(policy_obj) \
+            if wants_metrics(state, policy.spec) else (None, "")
         inputs = Inputs(
             now=self.clock(), revisions=history, placed=placed,
             clusters={c["metadata"]["name"]: c for c in self.inf["Cluster"].cache.list()},
             spec=policy.spec, reports=reports(binding),
             desired={t["name"]: int(t.get("replicas") or 0) for t in targets},
-            services=services, scrape=self._scraper(policy_obj))
-        step = await Engine(inputs).step(st.load(binding), rev.pins(binding),
-                                         st.take_request(binding))
-        rev.set_pins(binding, step.pins)
-        st.store(binding, step.state)
-        for type_, reason, message in step.events:
+            services=services, metrics=metrics, metrics_problem=problem)
+        done = step(inputs, state, st.pins(binding), st.take_request(binding))
+        st.set_pins(binding, done.pins)
+        st.store(binding, done.state)
+        for type_, reason, message in done.events:
             log.info("rollout %s/%s: %s %s", namespace, template["metadata"]["name"],
                      reason, message)
             await self.events.record(template, type_, reason, message)
-        await self._policy_status(policy_obj, step.state)
-        return Result(requeue_after=step.requeue_after) if step.requeue_after else None
+        await self._policy_status(policy_obj, done.state)
+        return Result(requeue_after=done.requeue_after) if done.requeue_after else None
 
     async def _policy_status(self, policy_obj: Object, state: st.RolloutState) -> None:
         wanted = {"phase": state.phase, "currentWave": state.wave,
