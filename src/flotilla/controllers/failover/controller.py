@@ -36,6 +36,7 @@ from flotilla.controllers.failover.decide import (
 from flotilla.controllers.failover.timers import Timers, describe_timers, timers_for
 from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
+from flotilla.resources.conditions import Condition, set_conditions
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.wellknown import now_rfc3339
 
@@ -239,14 +240,10 @@ class FailoverController:
             return
         if reason == "NoClusterFit":
             await self.events.record(binding, "Warning", "FailoverBlocked", message)
-        condition = {"type": CONDITION, "status": status, "reason": reason,
-                     "message": message, "lastTransitionTime": now_rfc3339()}
+        condition = Condition(CONDITION, status, reason, message)
 
         def change(obj: Object) -> bool:
-            st = obj.setdefault("status", {})
-            st["conditions"] = [*(c for c in st.get("conditions") or []
-                                  if c.get("type") != CONDITION), condition]
-            return True
+            return set_conditions(obj, [condition])
 
         meta = binding["metadata"]
         await mutate(self.client, BINDING, meta["namespace"], meta["name"], change,
