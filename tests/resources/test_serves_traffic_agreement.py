@@ -4,7 +4,8 @@ Each row is a Cluster as the store holds it; each consumer is asked through its 
 entry point (failover's recovery rule, the ServiceImport derivation, the DNS answer
 model, the gateway routing model) whether the cluster would get users or replicas. They
 must all give the row's verdict: a disagreement sends users where the control plane has
-given up, or keeps replicas where no user can reach them.
+given up, or keeps replicas where no user can reach them. The same rows also go to
+every component that reads Ready alone (scheduler, status aggregation, failover).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from typing import Any
 import pytest
 
 from flotilla.controllers.discovery import cluster_exports, cluster_view, derive
-from flotilla.controllers.failover.decide import healthy
+from flotilla.controllers.failover.decide import cluster_ready, healthy
+from flotilla.controllers.placement import status as placement_status
 from flotilla.dns.model import build_model as dns_model
 from flotilla.resources.views import ClusterView
 from flotilla.resources.wellknown import TAINT_NOT_READY, TAINT_UNREACHABLE
+from flotilla.scheduler import compile_cluster
 from flotilla.traffic.model import build_model as gateway_model
 from tests.resources.stored import ready, registry_at, stored_cluster
 
@@ -109,3 +112,22 @@ async def test_every_consumer_gives_the_same_verdict(tmp_path: Path, what: str, 
                 "failover": failover_says(cluster), "discovery": discovery_says(cluster),
                 "dns": dns_says(cluster), "gateway": gateway_says(cluster)}
     assert verdicts == dict.fromkeys(verdicts, serves), what
+
+
+#: Rows whose cluster is Ready but must still get no traffic.
+READY_BUT_DRAINED = {"ready, NoExecute taint"}
+
+
+@pytest.mark.parametrize(("what", "state", "serves"), STATES, ids=[s[0] for s in STATES])
+async def test_every_reader_of_ready_agrees(tmp_path: Path, what: str, state: Obj,
+                                            serves: bool) -> None:
+    """The scheduler (may new replicas go there), status aggregation (are its replicas
+    counted as ready) and failover (are replacements ready) read Ready the same way."""
+    async with registry_at(tmp_path) as registry:
+        cluster = await stored_cluster(registry, NAME, ingressAddress="127.0.1.1", **state)
+    expected = serves or what in READY_BUT_DRAINED
+    readers = {"view": ClusterView.of(cluster).ready,
+               "scheduler": compile_cluster(cluster).ready,
+               "status": placement_status.cluster_ready(cluster),
+               "failover": cluster_ready(cluster)}
+    assert readers == dict.fromkeys(readers, expected), what
