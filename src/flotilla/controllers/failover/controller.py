@@ -36,7 +36,7 @@ from flotilla.controllers.failover.decide import (
 from flotilla.controllers.failover.timers import Timers, describe_timers, timers_for
 from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
-from flotilla.resources.conditions import Condition, set_conditions
+from flotilla.resources.conditions import Condition, find, set_conditions
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.wellknown import now_rfc3339
 
@@ -219,13 +219,13 @@ class FailoverController:
         """``Failover``: True while replicas are being moved, with what blocks them."""
         pending = holding_tasks(binding)
         conds = (binding.get("status") or {}).get("conditions") or []
-        current = next((c for c in conds if c.get("type") == CONDITION), None)
+        current = find(conds, CONDITION)
         if not pending:
             if current is None or current.get("status") == "False":
                 return
             status, reason, message = "False", "Idle", "no replicas are being moved"
         else:
-            scheduled = next((c for c in conds if c.get("type") == "Scheduled"), None)
+            scheduled = find(conds, "Scheduled")
             names = ", ".join(sorted(str(t.get("fromCluster")) for t in pending))
             if scheduled is not None and scheduled.get("status") == "False":
                 status, reason = "True", "NoClusterFit"

@@ -19,7 +19,7 @@ from flotilla.controllers.controller import Controller, Result
 from flotilla.controllers.events import EventRecorder
 from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
-from flotilla.resources.conditions import Condition, set_conditions
+from flotilla.resources.conditions import Condition, conditions_of, find, set_conditions
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.wellknown import now_rfc3339
 from flotilla.scheduler import (
@@ -143,8 +143,7 @@ class SchedulingController:
     async def _set_condition(self, binding: Object, result: ScheduleResult) -> None:
         condition = scheduled_condition(result, now_rfc3339(),
                                         int(binding["metadata"].get("generation") or 0))
-        current = next((c for c in (binding.get("status") or {}).get("conditions") or []
-                        if c.get("type") == "Scheduled"), None)
+        current = find(conditions_of(binding), "Scheduled")
         if current is not None and all(current.get(k) == condition[k]
                                        for k in ("status", "reason", "message")):
             return

@@ -17,6 +17,7 @@ from flotilla.controllers.controller import Controller, Result
 from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
 from flotilla.controllers.placement.rendering import LABEL_BINDING, binding_of_work
+from flotilla.resources.conditions import find
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.views import ClusterView
 from flotilla.resources.wellknown import cluster_of_execution_namespace
@@ -35,8 +36,7 @@ def cluster_ready(cluster: Object | None) -> bool:
 def item_for(work: Object, template_kind: str, template_name: str,
              reachable: bool) -> dict[str, Any]:
     status = work.get("status") or {}
-    applied = next((c for c in status.get("conditions") or [] if c.get("type") == "Applied"),
-                   None)
+    applied = find(status.get("conditions"), "Applied")
     manifest = next((m for m in status.get("manifestStatuses") or []
                      if m["identifier"].get("kind") == template_kind
                      and m["identifier"].get("name") == template_name), None)
