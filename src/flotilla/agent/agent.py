@@ -38,6 +38,7 @@ from flotilla.agent.snapshot import (
 from flotilla.client.base import ApiError, NotFoundError, Object, ResourceClient
 from flotilla.client.mutate import mutate
 from flotilla.controllers.informer import EventHandlers, Informer
+from flotilla.resources.conditions import Condition, set_conditions
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.wellknown import LABEL_CLUSTER, execution_namespace, now_rfc3339
 from flotilla.runtimes import get_runtime
@@ -292,7 +293,9 @@ class Agent:
                 # A condition that did not change keeps its transition time.
                 if _strip_times(cur.get("status") or {}) == _strip_times(status):
                     return False
-                cur["status"] = status
+                before = (cur.get("status") or {}).get("conditions")
+                cur["status"] = {**status, "conditions": before}
+                set_conditions(cur, [Condition.of(c) for c in status["conditions"]])
                 return True
 
             try:

@@ -26,6 +26,7 @@ from flotilla.controllers.controller import Controller, Result
 from flotilla.controllers.events import EventRecorder
 from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
+from flotilla.resources.conditions import Condition, conditions_of, find, set_conditions
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.wellknown import (
     SYSTEM_NAMESPACE,
@@ -131,31 +132,20 @@ class ClusterHealth:
             await mutate(self.client, CLUSTER, "", name,
                          lambda obj: set_health_taints(obj, verdict.taint))
 
-        conds = (cluster.get("status") or {}).get("conditions") or []
-        previous = next((c for c in conds if c.get("type") == "Ready"), None)
+        previous = find(conditions_of(cluster), "Ready")
         if previous is not None and previous.get("status") == verdict.status \
                 and previous.get("reason") == verdict.reason:
             return
-        now = now_rfc3339()
-
-        def set_condition(obj: Object) -> bool:
-            status = obj.setdefault("status", {})
-            others = [c for c in status.get("conditions") or [] if c.get("type") != "Ready"]
-            status["conditions"] = [*others, {
-                "type": "Ready", "status": verdict.status, "reason": verdict.reason,
-                "message": verdict.message, "lastTransitionTime": now,
-            }]
-            return True
-
-        await mutate(self.client, CLUSTER, "", name, set_condition, status=True)
+        ready = Condition("Ready", verdict.status, verdict.reason, verdict.message)
+        await mutate(self.client, CLUSTER, "", name,
+                     lambda obj: set_conditions(obj, [ready]), status=True)
         await self.events.record(cluster, "Normal" if verdict.ready else "Warning",
                                  verdict.reason, verdict.message)
         log.info("cluster %s: Ready=%s (%s)", name, verdict.status, verdict.reason)
 
 
 def _has_ready_condition(cluster: Object) -> bool:
-    return any(c.get("type") == "Ready"
-               for c in (cluster.get("status") or {}).get("conditions") or [])
+    return find(conditions_of(cluster), "Ready") is not None
 
 
 def _age_of(obj: Object) -> float:

@@ -41,10 +41,11 @@ from flotilla.controllers.controller import Controller, Result
 from flotilla.controllers.events import EventRecorder
 from flotilla.controllers.informer import EventHandlers, Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
+from flotilla.resources import views
+from flotilla.resources.conditions import Condition, set_conditions
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.wellknown import (
     cluster_of_execution_namespace,
-    now_rfc3339,
     parse_rfc3339,
 )
 
@@ -85,14 +86,6 @@ class ClusterView:
     region: str = ""
     zone: str = ""
     healthy: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Condition:
-    type: str
-    status: str
-    reason: str
-    message: str
 
 
 @dataclass(slots=True)
@@ -153,13 +146,9 @@ def services_in(work: Object) -> Iterable[Object]:
 
 
 def cluster_view(cluster: Object) -> ClusterView:
-    """Healthy means Ready=True and no NoExecute taint: the DNS's and gateway's rule."""
-    spec = cluster.get("spec") or {}
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                for c in (cluster.get("status") or {}).get("conditions") or [])
-    no_execute = any(t.get("effect") == "NoExecute" for t in spec.get("taints") or [])
-    return ClusterView(str(spec.get("region") or ""), str(spec.get("zone") or ""),
-                       ready and not no_execute)
+    """Healthy is `views.ClusterView.serves_traffic`: the DNS's and gateway's rule."""
+    view = views.ClusterView.of(cluster)
+    return ClusterView(view.region, view.zone, view.serves_traffic)
 
 
 def _ports_text(ports: Iterable[PortKey]) -> str:
@@ -243,29 +232,6 @@ def _endpoints(cluster: str, view: ClusterView, s: Object, declared: set[str]
             })
     out.sort(key=lambda e: (e["pod"], e["address"], e["portName"], e["port"]))
     return out
-
-
-def set_conditions(obj: Object, wanted: list[Condition]) -> bool:
-    """Make ``status.conditions`` hold ``wanted``, keeping lastTransitionTime of those
-    whose status did not change and every condition of another type."""
-    status = obj.setdefault("status", {})
-    current = {c.get("type"): c for c in status.get("conditions") or []}
-    types = {c.type for c in wanted}
-    out = [c for c in status.get("conditions") or [] if c.get("type") not in types]
-    changed = False
-    for c in wanted:
-        old = current.get(c.type)
-        same = old is not None and old.get("status") == c.status
-        entry = {"type": c.type, "status": c.status, "reason": c.reason,
-                 "message": c.message,
-                 "lastTransitionTime": old.get("lastTransitionTime") if same and old
-                 else now_rfc3339()}
-        changed |= not same or old is None or old.get("reason") != c.reason \
-            or old.get("message") != c.message
-        out.append(entry)
-    if changed:
-        status["conditions"] = out
-    return changed
 
 
 class Index:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from flotilla.resources.models.common import parse_duration
+from flotilla.resources.views import ClusterView
 
 Strategy = Literal["RoundRobin", "Weighted", "Failover", "Geo"]
 STRATEGIES: tuple[Strategy, ...] = ("RoundRobin", "Weighted", "Failover", "Geo")
@@ -196,27 +197,12 @@ def _clusters(objs: Iterable[Obj], problems: list[str]) -> Iterable[_ClusterStat
             problems.append("Cluster without metadata.name; ignored")
             continue
         spec = _dict(c.get("spec"))
-        status = _dict(c.get("status"))
         yield _ClusterState(
             name=name,
             region=str(spec.get("region") or ""),
             ingress=_addresses(spec.get("ingressAddress")),
-            healthy=_is_ready(status) and not _has_no_execute_taint(spec),
+            healthy=ClusterView.of(c).serves_traffic,
         )
-
-
-def _is_ready(status: Obj) -> bool:
-    for cond in _list(status.get("conditions")):
-        if isinstance(cond, Mapping) and cond.get("type") == "Ready":
-            return str(cond.get("status")) == "True"
-    return False
-
-
-def _has_no_execute_taint(spec: Obj) -> bool:
-    return any(
-        isinstance(t, Mapping) and t.get("effect") == "NoExecute"
-        for t in _list(spec.get("taints"))
-    )
 
 
 def _backends(

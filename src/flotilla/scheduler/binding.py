@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from flotilla.resources.conditions import Condition
+
 from .types import ScheduleResult, Target
 
 SCHEDULED = "Scheduled"
@@ -33,16 +35,19 @@ def target_clusters(result: ScheduleResult) -> list[dict[str, Any]]:
     return [{"name": name, "replicas": replicas} for name, replicas in result.targets]
 
 
-def scheduled_condition(result: ScheduleResult, now: str, generation: int = 0
-                        ) -> dict[str, Any]:
-    """The ``Scheduled`` condition (a ``metav1.Condition``) describing ``result``."""
+def scheduled(result: ScheduleResult, generation: int = 0) -> Condition:
+    """The ``Scheduled`` condition describing ``result``, to set with
+    `flotilla.resources.conditions.set_condition` (which keeps the stored transition time
+    while the status stays the same)."""
     if result.scheduled:
         message = "Binding has been scheduled successfully."
         if result.affinity:
             message += f" Cluster affinity group {result.affinity!r} was used."
-        return {"type": SCHEDULED, "status": "True", "reason": "Success",
-                "message": message, "lastTransitionTime": now,
-                "observedGeneration": generation}
-    return {"type": SCHEDULED, "status": "False", "reason": "NoClusterFit",
-            "message": result.reason or "", "lastTransitionTime": now,
-            "observedGeneration": generation}
+        return Condition(SCHEDULED, "True", "Success", message, generation)
+    return Condition(SCHEDULED, "False", "NoClusterFit", result.reason or "", generation)
+
+
+def scheduled_condition(result: ScheduleResult, now: str, generation: int = 0
+                        ) -> dict[str, Any]:
+    """`scheduled` as a ``metav1.Condition`` dict that (newly) transitioned at ``now``."""
+    return scheduled(result, generation).as_dict(now)

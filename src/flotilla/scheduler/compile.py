@@ -16,6 +16,7 @@ from fractions import Fraction
 from types import MappingProxyType
 from typing import Any, Literal, cast
 
+from flotilla.resources.conditions import is_true
 from flotilla.resources.labels import SelectorError, selector_from_dict
 
 from .types import (
@@ -274,9 +275,7 @@ def compile_cluster(obj: Mapping[str, Any],
             raise PlacementError(f"spec.taints[{i}].effect: expected one of {', '.join(_EFFECTS)}")
         taints.append(Taint(str(t.get("key", "")), str(t.get("value") or ""),
                             cast(TaintEffect, effect)))
-    ready = any(
-        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True"
-        for c in _list(status.get("conditions"), "status.conditions"))
+    ready = is_true(_list(status.get("conditions"), "status.conditions"), "Ready")
     # A cluster that reports only capacity (no reservations) offers all of it.
     allocatable = (_resources(status.get("allocatable"), "status.allocatable")
                    if status.get("allocatable") is not None

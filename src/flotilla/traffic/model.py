@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flotilla.resources.views import ClusterView
+
 IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 
 
@@ -250,15 +252,9 @@ def parse_policy(obj: Mapping[str, Any]) -> Policy:
 
 
 def cluster_usable(cluster: Mapping[str, Any]) -> bool:
-    """Ready=True and no NoExecute taint: otherwise traffic must leave it at once."""
-    spec = cluster.get("spec") or {}
-    for taint in spec.get("taints") or ():
-        if isinstance(taint, Mapping) and taint.get("effect") == "NoExecute":
-            return False
-    for cond in (cluster.get("status") or {}).get("conditions") or ():
-        if isinstance(cond, Mapping) and cond.get("type") == "Ready":
-            return cond.get("status") == "True"
-    return False
+    """`ClusterView.serves_traffic` (Ready, no NoExecute taint): otherwise traffic must
+    leave it at once."""
+    return ClusterView.of(cluster).serves_traffic
 
 
 def _pick_port(ports: Any, wanted: str | int | None) -> int | None:

@@ -36,6 +36,7 @@ from flotilla.controllers.failover.decide import (
 from flotilla.controllers.failover.timers import Timers, describe_timers, timers_for
 from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
+from flotilla.resources.conditions import Condition, find, set_conditions
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.wellknown import now_rfc3339
 
@@ -218,13 +219,13 @@ class FailoverController:
         """``Failover``: True while replicas are being moved, with what blocks them."""
         pending = holding_tasks(binding)
         conds = (binding.get("status") or {}).get("conditions") or []
-        current = next((c for c in conds if c.get("type") == CONDITION), None)
+        current = find(conds, CONDITION)
         if not pending:
             if current is None or current.get("status") == "False":
                 return
             status, reason, message = "False", "Idle", "no replicas are being moved"
         else:
-            scheduled = next((c for c in conds if c.get("type") == "Scheduled"), None)
+            scheduled = find(conds, "Scheduled")
             names = ", ".join(sorted(str(t.get("fromCluster")) for t in pending))
             if scheduled is not None and scheduled.get("status") == "False":
                 status, reason = "True", "NoClusterFit"
@@ -239,14 +240,10 @@ class FailoverController:
             return
         if reason == "NoClusterFit":
             await self.events.record(binding, "Warning", "FailoverBlocked", message)
-        condition = {"type": CONDITION, "status": status, "reason": reason,
-                     "message": message, "lastTransitionTime": now_rfc3339()}
+        condition = Condition(CONDITION, status, reason, message)
 
         def change(obj: Object) -> bool:
-            st = obj.setdefault("status", {})
-            st["conditions"] = [*(c for c in st.get("conditions") or []
-                                  if c.get("type") != CONDITION), condition]
-            return True
+            return set_conditions(obj, [condition])
 
         meta = binding["metadata"]
         await mutate(self.client, BINDING, meta["namespace"], meta["name"], change,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flotilla.controllers.failover.timers import HEALTH_TAINTS, PurgeMode, Timers
+from flotilla.resources.views import ClusterView
 from flotilla.resources.wellknown import parse_rfc3339
 
 Obj = Mapping[str, Any]
@@ -62,9 +63,7 @@ def holding_tasks(binding: Obj) -> list[Obj]:
 
 
 def cluster_ready(cluster: Obj | None) -> bool:
-    return cluster is not None and any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (cluster.get("status") or {}).get("conditions") or [])
+    return cluster is not None and ClusterView.of(cluster).ready
 
 
 def no_execute_taints(cluster: Obj | None) -> list[Obj]:
@@ -74,7 +73,7 @@ def no_execute_taints(cluster: Obj | None) -> list[Obj]:
 
 def healthy(cluster: Obj | None) -> bool:
     """Ready and carrying no NoExecute taint: replicas may live there again."""
-    return cluster_ready(cluster) and not no_execute_taints(cluster)
+    return cluster is not None and ClusterView.of(cluster).serves_traffic
 
 
 def _other_toleration(placement: Obj, taint: Obj) -> float | None:

@@ -8,20 +8,14 @@ not Ready. Nothing is written: the answer is a `Report` the CLI prints.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flotilla.controllers.placement.scheduling import workload_of
+from flotilla.controllers.placement.scheduling import schedule_binding, scheduler_for
+from flotilla.resources.conditions import Condition, set_conditions
 from flotilla.resources.wellknown import TAINT_UNREACHABLE
-from flotilla.scheduler import (
-    PlacementError,
-    Scheduler,
-    ScheduleResult,
-    compile_cluster,
-    compile_placement,
-)
+from flotilla.scheduler import PlacementError
 
 Obj = Mapping[str, Any]
 
@@ -71,24 +65,8 @@ def failed_view(cluster: Obj) -> dict[str, Any]:
     spec["taints"] = [*(spec.get("taints") or []),
                       {"key": TAINT_UNREACHABLE, "effect": "NoSchedule"},
                       {"key": TAINT_UNREACHABLE, "effect": "NoExecute"}]
-    status = out.setdefault("status", {})
-    status["conditions"] = [*(c for c in status.get("conditions") or []
-                              if c.get("type") != "Ready"),
-                            {"type": "Ready", "status": "Unknown", "reason": "WhatIf"}]
+    set_conditions(out, [Condition("Ready", "Unknown", "WhatIf")])
     return out
-
-
-def _decide(scheduler: Scheduler, binding: Obj, failed: frozenset[str]) -> ScheduleResult:
-    spec = binding.get("spec") or {}
-    placement = compile_placement(spec.get("placement") or {})
-    if (spec.get("resource") or {}).get("kind") != "Deployment":
-        placement = dataclasses.replace(placement, scheduling_type="Duplicated")
-    gone = failed | {str(t.get("fromCluster")) for t in spec.get("gracefulEvictionTasks") or []}
-    placement = dataclasses.replace(placement, affinities=tuple(
-        dataclasses.replace(a, exclude=a.exclude | gone) for a in placement.affinities))
-    workload = workload_of(dict(binding))
-    current = tuple((n, r) for n, r in workload.current if n not in failed)
-    return scheduler.schedule(dataclasses.replace(workload, current=current), placement)
 
 
 def what_if(failed: Iterable[str], clusters: Sequence[Obj], bindings: Sequence[Obj],
@@ -96,14 +74,8 @@ def what_if(failed: Iterable[str], clusters: Sequence[Obj], bindings: Sequence[O
     """Where every Deployment's replicas would go if ``failed`` died, and which
     TrafficPolicies would be left with no endpoint until they are rebuilt."""
     dead = frozenset(failed)
-    infos = []
-    for c in clusters:
-        view = failed_view(c) if c["metadata"]["name"] in dead else c
-        try:
-            infos.append(compile_cluster(view))
-        except PlacementError:
-            continue
-    scheduler = Scheduler(infos)
+    scheduler = scheduler_for(failed_view(c) if c["metadata"]["name"] in dead else c
+                              for c in clusters)
     workloads: list[WorkloadOutcome] = []
     placed_by_app: dict[tuple[str, str], tuple[str, ...]] = {}
     for b in sorted(bindings, key=lambda b: (b["metadata"].get("namespace", ""),
@@ -114,7 +86,7 @@ def what_if(failed: Iterable[str], clusters: Sequence[Obj], bindings: Sequence[O
             continue
         before = {str(t["name"]): int(t.get("replicas") or 0) for t in spec.get("clusters") or []}
         try:
-            result = _decide(scheduler, b, dead)
+            result = schedule_binding(scheduler, dict(b), dead)
             after = dict(result.targets) if result.scheduled else \
                 {n: r for n, r in before.items() if n not in dead}
             problem = result.reason

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from flotilla.client.base import Object, ResourceClient
 from flotilla.client.mutate import mutate
@@ -17,6 +19,7 @@ from flotilla.controllers.controller import Controller, Result
 from flotilla.controllers.events import EventRecorder
 from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
+from flotilla.resources.conditions import Condition, conditions_of, find, set_conditions
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.wellknown import now_rfc3339
 from flotilla.scheduler import (
@@ -54,6 +57,47 @@ def workload_of(binding: Object) -> WorkloadInfo:
                         current=current_targets(binding))
 
 
+def scheduler_for(clusters: Iterable[Mapping[str, Any]]) -> Scheduler:
+    """The scheduler over a set of Cluster objects; one the scheduler cannot read (a bad
+    taint effect) is left out, and said so, rather than stopping all scheduling."""
+    infos = []
+    for c in clusters:
+        try:
+            infos.append(compile_cluster(c))
+        except PlacementError as exc:
+            log.warning("cluster %s left out of scheduling: %s",
+                        (c.get("metadata") or {}).get("name"), exc)
+    return Scheduler(infos)
+
+
+def schedule_binding(scheduler: Scheduler, binding: Object,
+                     lost: frozenset[str] = frozenset()) -> ScheduleResult:
+    """The placement decision for one binding: the scheduling controller's, and what-if's
+    (`flotilla.controllers.failover.whatif`), so a what-if can never disagree with it.
+
+    ``lost`` are clusters to decide as if failover had already evicted them (what-if's
+    failed clusters): their replicas are no longer in the current assignment and they
+    take none, like a cluster with a graceful-eviction task.
+    """
+    spec = binding.get("spec") or {}
+    placement = compile_placement(spec.get("placement") or {})
+    if (spec.get("resource") or {}).get("kind") != "Deployment":
+        placement = dataclasses.replace(placement, scheduling_type="Duplicated")
+    # Clusters being evicted (failover) take no replicas of this binding until their
+    # graceful-eviction task is finished.
+    evicting = lost | frozenset(str(t.get("fromCluster"))
+                                for t in spec.get("gracefulEvictionTasks") or [])
+    if evicting:
+        placement = dataclasses.replace(placement, affinities=tuple(
+            dataclasses.replace(a, exclude=a.exclude | evicting)
+            for a in placement.affinities))
+    workload = workload_of(binding)
+    if lost:
+        workload = dataclasses.replace(workload, current=tuple(
+            (n, r) for n, r in workload.current if n not in lost))
+    return scheduler.schedule(workload, placement)
+
+
 class SchedulingController:
     def __init__(self, client: ResourceClient, bindings: Informer, clusters: Informer) -> None:
         self.client = client
@@ -67,30 +111,11 @@ class SchedulingController:
 
     def scheduler(self) -> Scheduler:
         if self._snapshot is None:
-            infos = []
-            for c in self.clusters.cache.list():
-                try:
-                    infos.append(compile_cluster(c))
-                except PlacementError as exc:
-                    log.warning("cluster %s left out of scheduling: %s",
-                                c["metadata"]["name"], exc)
-            self._snapshot = Scheduler(infos)
+            self._snapshot = scheduler_for(self.clusters.cache.list())
         return self._snapshot
 
     def decide(self, binding: Object) -> ScheduleResult:
-        spec = binding.get("spec") or {}
-        placement = compile_placement(spec.get("placement") or {})
-        if (spec.get("resource") or {}).get("kind") != "Deployment":
-            placement = dataclasses.replace(placement, scheduling_type="Duplicated")
-        # Clusters being evicted (failover) take no replicas of this binding until their
-        # graceful-eviction task is finished.
-        evicting = frozenset(str(t.get("fromCluster"))
-                             for t in spec.get("gracefulEvictionTasks") or [])
-        if evicting:
-            placement = dataclasses.replace(placement, affinities=tuple(
-                dataclasses.replace(a, exclude=a.exclude | evicting)
-                for a in placement.affinities))
-        return self.scheduler().schedule(workload_of(binding), placement)
+        return schedule_binding(self.scheduler(), binding)
 
     async def reconcile(self, key: ObjectKey) -> Result | None:
         binding = self.bindings.cache.get(key)
@@ -118,8 +143,7 @@ class SchedulingController:
     async def _set_condition(self, binding: Object, result: ScheduleResult) -> None:
         condition = scheduled_condition(result, now_rfc3339(),
                                         int(binding["metadata"].get("generation") or 0))
-        current = next((c for c in (binding.get("status") or {}).get("conditions") or []
-                        if c.get("type") == "Scheduled"), None)
+        current = find(conditions_of(binding), "Scheduled")
         if current is not None and all(current.get(k) == condition[k]
                                        for k in ("status", "reason", "message")):
             return
@@ -127,10 +151,8 @@ class SchedulingController:
             await self.events.record(binding, "Warning", "ScheduleFailed", result.reason or "")
 
         def change(obj: Object) -> bool:
-            status = obj.setdefault("status", {})
-            others = [c for c in status.get("conditions") or [] if c.get("type") != "Scheduled"]
-            status["conditions"] = [*others, condition]
-            status["schedulerObservedGeneration"] = condition["observedGeneration"]
+            set_conditions(obj, [Condition.of(condition)])
+            obj["status"]["schedulerObservedGeneration"] = condition["observedGeneration"]
             return True
 
         meta = binding["metadata"]

@@ -17,7 +17,9 @@ from flotilla.controllers.controller import Controller, Result
 from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
 from flotilla.controllers.placement.rendering import LABEL_BINDING, binding_of_work
+from flotilla.resources.conditions import find
 from flotilla.resources.kinds import by_kind
+from flotilla.resources.views import ClusterView
 from flotilla.resources.wellknown import cluster_of_execution_namespace
 
 log = logging.getLogger(__name__)
@@ -28,17 +30,13 @@ COUNTS = ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas")
 
 
 def cluster_ready(cluster: Object | None) -> bool:
-    if cluster is None:
-        return False
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (cluster.get("status") or {}).get("conditions") or [])
+    return cluster is not None and ClusterView.of(cluster).ready
 
 
 def item_for(work: Object, template_kind: str, template_name: str,
              reachable: bool) -> dict[str, Any]:
     status = work.get("status") or {}
-    applied = next((c for c in status.get("conditions") or [] if c.get("type") == "Applied"),
-                   None)
+    applied = find(status.get("conditions"), "Applied")
     manifest = next((m for m in status.get("manifestStatuses") or []
                      if m["identifier"].get("kind") == template_kind
                      and m["identifier"].get("name") == template_name), None)
