@@ -176,10 +176,26 @@ def test_a_second_agent_for_a_live_cluster_is_refused(procs: Procs) -> None:
     assert holder(api, "lc-two") == held_by
     assert first.poll() is None
 
+    # A holder that stopped renewing (paused) is replaced after one lease duration, and
+    # on waking up it finds the Lease taken and exits instead of fighting for it.
+    os.killpg(first.pid, signal.SIGSTOP)
+    try:
+        second = start_agent(procs, api, "lc-two", "127.0.193.1", log="replacement")
+        wait_for_sync(lambda: pid_of(holder(api, "lc-two")) == second.pid, 20,
+                      what="the replacement took the Lease of the paused agent")
+        wait_for_sync(lambda: api.ready("lc-two") == "True", 30, what="Ready again")
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
+    code = first.wait(STOP_WITHIN)
+    assert code != 0
+    assert "cluster 'lc-two' was taken over by another agent" in procs.log("first")
+    assert pid_of(holder(api, "lc-two")) == second.pid
+    assert second.poll() is None
+
     # A crashed holder (its process is gone) does not block the next agent.
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait(10)
-    third = start_agent(procs, api, "lc-two", "127.0.192.1", log="third")
+    os.killpg(second.pid, signal.SIGKILL)
+    second.wait(10)
+    third = start_agent(procs, api, "lc-two", "127.0.193.1", log="third")
     wait_for_sync(lambda: pid_of(holder(api, "lc-two")) == third.pid, 15,
                   what="the restarted agent took the Lease over")
     wait_for_sync(lambda: api.ready("lc-two") == "True", 30, what="Ready again")

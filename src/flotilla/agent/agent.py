@@ -36,7 +36,7 @@ from flotilla.agent.snapshot import (
 from flotilla.client.base import ApiError, NotFoundError, Object, ResourceClient
 from flotilla.client.mutate import mutate
 from flotilla.controllers.informer import EventHandlers, Informer
-from flotilla.lifecycle import Component, Loops, OnStop, serve
+from flotilla.lifecycle import Component, Loops, Step, serve
 from flotilla.lifecycle.asgi import AsgiServer
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.wellknown import LABEL_CLUSTER, execution_namespace, now_rfc3339
@@ -79,8 +79,9 @@ class Agent:
         Lease is released last so that agent need not wait for it to expire."""
         admin = self._admin_endpoint()
         return [
-            _LeaseClaim(self.heartbeat),
-            _RuntimeParts(self.runtime),
+            Step("lease", start=self.heartbeat.acquire, stop=self.heartbeat.release),
+            Step("runtime", start=self.runtime.start,
+                 stop=functools.partial(self.runtime.stop, keep_pods=True)),
             *([admin] if admin is not None else []),
             Loops(f"agent {self.cfg.cluster}", [
                 ("register", self._register_loop),
@@ -334,42 +335,6 @@ class Agent:
         }
 
 
-class _LeaseClaim:
-    """The cluster's Lease: acquired before anything touches the cluster, released
-    after everything else stopped."""
-
-    name = "lease"
-
-    def __init__(self, heartbeat: Heartbeat) -> None:
-        self.heartbeat = heartbeat
-
-    async def start(self, tasks: asyncio.TaskGroup) -> None:
-        await self.heartbeat.acquire()
-        log.info("cluster %s: Lease held as %s", self.heartbeat.cluster, self.heartbeat.holder)
-
-    async def stop(self) -> None:
-        await self.heartbeat.release()
-
-
-class _RuntimeParts:
-    """The runtime: started (adopting the pods it left) after the claim; on stop the
-    pods are kept for the next agent."""
-
-    name = "runtime"
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self._started = False
-
-    async def start(self, tasks: asyncio.TaskGroup) -> None:
-        self._started = True
-        await self.runtime.start()
-
-    async def stop(self) -> None:
-        if self._started:
-            await self.runtime.stop(keep_pods=True)
-
-
 def _strip_times(status: Object) -> str:
     conds = [{k: v for k, v in c.items() if k != "lastTransitionTime"}
              for c in status.get("conditions") or []]
@@ -383,4 +348,4 @@ async def run_agent(cfg: AgentConfig) -> None:
     from flotilla.client.http import HttpClient
 
     client = HttpClient(cfg.server, cfg.token)
-    await serve([OnStop("api client", client.close), *Agent(cfg, client).components()])
+    await serve([Step("api client", stop=client.close), *Agent(cfg, client).components()])

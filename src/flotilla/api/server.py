@@ -27,7 +27,7 @@ from flotilla.api.auth import Authenticator, ensure_admin_token
 from flotilla.api.metrics import ApiMetrics
 from flotilla.api.registry import Registry
 from flotilla.api.routes import ApiContext
-from flotilla.lifecycle import Loops, serve
+from flotilla.lifecycle import Loops, Step, serve
 from flotilla.lifecycle import run as run_process
 from flotilla.lifecycle.asgi import AsgiServer
 from flotilla.store.base import Store
@@ -86,40 +86,6 @@ class _Store:
             self.store = None
 
 
-class _Background(Loops):
-    """The controllers: each `Background` function on the in-process registry."""
-
-    def __init__(self, store: _Store, background: Sequence[Background]) -> None:
-        super().__init__("background", [
-            (getattr(fn, "__name__", "task"), functools.partial(_supervise, fn, store))
-            for fn in background])
-
-
-class _Api(AsgiServer):
-    """The HTTP API; its stop ends the open watch streams before uvicorn's graceful
-    shutdown, which would otherwise wait for those never-ending responses."""
-
-    def __init__(self, store: _Store, ctx: Callable[[], ApiContext], host: str,
-                 port: int) -> None:
-        self.host = host
-
-        def config() -> uvicorn.Config:
-            return uvicorn.Config(
-                create_app(ctx()), loop="none", http="httptools", ws="none",
-                lifespan="off", access_log=False, log_level="warning",
-                timeout_graceful_shutdown=5)
-
-        def close_watches() -> None:
-            if store.store is not None:
-                store.registry.close_watches()
-
-        super().__init__("api", config, _bind(host, port), before_stop=close_watches)
-
-    async def start(self, tasks: asyncio.TaskGroup) -> None:
-        await super().start(tasks)
-        print(f"flotilla API server listening on http://{self.host}:{self.port}", flush=True)
-
-
 async def run_server(
     data_dir: Path,
     listen: str,
@@ -133,8 +99,6 @@ async def run_server(
 
     ``background`` coroutines (controllers) get the in-process `Registry` and run until
     shutdown. ``keep_revisions`` bounds the watch history kept in the store.
-    Components start store, background, HTTP and stop in reverse: watch streams end
-    first, then HTTP, then the background tasks, and the store closes last.
     """
     host, port = parse_listen(listen)
     token = ensure_admin_token(data_dir)
@@ -143,11 +107,25 @@ async def run_server(
               flush=True)
     store = _Store(data_dir, keep_revisions)
 
-    def context() -> ApiContext:
-        return ApiContext(store.registry, Authenticator.from_data_dir(data_dir), ApiMetrics(),
-                          max_body_bytes, bookmark_interval)
+    def http_config() -> uvicorn.Config:
+        ctx = ApiContext(store.registry, Authenticator.from_data_dir(data_dir), ApiMetrics(),
+                         max_body_bytes, bookmark_interval)
+        return uvicorn.Config(create_app(ctx), loop="none", http="httptools", ws="none",
+                              lifespan="off", access_log=False, log_level="warning",
+                              timeout_graceful_shutdown=5)
 
-    await serve([store, _Background(store, background), _Api(store, context, host, port)])
+    # Stopped in reverse: watch streams end first (before_stop), then HTTP, then the
+    # background tasks; the store closes last.
+    http = AsgiServer("api", http_config, _bind(host, port),
+                      before_stop=lambda: store.registry.close_watches())
+    await serve([
+        store,
+        Loops("background", [(getattr(fn, "__name__", "task"),
+                              functools.partial(_supervise, fn, store)) for fn in background]),
+        http,
+        Step("announce", start=lambda: print(
+            f"flotilla API server listening on http://{host}:{http.port}", flush=True)),
+    ])
 
 
 async def _supervise(fn: Background, store: _Store) -> None:

@@ -27,7 +27,7 @@ from flotilla.dns.model import DEFAULT_TTL, DnsModel, check_zone
 from flotilla.dns.responder import Outcome, Responder, header_only
 from flotilla.dns.select import Selector
 from flotilla.dns.zone import compile_zones
-from flotilla.lifecycle import Loops, OnStart, OnStop, serve
+from flotilla.lifecycle import Loops, Step, serve
 
 log = logging.getLogger(__name__)
 
@@ -252,6 +252,6 @@ async def run_dns(
         if on_listening is not None:
             on_listening(dns_server.host, dns_server.port)
 
-    await serve([OnStop("api client", close_client), dns_server,
-                 OnStart("announce", listening),
+    await serve([Step("api client", stop=close_client), dns_server,
+                 Step("announce", start=listening),
                  Loops("config source", [("follow", source.run)])])

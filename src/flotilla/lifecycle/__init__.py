@@ -7,9 +7,9 @@ exactly one place (`serve`). This package sits below every process package and i
 nothing else of Flotilla's.
 """
 
-from flotilla.lifecycle.components import Loops, OnStart, OnStop
+from flotilla.lifecycle.components import Loops, Step
 from flotilla.lifecycle.serve import Component, FatalError, component_name, run, serve
 
 __all__ = [
-    "Component", "FatalError", "Loops", "OnStart", "OnStop", "component_name", "run", "serve",
+    "Component", "FatalError", "Loops", "Step", "component_name", "run", "serve",
 ]

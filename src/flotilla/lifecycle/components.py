@@ -1,14 +1,17 @@
-"""Small adapters that make a `Component` of what processes already have: a set of
-coroutine loops (`Loops`), and something that only needs closing (`OnStop`)."""
+"""Small adapters that make a `Component` of what processes already have: coroutine
+loops (`Loops`), and a pair of start/stop callables (`Step`: a claim and its release, a
+client to close, a line to print once the listeners are up)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 LoopFn = Callable[[], Coroutine[Any, Any, None]]
+StepFn = Callable[[], Awaitable[None] | None]
 
 
 class Loops:
@@ -37,33 +40,29 @@ class Loops:
                 await task
 
 
-class OnStop:
-    """Nothing to start; ``close`` runs at stop (a client, a store opened earlier)."""
+class Step:
+    """``start`` (returns when done) and ``stop``, plain or async, either optional.
+    ``stop`` runs once, and only if there is no ``start`` or ``start`` was entered."""
 
-    def __init__(self, name: str, close: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, name: str, *, start: StepFn | None = None,
+                 stop: StepFn | None = None) -> None:
         self.name = name
-        self._close = close
-        self._closed = False
+        self._start = start
+        self._stop = stop
+        self._entered = start is None
 
     async def start(self, tasks: asyncio.TaskGroup) -> None:
-        return None
+        self._entered = True
+        if self._start is not None:
+            await _call(self._start)
 
     async def stop(self) -> None:
-        if not self._closed:
-            self._closed = True
-            await self._close()
+        if self._entered and self._stop is not None:
+            self._entered = False
+            await _call(self._stop)
 
 
-class OnStart:
-    """A step between components: ``fn`` runs once everything before it is ready
-    (announcing a listener, printing the address a test waits for)."""
-
-    def __init__(self, name: str, fn: Callable[[], None]) -> None:
-        self.name = name
-        self._fn = fn
-
-    async def start(self, tasks: asyncio.TaskGroup) -> None:
-        self._fn()
-
-    async def stop(self) -> None:
-        return None
+async def _call(fn: StepFn) -> None:
+    result = fn()
+    if inspect.isawaitable(result):
+        await result

@@ -13,7 +13,7 @@ import functools
 import logging
 from dataclasses import dataclass, field
 
-from flotilla.lifecycle import Loops, OnStop, serve
+from flotilla.lifecycle import Loops, Step, serve
 from flotilla.lifecycle import run as run_process
 from flotilla.traffic.admin import serve_admin
 from flotilla.traffic.backend import BackendRuntime
@@ -222,7 +222,7 @@ async def run_gateway(server: str, token: str, listen: str, region: str | None, 
                       reuse_port=reuse_port)
     client = http_client(server, token)
     source = ConfigSource(client, gateway.update)
-    await serve([OnStop("api client", client.close), gateway,
+    await serve([Step("api client", stop=client.close), gateway,
                  Loops("config source", [("follow", source.run)])])
 
 
