@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -139,3 +141,49 @@ async def test_loops_are_cancelled_by_their_component_before_earlier_ones_stop()
                                   Part("http", journal, loop="sigterm")]), 10)
     stops = [e for e in journal if e.startswith("stop") or e == "loop cancelled"]
     assert stops == ["stop http", "loop cancelled", "stop store"]
+
+
+_PROCESS = """
+import asyncio, logging, sys
+from flotilla.lifecycle import Loops, Step, run, serve
+logging.basicConfig(level=logging.INFO)
+
+async def loop():
+    if sys.argv[1] == "crash":
+        raise RuntimeError("the loop broke")
+    await asyncio.Event().wait()
+
+async def main():
+    await serve([Step("resource", stop=lambda: print("resource stopped", flush=True)),
+                 Step("ready", start=lambda: print("ready", flush=True)),
+                 Loops("loops", [("loop", loop)])])
+
+run(main)
+"""
+
+
+def _process(mode: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", _PROCESS, mode], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_a_process_whose_loop_crashes_exits_non_zero_with_the_error_logged() -> None:
+    proc = _process("crash")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    assert "resource stopped" in out
+    assert "stopped by an error: the loop broke" in err
+
+
+def test_a_process_stopped_by_sigterm_exits_0_after_stopping_everything() -> None:
+    proc = _process("forever")
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "resource stopped" in out
+    assert "SIGTERM: stopping" in err
