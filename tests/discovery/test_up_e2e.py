@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from flotilla.resources.naming import endpoint_slice_name
 from tests.dns.conftest import DIG, DigAnswer, needs_dig, parse_dig
 from tests.helpers import free_port, wait_for_sync
 from tests.up.harness import SHOP_APP, Api, UpProcess, wait_gone
@@ -160,7 +161,8 @@ def ready_by_cluster(endpoints: list[dict[str, Any]]) -> dict[str, list[str]]:
 def slice_ports(api: Api, cluster: str) -> list[int]:
     """The ports the local runtime assigned to the ready shop pods of ``cluster``."""
     s = get_json(api, "/apis/discovery.flotilla.io/v1alpha1/namespaces/"
-                      f"{NS}/endpointslices/shop-{cluster}") or {"spec": {"endpoints": []}}
+                      f"{NS}/endpointslices/{endpoint_slice_name('shop', cluster)}") \
+        or {"spec": {"endpoints": []}}
     return sorted(p["port"] for ep in s["spec"]["endpoints"] if ep["ready"]
                   for p in ep["ports"] if p["name"] == "http")
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from flotilla.resources.naming import endpoint_slice_name
 from tests.dns.conftest import DIG, DigAnswer, needs_dig, parse_dig
 from tests.helpers import wait_for_sync
 from tests.up.harness import Api, UpProcess, wait_gone, work_manifest
@@ -94,7 +95,7 @@ def _post(api: Api, path: str, obj: dict[str, Any]) -> None:
 
 def _endpoint_ports(api: Api, cluster: str) -> list[int]:
     r = api.client.get("/apis/discovery.flotilla.io/v1alpha1/namespaces/default/"
-                       f"endpointslices/shop-{cluster}")
+                       f"endpointslices/{endpoint_slice_name('shop', cluster)}")
     if r.status_code != 200:
         return []
     return sorted(p["port"] for ep in r.json()["spec"]["endpoints"] if ep["ready"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from flotilla.resources.naming import endpoint_slice_name
 from flotilla.up.supervisor import pid_alive
 from tests.helpers import wait_for_sync
 from tests.up.harness import Api, UpProcess, app_processes, wait_gone, work_manifest
@@ -67,7 +68,7 @@ def test_a_work_runs_as_processes_and_reports_status_and_endpoints(
     wait_for_sync(lambda: api.work_ready("t-south") == 2, 30, what="2 ready replicas")
     assert len(app_processes("t-south")) == 2
     r = api.client.get("/apis/discovery.flotilla.io/v1alpha1/namespaces/default/"
-                       "endpointslices/shop-t-south")
+                       f"endpointslices/{endpoint_slice_name('shop', 't-south')}")
     assert r.status_code == 200
     endpoints = r.json()["spec"]["endpoints"]
     assert len(endpoints) == 2

@@ -14,9 +14,7 @@ import copy
 import functools
 import json
 import logging
-import signal
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -38,6 +36,8 @@ from flotilla.agent.snapshot import (
 from flotilla.client.base import ApiError, NotFoundError, Object, ResourceClient
 from flotilla.client.mutate import mutate
 from flotilla.controllers.informer import EventHandlers, Informer
+from flotilla.lifecycle import Component, Loops, Step, serve
+from flotilla.lifecycle.asgi import AsgiServer
 from flotilla.resources.conditions import Condition, set_conditions
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.wellknown import LABEL_CLUSTER, execution_namespace, now_rfc3339
@@ -64,43 +64,37 @@ class Agent:
         self._written: dict[str, str] = {}
         self.api_endpoint: str | None = None
         self._first_report = asyncio.Event()
-
-    # -- lifecycle ---------------------------------------------------------------------
-
-    async def run(self) -> None:
-        """Run until cancelled; on cancellation leave the pods running (like a kubelet
-        restart), so that the next agent on this state dir adopts them."""
-        await self.runtime.start()
-        admin = await self._start_admin()
-        kick = EventHandlers(
+        self.works.add_handler(EventHandlers(
             on_add=lambda _o: self._works_changed.set(),
             on_update=lambda _o, _n: self._works_changed.set(),
             on_delete=lambda _o: self._works_changed.set(),
-        )
-        self.works.add_handler(kick)
-        tasks = [
-            asyncio.create_task(self._register_loop(), name="register"),
-            asyncio.create_task(self._heartbeat_after_first_report(), name="heartbeat"),
-            asyncio.create_task(self.works.run(), name="works-informer"),
-            asyncio.create_task(self._apply_loop(), name="apply"),
-            asyncio.create_task(self._watch_runtime(), name="runtime-changes"),
-            asyncio.create_task(self._report_loop(), name="report"),
-        ]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for t in done:
-                t.result()  # surface a crashed loop
-        finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
-            if admin is not None:
-                admin.should_exit = True
-            await self.runtime.stop(keep_pods=True)
+        ))
 
-    async def _start_admin(self) -> uvicorn.Server | None:
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def components(self) -> list[Component]:
+        """The agent's parts in start order, for `flotilla.lifecycle.serve`: claim the
+        cluster (refused while another live agent holds it), adopt the pods, open the
+        agent's endpoint, then the loops. They stop in reverse: the pods stay running
+        (like a kubelet restart) for the next agent on this state dir to adopt, and the
+        Lease is released last so that agent need not wait for it to expire."""
+        admin = self._admin_endpoint()
+        return [
+            Step("lease", start=self.heartbeat.acquire, stop=self.heartbeat.release),
+            Step("runtime", start=self.runtime.start,
+                 stop=functools.partial(self.runtime.stop, keep_pods=True)),
+            *([admin] if admin is not None else []),
+            Loops(f"agent {self.cfg.cluster}", [
+                ("register", self._register_loop),
+                ("heartbeat", self._heartbeat_after_first_report),
+                ("works-informer", self.works.run),
+                ("apply", self._apply_loop),
+                ("runtime-changes", self._watch_runtime),
+                ("report", self._report_loop),
+            ]),
+        ]
+
+    def _admin_endpoint(self) -> AsgiServer | None:
         if not self.cfg.admin_listen:
             return None
         host, _, port = self.cfg.admin_listen.rpartition(":")
@@ -108,13 +102,15 @@ class Agent:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, int(port)))
         sock.listen(128)
+        sock.setblocking(False)
         bound_port = sock.getsockname()[1]
         self.api_endpoint = f"http://{host}:{bound_port}"
-        config = uvicorn.Config(admin_app(self.runtime, self.cfg.token), log_level="warning",
-                                lifespan="off", access_log=False)
-        server = _QuietServer(config)
-        self._admin_task = asyncio.create_task(server.serve(sockets=[sock]), name="admin")
-        return server
+
+        def config() -> uvicorn.Config:
+            return uvicorn.Config(admin_app(self.runtime, self.cfg.token),
+                                  log_level="warning", lifespan="off", access_log=False)
+
+        return AsgiServer("agent endpoint", config, sock)
 
     # -- registration ------------------------------------------------------------------
 
@@ -127,7 +123,7 @@ class Agent:
         )
 
     async def _register_loop(self) -> None:
-        """Register once (retrying until the server answers), then stay idle."""
+        """Register once (retrying until the server answers); the loop then ends."""
         delay = 0.1
         while True:
             try:
@@ -140,7 +136,6 @@ class Agent:
                             self.cfg.cluster, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        await asyncio.Event().wait()
 
     async def _heartbeat_after_first_report(self) -> None:
         """Heartbeat only once this agent has reported what it runs now. A cluster that
@@ -249,7 +244,14 @@ class Agent:
     async def _report_endpoints(self) -> None:
         wanted = {}
         for svc in self.runtime.endpoints():
-            obj = endpoint_slice(self.cfg, svc)
+            try:
+                obj = endpoint_slice(self.cfg, svc)
+            except ValueError as exc:  # cannot be named without colliding: not reported
+                if self._unchanged(f"eps-error/{svc.namespace}/{svc.name}", str(exc)):
+                    continue
+                log.warning("cluster %s: Service %s/%s: %s", self.cfg.cluster,
+                            svc.namespace, svc.name, exc)
+                continue
             wanted[(obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
         for (ns, name), obj in sorted(wanted.items()):
             key = f"eps/{ns}/{name}"
@@ -336,14 +338,6 @@ class Agent:
         }
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its signal handlers: the agent's entry point owns shutdown."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 def _strip_times(status: Object) -> str:
     conds = [{k: v for k, v in c.items() if k != "lastTransitionTime"}
              for c in status.get("conditions") or []]
@@ -356,10 +350,5 @@ async def run_agent(cfg: AgentConfig) -> None:
     """
     from flotilla.client.http import HttpClient
 
-    loop = asyncio.get_running_loop()
-    async with HttpClient(cfg.server, cfg.token) as client:
-        task = asyncio.create_task(Agent(cfg, client).run(), name=f"agent-{cfg.cluster}")
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    client = HttpClient(cfg.server, cfg.token)
+    await serve([Step("api client", stop=client.close), *Agent(cfg, client).components()])

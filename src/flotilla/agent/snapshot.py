@@ -10,6 +10,7 @@ from typing import Any
 
 from flotilla.agent.config import AgentConfig
 from flotilla.resources.kinds import by_kind
+from flotilla.resources.naming import endpoint_slice_name
 from flotilla.resources.wellknown import (
     LABEL_CLUSTER,
     LABEL_REGION,
@@ -84,7 +85,8 @@ def capacity_status(cap: CapacityStatus) -> Object:
 
 
 def endpoint_slice(cfg: AgentConfig, svc: ServiceEndpoints) -> Object:
-    """One EndpointSlice per (Service, cluster): what the gateway and the DNS route to."""
+    """One EndpointSlice per (Service, cluster): what the gateway and the DNS route to.
+    ValueError when the pair has no unique name (`endpoint_slice_name`)."""
     ingress_ports = [
         {"name": p.name, "port": p.ingress_port, "protocol": p.protocol}
         for p in svc.ports if p.ingress_port is not None
@@ -93,7 +95,7 @@ def endpoint_slice(cfg: AgentConfig, svc: ServiceEndpoints) -> Object:
         "apiVersion": ENDPOINT_SLICE.api_version,
         "kind": "EndpointSlice",
         "metadata": {
-            "name": f"{svc.name}-{cfg.cluster}",
+            "name": endpoint_slice_name(svc.name, cfg.cluster),
             "namespace": svc.namespace,
             "labels": {LABEL_SERVICE_NAME: svc.name, LABEL_CLUSTER: cfg.cluster},
         },

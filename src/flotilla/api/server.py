@@ -1,21 +1,22 @@
 """Running the API server: store, admin token, uvicorn, background tasks, shutdown.
 
 uvicorn runs on uvloop with the httptools parser, on a socket this module binds itself
-(so ``--listen 127.0.0.1:0`` works and the real port is printed). uvicorn's own signal
-handling is replaced: on SIGINT/SIGTERM the open watch streams are ended *first* —
-otherwise uvicorn would wait for those never-ending responses — then the HTTP server
-stops, background tasks are cancelled, and the store is closed last.
+(so ``--listen 127.0.0.1:0`` works and the real port is printed). The process is three
+components under `flotilla.lifecycle.serve` (signals, order, crashes): the store, the
+background tasks, the HTTP API. They stop in reverse: on SIGINT/SIGTERM the open watch
+streams are ended *first* — otherwise uvicorn would wait for those never-ending
+responses — then the HTTP server stops, background tasks are cancelled, and the store is
+closed last.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
-import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import uvicorn
@@ -26,6 +27,10 @@ from flotilla.api.auth import Authenticator, ensure_admin_token
 from flotilla.api.metrics import ApiMetrics
 from flotilla.api.registry import Registry
 from flotilla.api.routes import ApiContext
+from flotilla.lifecycle import Loops, Step, serve
+from flotilla.lifecycle import run as run_process
+from flotilla.lifecycle.asgi import AsgiServer
+from flotilla.store.base import Store
 from flotilla.store.sqlite import open_sqlite_store
 
 log = logging.getLogger(__name__)
@@ -53,12 +58,32 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers: `run_server` owns shutdown ordering."""
+class _Store:
+    """The store and the registry over it: opened first, closed last."""
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+    name = "store"
+
+    def __init__(self, data_dir: Path, keep_revisions: int | None) -> None:
+        self.data_dir = data_dir
+        self.keep_revisions = keep_revisions
+        self.store: Store | None = None
+        self._registry: Registry | None = None
+
+    @property
+    def registry(self) -> Registry:
+        assert self._registry is not None, "the store is not open yet"
+        return self._registry
+
+    async def start(self, tasks: asyncio.TaskGroup) -> None:
+        self.store = await (open_sqlite_store(self.data_dir) if self.keep_revisions is None
+                            else open_sqlite_store(self.data_dir,
+                                                   keep_revisions=self.keep_revisions))
+        self._registry = Registry(self.store)
+
+    async def stop(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
 
 
 async def run_server(
@@ -80,50 +105,33 @@ async def run_server(
     if token is not None:
         print(f"Admin token (shown only this once; the data dir keeps only its hash): {token}",
               flush=True)
-    store = await (open_sqlite_store(data_dir) if keep_revisions is None
-                   else open_sqlite_store(data_dir, keep_revisions=keep_revisions))
-    try:
-        registry = Registry(store)
-        ctx = ApiContext(registry, Authenticator.from_data_dir(data_dir), ApiMetrics(),
+    store = _Store(data_dir, keep_revisions)
+
+    def http_config() -> uvicorn.Config:
+        ctx = ApiContext(store.registry, Authenticator.from_data_dir(data_dir), ApiMetrics(),
                          max_body_bytes, bookmark_interval)
-        sock = _bind(host, port)
-        config = uvicorn.Config(
-            create_app(ctx), loop="none", http="httptools", ws="none", lifespan="off",
-            access_log=False, log_level="warning", timeout_graceful_shutdown=5,
-        )
-        server = _Server(config)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        tasks = [asyncio.create_task(_supervise(fn, registry)) for fn in background]
-        serving = asyncio.create_task(server.serve(sockets=[sock]))
-        bound = sock.getsockname()
-        print(f"flotilla API server listening on http://{host}:{bound[1]}", flush=True)
-        try:
-            stopped = asyncio.create_task(stop.wait())
-            await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            stopped.cancel()
-        finally:
-            registry.close_watches()
-            server.should_exit = True
-            (outcome,) = await asyncio.gather(serving, return_exceptions=True)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-            sock.close()
-        if isinstance(outcome, BaseException):
-            raise RuntimeError(f"the HTTP server failed: {outcome!r}") from outcome
-    finally:
-        await store.close()
+        return uvicorn.Config(create_app(ctx), loop="none", http="httptools", ws="none",
+                              lifespan="off", access_log=False, log_level="warning",
+                              timeout_graceful_shutdown=5)
+
+    # Stopped in reverse: watch streams end first (before_stop), then HTTP, then the
+    # background tasks; the store closes last.
+    http = AsgiServer("api", http_config, _bind(host, port),
+                      before_stop=lambda: store.registry.close_watches())
+    await serve([
+        store,
+        Loops("background", [(getattr(fn, "__name__", "task"),
+                              functools.partial(_supervise, fn, store)) for fn in background]),
+        http,
+        Step("announce", start=lambda: print(
+            f"flotilla API server listening on http://{host}:{http.port}", flush=True)),
+    ])
 
 
-async def _supervise(fn: Background, registry: Registry) -> None:
+async def _supervise(fn: Background, store: _Store) -> None:
     """Run one background task; a crash is logged loudly but does not stop the API."""
     try:
-        await fn(registry)
+        await fn(store.registry)
     except asyncio.CancelledError:
         raise
     except Exception:
@@ -143,7 +151,7 @@ def main(
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(run_server(data_dir, listen, max_body_bytes=max_body_bytes,
-                              background=background, keep_revisions=keep_revisions,
-                              bookmark_interval=bookmark_interval))
+    run_process(functools.partial(
+        run_server, data_dir, listen, max_body_bytes=max_body_bytes, background=background,
+        keep_revisions=keep_revisions, bookmark_interval=bookmark_interval),
+        loop_factory=uvloop.new_event_loop)

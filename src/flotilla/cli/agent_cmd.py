@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
 from pathlib import Path
 
@@ -10,6 +10,7 @@ import click
 
 from flotilla.agent.agent import run_agent
 from flotilla.agent.config import AgentConfig
+from flotilla.cli.edge_cmd import serve_until_signal
 from flotilla.cli.session import CliError
 from flotilla.runtimes import runtime_names
 
@@ -76,8 +77,4 @@ def agent(server: str, token: str | None, cluster: str, region: str, zone: str,
         heartbeat_interval=heartbeat_interval,
         admin_listen=admin_listen or f"{address}:0",
     )
-    try:
-        import uvloop
-        uvloop.run(run_agent(cfg))
-    except ImportError:  # pragma: no cover - uvloop is a pinned dependency
-        asyncio.run(run_agent(cfg))
+    serve_until_signal(functools.partial(run_agent, cfg))

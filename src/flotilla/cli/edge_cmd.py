@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import click
@@ -15,23 +15,24 @@ import click
 from flotilla.cli.session import CliError
 
 
-def serve_until_signal(main: Coroutine[Any, Any, None]) -> None:
-    """Run ``main`` on uvloop until SIGINT/SIGTERM, then cancel it cleanly."""
-
-    async def runner() -> None:
-        task = asyncio.ensure_future(main)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
+def serve_until_signal(main: Callable[[], Coroutine[Any, Any, None]], *,
+                       cannot_serve: str = "cannot serve") -> None:
+    """Run ``main`` (a process built on `flotilla.lifecycle.serve`, which owns SIGINT
+    and SIGTERM) on uvloop; its failure becomes a one-line error and a non-zero exit:
+    `FatalError` and OSError by their message, anything else after its traceback is
+    logged."""
     import uvloop
 
+    from flotilla.lifecycle import FatalError, run
+
     try:
-        uvloop.run(runner())
+        run(main, loop_factory=uvloop.new_event_loop)
+    except FatalError as exc:
+        raise CliError(str(exc)) from None
     except OSError as exc:
-        raise CliError(f"cannot serve: {exc.strerror or exc}") from None
+        raise CliError(f"{cannot_serve}: {exc.strerror or exc}") from None
+    except Exception as exc:
+        raise CliError(f"stopped by an error: {exc}") from None
 
 
 @click.command(epilog="""\b
@@ -61,13 +62,19 @@ def gateway(server: str, token: str | None, listen: str, region: str | None,
     for _ in range(workers - 1):
         pid = os.fork()
         if pid == 0:  # a worker: same listener, no admin endpoint, ends with the parent
-            serve_until_signal(run_gateway(server, token or "", listen, region,
-                                           reuse_port=True))
-            os._exit(0)
+            code = 0
+            try:
+                serve_until_signal(functools.partial(
+                    run_gateway, server, token or "", listen, region, reuse_port=True))
+            except CliError as exc:
+                click.echo(f"Error: {exc.message}", err=True)
+                code = exc.exit_code
+            os._exit(code)
         children.append(pid)
     try:
-        serve_until_signal(run_gateway(server, token or "", listen, region,
-                                       admin_listen=admin_listen, reuse_port=workers > 1))
+        serve_until_signal(functools.partial(
+            run_gateway, server, token or "", listen, region, admin_listen=admin_listen,
+            reuse_port=workers > 1))
     finally:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
@@ -108,9 +115,17 @@ Example:
 def dns(server: str, token: str | None, listen: str, zone: str, ttl: int,
         geo: tuple[str, ...], admin_listen: str | None, verbose: bool) -> None:
     """Run the authoritative smart DNS for the global zone and clusterset.local."""
+    from flotilla.dns.model import check_zone
     from flotilla.dns.server import run_dns
+
+    try:
+        check_zone(zone)
+    except ValueError as exc:
+        raise CliError(f"--zone: {exc}", exit_code=2) from None
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s dns %(levelname)s %(message)s")
-    serve_until_signal(run_dns(server, token or "", listen, zone, admin_listen=admin_listen,
-                               geo_table=parse_geo(geo) or None, ttl=ttl))
+    geo_table = parse_geo(geo) or None
+    serve_until_signal(functools.partial(run_dns, server, token or "", listen, zone,
+                                         admin_listen=admin_listen, geo_table=geo_table,
+                                         ttl=ttl))

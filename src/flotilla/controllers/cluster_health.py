@@ -90,6 +90,9 @@ class ClusterHealth:
             self._seen.pop(cluster, None)
             return None
         renew = str((lease.get("spec") or {}).get("renewTime") or "")
+        if not renew:  # claimed by an agent that has not heartbeated yet
+            self._seen.pop(cluster, None)
+            return None
         seen = self._seen.get(cluster)
         if seen is None:
             # First sight (e.g. after a control-plane restart): give it a full grace

@@ -27,6 +27,7 @@ from flotilla.dns.model import DEFAULT_TTL, DnsModel, check_zone
 from flotilla.dns.responder import Outcome, Responder, header_only
 from flotilla.dns.select import Selector
 from flotilla.dns.zone import compile_zones
+from flotilla.lifecycle import Loops, Step, serve
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,12 @@ class DnsServer:
             log.warning("dns model: %s", problem)
         self._reported = set(model.problems)
 
-    async def start(self) -> None:
+    name = "dns"
+
+    async def start(self, tasks: asyncio.TaskGroup | None = None) -> None:
+        """Bind UDP and TCP (and the admin listener); returns once all answer. Nothing
+        runs in ``tasks``: UDP answers inline and each TCP connection's handler is the
+        server's own task, which `stop` waits for."""
         loop = asyncio.get_running_loop()
         # With port 0, UDP picks the port and TCP must get the same one; another process
         # can take it in between, so retry with a fresh port a few times.
@@ -227,20 +233,25 @@ async def run_dns(
     on_listening: Callable[[str, int], None] | None = None,
 ) -> None:
     """Serve DNS for ``zone`` and clusterset.local from the API at ``server`` until
-    cancelled. ``client`` replaces the HTTP client (in-process embedding, tests);
-    ``on_listening(host, port)`` is called once both sockets are bound (port 0 picks one)."""
+    SIGINT/SIGTERM or cancelled. ``client`` replaces the HTTP client (in-process
+    embedding, tests); ``on_listening(host, port)`` is called once both sockets are bound
+    (port 0 picks one). Components: the API client, the listeners, the config source."""
     check_zone(zone)  # before any socket or connection: a bad zone is a usage error
     own_client = client is None
     api: ResourceClient = HttpClient(server, token) if client is None else client
     dns_server = DnsServer(None, listen=listen, admin_listen=admin_listen, geo_table=geo_table)
     source = ConfigSource(api, zone, dns_server.update, ttl=ttl)
-    try:
-        async with dns_server:
-            log.info("dns: serving %s and clusterset.local on %s:%d", zone, dns_server.host,
-                     dns_server.port)
-            if on_listening is not None:
-                on_listening(dns_server.host, dns_server.port)
-            await source.run()
-    finally:
+
+    async def close_client() -> None:
         if own_client and isinstance(api, HttpClient):
             await api.close()
+
+    def listening() -> None:
+        log.info("dns: serving %s and clusterset.local on %s:%d", zone, dns_server.host,
+                 dns_server.port)
+        if on_listening is not None:
+            on_listening(dns_server.host, dns_server.port)
+
+    await serve([Step("api client", stop=close_client), dns_server,
+                 Step("announce", start=listening),
+                 Loops("config source", [("follow", source.run)])])

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass, field
 
+from flotilla.lifecycle import Loops, Step, serve
+from flotilla.lifecycle import run as run_process
 from flotilla.traffic.admin import serve_admin
 from flotilla.traffic.backend import BackendRuntime
 from flotilla.traffic.health import HealthChecks
@@ -78,7 +81,11 @@ class Gateway:
         self.port = 0
         self.admin_port = 0
 
-    async def start(self) -> None:
+    name = "gateway"
+
+    async def start(self, tasks: asyncio.TaskGroup | None = None) -> None:
+        """Listen; returns once both listeners accept. The timeout sweep runs in
+        ``tasks`` (the process's TaskGroup) when given, else as a task `stop` awaits."""
         self.loop = asyncio.get_running_loop()
         self.update(self._initial)
         host, port = _split_hostport(self.listen)
@@ -90,7 +97,8 @@ class Gateway:
             ahost, aport = _split_hostport(self.admin_listen)
             self._admin = await serve_admin(ahost, aport, self.metrics.registry, self.describe)
             self.admin_port = self._admin.sockets[0].getsockname()[1]
-        self._sweeper = self.loop.create_task(self._sweep(), name="gateway sweep")
+        self._sweeper = (tasks.create_task if tasks is not None else self.loop.create_task)(
+            self._sweep(), name="gateway sweep")
         log.info("gateway listening on %s:%d", host, self.port)
 
     async def stop(self) -> None:
@@ -98,6 +106,7 @@ class Gateway:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+            self._sweeper = None
         await self.health.stop()
         connects = list(self.connects)
         for task in connects:
@@ -198,7 +207,9 @@ class Gateway:
 
 async def run_gateway(server: str, token: str, listen: str, region: str | None, *,
                       admin_listen: str | None = None, reuse_port: bool = False) -> None:
-    """Serve until cancelled: watch the API at ``server`` and route per TrafficPolicy.
+    """Serve until SIGINT/SIGTERM or cancelled: watch the API at ``server`` and route per
+    TrafficPolicy. Components: the API client, the gateway (listening), the config
+    source feeding it; stopped in reverse.
 
     ``reuse_port`` lets several gateway processes share ``listen`` (SO_REUSEPORT, the
     kernel spreads connections): how the gateway uses more than one core. Each process
@@ -209,14 +220,10 @@ async def run_gateway(server: str, token: str, listen: str, region: str | None, 
 
     gateway = Gateway(EMPTY_MODEL, listen=listen, region=region, admin_listen=admin_listen,
                       reuse_port=reuse_port)
-    await gateway.start()
     client = http_client(server, token)
     source = ConfigSource(client, gateway.update)
-    try:
-        await source.run()
-    finally:
-        await gateway.stop()
-        await client.close()
+    await serve([Step("api client", stop=client.close), gateway,
+                 Loops("config source", [("follow", source.run)])])
 
 
 def serve_forever(server: str, token: str, listen: str, region: str | None, *,
@@ -224,5 +231,6 @@ def serve_forever(server: str, token: str, listen: str, region: str | None, *,
     """Blocking entry point on uvloop (the hot path is measured on uvloop)."""
     import uvloop
 
-    uvloop.run(run_gateway(server, token, listen, region, admin_listen=admin_listen,
-                           reuse_port=reuse_port))
+    run_process(functools.partial(run_gateway, server, token, listen, region,
+                                  admin_listen=admin_listen, reuse_port=reuse_port),
+                loop_factory=uvloop.new_event_loop)
