@@ -211,7 +211,7 @@ async def run_gateway(server: str, token: str, listen: str, region: str | None, 
                       reuse_port=reuse_port)
     await gateway.start()
     client = http_client(server, token)
-    source = ConfigSource(client, gateway.update)
+    source = ConfigSource(client, gateway.update, metrics=gateway.metrics)
     try:
         await source.run()
     finally:
