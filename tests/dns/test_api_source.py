@@ -27,7 +27,7 @@ from flotilla.dns.model import DnsModel
 from flotilla.dns.server import DnsServer, run_dns
 from tests.dns.conftest import dig, needs_dig
 from tests.dns.objects import cluster, endpoint_slice, service_export, traffic_policy
-from tests.helpers import wait_for, wait_for_sync
+from tests.helpers import free_port, wait_for, wait_for_sync
 
 pytestmark = needs_dig
 
@@ -121,8 +121,9 @@ async def test_answers_follow_the_api(api: Api, client: HttpClient) -> None:
         await _create(client, obj)
 
     listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    admin = free_port()
     task = asyncio.create_task(run_dns(
-        api.url, api.token, "127.0.0.1:0", "global.test",
+        api.url, api.token, "127.0.0.1:0", "global.test", admin_listen=f"127.0.0.1:{admin}",
         on_listening=lambda _host, port: listening.set_result(port),
     ))
     try:
@@ -135,6 +136,12 @@ async def test_answers_follow_the_api(api: Api, client: HttpClient) -> None:
             return await addresses() == ["127.0.1.1", "127.0.2.1"]
 
         await wait_for(both, timeout=10, what="both clusters in the answer")
+        async with httpx.AsyncClient() as c:
+            metrics = (await c.get(f"http://127.0.0.1:{admin}/metrics")).text
+        model_lines = dict(line.split() for line in metrics.splitlines()
+                           if line.startswith("flotilla_dns_model_"))
+        assert float(model_lines[FAILURES]) == 0
+        assert float(model_lines[LAST_BUILD]) > 0, "run_dns reports its model builds"
 
         await _set_ready(client, "east", False)
 

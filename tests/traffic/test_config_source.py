@@ -151,6 +151,10 @@ async def test_flotilla_gateway_command_serves_and_stops(
             await wait_for(served, timeout=15, what="the gateway process to route")
             metrics = (await c.get(f"http://127.0.0.1:{admin}/metrics")).text
         assert 'flotilla_gateway_requests_total{cluster="east"' in metrics
+        model_lines = dict(line.split() for line in metrics.splitlines()
+                           if line.startswith("flotilla_gateway_model_"))
+        assert float(model_lines[FAILURES]) == 0
+        assert float(model_lines[LAST_BUILD]) > 0, "the process reports its model builds"
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
     finally:
