@@ -15,11 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
+from flotilla.client.feed import Caches
 from flotilla.client.http import HttpClient
 from flotilla.resources.kinds import by_kind
-from flotilla.traffic.config_source import ConfigSource
+from flotilla.traffic.config_source import ConfigSource, routing_model
 from flotilla.traffic.gateway import Gateway
-from flotilla.traffic.model import EMPTY_MODEL
+from flotilla.traffic.model import EMPTY_MODEL, RoutingModel
 from tests.api.conftest import ServerProcess, start_server
 from tests.helpers import free_port, wait_for
 
@@ -150,9 +151,93 @@ async def test_flotilla_gateway_command_serves_and_stops(
             await wait_for(served, timeout=15, what="the gateway process to route")
             metrics = (await c.get(f"http://127.0.0.1:{admin}/metrics")).text
         assert 'flotilla_gateway_requests_total{cluster="east"' in metrics
+        model_lines = dict(line.split() for line in metrics.splitlines()
+                           if line.startswith("flotilla_gateway_model_"))
+        assert float(model_lines[FAILURES]) == 0
+        assert float(model_lines[LAST_BUILD]) > 0, "the process reports its model builds"
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
     finally:
         if proc.returncode is None:
             os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
+
+
+POISON = "test.flotilla.io/poison"
+
+
+def poisonable(caches: Caches) -> RoutingModel:
+    """The gateway's builder, except that it raises while a TrafficPolicy carries POISON:
+    a stand-in for any object the builder cannot handle."""
+    for tp in caches["TrafficPolicy"].list():
+        if POISON in (tp["metadata"].get("annotations") or {}):
+            raise RuntimeError(f"cannot build TrafficPolicy {tp['metadata']['name']}")
+    return routing_model(caches)
+
+
+async def set_poison(client: HttpClient, on: bool) -> None:
+    obj = await client.get(by_kind("TrafficPolicy"), "default", "shop")
+    obj["metadata"]["annotations"] = {POISON: "yes"} if on else {}
+    await client.update(obj)
+
+
+async def scrape(gw: Gateway) -> dict[str, float]:
+    async with httpx.AsyncClient() as c:
+        text = (await c.get(f"http://127.0.0.1:{gw.admin_port}/metrics")).text
+    return {name: float(value) for name, value in
+            (line.split() for line in text.splitlines()
+             if line.startswith("flotilla_gateway_model_"))}
+
+
+FAILURES = "flotilla_gateway_model_build_failures_total"
+LAST_BUILD = "flotilla_gateway_model_last_build_timestamp_seconds"
+
+
+async def test_gateway_keeps_routing_on_the_last_good_model(
+        api: ServerProcess, client: HttpClient, start_backend: StartBackend,
+        gateway) -> None:
+    east = await start_backend("east", region="cn-east")
+    south = await start_backend("south", region="cn-south")
+    await add_cluster(client, "east", "cn-east")
+    await add_cluster(client, "south", "cn-south")
+    await add_slice(client, "east", "cn-east", east.port)
+    await add_slice(client, "south", "cn-south", south.port)
+    await client.create(policy())
+    gw: Gateway = await gateway(EMPTY_MODEL, region="cn-east")
+    feed = HttpClient(api.url, api.token)
+    source = ConfigSource(feed, gw.update, build=poisonable, metrics=gw.metrics)
+    task = asyncio.create_task(source.run())
+    try:
+        await asyncio.wait_for(source.ready.wait(), 10)
+
+        async def routed_to(name: str) -> bool:
+            return await served_by(gw) == name
+
+        async def failures(n: int) -> bool:
+            return (await scrape(gw))[FAILURES] >= n
+
+        await wait_for(lambda: routed_to("east"), timeout=20, what="east to serve")
+        first = await scrape(gw)
+        assert first[FAILURES] == 0
+        assert first[LAST_BUILD] > 0
+        await set_poison(client, True)
+        await wait_for(lambda: failures(1), timeout=20, what="the failed build in /metrics")
+        # A change a good build would act on (east NotReady: traffic to south) while the
+        # model cannot be built: the gateway keeps the previous model, and keeps serving.
+        await set_ready(client, {"metadata": {"name": "east"}}, "False")
+        await wait_for(lambda: failures(2), timeout=20, what="the second failed build")
+        assert not task.done(), "the config source survived the failed builds"
+        for _ in range(5):
+            assert await served_by(gw) == "east"
+        poisoned = await scrape(gw)
+        assert poisoned[LAST_BUILD] == first[LAST_BUILD]
+        await set_poison(client, False)
+        await wait_for(lambda: routed_to("south"), timeout=20, what="the next good model")
+        after = await scrape(gw)
+        assert after[LAST_BUILD] > first[LAST_BUILD]
+        assert after[FAILURES] == poisoned[FAILURES], "the fixed model built at once"
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await feed.close()

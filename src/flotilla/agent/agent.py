@@ -34,8 +34,8 @@ from flotilla.agent.snapshot import (
     workload_status,
 )
 from flotilla.client.base import ApiError, NotFoundError, Object, ResourceClient
+from flotilla.client.informer import EventHandlers, Informer
 from flotilla.client.mutate import mutate
-from flotilla.controllers.informer import EventHandlers, Informer
 from flotilla.lifecycle import Component, Loops, Step, serve
 from flotilla.lifecycle.asgi import AsgiServer
 from flotilla.resources.conditions import Condition, set_conditions

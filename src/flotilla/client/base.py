@@ -3,8 +3,9 @@ controllers) needs, independent of transport.
 
 Two implementations: `flotilla.client.http` talks to a server over HTTP (with the bearer
 token), and the API server's in-process registry (`flotilla.api.registry`) serves the
-controllers running inside the server without a network hop. Informers
-(`flotilla.controllers.runtime`) are written against this protocol only.
+controllers running inside the server without a network hop. Informers and the feed
+(`flotilla.client.informer`, `flotilla.client.feed`) are written against this protocol
+only.
 """
 
 from __future__ import annotations

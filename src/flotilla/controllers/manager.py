@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from flotilla.client.base import ResourceClient
+from flotilla.client.feed import Feed
 from flotilla.controllers.controller import Controller
 from flotilla.controllers.informer import Informer
 from flotilla.resources.kinds import Kind
@@ -62,7 +63,7 @@ class ControllerManager:
         self.client = client
         self.resync_period = resync_period
         self.leader: LeaderElector = leader or AlwaysLeader()
-        self._informers: dict[str, Informer] = {}
+        self.feed = Feed(client, resync_period=resync_period)
         self._controllers: list[Controller] = []
         self._informer_tasks: list[asyncio.Task[None]] = []
         self._controller_tasks: list[asyncio.Task[None]] = []
@@ -70,13 +71,9 @@ class ControllerManager:
 
     def informer(self, kind: Kind) -> Informer:
         """The shared informer of ``kind`` (every namespace), created on first use."""
-        inf = self._informers.get(kind.resource)
-        if inf is None:
-            if self._started:
-                raise RuntimeError("add informers before the manager starts")
-            inf = Informer(self.client, kind, resync_period=self.resync_period)
-            self._informers[kind.resource] = inf
-        return inf
+        if self._started and kind not in {i.kind for i in self.feed.informers}:
+            raise RuntimeError("add informers before the manager starts")
+        return self.feed.informer(kind)
 
     def add(self, controller: Controller) -> None:
         if self._started:
@@ -89,7 +86,7 @@ class ControllerManager:
 
     @property
     def informers(self) -> tuple[Informer, ...]:
-        return tuple(self._informers.values())
+        return self.feed.informers
 
     @property
     def running(self) -> bool:
@@ -97,7 +94,7 @@ class ControllerManager:
         return any(not t.done() for t in (*self._informer_tasks, *self._controller_tasks))
 
     def has_synced(self) -> bool:
-        return all(i.has_synced for i in self._informers.values())
+        return self.feed.has_synced()
 
     async def start(self) -> None:
         """Wait for leadership, then start informers and controllers; returns at once
@@ -106,14 +103,12 @@ class ControllerManager:
             raise RuntimeError("manager already started")
         self._started = True
         await self.leader.wait_until_leader()
-        for inf in self._informers.values():
-            self._informer_tasks.append(
-                asyncio.create_task(inf.run(), name=f"informer-{inf.kind.kind}"))
+        self._informer_tasks.append(asyncio.create_task(self.feed.run(), name="feed"))
         for c in self._controllers:
             self._controller_tasks.append(
                 asyncio.create_task(c.run(), name=f"controller-{c.name}"))
         log.info("controller manager: %d informer(s), %d controller(s) started",
-                 len(self._informers), len(self._controllers))
+                 len(self.feed.informers), len(self._controllers))
 
     async def stop(self) -> None:
         """Stop controllers first (so none reconciles on a cache being torn down), then

@@ -40,6 +40,16 @@ class DnsMetrics:
         self.model_updates = Counter(
             "flotilla_dns_model_updates_total", "Answer models swapped in", registry=self.registry
         )
+        self.model_build_failures = Counter(
+            "flotilla_dns_model_build_failures_total",
+            "Answer models that could not be built or applied (the last good one stayed)",
+            registry=self.registry,
+        )
+        self.model_last_build = Gauge(
+            "flotilla_dns_model_last_build_timestamp_seconds",
+            "When the answer model in service was built (Unix time)",
+            registry=self.registry,
+        )
         self.names = Gauge(
             "flotilla_dns_names", "Global names served by the current model",
             registry=self.registry,
@@ -49,6 +59,12 @@ class DnsMetrics:
         )
         self._counters: dict[Outcome, Any] = {}
         self._histograms: dict[str, Any] = {}
+
+    def model_built(self, at: float) -> None:
+        self.model_last_build.set(at)
+
+    def model_build_failed(self) -> None:
+        self.model_build_failures.inc()
 
     def observe(self, outcome: Outcome, seconds: float, transport: str) -> None:
         # ``labels()`` hashes and locks on every call; the children are cached here, which

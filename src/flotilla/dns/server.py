@@ -240,7 +240,7 @@ async def run_dns(
     own_client = client is None
     api: ResourceClient = HttpClient(server, token) if client is None else client
     dns_server = DnsServer(None, listen=listen, admin_listen=admin_listen, geo_table=geo_table)
-    source = ConfigSource(api, zone, dns_server.update, ttl=ttl)
+    source = ConfigSource(api, zone, dns_server.update, ttl=ttl, metrics=dns_server.metrics)
 
     async def close_client() -> None:
         if own_client and isinstance(api, HttpClient):

@@ -221,7 +221,7 @@ async def run_gateway(server: str, token: str, listen: str, region: str | None, 
     gateway = Gateway(EMPTY_MODEL, listen=listen, region=region, admin_listen=admin_listen,
                       reuse_port=reuse_port)
     client = http_client(server, token)
-    source = ConfigSource(client, gateway.update)
+    source = ConfigSource(client, gateway.update, metrics=gateway.metrics)
     await serve([Step("api client", stop=client.close), gateway,
                  Loops("config source", [("follow", source.run)])])
 

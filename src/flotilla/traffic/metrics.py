@@ -88,6 +88,13 @@ class GatewayMetrics:
                                      registry=r)
         self.active = Gauge("flotilla_gateway_active_connections",
                             "Open client connections", registry=r)
+        self.model_build_failures = Counter(
+            "flotilla_gateway_model_build_failures",
+            "Routing models that could not be built or applied (the last good one stayed)",
+            registry=r)
+        self.model_last_build = Gauge(
+            "flotilla_gateway_model_last_build_timestamp_seconds",
+            "When the routing model in service was built (Unix time)", registry=r)
 
     def attach(self, u: Upstream, service: str) -> None:
         """Give ``u`` its stats (kept across model swaps, so counters never go back)."""
@@ -97,6 +104,12 @@ class GatewayMetrics:
         if stats is None:
             stats = self.stats[key] = EndpointStats(key)
         u.metrics = stats
+
+    def model_built(self, at: float) -> None:
+        self.model_last_build.set(at)
+
+    def model_build_failed(self) -> None:
+        self.model_build_failures.inc()
 
     def count(self, status: int) -> None:
         self.codes[status // 100 if 100 <= status < 600 else 0] += 1
