@@ -177,7 +177,8 @@ async def test_scheduler_stalls_on_a_quantity_it_cannot_parse(registry: Registry
 
         (event,) = await wait_for(warned, what="Warning Event")
         assert event["reason"] == "InvalidInput"
-        assert "cpu" in event["message"] and "lots" in event["message"]
+        assert "cpu" in event["message"]
+        assert "lots" in event["message"]
         # Classified permanent (a plain error would count as failed and be retried).
         # The stored object fails validation, so no status write can take a condition.
         assert (ctrl.stalled, ctrl.failed) == (1, 0)
