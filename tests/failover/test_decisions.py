@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from flotilla.controllers.cluster_health import LeaseWatch, judge
 from flotilla.controllers.failover.admission import budget_check
 from flotilla.controllers.failover.decide import (
     PRODUCER_APPLICATION,
@@ -20,11 +21,17 @@ from flotilla.controllers.failover.timers import (
     budget_toleration,
     timers_for,
 )
+from flotilla.controllers.failover.unhealthy import (
+    ANNOTATION_UNHEALTHY_SINCE,
+    encode,
+    recorded,
+    unhealthy_since,
+)
 from flotilla.controllers.failover.whatif import what_if
 from flotilla.resources.validation import InvalidObject
 from flotilla.resources.wellknown import TAINT_NOT_READY, TAINT_UNREACHABLE, parse_rfc3339
 
-STAMP = "2027-01-15T08:00:00Z"  # when the taints and tasks of these tests begin
+STAMP = "2027-01-15T08:00:00.250000Z"  # when the taints and tasks of these tests begin
 NOW = parse_rfc3339(STAMP)
 
 
@@ -200,3 +207,56 @@ def test_what_if_names_traffic_that_loses_every_endpoint() -> None:
     assert traffic.endpoints_before == 2
     assert traffic.rebuilt_on == ()
     assert what_if(["south"], clusters, [b], [tp], slices).traffic[0].loses_all is False
+
+
+def _annotated(b: dict[str, Any], since: dict[str, float]) -> dict[str, Any]:
+    value = encode(since)
+    b["metadata"]["annotations"] = {ANNOTATION_UNHEALTHY_SINCE: value} if value else {}
+    return b
+
+
+def test_unhealthy_since_keeps_the_recorded_time_across_reconciles() -> None:
+    b = binding({"a": 3, "b": 3}, ready={"a": 0, "b": 3}, health={"a": "Unhealthy"})
+    assert unhealthy_since(b, NOW) == {"a": NOW}  # first seen now
+    later = _annotated(b, {"a": NOW})
+    # Recorded on the binding: a later reconcile (a restarted controller) counts from it.
+    assert unhealthy_since(later, NOW + 40) == {"a": NOW}
+    timers = timers_for(policy(failover={"application": {
+        "decisionConditions": {"tolerationSeconds": 30}}}), {}, 3, 1)
+    evict, _ = application_evictions(later, timers, unhealthy_since(later, NOW + 30.5),
+                                     NOW + 30.5)
+    assert [e.cluster for e in evict] == ["a"]
+    assert encode(unhealthy_since(later, NOW + 1)) == later["metadata"]["annotations"][
+        ANNOTATION_UNHEALTHY_SINCE]
+    assert recorded(later) == {"a": NOW}, "microseconds survive the round trip"
+
+
+def test_unhealthy_since_forgets_recovered_clusters_and_bad_entries() -> None:
+    healthy_again = _annotated(binding({"a": 3}, ready={"a": 3}), {"a": NOW})
+    assert unhealthy_since(healthy_again, NOW + 5) == {}
+    assert encode({}) is None
+    # Not scheduled there any more (evicted): its clock stops too.
+    evicted = _annotated(binding({"b": 6}, ready={"a": 0},
+                                   health={"a": "Unhealthy"}), {"a": NOW})
+    assert unhealthy_since(evicted, NOW + 5) == {}
+    hand_edited = binding({"a": 3}, ready={"a": 0}, health={"a": "Unhealthy"})
+    hand_edited["metadata"]["annotations"] = {
+        ANNOTATION_UNHEALTHY_SINCE: '{"a": "yesterday"}'}
+    assert unhealthy_since(hand_edited, NOW + 5) == {"a": NOW + 5}, \
+        "an unreadable time restarts the clock, it never evicts early"
+    hand_edited["metadata"]["annotations"] = {ANNOTATION_UNHEALTHY_SINCE: "not json"}
+    assert unhealthy_since(hand_edited, NOW + 5) == {"a": NOW + 5}
+
+
+def test_lease_age_is_measured_on_the_controllers_clock() -> None:
+    seen = LeaseWatch()
+    assert seen.age("a", None, 100.0) is None  # no Lease yet
+    assert seen.age("a", "t1", 100.0) == 0.0  # first sight: a full grace period from now
+    assert seen.age("a", "t1", 102.5) == pytest.approx(2.5)
+    assert judge(seen.age("a", "t1", 102.9), 3, 2).ready
+    verdict = judge(seen.age("a", "t1", 103.5), 3, 2)
+    assert (verdict.status, verdict.taint) == ("Unknown", TAINT_UNREACHABLE)
+    assert seen.age("a", "t2", 104.0) == 0.0  # renewed: fresh again, whatever t2 says
+    assert judge(seen.age("a", "t2", 105.0), 3, 0).taint == TAINT_NOT_READY
+    assert seen.age("a", None, 106.0) is None  # Lease gone: forgotten
+    assert seen.age("a", "t2", 107.0) == 0.0

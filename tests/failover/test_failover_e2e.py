@@ -1,4 +1,4 @@
-"""Failover end to end (issue 6): real `flotilla up`, real pods, a gateway under load.
+"""Failover end to end: real `flotilla up`, real pods, a gateway under load.
 
 One `up` serves the whole module; the tests run in order and each leaves the plane
 converged for the next: kill a cluster (and a region-bound workload that must not

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flotilla.client.base import Object, ResourceClient
@@ -34,6 +35,7 @@ from flotilla.resources.wellknown import (
     TAINT_UNREACHABLE,
     now_rfc3339,
     parse_rfc3339,
+    rfc3339_at,
 )
 
 log = logging.getLogger(__name__)
@@ -70,51 +72,68 @@ def judge(lease_age: float | None, grace: float, nodes_ready: int | None) -> Ver
     return Verdict("True", "ClusterReady", "heartbeats arrive and nodes are ready", None)
 
 
-class ClusterHealth:
-    """The reconciler; `build` wires it into a ControllerManager."""
+class LeaseWatch:
+    """When each cluster's Lease was last seen to change, on the controller's clock."""
 
-    def __init__(self, client: ResourceClient, clusters: Informer, leases: Informer,
-                 *, grace: float = DEFAULT_GRACE) -> None:
-        self.client = client
-        self.clusters = clusters
-        self.leases = leases
-        self.grace = grace
-        self.events = EventRecorder(client, "cluster-health")
-        #: cluster -> (renewTime last seen, monotonic time we saw it change)
+    def __init__(self) -> None:
+        #: cluster -> (renewTime last seen, time we saw it change)
         self._seen: dict[str, tuple[str, float]] = {}
 
-    def lease_age(self, cluster: str) -> float | None:
-        lease = self.leases.cache.get(ObjectKey(SYSTEM_NAMESPACE, cluster))
-        now = time.monotonic()
-        if lease is None:
-            self._seen.pop(cluster, None)
-            return None
-        renew = str((lease.get("spec") or {}).get("renewTime") or "")
-        if not renew:  # claimed by an agent that has not heartbeated yet
+    def age(self, cluster: str, renew: str | None, now: float) -> float | None:
+        """Seconds since ``renew`` (the Lease's renewTime; None: no Lease; empty: claimed,
+        never renewed) last changed."""
+        if not renew:  # no Lease, or claimed by an agent that has not heartbeated yet
             self._seen.pop(cluster, None)
             return None
         seen = self._seen.get(cluster)
-        if seen is None:
-            # First sight (e.g. after a control-plane restart): give it a full grace
-            # period from now rather than trusting the member's clock.
-            self._seen[cluster] = (renew, now)
-            return 0.0
-        if seen[0] != renew:
+        if seen is None or seen[0] != renew:
+            # A change, or first sight (e.g. after a control-plane restart: a full grace
+            # period from now rather than trusting the member's clock).
             self._seen[cluster] = (renew, now)
             return 0.0
         return now - seen[1]
 
+    def forget(self, cluster: str) -> None:
+        self._seen.pop(cluster, None)
+
+
+class ClusterHealth:
+    """The reconciler; `build` wires it into a ControllerManager.
+
+    Two clocks, injected so tests drive time: ``monotonic`` for how long ago a Lease
+    changed (immune to wall-clock steps), ``clock`` (wall time) for comparing with times
+    written on objects (a Cluster's creationTimestamp) and for the taints' timeAdded.
+    """
+
+    def __init__(self, client: ResourceClient, clusters: Informer, leases: Informer,
+                 *, grace: float = DEFAULT_GRACE, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.client = client
+        self.clusters = clusters
+        self.leases = leases
+        self.grace = grace
+        self.clock = clock
+        self.monotonic = monotonic
+        self.events = EventRecorder(client, "cluster-health", clock=clock)
+        self.seen = LeaseWatch()
+
+    def lease_age(self, cluster: str) -> float | None:
+        lease = self.leases.cache.get(ObjectKey(SYSTEM_NAMESPACE, cluster))
+        renew = None if lease is None else \
+            str((lease.get("spec") or {}).get("renewTime") or "")
+        return self.seen.age(cluster, renew, self.monotonic())
+
     async def reconcile(self, key: ObjectKey) -> Result | None:
         cluster = self.clusters.cache.get(key)
         if cluster is None:
-            self._seen.pop(key.name, None)
+            self.seen.forget(key.name)
             return None
         age = self.lease_age(key.name)
-        if age is None and not _has_ready_condition(cluster) and \
-                _age_of(cluster) < self.grace:
+        registered = _age_of(cluster, self.clock())
+        if age is None and not _has_ready_condition(cluster) and registered < self.grace:
             # Just registered; its first heartbeat is on the way. Judge it after a full
             # grace period, not before (no "never heartbeated" noise at every start).
-            return Result(requeue_after=max(0.05, self.grace - _age_of(cluster)))
+            return Result(requeue_after=max(0.05, self.grace - registered))
         summary = (cluster.get("status") or {}).get("nodeSummary") or {}
         nodes_ready = summary.get("ready") if "ready" in summary else None
         verdict = judge(age, self.grace, nodes_ready)
@@ -132,8 +151,9 @@ class ClusterHealth:
         want = {verdict.taint} if verdict.taint else set()
         have = {t.get("key") for t in taints if t.get("key") in HEALTH_TAINTS}
         if have != want:
+            added = rfc3339_at(self.clock())
             await mutate(self.client, CLUSTER, "", name,
-                         lambda obj: set_health_taints(obj, verdict.taint))
+                         lambda obj: set_health_taints(obj, verdict.taint, added))
 
         previous = find(conditions_of(cluster), "Ready")
         if previous is not None and previous.get("status") == verdict.status \
@@ -151,20 +171,21 @@ def _has_ready_condition(cluster: Object) -> bool:
     return find(conditions_of(cluster), "Ready") is not None
 
 
-def _age_of(obj: Object) -> float:
+def _age_of(obj: Object, now: float) -> float:
     created = (obj.get("metadata") or {}).get("creationTimestamp")
     if not created:
         return float("inf")
-    return time.time() - parse_rfc3339(str(created))
+    return now - parse_rfc3339(str(created))
 
 
-def set_health_taints(cluster: Object, taint: str | None) -> bool:
-    """Make the health taints on ``cluster`` exactly ``taint`` (both effects) or none."""
+def set_health_taints(cluster: Object, taint: str | None, added: str | None = None) -> bool:
+    """Make the health taints on ``cluster`` exactly ``taint`` (both effects) or none;
+    a new taint's ``timeAdded`` is ``added`` (default: now), which failover counts from."""
     spec = cluster.setdefault("spec", {})
     taints = list(spec.get("taints") or [])
     kept = [t for t in taints if t.get("key") not in HEALTH_TAINTS or t.get("key") == taint]
     if taint:
-        now = now_rfc3339()
+        now = added or now_rfc3339()
         for effect in ("NoSchedule", "NoExecute"):
             if not any(t.get("key") == taint and t.get("effect") == effect for t in kept):
                 kept.append({"key": taint, "effect": effect, "timeAdded": now})
@@ -174,11 +195,14 @@ def set_health_taints(cluster: Object, taint: str | None) -> bool:
     return True
 
 
-def build(manager: ControllerManager, *, grace: float = DEFAULT_GRACE) -> Controller:
+def build(manager: ControllerManager, *, grace: float = DEFAULT_GRACE,
+          clock: Callable[[], float] = time.time,
+          monotonic: Callable[[], float] = time.monotonic) -> Controller:
     """Register the cluster-health controller with ``manager``."""
     clusters = manager.informer(CLUSTER)
     leases = manager.informer(LEASE)
-    reconciler = ClusterHealth(manager.client, clusters, leases, grace=grace)
+    reconciler = ClusterHealth(manager.client, clusters, leases, grace=grace, clock=clock,
+                               monotonic=monotonic)
     controller = Controller("cluster-health", reconciler, workers=2)
     controller.watches(clusters).watches(
         leases,

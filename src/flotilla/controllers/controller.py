@@ -9,6 +9,10 @@ converges is the only kind that stays correct.
 Secondary kinds are watched through mapping functions: a Work change maps to the key of
 the ResourceBinding that owns it, a Cluster change to every binding placed on it, and so
 on. The queue then guarantees one reconcile per primary key at a time.
+
+A failure is transient unless the reconciler says otherwise: any exception retries the
+key with back-off, a `PermanentError` stalls it until its input changes (see
+`flotilla.controllers.permanent`).
 """
 
 from __future__ import annotations
@@ -19,14 +23,27 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from flotilla.client.base import Object
+from flotilla.client.base import InvalidError, Object, ResourceClient
+from flotilla.controllers.events import EventRecorder
 from flotilla.controllers.informer import EventHandlers, Informer, ObjectKey
+from flotilla.controllers.permanent import (
+    PermanentError,
+    Stall,
+    clear_stalled,
+    condition_type,
+    fingerprint,
+    has_condition,
+    mark_stalled,
+    uid_of,
+)
 from flotilla.controllers.workqueue import QueueShutDown, RateLimiter, WorkQueue
 
 log = logging.getLogger(__name__)
 
 #: Maps a changed object of a watched kind to the primary keys to reconcile.
 MapFunc = Callable[[Object], Iterable[ObjectKey]]
+#: Finds the object a primary key names (to record a permanent error on it).
+LookupFunc = Callable[[ObjectKey], Object | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +63,9 @@ class Reconciler(Protocol):
     async def reconcile(self, key: ObjectKey) -> Result | None:
         """Drive the object at ``key`` towards its desired state.
 
-        Raise to retry with back-off; the object may no longer exist (it was deleted):
-        clean up what it owned, then return.
+        Raise to retry with back-off, or raise `PermanentError` when retrying the same
+        input cannot help; the object may no longer exist (it was deleted): clean up
+        what it owned, then return.
         """
         ...
 
@@ -68,7 +86,12 @@ class Controller:
         workers: int = 1,
         rate_limiter: RateLimiter[ObjectKey] | None = None,
         stop_grace: float = 5.0,
+        lookup: LookupFunc | None = None,
+        client: ResourceClient | None = None,
     ) -> None:
+        """``lookup`` finds the object a key names; by default the cache of the first
+        informer watched with `own_key`. ``client`` writes the Events and conditions of
+        permanent errors; `ControllerManager.add` supplies its own."""
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self.name = name
@@ -77,9 +100,18 @@ class Controller:
         self.stop_grace = stop_grace
         self.queue: WorkQueue[ObjectKey] = WorkQueue(rate_limiter)
         self.informers: list[Informer] = []
-        #: Reconcile outcomes, for tests and metrics: successes and failures so far.
+        self.lookup = lookup
+        self.client = client
+        #: The condition a permanent error sets on the object (``SchedulerStalled``).
+        self.stalled_condition = condition_type(name)
+        #: Keys given up on after a `PermanentError`, until their object changes.
+        self.stalls: dict[ObjectKey, Stall] = {}
+        #: Reconcile outcomes, for tests and metrics: successes, transient failures
+        #: (retried) and permanent ones (stalled) so far.
         self.reconciled = 0
         self.failed = 0
+        self.stalled = 0
+        self._events: EventRecorder | None = None
 
     def __repr__(self) -> str:
         return f"Controller({self.name!r})"
@@ -94,16 +126,24 @@ class Controller:
 
         def enqueue(obj: Object) -> None:
             for key in map_func(obj):
-                self.queue.add(key)
+                stall = self.stalls.get(key)
+                if stall is None or not stall.unchanged(obj):
+                    self.queue.add(key)
 
         def on_update(old: Object, new: Object) -> None:
             enqueue(new)
             if old is not new:
                 enqueue(old)
 
+        def on_delete(obj: Object) -> None:
+            for key in map_func(obj):
+                self.queue.add(key)  # a stalled object's deletion still needs clean-up
+
         informer.add_handler(EventHandlers(on_add=enqueue, on_update=on_update,
-                                           on_delete=enqueue))
+                                           on_delete=on_delete))
         self.informers.append(informer)
+        if self.lookup is None and map_func is own_key:
+            self.lookup = informer.cache.get
         return self
 
     async def run(self) -> None:
@@ -143,6 +183,9 @@ class Controller:
     async def _reconcile(self, key: ObjectKey) -> None:
         try:
             result = await self.reconciler.reconcile(key)
+        except PermanentError as exc:
+            await self._stall(key, exc)
+            return
         except Exception:
             self.failed += 1
             log.exception("controller %s: reconcile %s failed (attempt %d)", self.name, key,
@@ -150,9 +193,59 @@ class Controller:
             self.queue.add_rate_limited(key)
             return
         self.reconciled += 1
+        await self._unstall(key)
         if result is not None and result.requeue:
             self.queue.add_rate_limited(key)
             return
         self.queue.forget(key)
         if result is not None and result.requeue_after is not None:
             self.queue.add_after(key, result.requeue_after)
+
+    async def _stall(self, key: ObjectKey, exc: PermanentError) -> None:
+        """Tell the user once per cause, then wait for the object to change."""
+        self.stalled += 1
+        self.queue.forget(key)
+        obj = exc.obj if exc.obj is not None else \
+            (self.lookup(key) if self.lookup is not None else None)
+        if obj is None:
+            log.warning("controller %s: %s: %s (not retried)", self.name, key, exc)
+            return
+        stall = Stall(exc.reason, exc.message, uid_of(obj), fingerprint(obj))
+        previous = self.stalls.get(key)
+        self.stalls[key] = stall
+        if previous is not None and (previous.reason, previous.message) == \
+                (exc.reason, exc.message):
+            return
+        log.warning("controller %s: %s: %s (not retried until the object changes)",
+                    self.name, key, exc)
+        if self.client is None:
+            return
+        if self._events is None:
+            self._events = EventRecorder(self.client, self.name)
+        await self._events.record(obj, "Warning", exc.reason, exc.message)
+        try:
+            await mark_stalled(self.client, obj, self.stalled_condition, exc)
+        except InvalidError as refused:
+            # An object stored before a rule existed cannot take a status write either;
+            # the Event is the record, and retrying would fail the same way.
+            log.warning("controller %s: %s left without %s: %s", self.name, key,
+                        self.stalled_condition, refused)
+        except Exception:
+            # Unseen is not stalled: retry, and tell the user the next time.
+            log.exception("controller %s: could not record %s on %s", self.name,
+                          self.stalled_condition, key)
+            del self.stalls[key]
+            self.queue.add_rate_limited(key)
+
+    async def _unstall(self, key: ObjectKey) -> None:
+        """A successful reconcile ends a stall, also one recorded before a restart."""
+        self.stalls.pop(key, None)
+        obj = self.lookup(key) if self.lookup is not None else None
+        if obj is None or self.client is None or \
+                not has_condition(obj, self.stalled_condition):
+            return
+        try:
+            await clear_stalled(self.client, obj, self.stalled_condition)
+        except Exception:
+            log.exception("controller %s: could not clear %s on %s", self.name,
+                          self.stalled_condition, key)

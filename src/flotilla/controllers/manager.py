@@ -78,6 +78,8 @@ class ControllerManager:
     def add(self, controller: Controller) -> None:
         if self._started:
             raise RuntimeError("add controllers before the manager starts")
+        if controller.client is None:  # where its permanent errors are recorded
+            controller.client = self.client
         self._controllers.append(controller)
 
     @property

@@ -1,10 +1,17 @@
 """The controller runtime in one import: informers, work queue, controllers, manager.
 
-Split into small modules (`informer`, `workqueue`, `controller`, `manager`); this module
-is the stable name the rest of the code base imports from.
+Split into small modules (`informer`, `workqueue`, `controller`, `permanent`, `manager`);
+this module is the stable name the rest of the code base imports from.
 """
 
-from flotilla.controllers.controller import Controller, MapFunc, Reconciler, Result, own_key
+from flotilla.controllers.controller import (
+    Controller,
+    LookupFunc,
+    MapFunc,
+    Reconciler,
+    Result,
+    own_key,
+)
 from flotilla.controllers.informer import Cache, EventHandlers, Informer, ObjectKey
 from flotilla.controllers.manager import (
     AlwaysLeader,
@@ -13,6 +20,7 @@ from flotilla.controllers.manager import (
     LostLeadership,
     background,
 )
+from flotilla.controllers.permanent import PermanentError
 from flotilla.controllers.workqueue import (
     ExponentialBackoff,
     QueueShutDown,
@@ -29,9 +37,11 @@ __all__ = [
     "ExponentialBackoff",
     "Informer",
     "LeaderElector",
+    "LookupFunc",
     "LostLeadership",
     "MapFunc",
     "ObjectKey",
+    "PermanentError",
     "QueueShutDown",
     "RateLimiter",
     "Reconciler",

@@ -35,7 +35,13 @@ def cluster_of_execution_namespace(namespace: str) -> str | None:
 
 def now_rfc3339() -> str:
     """Current UTC time as Kubernetes writes it: ``2026-11-22T03:14:18.123456Z``."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return rfc3339_at(datetime.now(UTC).timestamp())
+
+
+def rfc3339_at(seconds: float) -> str:
+    """``seconds`` since the epoch in the format of `now_rfc3339`: for decisions that
+    take their clock as an argument (tests drive it) and still write timestamps."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_rfc3339(text: str) -> float:

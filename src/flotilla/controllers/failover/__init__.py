@@ -1,7 +1,8 @@
-"""Failover (issue 6): move replicas off a dead, hung or failing cluster, and back.
+"""Failover: move replicas off a dead, hung or failing cluster, and back.
 
     timers.py    which toleration, purge mode and budget apply to a binding (pure)
     decide.py    which clusters to evict, which eviction tasks are done (pure)
+    unhealthy.py since when a workload is Unhealthy per cluster, as kept on the binding
     controller.py  the reconciler that writes those decisions onto ResourceBindings
     whatif.py    the same decisions, answered without writing anything
 

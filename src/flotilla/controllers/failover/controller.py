@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flotilla.client.base import Object, ResourceClient
@@ -31,14 +31,19 @@ from flotilla.controllers.failover.decide import (
     taint_evictions,
     targets,
     tasks,
-    unhealthy_clusters,
 )
 from flotilla.controllers.failover.timers import Timers, describe_timers, timers_for
+from flotilla.controllers.failover.unhealthy import (
+    ANNOTATION_UNHEALTHY_SINCE,
+    encode,
+    recorded,
+    unhealthy_since,
+)
 from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
 from flotilla.resources.conditions import Condition, find, set_conditions
 from flotilla.resources.kinds import by_kind
-from flotilla.resources.wellknown import now_rfc3339
+from flotilla.resources.wellknown import rfc3339_at
 
 log = logging.getLogger(__name__)
 BINDING = by_kind("ResourceBinding")
@@ -55,14 +60,16 @@ DEFAULT_HEARTBEAT = 1.0
 
 class FailoverController:
     def __init__(self, client: ResourceClient, informers: Mapping[str, Informer], *,
-                 grace: float, heartbeat: float = DEFAULT_HEARTBEAT) -> None:
+                 grace: float, heartbeat: float = DEFAULT_HEARTBEAT,
+                 clock: Callable[[], float] = time.time) -> None:
+        """``clock``: wall-clock seconds, compared with the times written on objects
+        (taints' ``timeAdded``, tasks' ``creationTimestamp``); tests drive it."""
         self.client = client
         self.inf = informers
         self.grace = grace
         self.heartbeat = heartbeat
-        self.events = EventRecorder(client, "failover")
-        #: (binding, cluster) -> wall-clock time the workload was first seen Unhealthy.
-        self._unhealthy: dict[tuple[ObjectKey, str], float] = {}
+        self.clock = clock
+        self.events = EventRecorder(client, "failover", clock=clock)
 
     def policy_of(self, binding: Object) -> Object | None:
         ref = (binding.get("spec") or {}).get("policy") or {}
@@ -82,46 +89,36 @@ class FailoverController:
     def clusters(self) -> dict[str, Object]:
         return {c["metadata"]["name"]: c for c in self.inf["Cluster"].cache.list()}
 
-    def _track_unhealthy(self, key: ObjectKey, binding: Object, now: float
-                         ) -> dict[str, float]:
-        bad = unhealthy_clusters(binding)
-        for k in [k for k in self._unhealthy if k[0] == key and k[1] not in bad]:
-            del self._unhealthy[k]
-        for name in bad:
-            self._unhealthy.setdefault((key, name), now)
-        return {name: since for (k, name), since in self._unhealthy.items() if k == key}
-
     async def reconcile(self, key: ObjectKey) -> Result | None:
         binding = self.inf["ResourceBinding"].cache.get(key)
         if binding is None or binding["metadata"].get("deletionTimestamp") or \
                 binding["spec"].get("resource", {}).get("kind") != "Deployment":
-            for k in [k for k in self._unhealthy if k[0] == key]:
-                del self._unhealthy[k]
             return None
-        now = time.time()
+        now = self.clock()
         timers = self.timers(binding)
         clusters = self.clusters()
         evict, t1 = taint_evictions(binding, clusters, timers, now)
-        since = self._track_unhealthy(key, binding, now)
+        since = unhealthy_since(binding, now) if timers.application_toleration is not None \
+            else {}
         app, t2 = application_evictions(binding, timers, since, now)
         seen = {e.cluster for e in evict}
         evict += [e for e in app if e.cluster not in seen]
         done, t3 = finished_tasks(binding, clusters, timers, now)
         if evict or done:
-            await self._write(binding, evict, done, timers)
-            for e in evict:
-                self._unhealthy.pop((key, e.cluster), None)
+            await self._write(binding, evict, done, timers, now)
+            since = {c: t for c, t in since.items() if c not in {e.cluster for e in evict}}
         elif timers.rebalance:
             await self._rebalance(binding, clusters)
+        await self._keep_unhealthy_since(binding, since)
         await self._set_condition(binding)
         await self._show_timers(binding, timers)
         waits = [t for t in (t1, t2, t3) if t is not None]
         return Result(requeue_after=max(0.05, min(waits) + 0.05)) if waits else None
 
     async def _write(self, binding: Object, evict: list[Eviction], done: list[Finished],
-                     timers: Timers) -> None:
+                     timers: Timers, now: float) -> None:
         meta = binding["metadata"]
-        stamp = now_rfc3339()
+        stamp = rfc3339_at(now)
 
         def change(obj: Object) -> bool:
             spec = obj["spec"]
@@ -169,6 +166,27 @@ class FailoverController:
                 what = "no longer avoided"
             await self.events.record(binding, "Normal", "EvictionDone",
                                      f"old replicas on {f.cluster} {what}: {f.why}")
+
+    async def _keep_unhealthy_since(self, binding: Object, since: Mapping[str, float]
+                                    ) -> None:
+        """Write the application-failover clock onto the binding when it changed (a
+        cluster turned Unhealthy, recovered, or was evicted), so a restart keeps it."""
+        if recorded(binding) == since:
+            return
+        value = encode(since)
+
+        def change(obj: Object) -> bool:
+            notes = obj["metadata"].setdefault("annotations", {})
+            if notes.get(ANNOTATION_UNHEALTHY_SINCE) == value:
+                return False
+            if value is None:
+                notes.pop(ANNOTATION_UNHEALTHY_SINCE, None)
+            else:
+                notes[ANNOTATION_UNHEALTHY_SINCE] = value
+            return True
+
+        meta = binding["metadata"]
+        await mutate(self.client, BINDING, meta["namespace"], meta["name"], change)
 
     async def _show_timers(self, binding: Object, timers: Timers) -> None:
         """Keep the timers in force on the binding (``flotilla describe`` shows them)."""
@@ -251,10 +269,11 @@ class FailoverController:
 
 
 def build(manager: ControllerManager, *, grace: float,
-          heartbeat: float = DEFAULT_HEARTBEAT) -> Controller:
+          heartbeat: float = DEFAULT_HEARTBEAT,
+          clock: Callable[[], float] = time.time) -> Controller:
     informers = {k.kind: manager.informer(k) for k in (BINDING, CLUSTER, PP, CPP)}
     reconciler = FailoverController(manager.client, informers, grace=grace,
-                                    heartbeat=heartbeat)
+                                    heartbeat=heartbeat, clock=clock)
     controller = Controller("failover", reconciler, workers=2)
     bindings = informers["ResourceBinding"]
 

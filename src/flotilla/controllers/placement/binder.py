@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flotilla.client.base import NotFoundError, Object, ResourceClient
+from flotilla.client.base import InvalidError, NotFoundError, Object, ResourceClient
 from flotilla.client.mutate import mutate
 from flotilla.controllers.controller import Controller, Result
 from flotilla.controllers.events import EventRecorder
 from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
+from flotilla.controllers.permanent import PermanentError
 from flotilla.controllers.placement.matching import best_policy
 from flotilla.resources.kinds import Kind, by_kind
 from flotilla.resources.naming import binding_name
@@ -126,8 +127,12 @@ class Binder:
             created = True
             return wanted
 
-        await mutate(self.client, BINDING, wanted["metadata"]["namespace"], bname, change,
-                     create=create)
+        try:
+            await mutate(self.client, BINDING, wanted["metadata"]["namespace"], bname, change,
+                         create=create)
+        except InvalidError as exc:  # the template makes a binding the API refuses
+            raise PermanentError("InvalidBinding", f"cannot bind {kind.kind} {name!r}: "
+                                 f"{exc}", obj=template) from None
         if created:
             await self.events.record(
                 template, "Normal", "PolicyApplied",
@@ -139,7 +144,12 @@ def build(manager: ControllerManager) -> Controller:
     templates = {k.kind: manager.informer(k) for k in TEMPLATE_KINDS}
     policies, cluster_policies = manager.informer(PP), manager.informer(CPP)
     binder = Binder(manager.client, templates, policies, cluster_policies)
-    controller = Controller("binder", binder, workers=2)
+
+    def template_of(key: ObjectKey) -> Object | None:
+        kind, namespace, name = split_template_key(key)
+        return templates[kind.kind].cache.get(ObjectKey(namespace, name))
+
+    controller = Controller("binder", binder, workers=2, lookup=template_of)
     for inf in templates.values():
         controller.watches(inf, lambda o: (template_key(o),))
 

@@ -19,6 +19,7 @@ from flotilla.controllers.controller import Controller, Result
 from flotilla.controllers.events import EventRecorder
 from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
+from flotilla.controllers.permanent import PermanentError
 from flotilla.controllers.placement.binder import TEMPLATE_KINDS
 from flotilla.controllers.placement.overrides import OverrideError
 from flotilla.controllers.placement.render import (
@@ -98,8 +99,8 @@ class Renderer:
                 try:
                     wanted = self._works(binding, template)
                 except (OverrideError, PlacementError) as exc:
-                    await self.events.record(binding, "Warning", "OverrideFailed", str(exc))
-                    return None  # keep what runs; the policy must be fixed first
+                    # Keep what runs; the policy (or cluster) must be fixed first.
+                    raise PermanentError("OverrideFailed", str(exc)) from None
         # A cluster being evicted keeps its Work, as it is, until the failover controller
         # finishes the graceful-eviction task (replacements ready elsewhere, or timeout)
         # or marks it purgeMode Immediately (old replicas released, cluster still avoided).

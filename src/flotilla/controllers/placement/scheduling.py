@@ -19,6 +19,7 @@ from flotilla.controllers.controller import Controller, Result
 from flotilla.controllers.events import EventRecorder
 from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
+from flotilla.controllers.permanent import PermanentError
 from flotilla.resources.conditions import Condition, conditions_of, find, set_conditions
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.wellknown import now_rfc3339
@@ -123,8 +124,10 @@ class SchedulingController:
             return None
         try:
             result = self.decide(binding)
-        except PlacementError as exc:
-            result = ScheduleResult((), f"invalid placement: {exc}")
+        except PlacementError as exc:  # the same placement fails the same way: stall
+            raise PermanentError("InvalidPlacement", f"invalid placement: {exc}") from None
+        except ValueError as exc:  # a quantity or count in the binding that does not parse
+            raise PermanentError("InvalidInput", f"cannot schedule: {exc}") from None
         targets = target_clusters(result) if result.scheduled else \
             (binding.get("spec") or {}).get("clusters") or []
         # Objects without replicas carry none per cluster.
