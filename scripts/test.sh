@@ -34,6 +34,7 @@ echo "== mypy (strict on the package)"
 # (CI=true): the demo binds its fixed ports (127.0.0.1:8443, :8080, ...). Bounded: up to
 # DEMO_READY_TIMEOUT s to come up, 60 s to stop; whatever it started is killed if not.
 DEMO_READY_TIMEOUT=${DEMO_READY_TIMEOUT:-240}
+DEMO_LOG=.flotilla/ci-demo.log
 demo_pid=""
 
 demo_groups() {  # process groups the demo recorded in .flotilla/up.json (ours only)
@@ -89,14 +90,15 @@ stop_demo() {  # SIGINT (Ctrl-C); SIGTERM, then SIGKILL of every recorded group 
 }
 
 demo_then_stop() {
-  local log=.flotilla/ci-demo.log
   mkdir -p .flotilla
   echo "== flotilla up --demo, then Ctrl-C (the README's first command)"
-  trap 'stop_demo; tail -n 40 "$log" >&2' EXIT
-  .venv/bin/flotilla up --demo >"$log" 2>&1 &
+  trap 'stop_demo; tail -n 40 "$DEMO_LOG" >&2' EXIT
+  trap 'exit 130' INT TERM  # so the EXIT trap stops the demo when this script is stopped
+  # A background job of a script ignores SIGINT; undo that, so SIGINT is Ctrl-C to it.
+  (trap - INT; exec .venv/bin/flotilla up --demo) >"$DEMO_LOG" 2>&1 &
   demo_pid=$!
   local deadline=$((SECONDS + DEMO_READY_TIMEOUT))
-  until grep -q "Flotilla is up" "$log"; do
+  until grep -q "Flotilla is up" "$DEMO_LOG"; do
     if ! kill -0 "$demo_pid" 2>/dev/null; then
       echo "flotilla up --demo exited before it was up" >&2
       exit 1
@@ -108,8 +110,8 @@ demo_then_stop() {
     sleep 1
   done
   stop_demo
-  trap - EXIT
-  grep -q "everything stopped" "$log" || { tail -n 40 "$log" >&2; exit 1; }
+  trap - EXIT INT TERM
+  grep -q "everything stopped" "$DEMO_LOG" || { tail -n 40 "$DEMO_LOG" >&2; exit 1; }
   echo "   up, stopped; .flotilla/ left in place for the suite"
 }
 

@@ -146,6 +146,10 @@ def test_a_stopped_or_dead_up_says_not_running(own_folder: Path, clone: Recorder
         assert "'flotilla up' is not running in this folder" in line, (args, line)
         assert "start it again with 'flotilla up'" in line, (args, line)
         assert "refused" not in line
+    data_dir = own_folder / ".flotilla"
+    line = one_error(flotilla("status", "--data-dir", str(data_dir), cwd=own_folder.parent))
+    assert f"'flotilla up' is not running on {data_dir}" in line
+    assert f"start it again with 'flotilla up --data-dir {data_dir}'" in line
     assert clone.requests == [], "a stopped up's server is not even tried"
     # An explicit server elsewhere still works from this folder (its own token pair).
     with recorder() as other:

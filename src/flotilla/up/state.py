@@ -133,10 +133,10 @@ def why_not_running(state: dict[str, Any]) -> str | None:
 
 def not_running_message(data_dir: Path, why: str) -> str:
     """The one line a command prints when the `up` it was pointed at does not run."""
-    again = "flotilla up" if data_dir == DEFAULT_DATA_DIR else \
-        f"flotilla up --data-dir {data_dir}"
-    return (f"'flotilla up' is not running in this folder ({why}; see {up_path(data_dir)}): "
-            f"start it again with '{again}'")
+    here = data_dir == DEFAULT_DATA_DIR
+    again = "flotilla up" if here else f"flotilla up --data-dir {data_dir}"
+    return (f"'flotilla up' is not running {'in this folder' if here else f'on {data_dir}'} "
+            f"({why}; see {up_path(data_dir)}): start it again with '{again}'")
 
 
 class UpNotRunning(RuntimeError):
