@@ -7,11 +7,16 @@ folder, home or ``FLOTILLA_*`` variables: before any fixture starts a process, t
 session gets an empty home and an empty working directory, and then each test gets its
 own, so one test's ``flotilla init`` or ``.flotilla/`` cannot reach the next. Processes a
 test starts inherit both. A test that wants a config, a home or a folder makes it.
+
+A suite started in the background of a script (``pytest &``) inherits SIGINT ignored,
+and so would every process it starts: Ctrl-C (SIGINT) is given back its usual meaning so
+a test that stops a command with it behaves as in a terminal.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,8 +47,14 @@ def isolate(mp: pytest.MonkeyPatch, root: Path) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def fresh_machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Session-wide, so module-scoped fixtures (servers, `flotilla up`) are covered too."""
-    with pytest.MonkeyPatch.context() as mp:
-        yield isolate(mp, tmp_path_factory.mktemp("machine"))
+    sigint = signal.getsignal(signal.SIGINT)
+    if sigint == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            yield isolate(mp, tmp_path_factory.mktemp("machine"))
+    finally:
+        signal.signal(signal.SIGINT, sigint)
 
 
 @pytest.fixture(autouse=True)

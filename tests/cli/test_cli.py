@@ -343,7 +343,7 @@ def test_get_watch_prints_changes_until_interrupted(server: ServerProcess) -> No
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
-            proc.wait(timeout=30)  # generous: seen over 10 s on a loaded 2-core machine
+            proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
