@@ -28,5 +28,96 @@ echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy (strict on the package)"
 .venv/bin/mypy
+# The README's first command as a newcomer runs it, before the suite: `flotilla up --demo`
+# in this folder until it is up, then Ctrl-C. The suite then runs with the demo's
+# .flotilla/ (a stopped up.json) left here, which no test may depend on. CI only
+# (CI=true): the demo binds its fixed ports (127.0.0.1:8443, :8080, ...). Bounded: up to
+# DEMO_READY_TIMEOUT s to come up, 60 s to stop; whatever it started is killed if not.
+DEMO_READY_TIMEOUT=${DEMO_READY_TIMEOUT:-240}
+DEMO_LOG=.flotilla/ci-demo.log
+demo_pid=""
+
+demo_groups() {  # process groups the demo recorded in .flotilla/up.json (ours only)
+  .venv/bin/python - "$demo_pid" <<'PY'
+import json, sys
+from pathlib import Path
+try:
+    s = json.loads(Path(".flotilla/up.json").read_text())
+except (OSError, ValueError):
+    raise SystemExit(0)
+if s.get("pid") != int(sys.argv[1]):
+    raise SystemExit(0)  # another up's file: its numbers are not ours to signal
+clusters = s.get("clusters", [])
+groups = {int(c["pgid"]) for c in clusters}
+groups |= {int(g) for c in clusters for g in c.get("groups", [])}
+groups |= {int(s[k]["pgid"]) for k in ("gateway", "dns") if isinstance(s.get(k), dict)}
+groups |= {int(s["serverPid"])} if "serverPid" in s else set()
+print(*sorted(groups))
+PY
+}
+
+wait_gone() {  # wait_gone PID SECONDS: true once PID has exited
+  local deadline=$((SECONDS + $2))
+  while kill -0 "$1" 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.5
+  done
+}
+
+stop_demo() {  # SIGINT (Ctrl-C); SIGTERM, then SIGKILL of every recorded group if stuck
+  [ -n "$demo_pid" ] || return 0
+  local groups left=""
+  groups=$(demo_groups)
+  kill -INT "$demo_pid" 2>/dev/null || true
+  if ! wait_gone "$demo_pid" 60; then
+    echo "flotilla up --demo did not stop within 60 s of SIGINT" >&2
+    kill -TERM "$demo_pid" 2>/dev/null || true
+    wait_gone "$demo_pid" 20 || kill -KILL "$demo_pid" 2>/dev/null || true
+    left="up itself"
+  fi
+  wait "$demo_pid" 2>/dev/null || true
+  for g in $groups; do
+    if kill -0 -- "-$g" 2>/dev/null; then
+      left="$left group $g"
+      kill -KILL -- "-$g" 2>/dev/null || true
+    fi
+  done
+  demo_pid=""
+  if [ -n "$left" ]; then
+    echo "flotilla up --demo left processes behind:$left (killed)" >&2
+    return 1
+  fi
+}
+
+demo_then_stop() {
+  mkdir -p .flotilla
+  echo "== flotilla up --demo, then Ctrl-C (the README's first command)"
+  trap 'stop_demo; tail -n 40 "$DEMO_LOG" >&2' EXIT
+  trap 'exit 130' INT TERM  # so the EXIT trap stops the demo when this script is stopped
+  # A background job of a script ignores SIGINT; undo that, so SIGINT is Ctrl-C to it.
+  (trap - INT; exec .venv/bin/flotilla up --demo) >"$DEMO_LOG" 2>&1 &
+  demo_pid=$!
+  local deadline=$((SECONDS + DEMO_READY_TIMEOUT))
+  until grep -q "Flotilla is up" "$DEMO_LOG"; do
+    if ! kill -0 "$demo_pid" 2>/dev/null; then
+      echo "flotilla up --demo exited before it was up" >&2
+      exit 1
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      echo "flotilla up --demo was not up within ${DEMO_READY_TIMEOUT}s" >&2
+      exit 1
+    fi
+    sleep 1
+  done
+  stop_demo
+  trap - EXIT INT TERM
+  grep -q "everything stopped" "$DEMO_LOG" || { tail -n 40 "$DEMO_LOG" >&2; exit 1; }
+  echo "   up, stopped; .flotilla/ left in place for the suite"
+}
+
+if [ "${CI:-}" = true ]; then
+  demo_then_stop
+fi
+
 echo "== pytest"
 exec .venv/bin/pytest "$@"

@@ -24,11 +24,13 @@ from flotilla.controllers.events import EventRecorder
 from flotilla.resources.kinds import KINDS, by_kind
 from tests.cli.serverproc import FLOTILLA, ServerProcess, api_only_args, clean_env, flotilla
 from tests.helpers import free_port, wait_for_sync
+from tests.resources.conftest import SHARED_SAMPLES
 
 T = TypeVar("T")
 HERE = Path(__file__).parent
 APP = HERE / "fixtures" / "app.yaml"
-KARMADA = Path("/work/shared/samples/karmada")
+#: Karmada policies other people wrote (origin and licence: the folder's ORIGIN.md).
+KARMADA = SHARED_SAMPLES
 EVERY_KIND = HERE.parent / "resources" / "examples" / "every-kind.yaml"
 
 

@@ -8,9 +8,9 @@ from typing import Any
 import yaml
 
 #: The team's shared Karmada samples, copied so that a clean clone (CI) has them; a test
-#: checks the copy against the original when the team's folder is present.
+#: checks the copy against the checksums recorded when it was taken (see ORIGIN.md there).
 SHARED_SAMPLES = Path(__file__).parent / "shared-samples"
-SHARED_SAMPLES_ORIGIN = Path("/work/shared/samples/karmada")
+SHARED_SAMPLES_SUMS = SHARED_SAMPLES / "SHA256SUMS"
 KARMADA_FILES = Path(__file__).parent / "karmada"
 
 

@@ -162,9 +162,11 @@ class UpProcess:
         def up_json() -> dict[str, Any] | None:
             assert self.proc.poll() is None, self.output()
             try:
-                return dict(json.loads((self.data_dir / "up.json").read_text()))
+                state = dict(json.loads((self.data_dir / "up.json").read_text()))
             except (OSError, ValueError):
                 return None
+            # A previous `up` in the same folder left its (stopped) state: not ours.
+            return state if state.get("pid") == self.proc.pid else None
         state = wait_for_sync(up_json, timeout, what="up.json")
         api = Api(state["server"], state["token"])
         for name in self.names:

@@ -32,15 +32,20 @@ class CliError(Exception):
 
 
 def connection_options(fn: F) -> F:
-    """``--server`` and ``--token``, with their environment variables."""
+    """``--server`` and ``--token``. Their environment variables are read by
+    `flotilla.cli.config.resolve`, not by click, because a flag and a variable are two
+    different sources there (each pairs a server with its own token)."""
     fn = click.option(
-        "--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN", show_envvar=True,
-        help="Bearer token. Else ./.flotilla/up.json, then the config file.",
+        "--token", metavar="TOKEN",
+        help="Bearer token for --server (env FLOTILLA_TOKEN, with FLOTILLA_SERVER). Else "
+             "the token of ./.flotilla/up.json or the config file, whichever names the "
+             "server used.",
     )(fn)
     fn = click.option(
-        "--server", "-s", envvar="FLOTILLA_SERVER", metavar="URL", show_envvar=True,
-        help="API server, e.g. http://127.0.0.1:8443. Else ./.flotilla/up.json, then "
-             "the config file ($FLOTILLA_CONFIG or ~/.config/flotilla/config.yaml).",
+        "--server", "-s", metavar="URL",
+        help="API server, e.g. http://127.0.0.1:8443 (env FLOTILLA_SERVER). Else "
+             "./.flotilla/up.json, then the config file ($FLOTILLA_CONFIG or "
+             "~/.config/flotilla/config.yaml).",
     )(fn)
     return fn
 
@@ -93,8 +98,10 @@ def _refused(exc: BaseException) -> bool:
 
 def api_message(exc: ApiError, conn: Connection) -> str:
     if exc.status == 401:
-        return (f"unauthorized by {conn.server}: {exc.message}. Pass --token or "
-                f"FLOTILLA_TOKEN, or run 'flotilla init' to write the config file")
+        sent = (f"the token from {conn.token_source} was refused" if conn.token_source
+                else f"no token was sent: no source naming {conn.server} has one")
+        return (f"unauthorized by {conn.server}: {exc.message} ({sent}). Pass --token, "
+                f"or run 'flotilla init' to write the config file")
     causes = exc.details.get("causes") if isinstance(exc.details, dict) else None
     message = exc.message
     if causes:

@@ -9,7 +9,7 @@ import click
 
 from flotilla.cli.output import echo, note, table
 from flotilla.cli.session import CliError
-from flotilla.up.state import DEFAULT_DATA_DIR, read_state
+from flotilla.up.state import DEFAULT_DATA_DIR, UpNotRunning, require_running
 from flotilla.up.supervisor import Up, UpOptions, group_state
 from flotilla.up.topology import TopologyError, default_clusters, load_clusters
 
@@ -127,8 +127,8 @@ def _summary(state: dict[str, Any], opts: UpOptions) -> None:
 def status(data_dir: Path) -> None:
     """Show what 'flotilla up' runs here and whether each part is alive."""
     try:
-        state = read_state(data_dir)
-    except FileNotFoundError as exc:
+        state = require_running(data_dir)
+    except (FileNotFoundError, UpNotRunning) as exc:
         raise CliError(str(exc)) from None
     note(f"API server {state['server']}  (up pid {state.get('pid')})")
     rows = []

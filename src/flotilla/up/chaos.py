@@ -12,8 +12,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from flotilla.up.state import cluster_entry, locked, read_state, write_state
-from flotilla.up.supervisor import group_alive, pid_alive, signal_group, start_process
+from flotilla.up.state import cluster_entry, locked, pid_alive, require_running, write_state
+from flotilla.up.supervisor import group_alive, signal_group, start_process
 
 
 def cluster_groups(entry: dict[str, Any]) -> list[int]:
@@ -23,7 +23,7 @@ def cluster_groups(entry: dict[str, Any]) -> list[int]:
 
 
 def _signal_cluster(data_dir: Path, cluster: str, sig: int) -> int:
-    entry = cluster_entry(read_state(data_dir), cluster)
+    entry = cluster_entry(require_running(data_dir), cluster)
     hit = [g for g in cluster_groups(entry) if group_alive(g) and signal_group(g, sig)]
     if not hit:
         raise RuntimeError(f"cluster {cluster} is not running (process group "
@@ -48,9 +48,10 @@ def resume_cluster(data_dir: Path, cluster: str) -> int:
 def revive_cluster(data_dir: Path, cluster: str) -> int:
     """Start a cluster's agent again, with the command line `up` used. The new agent
     adopts whatever pods survived (they stay in their old process group, which is kept
-    on record so chaos and shutdown still reach them) and rebuilds the rest."""
+    on record so chaos and shutdown still reach them) and rebuilds the rest. Refused
+    once `up` stops or dies: nothing would stop the new agent."""
     with locked(data_dir):
-        state = read_state(data_dir)
+        state = require_running(data_dir)
         entry = cluster_entry(state, cluster)
         if pid_alive(int(entry["pid"])):
             raise RuntimeError(f"cluster {cluster}'s agent is still running (pid "

@@ -23,7 +23,16 @@ from typing import Any
 import httpx
 
 from flotilla.api.auth import add_token, ensure_admin_token, hash_token, load_tokens
-from flotilla.up.state import locked, read_state, write_state
+from flotilla.up.state import (
+    STOPPED,
+    STOPPING,
+    locked,
+    mark_mine,
+    owner,
+    read_state,
+    write_state,
+)
+from flotilla.up.state import pid_alive as pid_alive  # where callers have found it
 from flotilla.up.topology import ClusterPlan
 
 Say = Callable[[str], None]
@@ -134,15 +143,6 @@ def group_alive(pgid: int) -> bool:
     return bool(group_members(pgid))
 
 
-def pid_alive(pid: int) -> bool:
-    """True when ``pid`` runs (a zombie does not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def group_state(pgid: int) -> str:
     """"running", "paused" (SIGSTOPped leader) or "dead", for `flotilla status`."""
     members = group_members(pgid)
@@ -187,7 +187,7 @@ class Up:
 
         state: dict[str, Any] = {
             "server": self.server_url, "token": self.token,
-            "dataDir": str(opts.data_dir.resolve()), "pid": os.getpid(),
+            "dataDir": str(opts.data_dir.resolve()), **owner(),
             "serverPid": self.server.pid, "clusters": [],
         }
         for plan in opts.clusters:
@@ -285,16 +285,19 @@ class Up:
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM every group (clusters as recorded in up.json, so revived ones too),
         wait up to ``grace`` seconds, SIGKILL what is left, then the server. A second
-        Ctrl-C or SIGTERM cannot cut this short and leave processes behind."""
+        Ctrl-C or SIGTERM cannot cut this short and leave processes behind.
+
+        up.json says "stopping" before the first signal (so `chaos revive-cluster`, which
+        checks under the same lock, cannot add an agent this stop would miss) and
+        "stopped" at the end; a file another `up` wrote is neither read nor changed."""
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
         groups: list[int] = []
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            state = read_state(self.opts.data_dir)
-            for c in state.get("clusters", []):
-                groups += [int(c["pgid"]), *(int(g) for g in c.get("groups", []))]
-            groups += [int(state[k]["pgid"]) for k in ("gateway", "dns")
-                       if isinstance(state.get(k), dict)]
+        state = mark_mine(self.opts.data_dir, STOPPING)
+        for c in state.get("clusters", []):
+            groups += [int(c["pgid"]), *(int(g) for g in c.get("groups", []))]
+        groups += [int(state[k]["pgid"]) for k in ("gateway", "dns")
+                   if isinstance(state.get(k), dict)]
         groups += [p.pid for p in self.others.values()]
         groups = sorted(set(groups))
         for pgid in groups:
@@ -320,4 +323,5 @@ class Up:
                 self.server.wait(timeout=5)
         if self.server is not None:
             signal_group(self.server.pid, signal.SIGKILL)
+        mark_mine(self.opts.data_dir, STOPPED)
         self.say("flotilla up: everything stopped")

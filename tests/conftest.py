@@ -1,0 +1,64 @@
+"""Every test runs as on a fresh machine, whatever folder and shell pytest starts in.
+
+The CLI reads ``./.flotilla/up.json`` (left by ``flotilla up --demo`` in the repository
+folder), ``$FLOTILLA_*`` and ``~/.config/flotilla/config.yaml``; the agent and the local
+runtime default their state to ``./.flotilla/``. So no test may inherit the developer's
+folder, home or ``FLOTILLA_*`` variables: before any fixture starts a process, the whole
+session gets an empty home and an empty working directory, and then each test gets its
+own, so one test's ``flotilla init`` or ``.flotilla/`` cannot reach the next. Processes a
+test starts inherit both. A test that wants a config, a home or a folder makes it.
+
+A suite started in the background of a script (``pytest &``) inherits SIGINT ignored,
+and so would every process it starts: Ctrl-C (SIGINT) is given back its usual meaning so
+a test that stops a command with it behaves as in a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+#: Where programs look for per-user files, relative to the (test's own) home.
+USER_DIRS = {"XDG_CONFIG_HOME": ".config", "XDG_DATA_HOME": ".local/share",
+             "XDG_STATE_HOME": ".local/state", "XDG_CACHE_HOME": ".cache"}
+
+
+def isolate(mp: pytest.MonkeyPatch, root: Path) -> Path:
+    """Point home, the per-user folders and the working directory into ``root`` and
+    drop every ``FLOTILLA_*`` variable; returns the new working directory."""
+    for name in list(os.environ):
+        if name.startswith("FLOTILLA_"):
+            mp.delenv(name)
+    home = root / "home"
+    mp.setenv("HOME", str(home))
+    for var, sub in USER_DIRS.items():
+        (home / sub).mkdir(parents=True, exist_ok=True)
+        mp.setenv(var, str(home / sub))
+    work = root / "work"
+    work.mkdir()
+    mp.chdir(work)
+    return work
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fresh_machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Session-wide, so module-scoped fixtures (servers, `flotilla up`) are covered too."""
+    sigint = signal.getsignal(signal.SIGINT)
+    if sigint == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            yield isolate(mp, tmp_path_factory.mktemp("machine"))
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+
+
+@pytest.fixture(autouse=True)
+def own_folder(fresh_machine: Path, tmp_path_factory: pytest.TempPathFactory,
+               monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's own home and working directory (empty: no up.json, no config)."""
+    return isolate(monkeypatch, tmp_path_factory.mktemp("isolated"))
