@@ -163,7 +163,8 @@ def test_cluster_capacity_accepts_kubernetes_node_figures() -> None:
     doc = {**doc, "status": {"capacity": {"cpu": 4, "memory": "8053040Ki", "pods": "110"}}}
     capacity = parse_as(doc, Cluster).status.capacity
     assert capacity is not None
-    assert (capacity.cpu_millis, capacity.memory_bytes, capacity.pods) == (4000, 8053040 * 1024, 110)
+    assert (capacity.cpu_millis, capacity.memory_bytes, capacity.pods) == (
+        4000, 8053040 * 1024, 110)
     doc["status"]["capacity"]["pods"] = "lots"
     assert _errors(doc) == {
         "status.capacity.pods": "expected a non-negative integer, got 'lots'"}
