@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -58,13 +59,8 @@ def test_parse_matches_kubernetes(text: str, unscaled: int, exponent: int, fmt: 
 
 @pytest.mark.parametrize("text", CASES["invalid"])
 def test_invalid_like_kubernetes_with_the_value_named(text: str) -> None:
-    with pytest.raises(QuantityError, match=f"invalid quantity {re_escape(repr(text))}"):
+    with pytest.raises(QuantityError, match=f"invalid quantity {re.escape(repr(text))}"):
         Quantity.parse(text)
-
-
-def re_escape(text: str) -> str:
-    import re
-    return re.escape(text)
 
 
 @pytest.mark.parametrize(("unscaled", "exponent", "fmt", "expect", "alternate"), CASES["string"])
