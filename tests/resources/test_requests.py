@@ -8,6 +8,7 @@ import pytest
 
 from flotilla.resources.quantity import Quantity
 from flotilla.resources.requests import RequestError, container_requests, pod_requests
+from flotilla.resources.validation import InvalidObject, validate_object
 
 
 def _c(name: str, requests: dict[str, Any] | None = None,
@@ -64,3 +65,26 @@ def test_bad_requests_name_the_field_and_the_value() -> None:
         pod_requests(spec)
     with pytest.raises(RequestError, match=r"spec.containers\[0\].resources: expected an obj"):
         pod_requests({"containers": [{"name": "a", "resources": ["cpu"]}]})
+
+
+def test_the_api_checks_every_quantity_the_rule_reads() -> None:
+    """Init containers and extended resources are validated too: the scheduler reads
+    them, so the API must refuse what the scheduler could not parse."""
+    doc = {"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "w", "namespace": "default"},
+           "spec": {"replicas": 1, "selector": {"matchLabels": {"a": "b"}},
+                    "template": {"metadata": {"labels": {"a": "b"}}, "spec": {
+                        "initContainers": [_c("i", {"cpu": "1e3x"})],
+                        "containers": [_c("c", {"cpu": "-1"}, {"nvidia.com/gpu": "two"})]}}}}
+    with pytest.raises(InvalidObject) as info:
+        validate_object(doc)
+    errors = {e.path: e.message for e in info.value.errors}
+    prefix = "spec.template.spec"
+    assert set(errors) == {f"{prefix}.initContainers[0].resources.requests.cpu",
+                           f"{prefix}.containers[0].resources.requests.cpu",
+                           f"{prefix}.containers[0].resources.limits"}
+    assert errors[f"{prefix}.containers[0].resources.requests.cpu"] == \
+        "invalid quantity '-1': must not be negative"
+    assert errors[f"{prefix}.containers[0].resources.limits"].startswith(
+        "nvidia.com/gpu: invalid quantity 'two'")
+    assert "invalid quantity '1e3x'" in errors[f"{prefix}.initContainers[0].resources.requests.cpu"]
