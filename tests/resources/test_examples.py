@@ -85,7 +85,7 @@ def test_typed_deployment_reads_quantities_and_keeps_unknown_fields() -> None:
     doc = {**doc, "spec": {**doc["spec"], "progressDeadlineSeconds": 60}}
     dep = parse_as(doc, Deployment)
     container = dep.spec.template.spec.containers[0]
-    assert container.resources.requests.cpu_cores == 0.1
+    assert container.resources.requests.cpu_millis == 100
     assert container.resources.limits.memory_bytes == 128 * 2**20
     assert container.env[0].value_from is not None
     assert container.env[0].value_from.config_map_key_ref is not None
@@ -163,7 +163,8 @@ def test_cluster_capacity_accepts_kubernetes_node_figures() -> None:
     doc = {**doc, "status": {"capacity": {"cpu": 4, "memory": "8053040Ki", "pods": "110"}}}
     capacity = parse_as(doc, Cluster).status.capacity
     assert capacity is not None
-    assert (capacity.cpu_cores, capacity.memory_bytes, capacity.pods) == (4.0, 8053040 * 1024, 110)
+    assert (capacity.cpu_millis, capacity.memory_bytes, capacity.pods) == (
+        4000, 8053040 * 1024, 110)
     doc["status"]["capacity"]["pods"] = "lots"
     assert _errors(doc) == {
         "status.capacity.pods": "expected a non-negative integer, got 'lots'"}

@@ -8,11 +8,10 @@ from hypothesis import strategies as st
 
 from flotilla.resources.models import (
     format_duration,
-    parse_cpu,
     parse_duration,
-    parse_memory,
     scaled_int_or_percent,
 )
+from flotilla.resources.quantity import cpu_millis, memory_bytes
 
 
 @pytest.mark.parametrize(
@@ -51,7 +50,7 @@ def test_duration_round_trip_in_milliseconds(ms: int) -> None:
      ("100m", 0.1), ("1k", 1000.0)],
 )
 def test_cpu(value: str | float, cores: float) -> None:
-    assert parse_cpu(value) == pytest.approx(cores)
+    assert cpu_millis(value) == round(cores * 1000)
 
 
 @pytest.mark.parametrize(
@@ -60,13 +59,13 @@ def test_cpu(value: str | float, cores: float) -> None:
      ("64Ki", 65536), ("1e3", 1000), ("1.5Gi", 3 * 2**29), (4096, 4096), ("500m", 1)],
 )
 def test_memory(value: str | int, size: int) -> None:
-    assert parse_memory(value) == size
+    assert memory_bytes(value) == size
 
 
 @pytest.mark.parametrize("value", ["", "Mi", "12 Mi", "1.2.3", "5x", "1GB", "--1"])
 def test_bad_quantities(value: str) -> None:
     with pytest.raises(ValueError, match="invalid quantity"):
-        parse_memory(value)
+        memory_bytes(value)
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,11 @@ import os
 
 import pytest
 
+from flotilla.resources.quantity import cpu_millis, memory_bytes
 from flotilla.runtimes import UnknownRuntimeError, get_runtime
 from flotilla.runtimes.local.envvars import expand
 from flotilla.runtimes.local.manifests import parse_manifests
 from flotilla.runtimes.local.procs import ProcessId, identify, is_alive
-from flotilla.runtimes.local.quantity import cpu_millis, memory_bytes
 from flotilla.runtimes.local.rollout import PodView, plan, resolve
 from tests.runtimes.conftest import deployment
 

@@ -7,15 +7,16 @@ from typing import Any
 import pytest
 import yaml
 
+from flotilla.resources.quantity import integer_amount
 from flotilla.scheduler import (
     PlacementError,
     Taint,
     WorkloadInfo,
     compile_cluster,
     compile_placement,
+    compile_requests,
     compile_workload,
     current_targets,
-    parse_quantity,
     schedule,
     scheduled_condition,
     target_clusters,
@@ -143,13 +144,17 @@ def test_workload_requests_sum_containers_and_bound_the_estimate() -> None:
     ("1Gi", "memory", 2**30), ("128M", "memory", 128 * 10**6), ("110", "pods", 110),
     ("1.5Ki", "memory", 1536), ("1m", "memory", 1),
 ])
-def test_parse_quantity(value: Any, resource: str, want: int) -> None:
-    assert parse_quantity(value, resource) == want
+def test_scheduler_units(value: Any, resource: str, want: int) -> None:
+    assert integer_amount(resource, value) == want
+    assert compile_requests({resource: value}, "status.allocatable") == {resource: want}
 
 
-def test_parse_quantity_rejects_garbage() -> None:
-    with pytest.raises(ValueError, match="cpu: invalid quantity"):
-        parse_quantity("lots", "cpu")
+def test_unparsable_quantity_is_a_placement_error_naming_field_and_value() -> None:
+    with pytest.raises(ValueError, match="cpu: invalid quantity 'lots'"):
+        integer_amount("cpu", "lots")
+    with pytest.raises(PlacementError,
+                       match=r"^status.allocatable.cpu: invalid quantity 'lots'"):
+        compile_requests({"cpu": "lots"}, "status.allocatable")
 
 
 def test_binding_round_trip() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from flotilla.cli.output import age
 from flotilla.client.base import Object, ResourceClient
 from flotilla.resources.kinds import by_kind
-from flotilla.resources.models.common import parse_cpu, parse_memory
+from flotilla.resources.quantity import cpu_millis, memory_bytes
 from flotilla.resources.wellknown import execution_namespace
 
 Getter = Callable[[Object], str]
@@ -222,7 +222,7 @@ def _nodes(obj: Object) -> str:
 
 def format_cpu(value: Any) -> str:
     """Cores as people write them: ``4``, ``1.5``, ``250m``."""
-    millis = round(parse_cpu(value) * 1000)
+    millis = cpu_millis(value)
     if millis < 1000 and millis != 0:
         return f"{millis}m"
     return f"{millis / 1000:g}"
@@ -230,7 +230,7 @@ def format_cpu(value: Any) -> str:
 
 def format_memory(value: Any) -> str:
     """Bytes in Mi, or in Gi from 1 Gi up (one decimal at most): ``512Mi``, ``7.5Gi``."""
-    size = parse_memory(value)
+    size = memory_bytes(value)
     if size == 0:
         return "0"
     if size >= 2**30:

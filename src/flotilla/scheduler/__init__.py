@@ -19,8 +19,8 @@ from .compile import (
     PlacementError,
     compile_cluster,
     compile_placement,
+    compile_requests,
     compile_workload,
-    parse_quantity,
 )
 from .core import Scheduler, schedule
 from .types import (
@@ -51,9 +51,9 @@ __all__ = [
     "WorkloadInfo",
     "compile_cluster",
     "compile_placement",
+    "compile_requests",
     "compile_workload",
     "current_targets",
-    "parse_quantity",
     "schedule",
     "scheduled_condition",
     "target_clusters",

@@ -9,15 +9,15 @@ fields placement needs, so it stays usable on anything the store holds.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from fractions import Fraction
 from types import MappingProxyType
 from typing import Any, Literal, cast
 
 from flotilla.resources.conditions import is_true
 from flotilla.resources.labels import SelectorError, selector_from_dict
+from flotilla.resources.quantity import QuantityError, integer_amount
+from flotilla.resources.requests import RequestError, pod_requests
 
 from .types import (
     MATCH_ALL,
@@ -220,39 +220,16 @@ def _replica_scheduling(spec: Any, path: str, base: Placement) -> Placement:
 
 # --- clusters -------------------------------------------------------------------------
 
-_SUFFIXES = {
-    "": Fraction(1), "m": Fraction(1, 1000), "k": Fraction(10**3), "M": Fraction(10**6),
-    "G": Fraction(10**9), "T": Fraction(10**12), "P": Fraction(10**15),
-    "Ki": Fraction(2**10), "Mi": Fraction(2**20), "Gi": Fraction(2**30),
-    "Ti": Fraction(2**40), "Pi": Fraction(2**50),
-}
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)?$")
-
-
-def parse_quantity(value: Any, resource: str) -> int:
-    """A Kubernetes quantity in the scheduler's integer units: millicores for ``cpu``,
-    the plain (rounded up) number for everything else. Requests round up, so a replica
-    never looks cheaper than it is."""
-    if isinstance(value, bool):
-        raise ValueError(f"{resource}: invalid quantity {value!r}")
-    if isinstance(value, int | float):
-        amount = Fraction(value)
-    else:
-        m = _QUANTITY.match(str(value).strip())
-        if not m:
-            raise ValueError(f"{resource}: invalid quantity {value!r}")
-        amount = Fraction(m[1]) * _SUFFIXES[m[2] or ""]
-    if resource == "cpu":
-        amount *= 1000
-    return -((-amount.numerator) // amount.denominator)
-
-
-def _resources(spec: Any, path: str) -> dict[str, int]:
+def compile_requests(spec: Any, path: str) -> dict[str, int]:
+    """Requests or capacities in the scheduler's integer units (millicores for ``cpu``,
+    the rounded-up amount for everything else), read with the one quantity grammar the
+    API validates with, so anything the API stored can be fitted. Requests round up: a
+    replica never looks cheaper than it is."""
     out: dict[str, int] = {}
     for name, value in sorted(_obj(spec, path).items()):
         try:
-            out[str(name)] = parse_quantity(value, str(name))
-        except ValueError as e:
+            out[str(name)] = integer_amount(str(name), value)
+        except QuantityError as e:
             raise PlacementError(f"{path}.{e}") from None
     return out
 
@@ -277,10 +254,10 @@ def compile_cluster(obj: Mapping[str, Any],
                             cast(TaintEffect, effect)))
     ready = is_true(_list(status.get("conditions"), "status.conditions"), "Ready")
     # A cluster that reports only capacity (no reservations) offers all of it.
-    allocatable = (_resources(status.get("allocatable"), "status.allocatable")
+    allocatable = (compile_requests(status.get("allocatable"), "status.allocatable")
                    if status.get("allocatable") is not None
-                   else _resources(status.get("capacity"), "status.capacity"))
-    allocated = _resources(status.get("allocated"), "status.allocated")
+                   else compile_requests(status.get("capacity"), "status.capacity"))
+    allocated = compile_requests(status.get("allocated"), "status.allocated")
     free = {k: max(0, v - allocated.get(k, 0)) for k, v in allocatable.items()}
     return ClusterInfo(
         name=str(meta.get("name", "")),
@@ -308,12 +285,11 @@ def compile_workload(obj: Mapping[str, Any], current: Iterable[Target] = ()) -> 
     replicas = _int(spec.get("replicas"), "spec.replicas", 1)
     pod = _obj(_obj(spec.get("template"), "spec.template").get("spec"), "spec.template.spec")
     requests: dict[str, int] = {"pods": 1} if "template" in spec else {}
-    for i, c in enumerate(_list(pod.get("containers"), "spec.template.spec.containers")):
-        res = _obj(_obj(c, f"containers[{i}]").get("resources"), f"containers[{i}].resources")
-        for name, amount in _resources(
-                res.get("requests"),
-                f"spec.template.spec.containers[{i}].resources.requests").items():
-            requests[name] = requests.get(name, 0) + amount
+    try:
+        per_pod = pod_requests(pod, "spec.template.spec")
+    except RequestError as e:
+        raise PlacementError(str(e)) from None
+    requests.update({name: integer_amount(name, q) for name, q in per_pod.items()})
     return WorkloadInfo(key=workload_key(obj), replicas=replicas,
                         requests=MappingProxyType(requests),
                         current=tuple(sorted((str(n), int(r)) for n, r in current)))

@@ -21,6 +21,7 @@ from flotilla.controllers.permanent import PermanentError
 from flotilla.controllers.placement.matching import best_policy
 from flotilla.resources.kinds import Kind, by_kind
 from flotilla.resources.naming import binding_name
+from flotilla.resources.requests import pod_requests
 
 log = logging.getLogger(__name__)
 BINDING = by_kind("ResourceBinding")
@@ -43,13 +44,10 @@ def split_template_key(key: ObjectKey) -> tuple[Kind, str, str]:
 
 
 def replica_requirements(template: Object) -> dict[str, Any] | None:
+    """What one replica asks for: every container, by Kubernetes' effective request rule."""
     pod = (((template.get("spec") or {}).get("template") or {}).get("spec")) or {}
-    total: dict[str, str] = {}
-    for c in pod.get("containers") or []:
-        requests = (c.get("resources") or {}).get("requests") or {}
-        for res in ("cpu", "memory"):
-            if res in requests and res not in total:
-                total[res] = str(requests[res])
+    requests = pod_requests(pod, "spec.template.spec")
+    total = {res: str(requests[res]) for res in ("cpu", "memory") if res in requests}
     return {"resourceRequest": total} if total else None
 
 

@@ -30,8 +30,8 @@ from flotilla.scheduler import (
     WorkloadInfo,
     compile_cluster,
     compile_placement,
+    compile_requests,
     current_targets,
-    parse_quantity,
     scheduled_condition,
     target_clusters,
 )
@@ -48,9 +48,8 @@ def workload_of(binding: Object) -> WorkloadInfo:
     if res.get("kind") == "Deployment":
         requests["pods"] = 1
         reqs = ((spec.get("replicaRequirements") or {}).get("resourceRequest")) or {}
-        for name in ("cpu", "memory"):
-            if name in reqs:
-                requests[name] = parse_quantity(reqs[name], name)
+        requests.update(compile_requests({n: reqs[n] for n in ("cpu", "memory") if n in reqs},
+                                         "spec.replicaRequirements.resourceRequest"))
     key = f"{res.get('kind')}/{res.get('namespace')}/{res.get('name')}"
     # Objects without replicas (Services, ConfigMaps) go everywhere the placement allows.
     replicas = int(spec.get("replicas") or 0) if res.get("kind") == "Deployment" else 1

@@ -15,10 +15,7 @@ from flotilla.resources.models.common import (
     Condition,
     LabelSelector,
     format_duration,
-    parse_cpu,
     parse_duration,
-    parse_memory,
-    parse_quantity,
     scaled_int_or_percent,
 )
 from flotilla.resources.models.discovery import EndpointSlice, ServiceExport, ServiceImport
@@ -67,10 +64,7 @@ __all__ = [
     "TrafficPolicy",
     "Work",
     "format_duration",
-    "parse_cpu",
     "parse_duration",
-    "parse_memory",
-    "parse_quantity",
     "scaled_int_or_percent",
 ]
 

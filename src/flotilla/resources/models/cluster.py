@@ -13,11 +13,10 @@ from flotilla.resources.models.common import (
     NonNegInt,
     Quantity,
     Timestamp,
-    parse_cpu,
-    parse_memory,
     show_value,
 )
 from flotilla.resources.models.meta import Object
+from flotilla.resources.quantity import cpu_millis, memory_bytes
 
 __all__ = [
     "Cluster",
@@ -72,12 +71,12 @@ class ResourceSummary(Model):
     pods: Annotated[int, PlainValidator(_count, json_schema_input_type=int | str)] | None = None
 
     @property
-    def cpu_cores(self) -> float | None:
-        return None if self.cpu is None else parse_cpu(self.cpu)
+    def cpu_millis(self) -> int | None:
+        return None if self.cpu is None else cpu_millis(self.cpu)
 
     @property
     def memory_bytes(self) -> int | None:
-        return None if self.memory is None else parse_memory(self.memory)
+        return None if self.memory is None else memory_bytes(self.memory)
 
 
 class NodeSummary(Model):

@@ -21,8 +21,7 @@ import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import (
     BaseModel,
@@ -36,6 +35,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from flotilla.resources.labels import Selector, selector_from_dict
+from flotilla.resources.quantity import QuantityError, parse_quantity
 
 __all__ = [
     "Condition",
@@ -56,10 +56,7 @@ __all__ = [
     "format_duration",
     "is_dns_subdomain",
     "karmada_default_only",
-    "parse_cpu",
     "parse_duration",
-    "parse_memory",
-    "parse_quantity",
     "qualified_name_problem",
     "scaled_int_or_percent",
     "show_value",
@@ -256,64 +253,19 @@ def scaled_int_or_percent(value: int | str, total: int, *, round_up: bool) -> in
 
 # --- quantities ------------------------------------------------------------------------
 
-_QUANTITY = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|"
-                       r"n|u|m|k|M|G|T|P|E))?$")
-_SUFFIX = {
-    None: Decimal(1), "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
-    "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
-    "P": Decimal("1e15"), "E": Decimal("1e18"),
-    "Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": Decimal(2**30), "Ti": Decimal(2**40),
-    "Pi": Decimal(2**50), "Ei": Decimal(2**60),
-}
-
-
-def parse_quantity(value: str | int | float) -> Decimal:
-    """Parse a Kubernetes quantity (``"500m"``, ``"128Mi"``, ``"1e3"``, ``2``) exactly."""
-    if isinstance(value, bool):
-        raise ValueError(f"invalid quantity {value!r}")
-    if isinstance(value, int | float):
-        return Decimal(str(value))
-    m = _QUANTITY.match(value.strip()) if isinstance(value, str) else None
-    if not m:
-        raise ValueError(
-            f"invalid quantity {value!r}: expected a number with an optional suffix, "
-            "such as '500m', '2', '128Mi' or '1G'"
-        )
-    try:
-        number = Decimal(m[1])
-    except InvalidOperation:  # pragma: no cover - the regex admits only decimals
-        raise ValueError(f"invalid quantity {value!r}") from None
-    if m[2]:
-        return number * Decimal(10) ** int(m[2][1:])
-    return number * _SUFFIX[m[3]]
-
-
-def parse_cpu(value: str | int | float) -> float:
-    """CPU cores: ``"500m"`` -> ``0.5``, ``"2"`` -> ``2.0``."""
-    return float(parse_quantity(value))
-
-
-def parse_memory(value: str | int | float) -> int:
-    """Bytes, rounded up as Kubernetes does: ``"128Mi"`` -> ``134217728``."""
-    return math.ceil(parse_quantity(value))
-
 
 def _quantity(value: Any) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        value = str(value)
-    if isinstance(value, str):
-        try:
-            if parse_quantity(value) >= 0:
-                return value
-        except ValueError as e:
-            raise PydanticCustomError("quantity", str(e)) from None
-    raise PydanticCustomError(
-        "quantity", "expected a non-negative quantity such as '500m' or '128Mi', got {got}",
-        {"got": show_value(value)},
-    )
+    """Checked with the one quantity grammar (`flotilla.resources.quantity`), so what the
+    API stores is exactly what the scheduler and the runtimes can read."""
+    try:
+        parse_quantity(value, negative=False)
+    except QuantityError as e:
+        raise PydanticCustomError("quantity", "{problem}", {"problem": str(e)}) from None
+    return str(value) if isinstance(value, int | float) else cast(str, value)
 
 
-#: A Kubernetes resource quantity, kept as its text; read it with `parse_cpu`/`parse_memory`.
+#: A Kubernetes resource quantity, kept as its text; read it with
+#: `flotilla.resources.quantity.parse_quantity`.
 Quantity = Annotated[str, PlainValidator(_quantity, json_schema_input_type=str | int | float)]
 
 

@@ -28,10 +28,9 @@ from flotilla.resources.models.common import (
     PosInt,
     Quantity,
     Timestamp,
-    parse_cpu,
-    parse_memory,
 )
 from flotilla.resources.models.meta import KubeObject, KubeObjectMeta
+from flotilla.resources.quantity import QuantityError, cpu_millis, memory_bytes, parse_quantity
 
 __all__ = [
     "ConfigMap",
@@ -124,18 +123,30 @@ class ContainerPort(Loose):
 
 
 class ResourceList(Loose):
-    """Requests or limits. ``cpu``/``memory`` are checked; extended resources pass."""
+    """Requests or limits. Every value, extended resources too, must be a non-negative
+    quantity: the scheduler sums them all when it fits a replica."""
 
     cpu: Quantity | None = None
     memory: Quantity | None = None
 
+    @model_validator(mode="after")
+    def _extended_are_quantities(self) -> ResourceList:
+        for name, value in (self.model_extra or {}).items():
+            try:
+                parse_quantity(value, negative=False)
+            except QuantityError as e:
+                raise PydanticCustomError(
+                    "quantity", "{name}: {problem}", {"name": name, "problem": str(e)},
+                ) from None
+        return self
+
     @property
-    def cpu_cores(self) -> float | None:
-        return None if self.cpu is None else parse_cpu(self.cpu)
+    def cpu_millis(self) -> int | None:
+        return None if self.cpu is None else cpu_millis(self.cpu)
 
     @property
     def memory_bytes(self) -> int | None:
-        return None if self.memory is None else parse_memory(self.memory)
+        return None if self.memory is None else memory_bytes(self.memory)
 
 
 class ResourceRequirements(Loose):
@@ -190,6 +201,8 @@ class Container(Loose):
 
 class PodSpec(Loose):
     containers: list[Container] = Field(min_length=1)
+    #: Read for their requests (Kubernetes' effective request rule, resources/requests.py).
+    init_containers: list[Container] = []
     restart_policy: Literal["Always", "OnFailure", "Never"] = "Always"
     termination_grace_period_seconds: NonNegInt = 30
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flotilla.resources.quantity import cpu_millis, memory_bytes
 from flotilla.runtimes.base import Resources, RuntimeOptions
-from flotilla.runtimes.local.quantity import cpu_millis, memory_bytes
 
 
 @dataclass(frozen=True, slots=True)

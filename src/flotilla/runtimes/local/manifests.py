@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flotilla.resources.labels import Selector, SelectorError, selector_from_dict
+from flotilla.resources.quantity import Quantity, integer_amount
+from flotilla.resources.requests import RequestError, container_requests, pod_requests
 from flotilla.runtimes.base import Manifest, ManifestError, Resources
-from flotilla.runtimes.local.quantity import cpu_millis, memory_bytes
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -95,12 +96,8 @@ class PodTemplate:
     #: the template as given, kept so a restarted agent can rebuild adopted pods exactly
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    @property
-    def requests(self) -> Resources:
-        total = Resources(pods=1)
-        for c in self.containers:
-            total = total + c.requests
-        return total
+    #: what one pod asks for (every container, init containers by Kubernetes' rule)
+    requests: Resources = field(default_factory=lambda: Resources(pods=1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +305,10 @@ def _template(raw: dict[str, Any], where: str) -> PodTemplate:
     if policy not in ("Always", "OnFailure", "Never"):
         raise ManifestError(f"{where}.spec.restartPolicy: expected Always, OnFailure or Never, "
                             f"got {policy!r}")
+    try:
+        requests = _resources(pod_requests(spec, f"{where}.spec"), pods=1)
+    except RequestError as exc:
+        raise ManifestError(str(exc)) from exc
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
     return PodTemplate(
         labels=_labels(meta.get("labels"), f"{where}.metadata.labels"),
@@ -315,7 +316,14 @@ def _template(raw: dict[str, Any], where: str) -> PodTemplate:
         grace_seconds=_number(spec.get("terminationGracePeriodSeconds"),
                               f"{where}.spec.terminationGracePeriodSeconds", default=30.0),
         node_selector=_labels(spec.get("nodeSelector"), f"{where}.spec.nodeSelector"),
-        hash=digest[:10], raw=raw)
+        hash=digest[:10], raw=raw, requests=requests)
+
+
+def _resources(requests: dict[str, Quantity], pods: int) -> Resources:
+    """The runtime's integer units; resources it does not track (extended) are ignored."""
+    return Resources(integer_amount("cpu", requests["cpu"]) if "cpu" in requests else 0,
+                     integer_amount("memory", requests["memory"])
+                     if "memory" in requests else 0, pods)
 
 
 def _container(raw: dict[str, Any], where: str) -> ContainerSpec:
@@ -333,17 +341,9 @@ def _container(raw: dict[str, Any], where: str) -> ContainerSpec:
         if not isinstance(port_name, str):
             raise ManifestError(f"{where}.ports[{j}].name must be a string")
         ports.append(ContainerPort(number, port_name, str(p.get("protocol", "TCP"))))
-    resources = _obj(raw.get("resources"), f"{where}.resources")
-    # Kubernetes defaults requests to limits when only limits are given.
-    requests = {**_obj(resources.get("limits"), f"{where}.resources.limits"),
-                **_obj(resources.get("requests"), f"{where}.resources.requests")}
     try:
-        req = Resources(
-            cpu_millis(requests["cpu"], f"{where}.resources.requests.cpu")
-            if "cpu" in requests else 0,
-            memory_bytes(requests["memory"], f"{where}.resources.requests.memory")
-            if "memory" in requests else 0)
-    except ValueError as exc:
+        req = _resources(container_requests(raw, where), pods=0)
+    except RequestError as exc:
         raise ManifestError(str(exc)) from exc
     working_dir = raw.get("workingDir")
     if working_dir is not None and not isinstance(working_dir, str):
