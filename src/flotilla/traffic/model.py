@@ -205,11 +205,6 @@ def parse_policy(obj: Mapping[str, Any]) -> Policy:
         err = e.errors()[0]
         where = ".".join(str(p) for p in ("spec", *err["loc"]))
         raise PolicyError(f"{where}: {err['msg']}") from None
-    from flotilla.traffic.balancers import registry
-
-    if spec.strategy.type not in registry.names():
-        raise PolicyError(f"spec.strategy.type: no balancer registered for "
-                          f"{spec.strategy.type!r}")
     loc = spec.locality
     hc = spec.health_check
     od = spec.outlier_detection
