@@ -188,8 +188,9 @@ def parse_policy(obj: Mapping[str, Any]) -> Policy:
     """A TrafficPolicy object -> `Policy`; `PolicyError` names the first bad field.
 
     Validation is the shared model's (`flotilla.resources.models.traffic`), so the API and
-    the gateway accept exactly the same documents; this only maps it to the hot path's
-    frozen dataclasses.
+    the gateway accept exactly the same documents (its strategy names are those of
+    `flotilla.traffic.balancers.table`, a test checks); this only maps it to the hot
+    path's frozen dataclasses.
     """
     from pydantic import ValidationError
 
