@@ -28,13 +28,13 @@ async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> by
 async def test_idle_client_connection_is_closed_but_a_busy_one_is_not(
         start_backend: StartBackend, gateway) -> None:
     b = await start_backend("east")
-    idle = 1.5
+    idle = 2.0
     gw = await gateway(model_for([b]), options=GatewayOptions(idle_timeout=idle))
     reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
     try:
-        # requests for more than two idle periods, never idle that long: stays open
+        # requests for two idle periods, never idle that long: it stays open
         started = last = time.monotonic()
-        while last - started < 2.5 * idle:
+        while last - started < 2 * idle:
             await asyncio.sleep(0.2)  # pacing the client, not synchronisation
             assert (await _get(reader, writer)).startswith(b"HTTP/1.1 200")
             last = time.monotonic()  # the answer is complete: idle from here
@@ -47,9 +47,9 @@ async def test_idle_client_connection_is_closed_but_a_busy_one_is_not(
 async def test_per_try_timeout_retries_on_another_endpoint_within_the_total(
         start_backend: StartBackend, gateway) -> None:
     slow, fast = await start_backend("slow"), await start_backend("fast")
-    await slow.control(slow=3)
+    await slow.control(slow=6)
     policy = Policy("shop", "default", "shop", (HOST,),
-                    timeouts=Timeouts(connect=1.0, per_try=0.3, total=2.5),
+                    timeouts=Timeouts(connect=1.0, per_try=1.0, total=5.0),
                     retries=Retries(attempts=1, retry_on=frozenset({"timeout"})))
     gw = await gateway(static_model([(policy, [slow.endpoint, fast.endpoint])]))
     async with httpx.AsyncClient(headers={"host": HOST}, timeout=10) as c:
@@ -58,7 +58,7 @@ async def test_per_try_timeout_retries_on_another_endpoint_within_the_total(
             r = await c.get(f"http://127.0.0.1:{gw.port}/")
             assert r.status_code == 200
             assert r.headers["x-flotilla-cluster"] == "fast"
-            assert time.monotonic() - started < 2.5
+            assert time.monotonic() - started < 5.0
     rt = gw.state.runtimes["default/shop"]
     assert [u.inflight for u in rt.upstreams] == [0, 0]
 
