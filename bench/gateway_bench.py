@@ -5,7 +5,9 @@ the Flotilla gateway, all in front of the same fast backends (nginx ``return 200
 
 Needs the Debian packages wrk, haproxy and nginx. Everything listens on 127.0.0.1 with
 free ports; every process started is stopped at the end. Prints req/s, p50 and p99 per
-target and the ratios gateway/HAProxy and gateway/nginx. ``--workers`` gives HAProxy
+target (each the median over the rounds) and the gateway against HAProxy and nginx: the
+ratio of the medians and, because the targets of one round run within a minute of each
+other on a shared machine, the median of the per-round ratios. ``--workers`` gives HAProxy
 (nbthread), nginx (worker_processes) and the gateway (processes on one SO_REUSEPORT port)
 the same number of workers.
 """
@@ -18,6 +20,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -156,7 +159,7 @@ def main() -> None:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
     procs = Procs()
-    results: list[Result] = []
+    load_before = os.getloadavg()
     only = set(filter(None, args.only.split(",")))
     with tempfile.TemporaryDirectory(prefix="gwbench-") as tmpdir:
         tmp = Path(tmpdir)
@@ -222,32 +225,43 @@ backend be
                 return []
 
             runs: dict[str, list[Result]] = {}
-            for _ in range(args.rounds):  # interleaved: a noisy minute hits every target
+            for i in range(args.rounds):  # interleaved: a noisy minute hits every target
+                print(f"round {i + 1}/{args.rounds}", flush=True)
                 for name, port in targets:
                     if only and name not in only:
                         continue
                     runs.setdefault(name, []).append(
                         measure(name, port, args, procs, start_target(name, port)))
-            for rs in runs.values():
-                results.append(sorted(rs, key=lambda r: r.rps)[len(rs) // 2])
         finally:
             procs.stop_all()
+    report(runs, args, load_before, os.getloadavg())
 
-    print(f"\nmedian of {args.rounds} interleaved runs, "
+
+def report(runs: dict[str, list[Result]], args: argparse.Namespace,
+           load_before: tuple[float, float, float],
+           load_after: tuple[float, float, float]) -> None:
+    med = statistics.median
+    print(f"\nmedians of {args.rounds} interleaved rounds, "
           f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
           f"{args.backends} nginx backends, {args.workers} worker(s) per proxy, "
-          f"{os.cpu_count()} CPUs")
+          f"{os.cpu_count()} CPUs, load average {load_before[0]:.1f} before, "
+          f"{load_after[0]:.1f} after")
     print(f"{'target':<10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}  errors")
-    for r in results:
-        print(f"{r.name:<10} {r.rps:>10.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f}  {r.errors}")
-    by = {r.name: r for r in results}
-    g = by.get("flotilla")
+    for name, rs in runs.items():
+        errors = "; ".join(sorted({r.errors for r in rs if r.errors}))
+        print(f"{name:<10} {med(r.rps for r in rs):>10.0f} {med(r.p50_ms for r in rs):>8.2f} "
+              f"{med(r.p99_ms for r in rs):>8.2f}  {errors}")
+    g = runs.get("flotilla")
     for other in ("haproxy", "nginx"):
-        o = by.get(other)
-        if g and o:
-            print(f"flotilla/{other}: throughput {g.rps / o.rps:.0%}, "
-                  f"p99 {g.p99_ms:.2f} ms vs {o.p99_ms:.2f} ms "
-                  f"({g.p99_ms - o.p99_ms:+.2f} ms)")
+        o = runs.get(other)
+        if not g or not o:
+            continue
+        ratios = [a.rps / b.rps for a, b in zip(g, o, strict=True)]
+        diffs = [a.p99_ms - b.p99_ms for a, b in zip(g, o, strict=True)]
+        print(f"flotilla/{other}: throughput {med(r.rps for r in g) / med(r.rps for r in o):.0%}"
+              f" (per round: {' '.join(f'{x:.0%}' for x in ratios)}; median {med(ratios):.0%}),"
+              f" p99 {med(r.p99_ms for r in g) - med(r.p99_ms for r in o):+.2f} ms (per round:"
+              f" {' '.join(f'{x:+.2f}' for x in diffs)}; median {med(diffs):+.2f} ms)")
 
 
 if __name__ == "__main__":

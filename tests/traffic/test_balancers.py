@@ -1,27 +1,52 @@
-"""Each balancer's distribution, alone (no sockets): the properties issue 5 names."""
+"""Each balancer's distribution, alone (no sockets), and the feedback the backend runtime
+keeps for them; clock and randomness are injected, so nothing here sleeps."""
 
 from __future__ import annotations
 
 import random
+import typing
 from collections import Counter
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flotilla.traffic.balancers import registry
-from flotilla.traffic.balancers.base import PickContext, record_latency
+from flotilla.resources.models.traffic import StrategyType
+from flotilla.traffic.backend import BackendRuntime
+from flotilla.traffic.balancers import table
+from flotilla.traffic.balancers.base import BalancerInputs, PickContext
 from flotilla.traffic.balancers.consistent_hash import Maglev, RingHash
-from flotilla.traffic.balancers.latency import PeakEwma
 from flotilla.traffic.balancers.least_request import LeastRequest
 from flotilla.traffic.balancers.locality import LocalityPriority
+from flotilla.traffic.balancers.random_pick import RandomPick
 from flotilla.traffic.balancers.round_robin import RoundRobin, SmoothWeighted
-from flotilla.traffic.model import Endpoint, Policy
+from flotilla.traffic.metrics import GatewayMetrics
+from flotilla.traffic.model import Backend, Endpoint, Policy, Strategy
 from flotilla.traffic.upstream import Upstream
 
 
 def ups(n: int, weights: list[int] | None = None, region: str = "r1") -> list[Upstream]:
     return [Upstream(Endpoint(f"c{i}", region, "z", "127.0.0.1", 10000 + i,
                               weight=(weights[i] if weights else 1))) for i in range(n)]
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def runtime(strategy: str, upstreams: list[Upstream], clock: Clock | None = None,
+            rng: random.Random | None = None,
+            balancers: typing.Mapping[str, table.Factory] = table.BALANCERS) -> BackendRuntime:
+    policy = Policy("p", "ns", "svc", ("h",), strategy=Strategy(strategy))
+    return BackendRuntime(Backend(policy, tuple(u.endpoint for u in upstreams)), upstreams,
+                          "r1", GatewayMetrics(), clock=clock or Clock(),
+                          rng=rng or random.Random(0), balancers=balancers)
 
 
 # No per-example deadline: this machine is shared, and a slow example is not a failure.
@@ -72,11 +97,28 @@ def test_least_request_prefers_the_idle_endpoint() -> None:
 
 def test_least_request_spreads_by_load_over_many() -> None:
     u = ups(10)
-    lr = LeastRequest(random.Random(2))
+    rt = runtime("LeastRequest", u, rng=random.Random(2))
     for _ in range(1000):  # every pick stays in flight: the load must even out
-        lr.on_start(lr.pick(PickContext(u)))  # type: ignore[arg-type]
+        picked = rt.pick(PickContext(rt.candidates))
+        assert picked is not None
+        rt.try_started(picked)
     loads = [x.inflight for x in u]
     assert max(loads) - min(loads) <= 3
+
+
+def test_every_way_a_try_ends_settles_its_in_flight_count() -> None:
+    u = ups(3)
+    rt = runtime("LeastRequest", u)
+    for end in (lambda x: rt.try_succeeded(x, 0.01), lambda x: rt.try_failed(x, 0.01),
+                lambda x: rt.try_failed(x, 0.01, connect=True), rt.try_abandoned):
+        for x in u:
+            rt.try_started(x)
+            rt.try_started(x)
+        assert [x.inflight for x in u] == [2, 2, 2]
+        for x in u:
+            end(x)
+            end(x)
+        assert [x.inflight for x in u] == [0, 0, 0]
 
 
 def test_least_request_honours_retry_exclusion() -> None:
@@ -182,25 +224,71 @@ def test_locality_spills_in_the_configured_order() -> None:
 
 def test_latency_prefers_the_fast_endpoint_and_forgives_later() -> None:
     fast, slow = ups(2)
-    pe = PeakEwma(random.Random(4))
-    record_latency(fast, True, 0.002)
-    record_latency(slow, True, 0.200)
-    assert all(pe.pick(PickContext([fast, slow])) is fast for _ in range(50))
-    slow.ewma_stamp -= 120  # two minutes without news: the old sample has decayed
-    fast.inflight = 3
-    assert pe.pick(PickContext([fast, slow])) is slow
+    clock = Clock()
+    rt = runtime("Latency", [fast, slow], clock, random.Random(4))
+    for u, latency in ((fast, 0.002), (slow, 0.200)):
+        rt.try_started(u)
+        rt.try_succeeded(u, latency)
+    assert all(rt.pick(PickContext([fast, slow])) is fast for _ in range(50))
+    # two minutes pass; the fast endpoint keeps answering, the slow one had no news: its
+    # old sample has decayed, and it is tried again while the fast one is busy
+    clock.now += 120
+    rt.try_started(fast)
+    rt.try_succeeded(fast, 0.002)
+    for _ in range(3):
+        rt.try_started(fast)
+    assert rt.pick(PickContext([fast, slow])) is slow
 
 
-def test_registry_accepts_a_new_strategy_without_other_edits() -> None:
+def test_latency_counts_a_failure_as_slow() -> None:
+    good, failing = ups(2)
+    rt = runtime("Latency", [good, failing], Clock(), random.Random(5))
+    for u, ok in ((good, True), (failing, False)):
+        rt.try_started(u)
+        if ok:
+            rt.try_succeeded(u, 0.01)
+        else:
+            rt.try_failed(u, 0.001)  # fails fast, yet must not look fast
+    assert all(rt.pick(PickContext([good, failing])) is good for _ in range(50))
+
+
+def test_only_a_latency_reading_balancer_pays_for_the_ewma() -> None:
+    u = ups(2)
+    rt = runtime("RoundRobin", u)
+    rt.try_started(u[0])
+    rt.try_succeeded(u[0], 0.5)
+    assert u[0].ewma == 0.0
+    assert runtime("Latency", u).reads_latency
+
+
+@pytest.mark.parametrize("cls", [RandomPick, LeastRequest])
+def test_random_choices_follow_the_injected_generator(cls: type) -> None:
+    u = ups(8)
+    first, second = cls(random.Random(7)), cls(random.Random(7))
+    seq = [first.pick(PickContext(u)) for _ in range(50)]
+    assert seq == [second.pick(PickContext(u)) for _ in range(50)]
+    assert len(set(seq)) > 1
+
+
+def test_a_new_strategy_is_one_table_entry() -> None:
     class First(RoundRobin):
         def pick(self, ctx: PickContext) -> Upstream | None:
             return ctx.candidates[0] if ctx.candidates else None
 
-    registry.register("First")(lambda upstreams, policy, region: First())
     u = ups(3)
-    b = registry.create("First", u, Policy("p", "ns", "svc", ("h",)), None)
-    assert b.pick(PickContext(u)) is u[0]
-    assert "First" in registry.names()
+    rt = runtime("First", u, balancers={**table.BALANCERS, "First": lambda i: First()})
+    assert rt.pick(PickContext(u)) is u[0]
+
+
+def test_an_unknown_strategy_is_named_with_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown strategy 'Fastest'; one of .*RoundRobin"):
+        runtime("Fastest", ups(2))
+
+
+def test_every_strategy_the_api_accepts_has_a_balancer() -> None:
+    accepted = typing.get_args(StrategyType)
+    assert accepted
+    assert set(accepted) <= set(table.BALANCERS)
 
 
 @settings(max_examples=50, deadline=None)
@@ -209,7 +297,8 @@ def test_registry_accepts_a_new_strategy_without_other_edits() -> None:
        st.integers(min_value=0, max_value=6))
 def test_every_strategy_picks_a_candidate_or_none(name: str, n: int) -> None:
     u = ups(n)
-    b = registry.create(name, u, Policy("p", "ns", "svc", ("h",)), "r1")
+    b = table.create(name, BalancerInputs(u, Policy("p", "ns", "svc", ("h",)), "r1",
+                                          Clock(), random.Random(n)))
     for i in range(10):
         got = b.pick(PickContext(u, hash_key=str(i).encode()))
         assert (got in u) if n else got is None

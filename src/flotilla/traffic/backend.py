@@ -1,18 +1,30 @@
 """`BackendRuntime`: one policy's live routing state - upstreams, balancer, candidate list,
-passive outlier detection and the retry budget.
+the feedback of every try (in-flight counts, latency EWMA), passive outlier detection and
+the retry budget.
 
 Rebuilt on every model swap (cheap), while the `Upstream` objects inside it carry over,
-so an ejection or a failed health check survives reconfiguration.
+so an ejection or a failed health check survives reconfiguration. The try feedback is
+kept here, not in the balancers: every strategy gets the same accounting, a balancer only
+reads it, and a try that ends in any way (answer, failure, client gone) settles its
+in-flight count exactly once (`flotilla.traffic.proxy` calls `try_started` and one of
+`try_succeeded`, `try_failed`, `try_abandoned`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from flotilla.traffic.balancers import registry
-from flotilla.traffic.balancers.base import Balancer, PickContext
+from flotilla.traffic.balancers import table
+from flotilla.traffic.balancers.base import (
+    Balancer,
+    BalancerInputs,
+    Clock,
+    PickContext,
+    record_latency,
+)
 from flotilla.traffic.metrics import GatewayMetrics
 from flotilla.traffic.model import Backend
 from flotilla.traffic.upstream import Upstream
@@ -20,7 +32,9 @@ from flotilla.traffic.upstream import Upstream
 
 class BackendRuntime:
     def __init__(self, backend: Backend, upstreams: Sequence[Upstream], region: str | None,
-                 metrics: GatewayMetrics) -> None:
+                 metrics: GatewayMetrics, *, clock: Clock = time.monotonic,
+                 rng: random.Random | None = None,
+                 balancers: Mapping[str, table.Factory] = table.BALANCERS) -> None:
         self.backend = backend
         self.policy = backend.policy
         self.service = backend.service
@@ -35,8 +49,16 @@ class BackendRuntime:
         self.region_header = b"\n" + header.encode() + b":" if header else b""
         self.cluster_header = self.policy.cluster_header
         self.retry_any_method = self.policy.retries.allow_non_idempotent
-        self.balancer: Balancer = registry.create(self.policy.strategy.type, self.upstreams,
-                                                  self.policy, region)
+        t = self.policy.timeouts
+        #: The first deadline of an exchange, from its start (the per-try timeout is
+        #: never longer than the total one, but may be configured so).
+        self.first_timeout = min(t.per_try, t.total)
+        self.clock = clock
+        self.balancer: Balancer = table.create(
+            self.policy.strategy.type,
+            BalancerInputs(self.upstreams, self.policy, region, clock, rng or random.Random()),
+            balancers)
+        self.reads_latency = self.balancer.reads_latency
         self.candidates: list[Upstream] = []
         self.panic = False
         #: Requests in flight / retries in flight, for the retry budget.
@@ -47,7 +69,7 @@ class BackendRuntime:
 
     def recompute(self) -> None:
         """Refresh availability and the candidate list; called on any health change."""
-        now = time.monotonic()
+        now = self.clock()
         for u in self.upstreams:
             u.refresh(now)
         available = [u for u in self.upstreams if u.available]
@@ -80,6 +102,30 @@ class BackendRuntime:
             u = self.balancer.pick(ctx)
         return u
 
+    # --- try feedback (the hot path) ----------------------------------------------------
+
+    def try_started(self, u: Upstream) -> None:
+        u.inflight += 1
+
+    def try_succeeded(self, u: Upstream, latency: float) -> None:
+        """A response below 500 ended: ``latency`` seconds since the try started."""
+        u.inflight -= 1
+        u.consecutive_errors = 0
+        if self.reads_latency:
+            record_latency(u, True, latency, self.clock())
+
+    def try_failed(self, u: Upstream, latency: float, connect: bool = False) -> None:
+        """A 5xx answer, a reset, a timeout or (``connect``) a failed connect."""
+        u.inflight -= 1
+        if self.reads_latency:
+            record_latency(u, False, latency, self.clock())
+        self.record(u, False, connect)
+
+    def try_abandoned(self, u: Upstream) -> None:
+        """The try ended without a verdict on the endpoint (the client went away, its
+        request body was malformed): only the in-flight count is settled."""
+        u.inflight -= 1
+
     def may_retry(self) -> bool:
         r = self.policy.retries
         return self.retrying < max(r.min_retry_concurrency, r.budget_percent / 100 * self.active)
@@ -100,7 +146,7 @@ class BackendRuntime:
 
     def eject(self, u: Upstream) -> bool:
         od = self.policy.outlier
-        now = time.monotonic()
+        now = self.clock()
         if u.ejected_until > now:
             return False
         ejected = sum(1 for x in self.upstreams if x.ejected_until > now)

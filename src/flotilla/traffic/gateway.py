@@ -1,5 +1,5 @@
-"""The gateway process: listeners, the model swap, the timeout sweep, and the entry
-point `run_gateway` the ``flotilla gateway`` command calls.
+"""The gateway process: listeners, the model swap, and the entry point `run_gateway` the
+``flotilla gateway`` command calls.
 
 `Gateway` runs from any `RoutingModel` (tests and benchmarks give it a static one);
 `run_gateway` feeds it from the API through `ConfigSource`.
@@ -8,48 +8,26 @@ point `run_gateway` the ``flotilla gateway`` command calls.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 
 from flotilla.lifecycle import Loops, Step, serve
 from flotilla.lifecycle import run as run_process
 from flotilla.traffic.admin import serve_admin
 from flotilla.traffic.backend import BackendRuntime
+from flotilla.traffic.balancers.table import BALANCERS, Factory
+from flotilla.traffic.env import GatewayOptions, GatewayState, ProxyEnv
 from flotilla.traffic.health import HealthChecks
 from flotilla.traffic.metrics import GatewayMetrics
 from flotilla.traffic.model import EMPTY_MODEL, RoutingModel
 from flotilla.traffic.pool import Pool
-from flotilla.traffic.proxy import S_HEAD, ClientConnection
+from flotilla.traffic.proxy import ClientConnection
 from flotilla.traffic.upstream import Upstream
 
+__all__ = ["Gateway", "GatewayOptions", "GatewayState", "run_gateway", "serve_forever"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class GatewayOptions:
-    #: A request head must be complete this long after its first byte (slowloris): 408.
-    header_timeout: float = 10.0
-    #: Idle keep-alive client connections are closed after this.
-    idle_timeout: float = 60.0
-    #: Largest request head accepted: 431 beyond.
-    max_head: int = 32768
-    #: Request body bytes kept to replay on a retry; a larger body is not retried.
-    replay_limit: int = 65536
-    #: Pooled upstream connections idle longer than this are closed.
-    upstream_idle_timeout: float = 30.0
-    max_idle_per_endpoint: int = 128
-    #: Granularity of the timeout sweep (seconds).
-    tick: float = 0.05
-
-
-@dataclass(slots=True)
-class GatewayState:
-    """What a request reads at its start; swapped as a whole by `Gateway.update`."""
-
-    model: RoutingModel
-    runtimes: dict[str, BackendRuntime] = field(default_factory=dict)
 
 
 def _split_hostport(listen: str) -> tuple[str, int]:
@@ -62,62 +40,59 @@ def _split_hostport(listen: str) -> tuple[str, int]:
 class Gateway:
     def __init__(self, model: RoutingModel = EMPTY_MODEL, *, listen: str = "127.0.0.1:0",
                  region: str | None = None, admin_listen: str | None = None,
-                 options: GatewayOptions | None = None, reuse_port: bool = False) -> None:
+                 options: GatewayOptions | None = None, reuse_port: bool = False,
+                 balancers: Mapping[str, Factory] = BALANCERS) -> None:
         self.listen = listen
         self.admin_listen = admin_listen
         self.region = region
         self.options = options or GatewayOptions()
         self.reuse_port = reuse_port
+        #: Strategy name -> balancer factory (an embedding may add its own).
+        self.balancers = balancers
         self.metrics = GatewayMetrics()
-        self.connections: set[ClientConnection] = set()
-        #: Upstream connects in progress (tasks must be referenced until done).
-        self.connects: set[asyncio.Task[None]] = set()
+        #: All the proxy sees of the gateway.
+        self.env = ProxyEnv(self.options, self.metrics)
         self.health = HealthChecks()
-        self.state = GatewayState(EMPTY_MODEL)
         self._initial = model
         self._server: asyncio.Server | None = None
         self._admin: asyncio.Server | None = None
-        self._sweeper: asyncio.Task[None] | None = None
         self.port = 0
         self.admin_port = 0
 
     name = "gateway"
 
+    @property
+    def state(self) -> GatewayState:
+        return self.env.state
+
     async def start(self, tasks: asyncio.TaskGroup | None = None) -> None:
-        """Listen; returns once both listeners accept. The timeout sweep runs in
-        ``tasks`` (the process's TaskGroup) when given, else as a task `stop` awaits."""
-        self.loop = asyncio.get_running_loop()
+        """Listen; returns once both listeners accept (a `flotilla.lifecycle` Component:
+        ``tasks`` is accepted for the protocol; connections time themselves out)."""
+        self.loop = self.env.loop = asyncio.get_running_loop()
         self.update(self._initial)
         host, port = _split_hostport(self.listen)
+        env = self.env
         self._server = await self.loop.create_server(
-            lambda: ClientConnection(self), host, port, backlog=2048,
+            lambda: ClientConnection(env), host, port, backlog=2048,
             reuse_port=self.reuse_port or None)
         self.port = self._server.sockets[0].getsockname()[1]
         if self.admin_listen:
             ahost, aport = _split_hostport(self.admin_listen)
             self._admin = await serve_admin(ahost, aport, self.metrics.registry, self.describe)
             self.admin_port = self._admin.sockets[0].getsockname()[1]
-        self._sweeper = (tasks.create_task if tasks is not None else self.loop.create_task)(
-            self._sweep(), name="gateway sweep")
         log.info("gateway listening on %s:%d", host, self.port)
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
         await self.health.stop()
-        connects = list(self.connects)
+        connects = list(self.env.connects)
         for task in connects:
             task.cancel()
         await asyncio.gather(*connects, return_exceptions=True)
         for server in (self._server, self._admin):
             if server is not None:
                 server.close()
-        for conn in list(self.connections):
-            if conn.transport is not None:
-                conn.transport.close()
+        for conn in list(self.env.connections):
+            conn.close()
         for rt in self.state.runtimes.values():
             rt.close()
             for u in rt.upstreams:
@@ -129,7 +104,8 @@ class Gateway:
     def update(self, model: RoutingModel) -> None:
         """Swap in ``model``. Requests already running finish on the state they started
         with; upstreams (health, ejections, pooled connections) carry over by key."""
-        old = self.state
+        old = self.env.state
+        opts = self.options
         previous: dict[tuple[str, tuple[str, str, int]], Upstream] = {
             (bid, u.endpoint.key): u for bid, rt in old.runtimes.items() for u in rt.upstreams}
         runtimes: dict[str, BackendRuntime] = {}
@@ -139,21 +115,21 @@ class Gateway:
             for ep in backend.endpoints:
                 u = previous.get((bid, ep.key))
                 if u is None:
-                    u = Upstream(ep)
-                    u.pool = Pool(self.options.max_idle_per_endpoint)
+                    u = Upstream(ep, Pool(opts.max_idle_per_endpoint, opts.upstream_idle_timeout))
                 else:
                     u.endpoint = ep  # weight/region may have changed
                     kept.add(id(u))
-                self.metrics.attach(u, backend.service)
+                u.metrics = self.metrics.endpoint_stats(backend.service, ep)
                 ups.append(u)
-            runtimes[bid] = BackendRuntime(backend, ups, self.region, self.metrics)
+            runtimes[bid] = BackendRuntime(backend, ups, self.region, self.metrics,
+                                           balancers=self.balancers)
         for u in previous.values():
             if id(u) not in kept:
                 u.retired = True
                 u.pool.close()
         for rt in old.runtimes.values():
             rt.close()
-        self.state = GatewayState(model, runtimes)
+        self.env.state = GatewayState(model, runtimes)
         self.health.replace(list(runtimes.values()))
         for err in model.errors:
             log.warning("%s", err)
@@ -172,37 +148,6 @@ class Gateway:
                 for bid, rt in self.state.runtimes.items()},
             "errors": list(self.state.model.errors),
         }
-
-    async def _sweep(self) -> None:
-        """Header, idle and request timeouts for every connection, every tick: one loop
-        over the connections beats a timer per request on the hot path."""
-        opts = self.options
-        loop = self.loop
-        ticks = 0
-        while True:
-            await asyncio.sleep(opts.tick)
-            now = loop.time()
-            for c in list(self.connections):
-                if c.state == S_HEAD:
-                    if c.head_since and now - c.head_since > opts.header_timeout:
-                        c.head_since = 0.0
-                        c.buf.clear()
-                        c._local(408, "request header timeout", "header-timeout")
-                    elif not c.head_since and now - c.idle_since > opts.idle_timeout \
-                            and c.transport is not None:
-                        c.transport.close()
-                elif c.in_exchange and not c.response_started and c.rt is not None:
-                    t = c.rt.policy.timeouts
-                    if now - c.t_start > t.total:
-                        c.on_timeout(total=True)
-                    elif now - c.t_try > t.per_try:
-                        c.on_timeout(total=False)
-            ticks += 1
-            if ticks % max(1, int(1 / opts.tick)) == 0:
-                cutoff = now - opts.upstream_idle_timeout
-                for rt in self.state.runtimes.values():
-                    for u in rt.upstreams:
-                        u.pool.expire(cutoff)
 
 
 async def run_gateway(server: str, token: str, listen: str, region: str | None, *,

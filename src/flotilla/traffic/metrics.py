@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from flotilla.traffic.upstream import Upstream
+from flotilla.traffic.model import Endpoint
 
 BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1.0, 2.5, 5.0, 10.0)
 _LABELS = ("service", "cluster", "endpoint")
@@ -96,14 +96,14 @@ class GatewayMetrics:
             "flotilla_gateway_model_last_build_timestamp_seconds",
             "When the routing model in service was built (Unix time)", registry=r)
 
-    def attach(self, u: Upstream, service: str) -> None:
-        """Give ``u`` its stats (kept across model swaps, so counters never go back)."""
-        e = u.endpoint
+    def endpoint_stats(self, service: str, e: Endpoint) -> EndpointStats:
+        """The stats of ``e`` serving ``service`` (kept across model swaps, so counters
+        never go back)."""
         key = (service, e.cluster, e.name)
         stats = self.stats.get(key)
         if stats is None:
             stats = self.stats[key] = EndpointStats(key)
-        u.metrics = stats
+        return stats
 
     def model_built(self, at: float) -> None:
         self.model_last_build.set(at)
@@ -114,5 +114,5 @@ class GatewayMetrics:
     def count(self, status: int) -> None:
         self.codes[status // 100 if 100 <= status < 600 else 0] += 1
 
-    def error(self, u: Upstream, reason: str) -> None:
-        self.errors.labels(*u.metrics.key, reason).inc()
+    def error(self, stats: EndpointStats, reason: str) -> None:
+        self.errors.labels(*stats.key, reason).inc()

@@ -1,27 +1,58 @@
-"""Upstream connections: an asyncio Protocol per connection and a LIFO idle pool per
-endpoint.
+"""Upstream connections: an asyncio Protocol per connection, the `Exchange` protocol it
+reports to, and a LIFO idle pool per endpoint.
+
+An upstream connection knows the request it serves only as an `Exchange` (the client
+side of the proxy implements it), so this module needs nothing of the proxy.
 
 LIFO because the most recently used connection is the least likely to have been closed
-by the upstream's keep-alive timeout, and it leaves the cold ones to age out.
+by the upstream's keep-alive timeout, and it leaves the cold ones to age out. The pool
+expires idle connections with its own timer, armed only while it holds any.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 import httptools
 
 from flotilla.traffic.http.chunked import ChunkedError, ChunkedScanner
 from flotilla.traffic.http.heads import connection_tokens, header_value
 
-if TYPE_CHECKING:
-    from flotilla.traffic.proxy import ClientConnection
-    from flotilla.traffic.upstream import Upstream
-
 MAX_RESPONSE_HEAD = 65536
 _IDLE, _HEAD, _BODY = range(3)
 _LENGTH, _CHUNKED, _UNTIL_CLOSE, _NONE = range(4)
+
+
+class Exchange(Protocol):
+    """The request an `UpstreamConnection` is serving: where its response goes."""
+
+    def upstream_interim(self, head: bytes) -> None:
+        """A 1xx head (forwarded as is; the final head follows)."""
+        ...
+
+    def upstream_head(self, conn: UpstreamConnection, status: int, head: bytes,
+                      low: bytes, body: bytes) -> bool:
+        """The final response head and the body bytes that came with it; False when the
+        exchange will not take this response (it retries elsewhere and has detached
+        ``conn``)."""
+        ...
+
+    def upstream_body(self, data: bytes) -> None: ...
+
+    def upstream_done(self, conn: UpstreamConnection, reusable: bool) -> None:
+        """The response is complete; ``reusable``: ``conn`` may serve another request."""
+        ...
+
+    def upstream_failed(self, conn: UpstreamConnection | None, reason: str) -> None:
+        """The try failed (``reset``, ``bad-response``...); ``conn`` is closed."""
+        ...
+
+    def pause_client_reading(self) -> None:
+        """The upstream cannot take request bytes as fast as the client sends them."""
+        ...
+
+    def resume_client_reading(self) -> None: ...
 
 
 class _NoCallbacks:
@@ -34,13 +65,12 @@ _NO_CALLBACKS = _NoCallbacks()
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = ("buf", "closed", "exchange", "framing", "head_request", "idle_since",
                  "keep_alive", "left", "memo", "out_memo", "pool", "scanner", "state",
-                 "transport", "upstream")
+                 "transport")
 
-    def __init__(self, upstream: Upstream, on_count: Pool) -> None:
-        self.upstream = upstream
-        self.pool = on_count
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
         self.transport: asyncio.Transport | None = None
-        self.exchange: ClientConnection | None = None
+        self.exchange: Exchange | None = None
         self.buf = bytearray()
         self.state = _IDLE
         self.framing = _NONE
@@ -51,7 +81,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.idle_since = 0.0
         self.closed = False
         #: The last response head and what it parsed to; the last rewrite of it for the
-        #: client (`ClientConnection.upstream_head`). Both skip work on a repeated head.
+        #: client (`Exchange.upstream_head`). Both skip work on a repeated head.
         self.memo: tuple[bytes, bytes, int, bool, int, int] | None = None
         self.out_memo: tuple[bytes, bytes, bytes] | None = None
 
@@ -93,7 +123,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     # --- exchange side -------------------------------------------------------------------
 
-    def begin(self, exchange: ClientConnection, head_request: bool) -> None:
+    def begin(self, exchange: Exchange, head_request: bool) -> None:
         self.exchange = exchange
         self.head_request = head_request
         self.state = _HEAD
@@ -257,10 +287,15 @@ class UpstreamConnection(asyncio.Protocol):
 class Pool:
     """Idle keep-alive connections to one endpoint."""
 
-    def __init__(self, max_idle: int = 128) -> None:
+    __slots__ = ("_timer", "idle", "idle_timeout", "max_idle", "opened")
+
+    def __init__(self, max_idle: int = 128, idle_timeout: float = 30.0) -> None:
         self.idle: list[UpstreamConnection] = []
         self.max_idle = max_idle
+        #: Idle connections older than this (seconds) are closed.
+        self.idle_timeout = idle_timeout
         self.opened = 0
+        self._timer: asyncio.TimerHandle | None = None
 
     def acquire(self) -> UpstreamConnection | None:
         idle = self.idle
@@ -271,23 +306,40 @@ class Pool:
         return None
 
     def release(self, conn: UpstreamConnection, now: float) -> None:
+        """Keep ``conn`` for reuse; ``now`` is the event loop's time."""
         if conn.closed:
             return
         conn.idle_since = now
         self.idle.append(conn)
         if len(self.idle) > self.max_idle:
             self.idle.pop(0).close()
+        if self._timer is None:
+            self._arm(now)
 
     def forget(self, conn: UpstreamConnection) -> None:
         if conn in self.idle:
             self.idle.remove(conn)
 
-    def expire(self, older_than: float) -> None:
-        """Close connections idle since before ``older_than`` (monotonic loop time)."""
-        while self.idle and self.idle[0].idle_since < older_than:
-            self.idle.pop(0).close()
+    def _arm(self, now: float) -> None:
+        """Wake up when the oldest idle connection expires. One timer per pool, re-armed
+        once per expiry: releasing a connection (every request) only tests a field."""
+        if self.idle:
+            due = max(self.idle[0].idle_since + self.idle_timeout, now + 0.001)
+            self._timer = asyncio.get_running_loop().call_at(due, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        now = asyncio.get_running_loop().time()
+        cutoff = now - self.idle_timeout
+        idle = self.idle
+        while idle and idle[0].idle_since <= cutoff:
+            idle.pop(0).close()
+        self._arm(now)
 
     def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         for conn in self.idle:
             conn.close()
         self.idle.clear()

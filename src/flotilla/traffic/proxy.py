@@ -9,14 +9,17 @@ Design, driven by measurement (docs/components/traffic.md):
   the forwarding headers appended (`flotilla.traffic.http.heads`);
 - bodies stream in both directions with transport flow control; only up to
   ``replay_limit`` bytes are kept to replay a body on a retry;
-- timeouts are enforced by the gateway's sweep (`Gateway._sweep`) rather than one timer
-  per request: a timer per request costs more than the request's routing.
+- timeouts (header, idle, per try, total) are kept by each connection with at most one
+  timer (`ClientConnection._on_timer`), re-armed only when a deadline moves *earlier*:
+  on a keep-alive connection deadlines move later with every request, so a request
+  pays a comparison, and the timer fires once per timeout period to re-arm itself. A
+  timer created and cancelled per request would cost more than the request's routing.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import httptools
 
@@ -30,15 +33,21 @@ from flotilla.traffic.http.heads import (
 )
 from flotilla.traffic.http.heads import rewrite_response as _rewrite_response
 from flotilla.traffic.model import IDEMPOTENT_METHODS
+from flotilla.traffic.pool import UpstreamConnection
 
 if TYPE_CHECKING:
     from flotilla.traffic.backend import BackendRuntime
-    from flotilla.traffic.gateway import Gateway
-    from flotilla.traffic.pool import UpstreamConnection
+    from flotilla.traffic.env import GatewayState, ProxyEnv
     from flotilla.traffic.upstream import Upstream
 
 S_HEAD, S_BODY, S_WAIT, S_CLOSED = range(4)
 _NO_BODY, _LENGTH, _CHUNKED = range(3)
+_NEVER = float("inf")
+
+#: A bodiless request head and what it parsed to: (head, state it was routed under,
+#: runtime, method, HTTP/1.0, keep-alive, rewritten head, hash key, region).
+_RequestMemo = tuple[bytes, "GatewayState", "BackendRuntime", bytes, bool, bool, bytes,
+                     "bytes | None", "str | None"]
 
 
 class _NoCallbacks:
@@ -52,19 +61,23 @@ _NO_BODY_REPLAY: list[bytes] = []  # shared by bodiless requests: nothing is eve
 
 
 class ClientConnection(asyncio.Protocol):
-    __slots__ = ("body_sent", "buf", "connecting", "ctx", "framing", "generation", "gw",
-                 "hash_key", "head_out", "head_since", "http10", "idle_since", "in_exchange",
-                 "keep_alive", "left", "loop", "max_head", "memo", "method", "parser", "peer",
-                 "pending", "pending_size", "read_paused", "region", "replay",
-                 "replay_limit", "replay_size", "request_done", "response_started",
-                 "retrying", "rt", "scanner", "state", "status", "t_start", "t_try",
-                 "transport", "tried", "tries", "uconn", "upstream", "write_paused")
+    __slots__ = ("body_sent", "buf", "connecting", "ctx", "env", "framing", "generation",
+                 "hash_key", "head_out", "head_since", "http10", "idle_since", "idle_timeout",
+                 "in_exchange", "keep_alive", "left", "loop", "max_head", "memo", "method",
+                 "parser", "peer", "pending", "pending_size", "read_paused", "region",
+                 "replay", "replay_limit", "replay_size", "request_done", "response_started",
+                 "retrying", "rt", "scanner", "state", "status", "t_start", "t_try", "timer",
+                 "timer_at", "transport", "tried", "tries", "trying", "uconn", "upstream",
+                 "write_paused")
 
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
-        self.max_head = gw.options.max_head
-        self.replay_limit = gw.options.replay_limit
-        self.loop = gw.loop
+    def __init__(self, env: ProxyEnv) -> None:
+        self.env = env
+        self.max_head = env.options.max_head
+        self.replay_limit = env.options.replay_limit
+        self.idle_timeout = env.options.idle_timeout
+        if env.loop is None:
+            raise RuntimeError("a client connection needs a started gateway (ProxyEnv.loop)")
+        self.loop = env.loop
         self.transport: asyncio.Transport | None = None
         self.peer = b"unknown"
         self.buf = bytearray()
@@ -90,6 +103,8 @@ class ClientConnection(asyncio.Protocol):
         self.replay_size = 0
         self.body_sent = False
         self.upstream: Upstream | None = None
+        #: A try to ``upstream`` is counted in flight and not yet settled.
+        self.trying = False
         self.uconn: UpstreamConnection | None = None
         self.connecting = False
         self.generation = 0
@@ -105,7 +120,10 @@ class ClientConnection(asyncio.Protocol):
         self.in_exchange = False
         self.ctx = PickContext(())
         #: The last bodiless request head and what it parsed to (see `_head_bytes`).
-        self.memo: tuple[Any, ...] | None = None
+        self.memo: _RequestMemo | None = None
+        #: The one timer of this connection and when it fires (``_NEVER``: none).
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = _NEVER
 
     # --- asyncio callbacks -----------------------------------------------------------------
 
@@ -115,17 +133,25 @@ class ClientConnection(asyncio.Protocol):
         peer = self.transport.get_extra_info("peername")
         if peer:
             self.peer = str(peer[0]).encode()
-        self.idle_since = self.loop.time()
-        self.gw.connections.add(self)
-        self.gw.metrics.active.inc()
+        self.idle_since = now = self.loop.time()
+        self._arm(now + self.idle_timeout)
+        self.env.connections.add(self)
+        self.env.metrics.active.inc()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = S_CLOSED
-        self.gw.connections.discard(self)
-        self.gw.metrics.active.dec()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.env.connections.discard(self)
+        self.env.metrics.active.dec()
         if self.in_exchange:
             self._abandon_upstream()
             self._end_exchange(ok=False)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -176,13 +202,14 @@ class ClientConnection(asyncio.Protocol):
                 self._local(431, "request header too large", "header-too-large")
                 return
             if not self.head_since:
-                self.head_since = self.loop.time()
+                self.head_since = now = self.loop.time()
+                self._arm(now + self.env.options.header_timeout)
             buf += data
             return
         head = data if end + 4 == len(data) else data[:end + 4]
         self.head_since = 0.0
         memo = self.memo
-        if memo is not None and head == memo[0] and memo[1] is self.gw.state:
+        if memo is not None and head == memo[0] and memo[1] is self.env.state:
             # Byte-for-byte the previous bodiless request on this connection, under the
             # same model: validated, routed and rewritten already (clients resend the
             # same head on a keep-alive connection far more often than not).
@@ -247,12 +274,11 @@ class ClientConnection(asyncio.Protocol):
             # The parser saw only this head; the body is framed by us. A fresh parser
             # starts the next request on a clean state.
             self.parser = httptools.HttpRequestParser(_NO_CALLBACKS)
-        state = self.gw.state
-        backend = state.model.match(host, target.decode("latin-1"))
-        if backend is None:
+        state = self.env.state
+        rt = state.route(host, target.decode("latin-1"))
+        if rt is None:
             return self._local(404, f"no route for host {host!r}", "no-route",
                                close=self.framing != _NO_BODY)
-        rt = state.runtimes[backend.id]
         self.request_done = self.framing == _NO_BODY
         self.state = S_WAIT if self.request_done else S_BODY
         self.rt = rt
@@ -291,7 +317,9 @@ class ClientConnection(asyncio.Protocol):
         self.status = 0
         self.response_started = False
         self.in_exchange = True
-        self.t_start = self.loop.time()
+        self.t_start = now = self.loop.time()
+        if now + rt.first_timeout < self.timer_at:
+            self._arm(now + rt.first_timeout)
         rt.active += 1
         self._try()
 
@@ -363,7 +391,8 @@ class ClientConnection(asyncio.Protocol):
                             close=not self.request_done)
             return
         self.upstream = u
-        rt.balancer.on_start(u)
+        rt.try_started(u)
+        self.trying = True
         self.t_try = self.loop.time()
         self.generation += 1
         conn = u.pool.acquire()
@@ -372,18 +401,18 @@ class ClientConnection(asyncio.Protocol):
         else:
             self.connecting = True
             task = self.loop.create_task(self._connect(u, self.generation))
-            self.gw.connects.add(task)  # a strong reference until it is done
-            task.add_done_callback(self.gw.connects.discard)
+            connects = self.env.connects
+            connects.add(task)  # a strong reference until it is done
+            task.add_done_callback(connects.discard)
 
     async def _connect(self, u: Upstream, generation: int) -> None:
-        from flotilla.traffic.pool import UpstreamConnection
-
         rt = self.rt
         assert rt is not None
         e = u.endpoint
+        pool = u.pool
         try:
             _, conn = await asyncio.wait_for(
-                self.loop.create_connection(lambda: UpstreamConnection(u, u.pool),
+                self.loop.create_connection(lambda: UpstreamConnection(pool),
                                             e.address, e.port),
                 rt.policy.timeouts.connect)
         except (OSError, TimeoutError):
@@ -453,7 +482,7 @@ class ClientConnection(asyncio.Protocol):
         if not self.retrying:
             self.retrying = True
             rt.retrying += 1
-        self.gw.metrics.retries.labels(rt.service).inc()
+        self.env.metrics.retries.labels(rt.service).inc()
         if self.body_sent:
             assert self.replay is not None
             self.pending = list(self.replay)
@@ -466,9 +495,11 @@ class ClientConnection(asyncio.Protocol):
         rt, u = self.rt, self.upstream
         assert rt is not None
         assert u is not None
-        rt.balancer.on_result(u, False, self.loop.time() - self.t_try)
-        self.gw.metrics.error(u, reason)
-        rt.record(u, False, connect=reason == "connect-failure")
+        if self.trying:
+            self.trying = False
+            rt.try_failed(u, self.loop.time() - self.t_try,
+                          connect=reason == "connect-failure")
+        self.env.metrics.error(u.metrics, reason)
 
     # --- upstream callbacks ----------------------------------------------------------------
 
@@ -506,7 +537,7 @@ class ClientConnection(asyncio.Protocol):
                 out = _rewrite_response(head, low, extra)
                 conn.out_memo = (head, extra, out)
             self.transport.write(out + body if body else out)
-        self.gw.metrics.codes[status // 100 if status < 600 else 0] += 1
+        self.env.metrics.codes[status // 100 if status < 600 else 0] += 1
         return True
 
     def upstream_body(self, data: bytes) -> None:
@@ -519,14 +550,13 @@ class ClientConnection(asyncio.Protocol):
         assert u is not None
         now = self.loop.time()
         latency = now - self.t_try
-        ok = self.status < 500
-        rt.balancer.on_result(u, ok, latency)
-        if ok:
-            u.consecutive_errors = 0
+        self.trying = False
+        if self.status < 500:
+            rt.try_succeeded(u, latency)
         else:
-            rt.record(u, False)
+            rt.try_failed(u, latency)
             # per-cluster error rate for rollout gates (controllers/rollout/gates.py)
-            self.gw.metrics.error(u, "response-5xx")
+            self.env.metrics.error(u.metrics, "response-5xx")
         u.metrics.observe(latency)
         self.uconn = None
         if not self.request_done:
@@ -565,8 +595,57 @@ class ClientConnection(asyncio.Protocol):
             self._local(502, f"upstream {reason} ({rt.service})", reason,
                         close=not self.request_done)
 
+    # --- timeouts ---------------------------------------------------------------------------
+
+    def _arm(self, deadline: float) -> None:
+        """Make the timer fire by ``deadline`` (callers test ``deadline < timer_at``
+        first on the hot path; a later deadline keeps the earlier timer, which re-arms)."""
+        if deadline < self.timer_at:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer_at = deadline
+            self.timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _deadline(self) -> float:
+        """When the current state times out (``_NEVER``: it does not)."""
+        state = self.state
+        if state == S_HEAD:
+            if self.head_since:
+                return self.head_since + self.env.options.header_timeout
+            return self.idle_since + self.idle_timeout
+        rt = self.rt
+        if self.in_exchange and not self.response_started and rt is not None:
+            t = rt.policy.timeouts
+            return min(self.t_start + t.total, self.t_try + t.per_try)
+        return _NEVER  # streaming a response, or closed: the next state arms again
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        self.timer_at = _NEVER
+        if self.state == S_CLOSED or self.transport is None:
+            return
+        now = self.loop.time()
+        if self._deadline() <= now:
+            if self.state == S_HEAD:
+                if self.head_since:  # a head started and not finished in time: slowloris
+                    self.head_since = 0.0
+                    self.buf.clear()
+                    self._local(408, "request header timeout", "header-timeout")
+                else:  # idle keep-alive connection
+                    self.state = S_CLOSED
+                    self.transport.close()
+                    return
+            else:
+                rt = self.rt
+                assert rt is not None
+                self.on_timeout(total=now >= self.t_start + rt.policy.timeouts.total)
+        if self.state != S_CLOSED:
+            # Early (the deadline moved later since arming) or a new state: re-arm. Never
+            # sooner than 1 ms: a loop's timers may fire slightly before their time.
+            self._arm(max(self._deadline(), now + 0.001))
+
     def on_timeout(self, total: bool) -> None:
-        """Called by the gateway sweep when the try or the whole request ran out of time."""
+        """The try (or, ``total``, the whole request) ran out of time."""
         if not self.in_exchange or self.response_started:
             return
         self._abandon_upstream()
@@ -588,6 +667,10 @@ class ClientConnection(asyncio.Protocol):
         self.in_exchange = False
         rt = self.rt
         if rt is not None:
+            if self.trying:  # ended without a verdict on the endpoint (client gone...)
+                self.trying = False
+                assert self.upstream is not None
+                rt.try_abandoned(self.upstream)
             rt.active -= 1
             if self.retrying:
                 rt.retrying -= 1
@@ -604,6 +687,8 @@ class ClientConnection(asyncio.Protocol):
             return
         self.state = S_HEAD
         self.idle_since = now
+        if now + self.idle_timeout < self.timer_at:
+            self._arm(now + self.idle_timeout)
         self.rt = None
         self.upstream = None
         if self.read_paused:
@@ -615,8 +700,9 @@ class ClientConnection(asyncio.Protocol):
 
     def _local(self, status: int, message: str, reason: str, close: bool = True) -> bool:
         """Answer from the gateway itself; False so callers can ``return self._local()``."""
-        self.gw.metrics.local_errors.labels(str(status), reason).inc()
-        self.gw.metrics.count(status)
+        metrics = self.env.metrics
+        metrics.local_errors.labels(str(status), reason).inc()
+        metrics.count(status)
         transport = self.transport
         close = close or not self.keep_alive
         if transport is not None and not transport.is_closing():

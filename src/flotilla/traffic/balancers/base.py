@@ -1,18 +1,26 @@
-"""The `Balancer` protocol, the per-request `PickContext` and the shared feedback base.
+"""The `Balancer` protocol, the per-request `PickContext` and what a factory is given.
 
 Balancers pick from ``ctx.candidates``: the backend's available upstreams (or all of them
 in panic mode), computed once per health change, not per request. A balancer only
-decides *which* of those; health, ejection and panic live elsewhere so each balancer stays
-a few lines and is tested for its distribution alone.
+decides *which* of those; health, ejection, panic and the per-endpoint feedback it reads
+(in-flight counts, latency EWMA) are kept by `flotilla.traffic.backend.BackendRuntime`,
+so each balancer stays a few lines, writes no shared state, and is tested for its
+distribution alone.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
+from flotilla.traffic.model import Policy
 from flotilla.traffic.upstream import Upstream
+
+#: Monotonic seconds. Injected so tests drive time instead of sleeping.
+Clock = Callable[[], float]
 
 
 class PickContext:
@@ -52,23 +60,25 @@ class PickContext:
 class Balancer(Protocol):
     def pick(self, ctx: PickContext) -> Upstream | None: ...
 
-    def on_start(self, upstream: Upstream) -> None:
-        """A request is being sent to ``upstream``."""
+    @property
+    def reads_latency(self) -> bool:
+        """True when `pick` reads the latency EWMA: only then does the runtime keep it
+        (an ``exp()`` per request that no other strategy needs)."""
         ...
 
-    def on_result(self, upstream: Upstream, ok: bool, latency: float) -> None:
-        """The request to ``upstream`` ended (``latency`` in seconds)."""
-        ...
 
+@dataclass(frozen=True, slots=True)
+class BalancerInputs:
+    """Everything a balancer factory may use; clock and randomness are injected here so
+    a test can drive a random, least-request or latency balancer deterministically."""
 
-class FeedbackBase:
-    """In-flight accounting every balancer shares (LeastRequest and Latency read it)."""
-
-    def on_start(self, upstream: Upstream) -> None:
-        upstream.inflight += 1
-
-    def on_result(self, upstream: Upstream, ok: bool, latency: float) -> None:
-        upstream.inflight -= 1
+    #: All upstreams of the backend (consistent hashing builds over all of them).
+    upstreams: Sequence[Upstream]
+    policy: Policy
+    #: The gateway's own region (``--region``), the default preferred region.
+    region: str | None
+    clock: Clock
+    rng: random.Random
 
 
 #: Latency EWMA decay constant (seconds), as in Finagle/Linkerd's peak-EWMA.
@@ -77,12 +87,9 @@ EWMA_TAU = 10.0
 FAILURE_PENALTY = 1.0
 
 
-def record_latency(upstream: Upstream, ok: bool, latency: float) -> None:
+def record_latency(upstream: Upstream, ok: bool, latency: float, now: float) -> None:
     """Peak-EWMA: jump up to a slower sample at once, decay towards faster ones."""
-    import math
-
     sample = latency if ok else max(latency, FAILURE_PENALTY)
-    now = time.monotonic()
     if sample > upstream.ewma:
         upstream.ewma = sample
     else:

@@ -14,10 +14,8 @@ import bisect
 import hashlib
 from collections.abc import Sequence
 
-from flotilla.traffic.balancers.base import FeedbackBase, PickContext
-from flotilla.traffic.balancers.registry import register
+from flotilla.traffic.balancers.base import PickContext
 from flotilla.traffic.balancers.round_robin import RoundRobin
-from flotilla.traffic.model import Policy
 from flotilla.traffic.upstream import Upstream
 
 _PRIMES = (4099, 16411, 65537)
@@ -32,11 +30,13 @@ def _ident(u: Upstream) -> bytes:
     return f"{e.cluster}/{e.address}:{e.port}".encode()
 
 
-class Maglev(FeedbackBase):
+class Maglev:
     """Google's Maglev lookup table: O(1) lookups, near-perfect balance, ~1/N of keys move
     when one of N endpoints goes. Table size: the smallest of 4099/16411/65537 that is
     >= 100 x N - larger tables move fewer keys needlessly but take longer to build, and
     a build blocks the event loop (measured: bench/gateway/hash_compare.py)."""
+
+    reads_latency = False
 
     def __init__(self, upstreams: Sequence[Upstream]) -> None:
         self._fallback = RoundRobin()
@@ -84,8 +84,10 @@ class Maglev(FeedbackBase):
         return self._fallback.pick(ctx)
 
 
-class RingHash(FeedbackBase):
+class RingHash:
     """Ketama-style ring: ``replicas`` points per endpoint, binary search per lookup."""
+
+    reads_latency = False
 
     def __init__(self, upstreams: Sequence[Upstream], replicas: int = 160) -> None:
         self._fallback = RoundRobin()
@@ -106,18 +108,3 @@ class RingHash(FeedbackBase):
                 return u
         u = self.owners[i % n]
         return u if u in ctx.candidates and ctx.allows(u) else self._fallback.pick(ctx)
-
-
-@register("ConsistentHash")
-def _maglev(upstreams: Sequence[Upstream], policy: Policy, region: str | None) -> Maglev:
-    return Maglev(upstreams)
-
-
-@register("Maglev")
-def _maglev2(upstreams: Sequence[Upstream], policy: Policy, region: str | None) -> Maglev:
-    return Maglev(upstreams)
-
-
-@register("RingHash")
-def _ring(upstreams: Sequence[Upstream], policy: Policy, region: str | None) -> RingHash:
-    return RingHash(upstreams)

@@ -1,17 +1,16 @@
 """Latency-aware choice: power of two choices on peak-EWMA latency x (in-flight + 1), the
 Finagle/Linkerd cost function. The cost decays with the time since the last sample, so an
-endpoint that was slow is tried again later instead of being shunned for ever."""
+endpoint that was slow is tried again later instead of being shunned for ever.
+
+The samples are recorded by the backend runtime (`BackendRuntime.try_ended`), which
+keeps the EWMA only for balancers that read it (``reads_latency``)."""
 
 from __future__ import annotations
 
 import math
 import random
-import time
-from collections.abc import Sequence
 
-from flotilla.traffic.balancers.base import EWMA_TAU, FeedbackBase, PickContext, record_latency
-from flotilla.traffic.balancers.registry import register
-from flotilla.traffic.model import Policy
+from flotilla.traffic.balancers.base import EWMA_TAU, Clock, PickContext
 from flotilla.traffic.upstream import Upstream
 
 
@@ -20,9 +19,12 @@ def cost(u: Upstream, now: float) -> float:
     return decayed * (u.inflight + 1)
 
 
-class PeakEwma(FeedbackBase):
-    def __init__(self, rng: random.Random | None = None) -> None:
-        self._rng = rng or random.Random()
+class PeakEwma:
+    reads_latency = True
+
+    def __init__(self, rng: random.Random, clock: Clock) -> None:
+        self._rng = rng
+        self._clock = clock
 
     def pick(self, ctx: PickContext) -> Upstream | None:
         cands = ctx.allowed()
@@ -33,15 +35,6 @@ class PeakEwma(FeedbackBase):
         j = int(self._rng.random() * (n - 1))
         if j >= i:
             j += 1
-        now = time.monotonic()
+        now = self._clock()
         a, b = cands[i], cands[j]
         return a if cost(a, now) <= cost(b, now) else b
-
-    def on_result(self, upstream: Upstream, ok: bool, latency: float) -> None:
-        upstream.inflight -= 1
-        record_latency(upstream, ok, latency)
-
-
-@register("Latency")
-def _factory(upstreams: Sequence[Upstream], policy: Policy, region: str | None) -> PeakEwma:
-    return PeakEwma()

@@ -5,17 +5,16 @@ of everyone piling onto the single least-loaded endpoint (Mitzenmacher)."""
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 
-from flotilla.traffic.balancers.base import FeedbackBase, PickContext
-from flotilla.traffic.balancers.registry import register
-from flotilla.traffic.model import Policy
+from flotilla.traffic.balancers.base import PickContext
 from flotilla.traffic.upstream import Upstream
 
 
-class LeastRequest(FeedbackBase):
-    def __init__(self, rng: random.Random | None = None) -> None:
-        self._rng = rng or random.Random()
+class LeastRequest:
+    reads_latency = False
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
 
     def pick(self, ctx: PickContext) -> Upstream | None:
         cands = ctx.allowed()
@@ -29,8 +28,3 @@ class LeastRequest(FeedbackBase):
             j += 1
         a, b = cands[i], cands[j]
         return a if a.inflight <= b.inflight else b
-
-
-@register("LeastRequest")
-def _factory(upstreams: Sequence[Upstream], policy: Policy, region: str | None) -> LeastRequest:
-    return LeastRequest()

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from flotilla.traffic.balancers.base import FeedbackBase, PickContext
-from flotilla.traffic.balancers.registry import register
+from flotilla.traffic.balancers.base import PickContext
 from flotilla.traffic.balancers.round_robin import RoundRobin
-from flotilla.traffic.model import Policy
 from flotilla.traffic.upstream import Upstream
 
 
-class LocalityPriority(FeedbackBase):
+class LocalityPriority:
+    reads_latency = False
+
     def __init__(self, upstreams: Sequence[Upstream], failover: Sequence[str],
                  region: str | None, spill_threshold: float) -> None:
         self.totals = Counter(u.endpoint.region for u in upstreams)
@@ -64,10 +64,3 @@ class LocalityPriority(FeedbackBase):
                 return u
             first = first or u
         return first
-
-
-@register("Locality")
-def _factory(upstreams: Sequence[Upstream], policy: Policy,
-             region: str | None) -> LocalityPriority:
-    loc = policy.locality
-    return LocalityPriority(upstreams, loc.failover, loc.region or region, loc.spill_threshold)

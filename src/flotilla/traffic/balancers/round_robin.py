@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from flotilla.traffic.balancers.base import FeedbackBase, PickContext
-from flotilla.traffic.balancers.registry import register
-from flotilla.traffic.model import Policy
+from flotilla.traffic.balancers.base import PickContext
 from flotilla.traffic.upstream import Upstream
 
 
-class RoundRobin(FeedbackBase):
+class RoundRobin:
     """Each candidate in turn. A counter, not an index into a fixed list, so a changing
     candidate set (an endpoint ejected) needs no reset."""
+
+    reads_latency = False
 
     def __init__(self) -> None:
         self._next = 0
@@ -28,10 +26,12 @@ class RoundRobin(FeedbackBase):
         return None
 
 
-class SmoothWeighted(FeedbackBase):
+class SmoothWeighted:
     """nginx's smooth weighted round robin: every pick adds each weight to its current
     value, takes the largest and subtracts the total from it. Over a cycle of sum(weights)
     picks each endpoint gets exactly its weight, interleaved rather than in bursts."""
+
+    reads_latency = False
 
     def __init__(self) -> None:
         self._current: dict[Upstream, int] = {}
@@ -53,13 +53,3 @@ class SmoothWeighted(FeedbackBase):
         if best is not None:
             current[best] = best_cw - total
         return best
-
-
-@register("RoundRobin")
-def _rr(upstreams: Sequence[Upstream], policy: Policy, region: str | None) -> RoundRobin:
-    return RoundRobin()
-
-
-@register("WeightedRoundRobin")
-def _wrr(upstreams: Sequence[Upstream], policy: Policy, region: str | None) -> SmoothWeighted:
-    return SmoothWeighted()
