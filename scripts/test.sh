@@ -56,6 +56,12 @@ print(*sorted(groups))
 PY
 }
 
+live_groups() {  # live_groups PGID...: those with a member that is not a zombie
+  [ $# -gt 0 ] || return 0
+  .venv/bin/python -c 'import sys; from flotilla.up.supervisor import group_alive
+print(*[g for g in sys.argv[1:] if group_alive(int(g))])' "$@"
+}
+
 wait_gone() {  # wait_gone PID SECONDS: true once PID has exited
   local deadline=$((SECONDS + $2))
   while kill -0 "$1" 2>/dev/null; do
@@ -76,11 +82,12 @@ stop_demo() {  # SIGINT (Ctrl-C); SIGTERM, then SIGKILL of every recorded group 
     left="up itself"
   fi
   wait "$demo_pid" 2>/dev/null || true
-  for g in $groups; do
-    if kill -0 -- "-$g" 2>/dev/null; then
-      left="$left group $g"
-      kill -KILL -- "-$g" 2>/dev/null || true
-    fi
+  # A zombie is not left behind: under a PID 1 that never reaps (some CI containers)
+  # a pod killed with its agent stays one, yet nothing of it runs. `kill -0` counts
+  # zombies, so ask /proc through the same rule `flotilla status` uses.
+  for g in $(live_groups $groups); do
+    left="$left group $g"
+    kill -KILL -- "-$g" 2>/dev/null || true
   done
   demo_pid=""
   if [ -n "$left" ]; then

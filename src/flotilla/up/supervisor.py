@@ -151,6 +151,37 @@ def group_state(pgid: int) -> str:
     return "paused" if all(state in ("T", "t") for _, state in members) else "running"
 
 
+def become_subreaper() -> None:
+    """Have orphaned descendants (a pod whose agent died first) reparented to this
+    process rather than to PID 1. Under a PID 1 that never reaps, as in some CI
+    containers, they would otherwise stay zombies in their agent's process group for
+    good; here ``reap_adopted`` collects them. Linux only; elsewhere nothing changes."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_child_subreaper = 36
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+
+
+def reap_adopted(own: set[int]) -> None:
+    """Reap zombie children this process adopted as a subreaper. The children it
+    started itself (``own``) are left to their ``Popen``, which must see their status."""
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) in own:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == me:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(int(entry.name), os.WNOHANG)
+
+
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -173,6 +204,7 @@ class Up:
         """Start every part. A SIGTERM or Ctrl-C during start-up raises
         KeyboardInterrupt, so the caller's ``finally: stop()`` still cleans up."""
         signal.signal(signal.SIGTERM, _interrupt)
+        become_subreaper()
         opts = self.opts
         opts.data_dir.mkdir(parents=True, exist_ok=True)
         logs = opts.data_dir / "logs"
@@ -276,11 +308,23 @@ class Up:
         while not self._stop.wait(0.5):
             for p in self.others.values():
                 p.poll()  # reap parts killed by chaos, so they do not linger as zombies
+            reap_adopted(self._own_pids())
             if self.server is not None and self.server.poll() is not None:
                 self.say(f"the API server exited (code {self.server.returncode}); stopping")
                 return
 
     # -- stop --------------------------------------------------------------------------
+
+    def _own_pids(self) -> set[int]:
+        own = {p.pid for p in self.others.values()}
+        return own | ({self.server.pid} if self.server is not None else set())
+
+    def _wait_groups_gone(self, groups: list[int], deadline: float) -> None:
+        while any(group_alive(g) for g in groups) and time.monotonic() < deadline:
+            for p in self.others.values():
+                p.poll()  # reap, so the group leader does not linger as a zombie
+            reap_adopted(self._own_pids())
+            time.sleep(0.05)
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM every group (clusters as recorded in up.json, so revived ones too),
@@ -305,12 +349,10 @@ class Up:
                 signal_group(pgid, signal.SIGCONT)  # a paused cluster cannot exit
             signal_group(pgid, signal.SIGTERM)
         deadline = time.monotonic() + grace
-        while any(group_alive(g) for g in groups) and time.monotonic() < deadline:
-            for p in self.others.values():
-                p.poll()  # reap, so the group leader does not linger as a zombie
-            time.sleep(0.05)
+        self._wait_groups_gone(groups, deadline)
         for pgid in groups:
             signal_group(pgid, signal.SIGKILL)
+        self._wait_groups_gone(groups, time.monotonic() + 5.0)  # SIGKILL is not instant
         for p in self.others.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=5)
@@ -323,5 +365,6 @@ class Up:
                 self.server.wait(timeout=5)
         if self.server is not None:
             signal_group(self.server.pid, signal.SIGKILL)
+        reap_adopted(self._own_pids())
         mark_mine(self.opts.data_dir, STOPPED)
         self.say("flotilla up: everything stopped")
