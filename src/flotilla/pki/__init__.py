@@ -16,10 +16,12 @@ from flotilla.pki.authority import (
 )
 from flotilla.pki.contexts import client_ssl_context, server_ssl_context
 from flotilla.pki.files import ensure_private_dir, write_private
+from flotilla.pki.layout import PkiLayout
 
 __all__ = [
     "CertificateAuthority",
     "IssuedPair",
+    "PkiLayout",
     "client_ssl_context",
     "ensure_ca",
     "ensure_private_dir",
