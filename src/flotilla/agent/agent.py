@@ -15,6 +15,7 @@ import functools
 import json
 import logging
 import socket
+import ssl
 from typing import Any
 
 import uvicorn
@@ -36,8 +37,9 @@ from flotilla.agent.snapshot import (
 from flotilla.client.base import ApiError, NotFoundError, Object, ResourceClient
 from flotilla.client.informer import EventHandlers, Informer
 from flotilla.client.mutate import mutate
-from flotilla.lifecycle import Component, Loops, Step, serve
+from flotilla.lifecycle import Component, FatalError, Loops, Step, serve
 from flotilla.lifecycle.asgi import AsgiServer
+from flotilla.pki import server_ssl_context
 from flotilla.resources.conditions import Condition, set_conditions
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.wellknown import LABEL_CLUSTER, execution_namespace, now_rfc3339
@@ -104,13 +106,14 @@ class Agent:
         sock.listen(128)
         sock.setblocking(False)
         bound_port = sock.getsockname()[1]
-        self.api_endpoint = f"http://{host}:{bound_port}"
+        tls = endpoint_tls(self.cfg)
+        self.api_endpoint = f"{'http' if tls is None else 'https'}://{host}:{bound_port}"
 
         def config() -> uvicorn.Config:
             return uvicorn.Config(admin_app(self.runtime, self.cfg.token),
                                   log_level="warning", lifespan="off", access_log=False)
 
-        return AsgiServer("agent endpoint", config, sock)
+        return AsgiServer("agent endpoint", config, sock, tls=tls)
 
     # -- registration ------------------------------------------------------------------
 
@@ -338,6 +341,25 @@ class Agent:
         }
 
 
+def endpoint_tls(cfg: AgentConfig) -> ssl.SSLContext | None:
+    """The agent endpoint serves HTTPS with its pair; plain HTTP only when asked for.
+    Without either, the agent refuses to start rather than serve pods' logs and chaos
+    in the clear."""
+    if cfg.tls_cert is not None and cfg.tls_key is not None:
+        try:
+            return server_ssl_context(cfg.tls_cert, cfg.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise FatalError(f"cannot load the agent endpoint's pair {cfg.tls_cert}, "
+                             f"{cfg.tls_key}: {exc}") from None
+    if cfg.insecure_http:
+        log.warning("*** --insecure-http: the agent endpoint of cluster %s serves PLAIN "
+                    "HTTP (tokens, logs and chaos calls unencrypted) ***", cfg.cluster)
+        return None
+    raise FatalError(
+        "the agent endpoint serves HTTPS: give --tls-cert and --tls-key (make a pair with "
+        f"'flotilla cert create {cfg.cluster} --host {cfg.address}'), or --insecure-http")
+
+
 def _strip_times(status: Object) -> str:
     conds = [{k: v for k, v in c.items() if k != "lastTransitionTime"}
              for c in status.get("conditions") or []]
@@ -350,5 +372,5 @@ async def run_agent(cfg: AgentConfig) -> None:
     """
     from flotilla.client.http import HttpClient
 
-    client = HttpClient(cfg.server, cfg.token)
+    client = HttpClient(cfg.server, cfg.token, ca=cfg.ca_file)
     await serve([Step("api client", stop=client.close), *Agent(cfg, client).components()])

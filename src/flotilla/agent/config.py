@@ -33,6 +33,13 @@ class AgentConfig:
     #: Where the agent's own endpoint (pods, nodes, logs, chaos) listens, "HOST:PORT";
     #: port 0 picks a free one. Published as the Cluster's ``spec.apiEndpoint``.
     admin_listen: str | None = None
+    #: The CA the API server is verified against (None: ``$FLOTILLA_CA_FILE``).
+    ca_file: Path | None = None
+    #: The agent endpoint's serving pair (`flotilla cert create`, or `flotilla up`).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: Serve the agent endpoint over plain HTTP (only behind a TLS terminator).
+    insecure_http: bool = False
 
     def runtime_options(self) -> RuntimeOptions:
         return RuntimeOptions(

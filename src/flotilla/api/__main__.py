@@ -18,10 +18,13 @@ def _args() -> argparse.Namespace:
                         help="watch history kept in the store, in revisions")
     parser.add_argument("--bookmark-interval", type=float, default=5.0,
                         help="seconds between BOOKMARK events on an idle watch")
+    parser.add_argument("--insecure-http", action="store_true",
+                        help="serve plain HTTP (only behind a TLS terminator)")
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     args = _args()
     main(args.data_dir, args.listen, max_body_bytes=args.max_body_bytes,
-         keep_revisions=args.keep_revisions, bookmark_interval=args.bookmark_interval)
+         keep_revisions=args.keep_revisions, bookmark_interval=args.bookmark_interval,
+         insecure_http=args.insecure_http)

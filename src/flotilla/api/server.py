@@ -7,6 +7,11 @@ background tasks, the HTTP API. They stop in reverse: on SIGINT/SIGTERM the open
 streams are ended *first* — otherwise uvicorn would wait for those never-ending
 responses — then the HTTP server stops, background tasks are cancelled, and the store is
 closed last.
+
+The API is HTTPS only unless ``insecure_http`` (for a TLS terminator in front): the
+serving pair comes from the data directory's CA (`flotilla.pki.ensure_server_pair`,
+issued for the listen address and localhost when missing or stale), and a plain-HTTP
+request to the port fails its handshake and is closed, never served.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from flotilla.api.routes import ApiContext
 from flotilla.lifecycle import Loops, Step, serve
 from flotilla.lifecycle import run as run_process
 from flotilla.lifecycle.asgi import AsgiServer
+from flotilla.pki import ensure_server_pair, server_ssl_context
 from flotilla.store.base import Store
 from flotilla.store.sqlite import open_sqlite_store
 
@@ -37,6 +43,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024
 Background = Callable[[Registry], Awaitable[None]]
+INSECURE_WARNING = (
+    "*** --insecure-http: the API is served over PLAIN HTTP. Tokens and every object "
+    "cross the network unencrypted and unauthenticated; use this only behind a TLS "
+    "terminator on the same host. ***")
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -94,6 +104,7 @@ async def run_server(
     background: Sequence[Callable[[Registry], Awaitable[None]]] = (),
     keep_revisions: int | None = None,
     bookmark_interval: float = 5.0,
+    insecure_http: bool = False,
 ) -> None:
     """Serve the API on ``listen`` from the store in ``data_dir`` until SIGINT/SIGTERM.
 
@@ -101,6 +112,12 @@ async def run_server(
     shutdown. ``keep_revisions`` bounds the watch history kept in the store.
     """
     host, port = parse_listen(listen)
+    tls = None
+    if insecure_http:
+        log.warning(INSECURE_WARNING)
+    else:
+        layout = ensure_server_pair(data_dir, host)
+        tls = server_ssl_context(layout.server_cert, layout.server_key)
     token = ensure_admin_token(data_dir)
     if token is not None:
         print(f"Admin token (shown only this once; the data dir keeps only its hash): {token}",
@@ -117,14 +134,15 @@ async def run_server(
     # Stopped in reverse: watch streams end first (before_stop), then HTTP, then the
     # background tasks; the store closes last.
     http = AsgiServer("api", http_config, _bind(host, port),
-                      before_stop=lambda: store.registry.close_watches())
+                      before_stop=lambda: store.registry.close_watches(), tls=tls)
+    scheme = "http" if tls is None else "https"
     await serve([
         store,
         Loops("background", [(getattr(fn, "__name__", "task"),
                               functools.partial(_supervise, fn, store)) for fn in background]),
         http,
         Step("announce", start=lambda: print(
-            f"flotilla API server listening on http://{host}:{http.port}", flush=True)),
+            f"flotilla API server listening on {scheme}://{host}:{http.port}", flush=True)),
     ])
 
 
@@ -146,6 +164,7 @@ def main(
     background: Sequence[Background] = (),
     keep_revisions: int | None = None,
     bookmark_interval: float = 5.0,
+    insecure_http: bool = False,
 ) -> None:
     """Blocking entry point for the CLI: `run_server` on a uvloop event loop."""
     if not logging.getLogger().handlers:
@@ -153,5 +172,6 @@ def main(
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run_process(functools.partial(
         run_server, data_dir, listen, max_body_bytes=max_body_bytes, background=background,
-        keep_revisions=keep_revisions, bookmark_interval=bookmark_interval),
+        keep_revisions=keep_revisions, bookmark_interval=bookmark_interval,
+        insecure_http=insecure_http),
         loop_factory=uvloop.new_event_loop)

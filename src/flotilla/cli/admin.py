@@ -1,4 +1,5 @@
-"""``flotilla init`` and ``flotilla server``: setting up and running a control plane."""
+"""``flotilla init``, ``flotilla server`` and ``flotilla cert create``: setting up and
+running a control plane, and the certificates of its parts."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from pathlib import Path
 
 import click
 
-from flotilla.cli.config import DEFAULT_LISTEN, config_path, normalise_server, write_config
+from flotilla.cli.config import (
+    DEFAULT_CONTEXT,
+    DEFAULT_LISTEN,
+    ConfigError,
+    config_path,
+    normalise_server,
+    write_context,
+)
 from flotilla.cli.output import echo, note
 from flotilla.cli.session import CliError
 
@@ -27,25 +35,36 @@ _DATA_DIR_HELP = "State directory (store, token hashes). Default: $FLOTILLA_DATA
 @click.command(epilog="""\b
 Examples:
   flotilla init
-  flotilla init --data-dir ./state --server http://127.0.0.1:9000
+  flotilla init --data-dir ./state --server https://127.0.0.1:9000 --context lab
   FLOTILLA_CONFIG=./client.yaml flotilla init --data-dir ./state
 """)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help=_DATA_DIR_HELP)
-@click.option("--server", "server_url", default=f"http://{DEFAULT_LISTEN}", show_default=True,
-              metavar="URL", help="Server address to write into the client config.")
-def init(data_dir: Path | None, server_url: str) -> None:
-    """Create the admin token and the client config file.
+@click.option("--server", "server_url", default=f"https://{DEFAULT_LISTEN}", show_default=True,
+              metavar="URL", help="Server address to write into the client config; the "
+              "server certificate is issued for its host.")
+@click.option("--context", "context", default=DEFAULT_CONTEXT, show_default=True,
+              metavar="NAME", help="Name of the context written (and made current).")
+def init(data_dir: Path | None, server_url: str, context: str) -> None:
+    """Create the CA, the server certificate, the admin token and the client config.
 
-    The token is printed once: the data directory keeps only its hash. The client
-    config ($FLOTILLA_CONFIG, else ~/.config/flotilla/config.yaml, mode 0600) gets the
-    server address and the token, so later commands need no flags.
+    The CA and the API server's pair go to DATA_DIR/pki/ (the CA certificate is public;
+    keys are 0600). The token is printed once: the data directory keeps only its hash.
+    The client config ($FLOTILLA_CONFIG, else ~/.config/flotilla/config.yaml, mode 0600)
+    gets a context binding the server, the CA and the token, made current, so later
+    commands need no flags and the token is only ever sent to that server.
     """
+    from urllib.parse import urlsplit
+
     from flotilla.api.auth import ensure_admin_token  # server-side code: import on use
+    from flotilla.pki import ensure_server_pair
 
     data_dir = data_dir or default_data_dir()
+    url = normalise_server(server_url)
+    host = urlsplit(url).hostname or "127.0.0.1"
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
+        layout = ensure_server_pair(data_dir, host)
         token = ensure_admin_token(data_dir)
     except OSError as exc:
         raise CliError(f"cannot set up {data_dir}: {exc.strerror or exc}") from None
@@ -55,20 +74,22 @@ def init(data_dir: Path | None, server_url: str) -> None:
             f"cannot be shown again; use the config file you saved it in "
             f"({config_path()}) or start over with a new --data-dir")
     try:
-        path = write_config(server_url, token)
-    except OSError as exc:
+        path = write_context(context, url, token=token, ca=layout.ca_cert.resolve())
+    except (OSError, ConfigError) as exc:
         raise CliError(f"cannot write the client config {config_path()}: "
-                       f"{exc.strerror or exc}") from None
+                       f"{getattr(exc, 'strerror', None) or exc}") from None
     echo(f"admin token (shown only this once): {token}")
-    note(f"client config written to {path} (server {normalise_server(server_url)}, mode 0600)")
+    note(f"CA certificate: {layout.ca_cert} (clients verify the server with it)")
+    note(f"client config written to {path} (context {context}: server {url}, mode 0600)")
     note(f"start the server with: flotilla server --data-dir {data_dir} --listen "
-         f"{normalise_server(server_url).split('://', 1)[1]}")
+         f"{url.split('://', 1)[1]}")
 
 
 @click.command(epilog="""\b
 Examples:
   flotilla server --data-dir ./state --listen 127.0.0.1:8443
   flotilla server --listen 127.0.0.1:0      # any free port; the real one is printed
+  flotilla server --insecure-http           # plain HTTP, behind your own TLS proxy only
 """)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help=_DATA_DIR_HELP)
@@ -84,13 +105,19 @@ Examples:
               "Ready=Unknown and tainted unreachable.")
 @click.option("--no-controllers", is_flag=True,
               help="Serve the API only (no scheduler, health or failover controllers).")
+@click.option("--insecure-http", is_flag=True,
+              help="Serve plain HTTP instead of HTTPS: only for a TLS terminator in front "
+                   "on the same host (logged as a warning at every start).")
 def server(data_dir: Path | None, listen: str, max_body_bytes: int,
            keep_revisions: int | None, cluster_grace_period: float,
-           no_controllers: bool) -> None:
+           no_controllers: bool, insecure_http: bool) -> None:
     """Run the control plane's API server until SIGINT/SIGTERM.
 
-    On first start it creates the admin token and prints it once (unless `flotilla init`
-    already did). Ready when GET /readyz answers 200.
+    It serves HTTPS only: the CA and the serving pair (for --listen's host, localhost
+    and 127.0.0.1) are created in DATA_DIR/pki/ when missing, or re-issued when the
+    listen address changed. Clients verify it with DATA_DIR/pki/ca.crt. On first start
+    it creates the admin token and prints it once (unless `flotilla init` already did).
+    Ready when GET /readyz answers 200.
     """
     from flotilla.api.server import main as run  # heavy: import on use
     from flotilla.api.server import parse_listen
@@ -106,9 +133,47 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int,
         background = () if no_controllers else (
             control_plane(PlaneSettings(cluster_grace_period=cluster_grace_period)),)
         run(data_dir, listen, max_body_bytes=max_body_bytes, keep_revisions=keep_revisions,
-            background=background)
+            background=background, insecure_http=insecure_http)
     except KeyboardInterrupt:
         return
     except OSError as exc:
         raise CliError(f"cannot serve on {listen} from {data_dir}: "
                        f"{exc.strerror or exc}") from None
+
+
+@click.group()
+def cert() -> None:
+    """Certificates from a data directory's CA (for parts started by hand)."""
+
+
+@cert.command("create", epilog="""\b
+Examples:
+  flotilla cert create east-1 --host 127.0.11.1 --data-dir ./state --out ./east-1
+  flotilla agent ... --tls-cert ./east-1/east-1.crt --tls-key ./east-1/east-1.key
+""")
+@click.argument("name")
+@click.option("--host", "hosts", multiple=True, required=True, metavar="ADDR",
+              help="Address or DNS name the certificate is valid for (repeatable).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help=_DATA_DIR_HELP)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Folder to write NAME.crt and NAME.key into.")
+def cert_create(name: str, hosts: tuple[str, ...], data_dir: Path | None, out: Path) -> None:
+    """Issue a serving pair NAME.crt/NAME.key from the data directory's CA (created if
+    missing), valid for every --host: what an agent started by hand serves its endpoint
+    with. Both files are written 0600 (the key never leaves them)."""
+    from flotilla.pki import PkiLayout, ensure_ca, write_private
+
+    if not name or "/" in name or name.startswith("."):
+        raise CliError(f"NAME {name!r}: use a plain name such as the cluster's", exit_code=2)
+    layout = PkiLayout(data_dir or default_data_dir())
+    try:
+        pair = ensure_ca(layout.pki_dir).issue_server(name, hosts)
+        out.mkdir(parents=True, exist_ok=True)
+        write_private(out / f"{name}.crt", pair.cert_pem)
+        write_private(out / f"{name}.key", pair.key_pem)
+    except OSError as exc:
+        raise CliError(f"cannot issue {name}: {exc.strerror or exc}") from None
+    echo(str(out / f"{name}.crt"))
+    echo(str(out / f"{name}.key"))
+    note(f"issued by {layout.ca_cert} for {', '.join(hosts)}")

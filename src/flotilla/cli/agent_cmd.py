@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,6 +14,24 @@ from flotilla.agent.config import AgentConfig
 from flotilla.cli.edge_cmd import serve_until_signal
 from flotilla.cli.session import CliError
 from flotilla.runtimes import runtime_names
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+def tls_options(fn: Any) -> Any:
+    """The agent's TLS flags: the CA it verifies the API with, its endpoint's pair."""
+    for option in reversed([
+        click.option("--ca-file", type=_FILE, envvar="FLOTILLA_CA_FILE", metavar="PATH",
+                     help="CA certificate (PEM) the API server is verified against."),
+        click.option("--tls-cert", type=_FILE, metavar="PATH",
+                     help="Serving certificate of the agent's endpoint (for --address)."),
+        click.option("--tls-key", type=_FILE, metavar="PATH", help="Its private key."),
+        click.option("--insecure-http", is_flag=True,
+                     help="Serve the agent's endpoint over plain HTTP (only behind a TLS "
+                          "terminator; says so loudly)."),
+    ]):
+        fn = option(fn)
+    return fn
 
 
 def parse_labels(text: str | None) -> dict[str, str]:
@@ -29,8 +48,11 @@ def parse_labels(text: str | None) -> dict[str, str]:
 
 @click.command(epilog="""\b
 Example:
-  flotilla agent --server http://127.0.0.1:8443 --token $TOKEN \\
-      --cluster east-1 --region cn-east --zone cn-east-a --address 127.0.11.1
+  flotilla cert create east-1 --host 127.0.11.1 --out ./east-1   # its endpoint's pair
+  flotilla agent --server https://127.0.0.1:8443 --token $TOKEN \\
+      --ca-file ./state/pki/ca.crt --cluster east-1 --region cn-east \\
+      --zone cn-east-a --address 127.0.11.1 \\
+      --tls-cert ./east-1/east-1.crt --tls-key ./east-1/east-1.key
 """)
 @click.option("--server", required=True, envvar="FLOTILLA_SERVER", metavar="URL",
               help="The control plane's API.")
@@ -57,11 +79,14 @@ Example:
 @click.option("--admin-listen", metavar="HOST:PORT",
               help="The agent's endpoint for pods, nodes, logs and chaos "
                    "(default ADDRESS:0, a free port).")
+@tls_options
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def agent(server: str, token: str | None, cluster: str, region: str, zone: str,
           provider: str, runtime: str, labels: str | None, nodes: int, node_cpu: str,
           node_memory: str, node_pods: int, address: str, state_dir: Path | None,
-          heartbeat_interval: float, admin_listen: str | None, verbose: bool) -> None:
+          heartbeat_interval: float, admin_listen: str | None, ca_file: Path | None,
+          tls_cert: Path | None, tls_key: Path | None, insecure_http: bool,
+          verbose: bool) -> None:
     """Run the agent of one member cluster: register it, heartbeat, run its Works.
 
     The agent keeps running what it last applied while the control plane is away, and a
@@ -76,5 +101,6 @@ def agent(server: str, token: str | None, cluster: str, region: str, zone: str,
         state_dir=state_dir or Path(".flotilla") / "clusters" / cluster,
         heartbeat_interval=heartbeat_interval,
         admin_listen=admin_listen or f"{address}:0",
+        ca_file=ca_file, tls_cert=tls_cert, tls_key=tls_key, insecure_http=insecure_http,
     )
     serve_until_signal(functools.partial(run_agent, cfg))

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from flotilla.cli.columns import format_cpu, format_memory
+from flotilla.cli.config import Connection
 from flotilla.cli.events import event_rows, events_for
 from flotilla.cli.output import age, dump, echo, parse_time
 from flotilla.cli.placement_view import placement_rows
@@ -84,7 +85,7 @@ class ClusterLive:
     nodes_problem: str | None
 
 
-async def cluster_live(client: ResourceClient, cluster: Object, token: str | None) \
+async def cluster_live(client: ResourceClient, cluster: Object, conn: Connection) \
         -> ClusterLive:
     name = str((cluster.get("metadata") or {}).get("name") or "")
     try:
@@ -96,8 +97,8 @@ async def cluster_live(client: ResourceClient, cluster: Object, token: str | Non
     if not endpoint:
         return ClusterLive(renew, [], "the cluster publishes no agent endpoint")
     try:  # a paused member must not hang describe: a short timeout, then say so
-        nodes = await asyncio.to_thread(agent_call, str(endpoint), token, "GET", "/nodes",
-                                        timeout=3.0)
+        nodes = await asyncio.to_thread(agent_call, str(endpoint), conn.token, "GET",
+                                        "/nodes", timeout=3.0, ca=conn.ca)
     except MemberError as exc:
         return ClusterLive(renew, [], str(exc))
     return ClusterLive(renew, list(nodes), None)
@@ -254,7 +255,7 @@ def describe(what: tuple[str, ...], namespace: str | None, server: str | None,
                     raise CliError(not_found(t.kind, ns, name)) from None
                 uid = str((obj.get("metadata") or {}).get("uid") or "")
                 evs = await events_for(client, t.kind, ns, name, uid)
-                live = await cluster_live(client, obj, conn.token) \
+                live = await cluster_live(client, obj, conn) \
                     if t.kind.kind == "Cluster" else None
                 text = render(t.kind, obj, evs, live)
                 if t.kind.kind == "Deployment":

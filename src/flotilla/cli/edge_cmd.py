@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import click
@@ -37,12 +38,15 @@ def serve_until_signal(main: Callable[[], Coroutine[Any, Any, None]], *,
 
 @click.command(epilog="""\b
 Example:
-  flotilla gateway --server http://127.0.0.1:8443 --token $TOKEN \\
+  flotilla gateway --server https://127.0.0.1:8443 --token $TOKEN --ca-file ca.crt \\
       --listen 127.0.0.1:8080 --region cn-east --admin-listen 127.0.0.1:8081
   curl -H 'Host: shop.example.test' http://127.0.0.1:8080/
 """)
 @click.option("--server", required=True, envvar="FLOTILLA_SERVER", metavar="URL")
 @click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN")
+@click.option("--ca-file", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="FLOTILLA_CA_FILE", metavar="PATH",
+              help="CA certificate (PEM) the API server is verified against.")
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT")
 @click.option("--region", help="The gateway's own region (for Locality routing).")
 @click.option("--admin-listen", metavar="HOST:PORT",
@@ -50,7 +54,8 @@ Example:
 @click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True,
               help="Processes sharing --listen (SO_REUSEPORT); one per core for throughput.")
 @click.option("-v", "--verbose", is_flag=True)
-def gateway(server: str, token: str | None, listen: str, region: str | None,
+def gateway(server: str, token: str | None, ca_file: Path | None, listen: str,
+            region: str | None,
             admin_listen: str | None, workers: int, verbose: bool) -> None:
     """Run the global HTTP gateway: routes by Host (and path) to Service endpoints across
     clusters per TrafficPolicy, with health checks, outlier ejection and retries."""
@@ -65,7 +70,8 @@ def gateway(server: str, token: str | None, listen: str, region: str | None,
             code = 0
             try:
                 serve_until_signal(functools.partial(
-                    run_gateway, server, token or "", listen, region, reuse_port=True))
+                    run_gateway, server, token or "", listen, region, reuse_port=True,
+                    ca=ca_file))
             except CliError as exc:
                 click.echo(f"Error: {exc.message}", err=True)
                 code = exc.exit_code
@@ -74,7 +80,7 @@ def gateway(server: str, token: str | None, listen: str, region: str | None,
     try:
         serve_until_signal(functools.partial(
             run_gateway, server, token or "", listen, region, admin_listen=admin_listen,
-            reuse_port=workers > 1))
+            reuse_port=workers > 1, ca=ca_file))
     finally:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
@@ -96,13 +102,16 @@ def parse_geo(entries: tuple[str, ...]) -> dict[str, str]:
 
 @click.command(epilog="""\b
 Example:
-  flotilla dns --server http://127.0.0.1:8443 --token $TOKEN \\
+  flotilla dns --server https://127.0.0.1:8443 --token $TOKEN --ca-file ca.crt \\
       --listen 127.0.0.1:8053 --zone example.test --geo 127.0.11.0/24=cn-east
   dig @127.0.0.1 -p 8053 shop.example.test
   dig @127.0.0.1 -p 8053 shop.default.svc.clusterset.local
 """)
 @click.option("--server", required=True, envvar="FLOTILLA_SERVER", metavar="URL")
 @click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN")
+@click.option("--ca-file", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="FLOTILLA_CA_FILE", metavar="PATH",
+              help="CA certificate (PEM) the API server is verified against.")
 @click.option("--listen", default="127.0.0.1:8053", show_default=True, metavar="HOST:PORT",
               help="UDP and TCP.")
 @click.option("--zone", default="example.test", show_default=True,
@@ -112,7 +121,8 @@ Example:
               help="Map client addresses to regions for geo answers (repeatable).")
 @click.option("--admin-listen", metavar="HOST:PORT", help="Where /metrics is served.")
 @click.option("-v", "--verbose", is_flag=True)
-def dns(server: str, token: str | None, listen: str, zone: str, ttl: int,
+def dns(server: str, token: str | None, ca_file: Path | None, listen: str, zone: str,
+        ttl: int,
         geo: tuple[str, ...], admin_listen: str | None, verbose: bool) -> None:
     """Run the authoritative smart DNS for the global zone and clusterset.local."""
     from flotilla.dns.model import check_zone
@@ -128,4 +138,4 @@ def dns(server: str, token: str | None, listen: str, zone: str, ttl: int,
     geo_table = parse_geo(geo) or None
     serve_until_signal(functools.partial(run_dns, server, token or "", listen, zone,
                                          admin_listen=admin_listen, geo_table=geo_table,
-                                         ttl=ttl))
+                                         ttl=ttl, ca=ca_file))

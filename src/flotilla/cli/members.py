@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from flotilla.cli.config import Connection
 from flotilla.cli.output import dump, echo, human_duration, table
 from flotilla.cli.session import CliError, call, connect, connection_options
 from flotilla.client.base import ResourceClient
@@ -21,7 +22,7 @@ CLUSTER = by_kind("Cluster")
 
 
 def _clusters(server: str | None, token: str | None,
-              only: str | None) -> tuple[list[dict[str, Any]], str | None]:
+              only: str | None) -> tuple[list[dict[str, Any]], Connection]:
     conn = connect(server, token)
 
     async def work(client: ResourceClient) -> list[dict[str, Any]]:
@@ -29,10 +30,11 @@ def _clusters(server: str | None, token: str | None,
             return [await client.get(CLUSTER, "", only)]
         return (await client.list(CLUSTER)).items
 
-    return call(conn, work), conn.token
+    return call(conn, work), conn
 
 
-def agent_endpoint(cluster: str, server: str | None, token: str | None) -> tuple[str, str | None]:
+def agent_endpoint(cluster: str, server: str | None,
+                   token: str | None) -> tuple[str, Connection]:
     (obj,), tok = _clusters(server, token, cluster)
     endpoint = (obj.get("spec") or {}).get("apiEndpoint")
     if not endpoint:
@@ -41,10 +43,11 @@ def agent_endpoint(cluster: str, server: str | None, token: str | None) -> tuple
     return str(endpoint), tok
 
 
-def member_call(endpoint: str, token: str | None, method: str, path: str,
+def member_call(endpoint: str, conn: Connection, method: str, path: str,
                 params: dict[str, str] | None = None) -> Any:
+    """The agent's endpoint gets the token and the CA of the connection that named it."""
     try:
-        return agent_call(endpoint, token, method, path, params)
+        return agent_call(endpoint, conn.token, method, path, params, ca=conn.ca)
     except MemberError as exc:
         raise CliError(str(exc)) from None
 
@@ -60,7 +63,8 @@ def show_pods(cluster: str | None, fmt: str, server: str | None, token: str | No
             problems.append(f"{name}: no agent endpoint")
             continue
         try:
-            pods = agent_call(str(endpoint), tok, "GET", "/pods", timeout=3.0)
+            pods = agent_call(str(endpoint), tok.token, "GET", "/pods", timeout=3.0,
+                              ca=tok.ca)
         except MemberError as exc:
             problems.append(f"{name}: {exc}")
             continue
@@ -91,7 +95,8 @@ def show_nodes(cluster: str | None, fmt: str, server: str | None, token: str | N
         if not endpoint:
             continue
         try:
-            nodes = agent_call(str(endpoint), tok, "GET", "/nodes", timeout=3.0)
+            nodes = agent_call(str(endpoint), tok.token, "GET", "/nodes", timeout=3.0,
+                               ca=tok.ca)
         except MemberError as exc:
             click.echo(f"warning: {name}: {exc}", err=True)
             continue

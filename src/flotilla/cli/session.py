@@ -1,14 +1,17 @@
 """Running one command's API calls: the connection options, the client, the errors.
 
-Every command that talks to the server takes the same ``--server``/``--token`` options
-and runs its work as one coroutine inside `call`, which owns the event loop and the HTTP
-client and turns the ways a call can fail into one clear `CliError`.
+Every command that talks to the server takes the same ``--server``/``--token``/
+``--ca-file``/``--context`` options and runs its work as one coroutine inside `call`,
+which owns the event loop and the HTTP client and turns the ways a call can fail into
+one clear `CliError` (a certificate that does not verify included: its line names the
+problem and the CA it was checked against).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -16,7 +19,8 @@ import httpx
 
 from flotilla.cli.config import ConfigError, Connection, resolve
 from flotilla.client.base import ApiError, ResourceClient
-from flotilla.client.http import HttpClient, UnreachableError
+from flotilla.client.http import HttpClient, TlsError, UnreachableError
+from flotilla.pki import CaFileError
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,10 +35,31 @@ class CliError(Exception):
         self.exit_code = exit_code
 
 
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """``--ca-file``/``--context`` are kept in the click context rather than passed to
+    every command function, which all hand ``server, token`` to `connect`."""
+    if value is not None:
+        ctx.meta[f"flotilla.{param.name}"] = value
+    return value
+
+
 def connection_options(fn: F) -> F:
-    """``--server`` and ``--token``. Their environment variables are read by
-    `flotilla.cli.config.resolve`, not by click, because a flag and a variable are two
-    different sources there (each pairs a server with its own token)."""
+    """``--server``, ``--token``, ``--ca-file`` and ``--context``. Their environment
+    variables are read by `flotilla.cli.config.resolve`, not by click, because a flag and
+    a variable are two different sources there (each pairs a server with its own token
+    and CA)."""
+    fn = click.option(
+        "--context", "context", metavar="NAME", expose_value=False, callback=_remember,
+        help="Use this context of the config file (env FLOTILLA_CONTEXT; default: its "
+             "current-context). See 'flotilla config get-contexts'.",
+    )(fn)
+    fn = click.option(
+        "--ca-file", "ca_file", metavar="PATH", expose_value=False, callback=_remember,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="CA certificate (PEM) to verify the server with (env FLOTILLA_CA_FILE). Else "
+             "the CA of the source naming the server (up.json's 'ca', the context's "
+             "certificate-authority).",
+    )(fn)
     fn = click.option(
         "--token", metavar="TOKEN",
         help="Bearer token for --server (env FLOTILLA_TOKEN, with FLOTILLA_SERVER). Else "
@@ -43,7 +68,7 @@ def connection_options(fn: F) -> F:
     )(fn)
     fn = click.option(
         "--server", "-s", metavar="URL",
-        help="API server, e.g. http://127.0.0.1:8443 (env FLOTILLA_SERVER). Else "
+        help="API server, e.g. https://127.0.0.1:8443 (env FLOTILLA_SERVER). Else "
              "./.flotilla/up.json, then the config file ($FLOTILLA_CONFIG or "
              "~/.config/flotilla/config.yaml).",
     )(fn)
@@ -51,8 +76,11 @@ def connection_options(fn: F) -> F:
 
 
 def connect(server: str | None, token: str | None) -> Connection:
+    ctx = click.get_current_context(silent=True)
+    meta = ctx.meta if ctx is not None else {}
     try:
-        return resolve(server, token)
+        return resolve(server, token, meta.get("flotilla.ca_file"),
+                       meta.get("flotilla.context"))
     except ConfigError as exc:
         raise CliError(str(exc)) from None
 
@@ -61,11 +89,16 @@ def call(conn: Connection, work: Callable[[ResourceClient], Awaitable[T]]) -> T:
     """Run ``work(client)`` against ``conn`` and translate failures into `CliError`."""
 
     async def run() -> T:
-        async with HttpClient(conn.server, conn.token) as client:
+        async with HttpClient(conn.server, conn.token, ca=conn.ca) as client:
             return await work(client)
 
     try:
         return asyncio.run(run())
+    except CaFileError as exc:
+        raise CliError(f"{exc} (from {conn.ca_source})") from None
+    except TlsError as exc:
+        raise CliError(f"{exc.message}; pass the server's CA with --ca-file or "
+                       f"FLOTILLA_CA_FILE (a data directory keeps it in pki/ca.crt)") from None
     except UnreachableError as exc:
         raise CliError(unreachable(conn, exc)) from None
     except ApiError as exc:

@@ -3,14 +3,22 @@
 Error answers (JSON ``Status`` objects) are mapped back to the same `ApiError`
 subclasses the in-process registry raises, so code written against the seam handles
 errors identically whichever side of the network it runs on. Network failures become
-`UnreachableError` (also an `ApiError`), so a caller has one exception family to catch.
+`UnreachableError` (also an `ApiError`), so a caller has one exception family to catch;
+a certificate that does not verify becomes its `TlsError` subclass, whose message names
+the certificate problem and the CA used.
+
+An ``https://`` server is verified against ``ca`` (else ``$FLOTILLA_CA_FILE``, else the
+system's roots) with the process-wide context of `flotilla.pki.verifying_context`, and
+one client keeps its connections alive: no handshake per call.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
@@ -28,6 +36,7 @@ from flotilla.client.base import (
     ResourceClient,
     WatchEvent,
 )
+from flotilla.pki import ca_file_from_env, verifying_context
 from flotilla.resources import kinds
 from flotilla.resources.kinds import Kind
 
@@ -41,6 +50,46 @@ class UnreachableError(ApiError):
 
     def __init__(self, message: str) -> None:
         super().__init__(503, "ServiceUnavailable", message)
+
+
+class TlsError(UnreachableError):
+    """The server's certificate did not verify against the CA (or spoke no TLS)."""
+
+
+def tls_problem(exc: BaseException) -> str | None:
+    """The certificate problem behind a connection error, in one line, or None when the
+    failure was not about TLS (refused, timed out...)."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {seen.verify_message}"
+        if isinstance(seen, ssl.SSLError):
+            reason = seen.reason or str(seen)
+            return f"TLS handshake failed: {reason}"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def verify_for(server: str, ca: Path | None) -> ssl.SSLContext | bool:
+    """What httpx's ``verify`` gets for ``server``: the shared verifying context for an
+    https URL (``ca``, else ``$FLOTILLA_CA_FILE``, else the system's roots)."""
+    if not server.startswith("https://"):
+        return True  # unused by httpx for http:// URLs
+    return verifying_context(ca or ca_file_from_env())
+
+
+def _transport_error(server: str, ca: Path | None, exc: httpx.TransportError,
+                     doing: str) -> UnreachableError:
+    problem = tls_problem(exc)
+    if problem is not None:
+        trusted = ca or ca_file_from_env()
+        against = (f"against the CA {trusted}" if trusted else
+                   "against the system's CAs (no --ca-file / FLOTILLA_CA_FILE given)")
+        return TlsError(f"TLS to the Flotilla server at {server} failed, verified {against}: "
+                        f"{problem}")
+    return UnreachableError(f"{doing}: {exc or type(exc).__name__}")
 
 
 def error_from_status(status: Any, code: int | None = None) -> ApiError:
@@ -108,14 +157,18 @@ class HttpClient(ResourceClient):
         *,
         timeout: float = 10.0,
         watch_idle_timeout: float = 60.0,
+        ca: Path | None = None,
     ) -> None:
         """``watch_idle_timeout`` bounds the silence on a watch (the server sends a
-        BOOKMARK every few seconds), so a dead connection is noticed."""
+        BOOKMARK every few seconds), so a dead connection is noticed. ``ca``: the CA
+        file an https server is verified against (a `CaFileError` when unusable)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.server = server.rstrip("/")
+        self.ca = ca
         self._timeout = timeout
         self._watch_timeout = httpx.Timeout(timeout, read=watch_idle_timeout)
-        self._http = httpx.AsyncClient(base_url=self.server, headers=headers, timeout=timeout)
+        self._http = httpx.AsyncClient(base_url=self.server, headers=headers, timeout=timeout,
+                                       verify=verify_for(self.server, ca))
 
     async def __aenter__(self) -> HttpClient:
         return self
@@ -136,9 +189,8 @@ class HttpClient(ResourceClient):
         try:
             response = await self._http.request(method, path, json=body, params=params)
         except httpx.TransportError as exc:
-            raise UnreachableError(
-                f"cannot reach the Flotilla server at {self.server}: {exc or type(exc).__name__}"
-            ) from exc
+            raise _transport_error(self.server, self.ca, exc,
+                                   f"cannot reach the Flotilla server at {self.server}") from exc
         if response.status_code >= 400:
             raise _error_from_response(response)
         return response.json()
@@ -228,9 +280,8 @@ class HttpClient(ResourceClient):
                         raise error_from_status(event.get("object"))
                     yield WatchEvent(event["type"], event["object"])
         except httpx.TransportError as exc:
-            raise UnreachableError(
-                f"watch of {kind.plural} on {self.server} broke: {exc or type(exc).__name__}"
-            ) from exc
+            raise _transport_error(self.server, self.ca, exc,
+                                   f"watch of {kind.plural} on {self.server} broke") from exc
 
 
 #: Annotations the server writes itself; their difference is not a user's change.

@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
@@ -231,6 +232,7 @@ async def run_dns(
     ttl: int = DEFAULT_TTL,
     client: ResourceClient | None = None,
     on_listening: Callable[[str, int], None] | None = None,
+    ca: Path | None = None,
 ) -> None:
     """Serve DNS for ``zone`` and clusterset.local from the API at ``server`` until
     SIGINT/SIGTERM or cancelled. ``client`` replaces the HTTP client (in-process
@@ -238,7 +240,7 @@ async def run_dns(
     (port 0 picks one). Components: the API client, the listeners, the config source."""
     check_zone(zone)  # before any socket or connection: a bad zone is a usage error
     own_client = client is None
-    api: ResourceClient = HttpClient(server, token) if client is None else client
+    api: ResourceClient = HttpClient(server, token, ca=ca) if client is None else client
     dns_server = DnsServer(None, listen=listen, admin_listen=admin_listen, geo_table=geo_table)
     source = ConfigSource(api, zone, dns_server.update, ttl=ttl, metrics=dns_server.metrics)
 

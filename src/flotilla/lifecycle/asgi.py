@@ -4,13 +4,16 @@ uvicorn's own ``serve`` installs signal handlers and offers no "ready" moment; h
 `start` returns once uvicorn's listeners are up (so a process prints "listening" only
 when it is true), signals stay with `serve`, and `stop` runs uvicorn's graceful shutdown
 after ``before_stop`` (the API server ends its never-ending watch responses there,
-otherwise the graceful shutdown would wait for them).
+otherwise the graceful shutdown would wait for them). With ``tls`` the listener speaks
+TLS only: the context comes from `flotilla.pki` (one TLS policy for every server), not
+from uvicorn's own options.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import Callable
 
 import uvicorn
@@ -18,13 +21,15 @@ import uvicorn
 
 class AsgiServer:
     def __init__(self, name: str, config: Callable[[], uvicorn.Config], sock: socket.socket,
-                 *, before_stop: Callable[[], None] | None = None) -> None:
+                 *, before_stop: Callable[[], None] | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.name = name
         #: Called at start: the app may need what earlier components started.
         self._config = config
         self.server: uvicorn.Server | None = None
         self.sock = sock
         self._before_stop = before_stop
+        self.tls = tls
         self._main: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -35,6 +40,8 @@ class AsgiServer:
     async def start(self, tasks: asyncio.TaskGroup) -> None:
         config = self._config()
         config.load()
+        if self.tls is not None:
+            config.ssl = self.tls
         self.server = uvicorn.Server(config)
         self.server.lifespan = config.lifespan_class(config)
         await self.server.startup(sockets=[self.sock])

@@ -14,18 +14,33 @@ from flotilla.pki.authority import (
     ensure_ca,
     load_ca,
 )
-from flotilla.pki.contexts import client_ssl_context, server_ssl_context
+from flotilla.pki.contexts import (
+    CA_FILE_ENV,
+    CaFileError,
+    ca_file_from_env,
+    client_ssl_context,
+    server_ssl_context,
+    verifying_context,
+)
 from flotilla.pki.files import ensure_private_dir, write_private
 from flotilla.pki.layout import PkiLayout
+from flotilla.pki.serving import ensure_server_pair, ensure_serving_pair, serving_hosts
 
 __all__ = [
+    "CA_FILE_ENV",
+    "CaFileError",
     "CertificateAuthority",
     "IssuedPair",
     "PkiLayout",
+    "ca_file_from_env",
     "client_ssl_context",
     "ensure_ca",
     "ensure_private_dir",
+    "ensure_server_pair",
+    "ensure_serving_pair",
     "load_ca",
     "server_ssl_context",
+    "serving_hosts",
+    "verifying_context",
     "write_private",
 ]

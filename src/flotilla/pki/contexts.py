@@ -7,6 +7,8 @@ for one address is useless at another.
 
 from __future__ import annotations
 
+import functools
+import os
 import ssl
 from pathlib import Path
 
@@ -31,3 +33,37 @@ def client_ssl_context(
     if cert is not None:
         ctx.load_cert_chain(str(cert), str(key) if key is not None else None)
     return ctx
+
+
+#: The environment variable every process reads its CA file from when no flag names one.
+CA_FILE_ENV = "FLOTILLA_CA_FILE"
+
+
+class CaFileError(ValueError):
+    """The CA file named by a flag, the environment or a config cannot be used."""
+
+
+def ca_file_from_env() -> Path | None:
+    value = os.environ.get(CA_FILE_ENV)
+    return Path(value) if value else None
+
+
+@functools.cache
+def _verifying_context(ca: str | None) -> ssl.SSLContext:
+    if ca is None:
+        return ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    try:
+        return client_ssl_context(Path(ca))
+    except FileNotFoundError:
+        raise CaFileError(f"CA file {ca} not found") from None
+    except (OSError, ssl.SSLError) as exc:
+        raise CaFileError(f"cannot use the CA file {ca}: {exc}") from None
+
+
+def verifying_context(ca: Path | None) -> ssl.SSLContext:
+    """The client context trusting ``ca`` (the system's roots when None), built once per
+    process and CA file: building one reads and parses the file, and a process that
+    opens many connections (the CLI's agent calls, every informer of a feed) must not
+    pay that, nor lose TLS session reuse, on each. Raises `CaFileError` naming the file
+    when it is missing or not a certificate."""
+    return _verifying_context(str(ca.resolve()) if ca is not None else None)

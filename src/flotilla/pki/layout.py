@@ -9,6 +9,7 @@ in one place and looked for in another.
         ca.crt             0644  the CA every client verifies against
         ca.key             0600
         server.crt/.key    0600  the API server's serving pair (SANs: its listen address)
+        agents/NAME.crt/.key 0600 the serving pair of cluster NAME's agent endpoint
         secrets.key        0600  AES-256-GCM key for Secrets at rest
       credentials/         0700  one token file per component `flotilla up` starts (0600)
 """
@@ -46,6 +47,13 @@ class PkiLayout:
     @property
     def server_key(self) -> Path:
         return self.pki_dir / "server.key"
+
+    def agent_cert(self, cluster: str) -> Path:
+        """The serving certificate of cluster ``cluster``'s agent endpoint."""
+        return self.pki_dir / "agents" / f"{cluster}.crt"
+
+    def agent_key(self, cluster: str) -> Path:
+        return self.pki_dir / "agents" / f"{cluster}.key"
 
     @property
     def secrets_key(self) -> Path:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 from flotilla.client.base import ResourceClient
 from flotilla.client.feed import Caches, Feed, ModelReport
@@ -21,8 +22,8 @@ from flotilla.traffic.model import RoutingModel, build_model
 KINDS = ("TrafficPolicy", "EndpointSlice", "Cluster")
 
 
-def http_client(server: str, token: str) -> HttpClient:
-    return HttpClient(server, token or None)
+def http_client(server: str, token: str, ca: Path | None = None) -> HttpClient:
+    return HttpClient(server, token or None, ca=ca)
 
 
 def routing_model(caches: Caches) -> RoutingModel:

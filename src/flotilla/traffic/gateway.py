@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 
 from flotilla.lifecycle import Loops, Step, serve
 from flotilla.lifecycle import run as run_process
@@ -151,7 +152,8 @@ class Gateway:
 
 
 async def run_gateway(server: str, token: str, listen: str, region: str | None, *,
-                      admin_listen: str | None = None, reuse_port: bool = False) -> None:
+                      admin_listen: str | None = None, reuse_port: bool = False,
+                      ca: Path | None = None) -> None:
     """Serve until SIGINT/SIGTERM or cancelled: watch the API at ``server`` and route per
     TrafficPolicy. Components: the API client, the gateway (listening), the config
     source feeding it; stopped in reverse.
@@ -159,13 +161,13 @@ async def run_gateway(server: str, token: str, listen: str, region: str | None, 
     ``reuse_port`` lets several gateway processes share ``listen`` (SO_REUSEPORT, the
     kernel spreads connections): how the gateway uses more than one core. Each process
     watches the API itself and exports its own metrics (give each its own
-    ``admin_listen``).
+    ``admin_listen``). ``ca`` verifies an https API (else ``$FLOTILLA_CA_FILE``).
     """
     from flotilla.traffic.config_source import ConfigSource, http_client
 
     gateway = Gateway(EMPTY_MODEL, listen=listen, region=region, admin_listen=admin_listen,
                       reuse_port=reuse_port)
-    client = http_client(server, token)
+    client = http_client(server, token, ca)
     source = ConfigSource(client, gateway.update, metrics=gateway.metrics)
     await serve([Step("api client", stop=client.close), gateway,
                  Loops("config source", [("follow", source.run)])])

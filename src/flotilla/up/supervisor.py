@@ -4,6 +4,11 @@ Each part is a real process running the ``flotilla`` command itself, so what `up
 is exactly what an operator would run by hand on several machines. Every member cluster
 (its agent and the agent's pods) gets its own process group: `chaos kill-cluster` kills
 that group as a machine dying would, and shutdown can reach every pod through it.
+
+Every hop is TLS: before anything starts, `up` makes sure the data directory has its CA
+and the API server's pair, and issues each agent a serving pair for its cluster's
+address (`agent_tls_argv`); every part verifies the API against the CA (``--ca-file``),
+and so do `up`'s own readiness checks and every CLI reading up.json's ``ca``.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -23,6 +29,8 @@ from typing import Any
 import httpx
 
 from flotilla.api.auth import add_token, ensure_admin_token, hash_token, load_tokens
+from flotilla.client.http import verify_for
+from flotilla.pki import PkiLayout, ensure_server_pair, ensure_serving_pair
 from flotilla.up.state import (
     STOPPED,
     STOPPING,
@@ -99,6 +107,15 @@ def agent_argv(opts: UpOptions, plan: ClusterPlan, server: str, token: str) -> l
     if labels:
         argv += ["--labels", labels]
     return argv
+
+
+def agent_tls_argv(layout: PkiLayout, plan: ClusterPlan) -> list[str]:
+    """The agent's TLS flags: the CA to verify the API with, and a serving pair for its
+    endpoint on the cluster's address (issued now when missing or stale)."""
+    cert, key = layout.agent_cert(plan.name), layout.agent_key(plan.name)
+    ensure_serving_pair(layout, cert, key, f"agent-{plan.name}", [plan.address])
+    return ["--ca-file", str(layout.ca_cert.resolve()), "--tls-cert", str(cert.resolve()),
+            "--tls-key", str(key.resolve())]
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str,
@@ -192,7 +209,10 @@ class Up:
     def __init__(self, opts: UpOptions, say: Say = print) -> None:
         self.opts = opts
         self.say = say
-        self.server_url = f"http://{opts.listen}"
+        self.server_url = f"https://{opts.listen}"
+        self.pki = PkiLayout(opts.data_dir)
+        self.ca = self.pki.ca_cert.resolve()
+        self._verify: ssl.SSLContext | bool = True
         self.token = ""
         self.server: subprocess.Popen[bytes] | None = None
         self.others: dict[str, subprocess.Popen[bytes]] = {}
@@ -209,6 +229,8 @@ class Up:
         opts.data_dir.mkdir(parents=True, exist_ok=True)
         logs = opts.data_dir / "logs"
         self.token = obtain_token(opts.data_dir)
+        ensure_server_pair(opts.data_dir, opts.listen.rpartition(":")[0])
+        self._verify = verify_for(self.server_url, self.ca)
         self.say(f"starting the control plane on {self.server_url} (SQLite in {opts.data_dir})")
         self.server = start_process(
             flotilla_argv("server", "--data-dir", str(opts.data_dir), "--listen", opts.listen,
@@ -218,12 +240,13 @@ class Up:
                    f"(see {logs / 'server.log'})")
 
         state: dict[str, Any] = {
-            "server": self.server_url, "token": self.token,
+            "server": self.server_url, "token": self.token, "ca": str(self.ca),
             "dataDir": str(opts.data_dir.resolve()), **owner(),
             "serverPid": self.server.pid, "clusters": [],
         }
         for plan in opts.clusters:
-            argv = agent_argv(opts, plan, self.server_url, self.token)
+            argv = agent_argv(opts, plan, self.server_url, self.token) + agent_tls_argv(
+                self.pki, plan)
             log = logs / f"agent-{plan.name}.log"
             proc = start_process(argv, log, new_group=True, env=opts.extra_env)
             self.others[f"agent-{plan.name}"] = proc
@@ -259,13 +282,15 @@ class Up:
         if o.gateway_listen:
             argv = flotilla_argv("gateway", "--server", self.server_url, "--token", self.token,
                                  "--listen", o.gateway_listen, "--region",
-                                 o.gateway_region or o.clusters[0].region)
+                                 o.gateway_region or o.clusters[0].region,
+                                 "--ca-file", str(self.ca))
             if o.gateway_admin_listen:
                 argv += ["--admin-listen", o.gateway_admin_listen]
             out.append(("gateway", o.gateway_listen, argv))
         if o.dns_listen:
             argv = flotilla_argv("dns", "--server", self.server_url, "--token", self.token,
-                                 "--listen", o.dns_listen, "--zone", o.dns_zone)
+                                 "--listen", o.dns_listen, "--zone", o.dns_zone,
+                                 "--ca-file", str(self.ca))
             if o.dns_admin_listen:
                 argv += ["--admin-listen", o.dns_admin_listen]
             out.append(("dns", o.dns_listen, argv))
@@ -273,7 +298,7 @@ class Up:
 
     def _get(self, path: str) -> httpx.Response | None:
         try:
-            return httpx.get(self.server_url + path, timeout=2.0,
+            return httpx.get(self.server_url + path, timeout=2.0, verify=self._verify,
                              headers={"Authorization": f"Bearer {self.token}"})
         except httpx.HTTPError:
             return None

@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from flotilla.pki import ca_file_from_env, verifying_context
+
 REQUESTS = "flotilla_gateway_requests"
 ERRORS = "flotilla_gateway_errors"
 LATENCY = "flotilla_gateway_request_duration_seconds"
@@ -63,9 +65,12 @@ def parse_metrics(text: str) -> Snapshot:
 
 
 async def scrape(urls: Iterable[str], timeout: float = 2.0) -> Snapshot:
-    """Sum of every gateway's metrics (several gateways may serve one service)."""
+    """Sum of every gateway's metrics (several gateways may serve one service). An
+    https metrics URL is verified against ``$FLOTILLA_CA_FILE`` (else the system's
+    roots), with the process's one shared context."""
     total: Snapshot = {}
-    async with httpx.AsyncClient(timeout=timeout) as client:
+    verify = verifying_context(ca_file_from_env())
+    async with httpx.AsyncClient(timeout=timeout, verify=verify) as client:
         for url in urls:
             response = await client.get(url)
             response.raise_for_status()
