@@ -6,6 +6,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -45,3 +46,12 @@ async def wait_for(
         await asyncio.sleep(interval)
         last = await condition()
     return last
+
+
+def agent_tls_args(data_dir: Path, cluster: str, address: str) -> list[str]:
+    """``--ca-file``/``--tls-cert``/``--tls-key`` for an agent started by hand against
+    the server of ``data_dir``: the pair `flotilla up` would issue it."""
+    from flotilla.pki import PkiLayout
+    from flotilla.up.supervisor import agent_tls_argv
+
+    return agent_tls_argv(PkiLayout(data_dir), cluster, address)

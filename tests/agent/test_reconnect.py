@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, wait_for_sync
+from flotilla.pki import PkiLayout
+from tests.helpers import agent_tls_args, free_port, wait_for_sync
 from tests.up.harness import FLOTILLA, Api, app_processes, work_manifest
 
 pytestmark = pytest.mark.slow
@@ -47,12 +48,13 @@ def plane(tmp_path: Path) -> Iterator[tuple[Server, subprocess.Popen[bytes], Api
     server = Server(tmp_path / "data", port, tmp_path / "server.log")
     token = wait_for_sync(lambda: "Admin token" in server.log.read_text() and server.token(),
                           20, what="admin token")
-    api = Api(f"http://127.0.0.1:{port}", token)
+    api = Api(f"https://127.0.0.1:{port}", token, PkiLayout(tmp_path / "data").ca_cert)
     wait_for_sync(lambda: _ready(api), 20, what="server ready")
     agent = subprocess.Popen(
         [*FLOTILLA, "agent", "--server", api.server, "--token", token, "--cluster", CLUSTER,
          "--region", "r1", "--zone", "r1-a", "--address", "127.0.171.1", "--nodes", "2",
-         "--state-dir", str(tmp_path / "cluster"), "--heartbeat-interval", "0.5"],
+         "--state-dir", str(tmp_path / "cluster"), "--heartbeat-interval", "0.5",
+         *agent_tls_args(tmp_path / "data", CLUSTER, "127.0.171.1")],
         stdout=open(tmp_path / "agent.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
         stdin=subprocess.DEVNULL, start_new_session=True)
     try:

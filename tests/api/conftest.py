@@ -6,6 +6,7 @@ import os
 import re
 import selectors
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -17,9 +18,10 @@ import pytest
 
 from flotilla.api.auth import ensure_admin_token
 from flotilla.client.http import HttpClient
+from flotilla.pki import PkiLayout, verifying_context
 from tests.helpers import wait_for_sync
 
-_LISTENING = re.compile(rb"listening on (http://\S+)")
+_LISTENING = re.compile(rb"listening on (https?://\S+)")
 
 
 class ServerProcess:
@@ -33,6 +35,8 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.stdout_lines: list[bytes] = []
+        #: The CA the server's certificate is issued from (created at its first start).
+        self.ca = PkiLayout(data_dir).ca_cert
         #: Created before the first start unless the test wants the server to print it.
         self.token = (ensure_admin_token(data_dir) or "") if create_token else ""
 
@@ -69,7 +73,8 @@ class ServerProcess:
 
     def _ready(self) -> bool:
         try:
-            return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+            return httpx.get(f"{self.url}/readyz", timeout=2,
+                             verify=self.verify).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -90,6 +95,11 @@ class ServerProcess:
             self.proc.wait(10)
         if self.proc is not None and self.proc.stdout is not None:
             self.proc.stdout.close()
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx's ``verify`` needs for this server (its CA, once it is https)."""
+        return verifying_context(self.ca) if self.url.startswith("https") else True
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
@@ -113,7 +123,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 async def client(server: ServerProcess) -> AsyncIterator[HttpClient]:
-    async with HttpClient(server.url, server.token) as c:
+    async with HttpClient(server.url, server.token, ca=server.ca) as c:
         yield c
 
 
@@ -121,5 +131,5 @@ async def client(server: ServerProcess) -> AsyncIterator[HttpClient]:
 async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
     """Plain httpx with the token, for what the typed client would not send."""
     async with httpx.AsyncClient(base_url=server.url, headers=server.headers(),
-                                 timeout=10) as c:
+                                 timeout=10, verify=server.verify) as c:
         yield c

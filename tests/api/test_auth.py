@@ -40,7 +40,8 @@ def test_first_start_prints_the_token_once_and_new_tokens_apply(tmp_path: Path) 
     try:
         srv.start()
         assert srv.token, srv.stdout_lines
-        ok = httpx.get(f"{srv.url}/api/v1/configmaps", headers=srv.headers(), timeout=5)
+        ok = httpx.get(f"{srv.url}/api/v1/configmaps", headers=srv.headers(), timeout=5,
+                       verify=srv.verify)
         assert ok.status_code == 200
         assert srv.stop() == 0
         printed = srv.token
@@ -52,7 +53,7 @@ def test_first_start_prints_the_token_once_and_new_tokens_apply(tmp_path: Path) 
         extra = add_token(srv.data_dir, "ci")  # e.g. by `flotilla up` while serving
 
         def accepted() -> bool:
-            r = httpx.get(f"{srv.url}/api/v1/configmaps",
+            r = httpx.get(f"{srv.url}/api/v1/configmaps", verify=srv.verify,
                           headers={"Authorization": f"Bearer {extra}"}, timeout=5)
             return r.status_code == 200
         wait_for_sync(accepted, timeout=10, what="the new token to be accepted")

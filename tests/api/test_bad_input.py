@@ -30,7 +30,8 @@ def _status(r: httpx.Response, code: int, *needles: str) -> dict[str, object]:
 async def _still_serving(server: ServerProcess) -> AsyncIterator[None]:
     """After every bad request the server must still answer, and still write."""
     yield
-    async with httpx.AsyncClient(base_url=server.url, headers=server.headers()) as http:
+    async with httpx.AsyncClient(base_url=server.url, verify=server.verify,
+                                 headers=server.headers()) as http:
         assert (await http.get("/readyz")).status_code == 200
         assert server.proc is not None
         assert server.proc.poll() is None
@@ -127,7 +128,7 @@ async def test_ten_megabyte_chunked_body(http: httpx.AsyncClient,
 
 
 async def test_no_token_and_wrong_token(server: ServerProcess) -> None:
-    async with httpx.AsyncClient(base_url=server.url) as anon:
+    async with httpx.AsyncClient(base_url=server.url, verify=server.verify) as anon:
         r = await anon.get(CMS)
         _status(r, 401, "no bearer token")
         assert r.headers["www-authenticate"] == "Bearer"

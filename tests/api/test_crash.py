@@ -25,7 +25,7 @@ async def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     allowed: dict[str, set[str]] = {}
     acknowledged: dict[str, str] = {}
     try:
-        async with HttpClient(srv.url, srv.token, timeout=5) as client:
+        async with HttpClient(srv.url, srv.token, ca=srv.ca, timeout=5) as client:
             async def writer(w: int) -> None:
                 for i in range(2000):  # bounded; the kill comes long before
                     name, value = f"w{w}-{i // 2}", str(i)
@@ -53,7 +53,7 @@ async def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
         assert srv.proc is not None
         assert srv.proc.returncode == -9
         srv.start()
-        async with HttpClient(srv.url, srv.token) as client:
+        async with HttpClient(srv.url, srv.token, ca=srv.ca) as client:
             stored = {o["metadata"]["name"]: o["data"]["value"]
                       for o in (await client.list(CM, NS)).items}
         assert len(acknowledged) >= kill_after
@@ -71,7 +71,7 @@ async def test_watch_resumes_across_a_server_crash(tmp_path: Path) -> None:
     srv = ServerProcess(tmp_path / "data", listen=f"127.0.0.1:{free_port()}")
     try:
         srv.start()
-        async with HttpClient(srv.url, srv.token, timeout=5) as client:
+        async with HttpClient(srv.url, srv.token, ca=srv.ca, timeout=5) as client:
             start = (await client.list(CM, NS)).resource_version
             acked = {(await client.create(sample(CM, f"before-{i}", namespace=NS)))
                      ["metadata"]["resourceVersion"] for i in range(20)}

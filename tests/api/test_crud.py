@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from flotilla.client.base import NotFoundError
-from flotilla.client.http import HttpClient, apply
+from flotilla.client.http import HttpClient, apply, verify_for
 from flotilla.resources.kinds import KINDS, Kind, by_kind
 from tests.api.samples import mutate, sample
 
@@ -134,7 +134,8 @@ async def test_apply_created_configured_unchanged(client: HttpClient) -> None:
 
 async def test_health_metrics_openapi_without_token(client: HttpClient) -> None:
     url = client.server
-    async with httpx.AsyncClient(base_url=url, timeout=10) as anon:
+    async with httpx.AsyncClient(base_url=url, timeout=10,
+                                 verify=verify_for(url, client.ca)) as anon:
         assert (await anon.get("/healthz")).status_code == 200
         assert (await anon.get("/readyz")).status_code == 200
         metrics = (await anon.get("/metrics")).text

@@ -131,7 +131,7 @@ def fast_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
 async def test_idle_watch_gets_bookmarks_and_resumes_past_compaction(
     fast_server: ServerProcess,
 ) -> None:
-    async with HttpClient(fast_server.url, fast_server.token) as client:
+    async with HttpClient(fast_server.url, fast_server.token, ca=fast_server.ca) as client:
         start = (await client.list(CM, "quiet")).resource_version
         last_write = ""
         for i in range(60):  # other resources move the revision far past the history
@@ -171,7 +171,8 @@ async def test_idle_watch_gets_bookmarks_and_resumes_past_compaction(
 
 
 async def test_compacted_version_is_a_410_status_event(fast_server: ServerProcess) -> None:
-    async with httpx.AsyncClient(base_url=fast_server.url, headers=fast_server.headers(),
+    async with httpx.AsyncClient(base_url=fast_server.url, verify=fast_server.verify,
+                                 headers=fast_server.headers(),
                                  timeout=10) as http:
         for i in range(40):
             r = await http.post("/api/v1/namespaces/x/secrets",
@@ -189,12 +190,13 @@ async def test_compacted_version_is_a_410_status_event(fast_server: ServerProces
 async def test_sigterm_ends_open_watches_and_exits_cleanly(tmp_path: Path) -> None:
     srv = start_server(tmp_path)
     try:
-        async with HttpClient(srv.url, srv.token) as client:
+        async with HttpClient(srv.url, srv.token, ca=srv.ca) as client:
             stream = client.watch(CM, "default", resource_version="")
             opened = asyncio.create_task(_take(stream, 1, timeout=15))
 
             async def watch_open() -> bool:
-                async with httpx.AsyncClient(base_url=srv.url, timeout=2) as anon:
+                async with httpx.AsyncClient(base_url=srv.url, verify=srv.verify,
+                                             timeout=2) as anon:
                     metrics = (await anon.get("/metrics")).text
                 return "flotilla_api_open_watches 1.0" in metrics
             await wait_for(watch_open, what="the watch to open")
@@ -208,13 +210,13 @@ async def test_sigterm_ends_open_watches_and_exits_cleanly(tmp_path: Path) -> No
 
 
 async def test_a_client_that_hangs_up_frees_its_watch(server: ServerProcess) -> None:
-    async with httpx.AsyncClient(base_url=server.url, timeout=5) as anon:
+    async with httpx.AsyncClient(base_url=server.url, verify=server.verify, timeout=5) as anon:
         async def open_watches(n: int) -> bool:
             return f"flotilla_api_open_watches {n}.0" in (await anon.get("/metrics")).text
 
         await wait_for(lambda: open_watches(0), what="no watch open yet")
-        async with httpx.AsyncClient(base_url=server.url, headers=server.headers(),
-                                     timeout=5) as http, \
+        async with httpx.AsyncClient(base_url=server.url, verify=server.verify,
+                                     headers=server.headers(), timeout=5) as http, \
                 http.stream("GET", "/api/v1/configmaps", params={"watch": "1"}) as r:
             assert r.status_code == 200
             await wait_for(lambda: open_watches(1), what="the watch to be counted")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from flotilla.pki import PkiLayout, verifying_context
 from tests.helpers import free_port, wait_for_sync
 
 FLOTILLA = str(Path(sys.executable).parent / "flotilla")
@@ -48,7 +50,9 @@ class ServerProcess:
     def __init__(self, data_dir: Path, *extra_args: str) -> None:
         self.data_dir = data_dir
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"https://127.0.0.1:{self.port}"
+        #: The CA `flotilla init` created; the CLI finds it in the config's context.
+        self.ca = PkiLayout(data_dir).ca_cert
         self.extra_args = extra_args
         self.config = data_dir.parent / f"{data_dir.name}-client.yaml"
         self.log = data_dir.parent / f"{data_dir.name}-server.log"
@@ -56,7 +60,8 @@ class ServerProcess:
         init = flotilla("init", "--data-dir", str(data_dir), "--server", self.url,
                         env=clean_env(FLOTILLA_CONFIG=str(self.config)))
         assert init.returncode == 0, init.stderr
-        self.token: str = yaml.safe_load(self.config.read_text())["token"]
+        config = yaml.safe_load(self.config.read_text())
+        self.token: str = config["contexts"][0]["token"]
 
     def start(self) -> None:
         assert self.proc is None
@@ -75,7 +80,8 @@ class ServerProcess:
             raise AssertionError(f"server exited {self.proc.returncode}: "
                                  f"{self.log.read_text()[-2000:]}")
         try:
-            return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+            return httpx.get(f"{self.url}/readyz", timeout=1,
+                             verify=self.verify).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -92,6 +98,10 @@ class ServerProcess:
             proc.wait(timeout=10)
         except ProcessLookupError:
             pass
+
+    @property
+    def verify(self) -> ssl.SSLContext:
+        return verifying_context(self.ca)
 
     def restart(self) -> None:
         self.stop()

@@ -167,7 +167,7 @@ def test_events_and_describe_show_what_controllers_recorded(server: ServerProces
     ok(server, "apply", "-f", str(APP), "-n", "evs")
 
     async def record() -> None:
-        async with HttpClient(server.url, server.token) as client:
+        async with HttpClient(server.url, server.token, ca=server.ca) as client:
             deploy = await client.get(by_kind("Deployment"), "evs", "web")
             rec = EventRecorder(client, "scheduler")
             for _ in range(3):
@@ -267,10 +267,12 @@ def test_server_and_token_resolution(server: ServerProcess, tmp_path: Path) -> N
     nowhere = f"http://127.0.0.1:{free_port()}"
     no_config = {"FLOTILLA_CONFIG": str(tmp_path / "absent.yaml")}
     # Environment only.
-    env = clean_env(FLOTILLA_SERVER=server.url, FLOTILLA_TOKEN=server.token, **no_config)
+    env = clean_env(FLOTILLA_SERVER=server.url, FLOTILLA_TOKEN=server.token,
+                    FLOTILLA_CA_FILE=str(server.ca), **no_config)
     ok(server, "get", "cm", env=env)
     # Flags beat the environment, for the server and for the token.
-    bad_env = clean_env(FLOTILLA_SERVER=nowhere, FLOTILLA_TOKEN="wrong", **no_config)
+    bad_env = clean_env(FLOTILLA_SERVER=nowhere, FLOTILLA_TOKEN="wrong",
+                        FLOTILLA_CA_FILE=str(server.ca), **no_config)
     ok(server, "get", "cm", "--server", server.url, "--token", server.token, env=bad_env)
     line = fails(None, "get", "cm", "--server", server.url, env=bad_env)
     assert "unauthorized" in line
@@ -281,7 +283,7 @@ def test_server_and_token_resolution(server: ServerProcess, tmp_path: Path) -> N
     # ./.flotilla/up.json (what `flotilla up` writes) is used when nothing else is set...
     (tmp_path / ".flotilla").mkdir()
     (tmp_path / ".flotilla" / "up.json").write_text(
-        json.dumps({"server": server.url, "token": server.token}))
+        json.dumps({"server": server.url, "token": server.token, "ca": str(server.ca)}))
     ok(server, "get", "cm", env=clean_env(**no_config), cwd=tmp_path)
     # ... and beats the config file, but not the environment.
     ok(server, "get", "cm", env=clean_env(FLOTILLA_CONFIG=str(server.config)), cwd=tmp_path)
@@ -293,7 +295,11 @@ def test_server_and_token_resolution(server: ServerProcess, tmp_path: Path) -> N
 def test_init_writes_a_private_config_once(server: ServerProcess, tmp_path: Path) -> None:
     mode = stat.S_IMODE(os.stat(server.config).st_mode)
     assert mode == 0o600
-    assert yaml.safe_load(server.config.read_text())["server"] == server.url
+    config = yaml.safe_load(server.config.read_text())
+    assert config["current-context"] == "default"
+    assert config["contexts"] == [{"name": "default", "server": server.url,
+                                   "certificate-authority": str(server.ca.resolve()),
+                                   "token": server.token}]
     line = fails(None, "init", "--data-dir", str(server.data_dir),
                  env=clean_env(FLOTILLA_CONFIG=str(tmp_path / "other.yaml")))
     assert "already has an admin token" in line
@@ -317,7 +323,7 @@ def test_every_command_has_help_with_examples(capsys: pytest.CaptureFixture[str]
 def test_get_watch_prints_changes_until_interrupted(server: ServerProcess) -> None:
     cm_kind = by_kind("ConfigMap")
     async def change(action: str, name: str) -> None:
-        async with HttpClient(server.url, server.token) as client:
+        async with HttpClient(server.url, server.token, ca=server.ca) as client:
             if action == "create":
                 await client.create({"apiVersion": "v1", "kind": "ConfigMap",
                                      "metadata": {"name": name, "namespace": "watched"}})

@@ -20,10 +20,17 @@ import pytest
 
 from flotilla.cli.config import ConfigError, Source, config_path, pair, write_config
 from flotilla.up.state import owner
-from tests.cli.recorder import Recorder, recorder
+from tests.cli.recorder import Recorder, recorder, recorder_ca
 from tests.cli.serverproc import flotilla
 
 MINE_TOKEN = "mine-secret"
+
+
+@pytest.fixture(autouse=True)
+def trust_recorders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recorders serve HTTPS from one test CA: the CLI is told to trust it, as a
+    user passes FLOTILLA_CA_FILE (a CA without a server is trusted for any server)."""
+    monkeypatch.setenv("FLOTILLA_CA_FILE", str(recorder_ca()))
 
 
 @pytest.fixture
@@ -165,7 +172,7 @@ def src(server: str | None, token: str | None, name: str) -> Source:
 @pytest.mark.parametrize(("found", "want"), [
     # Nothing named: the default server, with the first token given.
     ([src(None, None, "flags"), src(None, "t", "env")],
-     ("http://127.0.0.1:8443", "t", "env")),
+     ("https://127.0.0.1:8443", "t", "env")),
     # The server's own source has a token: that one, even if a lower one names it too.
     ([src("http://a", "ta", "up"), src("http://a", "tb", "cfg")], ("http://a", "ta", "up")),
     # No token with the server: the first source naming the same server.

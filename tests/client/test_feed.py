@@ -39,7 +39,7 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 async def client(server: ServerProcess) -> AsyncIterator[HttpClient]:
-    async with HttpClient(server.url, server.token, timeout=5) as c:
+    async with HttpClient(server.url, server.token, ca=server.ca, timeout=5) as c:
         yield c
 
 
@@ -207,7 +207,7 @@ async def test_backoff_is_exponential_with_jitter_and_resets_after_success(
     jitter = iter([0.0, 1.0, 0.5, 0.0, 1.0, 0.5])
     time = ScriptedTime(allowed=6)
     try:
-        async with HttpClient(server.url, server.token, timeout=5) as client:
+        async with HttpClient(server.url, server.token, ca=server.ca, timeout=5) as client:
             feed = Feed(client, min_backoff=0.1, max_backoff=0.8, sleep=time.sleep,
                         rand=lambda: next(jitter, 1.0))
             inf = feed.informer(CM)

@@ -61,7 +61,7 @@ async def bench_queue() -> None:
 
 
 async def bench_informer(srv: ServerProcess, n: int) -> None:
-    async with HttpClient(srv.url, srv.token) as c:
+    async with HttpClient(srv.url, srv.token, ca=srv.ca) as c:
         sem = asyncio.Semaphore(16)
 
         async def create(i: int) -> None:

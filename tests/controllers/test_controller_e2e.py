@@ -40,7 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 async def client(server: ServerProcess) -> AsyncIterator[HttpClient]:
-    async with HttpClient(server.url, server.token, timeout=5) as c:
+    async with HttpClient(server.url, server.token, ca=server.ca, timeout=5) as c:
         yield c
 
 

@@ -31,7 +31,7 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 async def client(server: ServerProcess) -> AsyncIterator[HttpClient]:
-    async with HttpClient(server.url, server.token, timeout=5) as c:
+    async with HttpClient(server.url, server.token, ca=server.ca, timeout=5) as c:
         yield c
 
 

@@ -25,13 +25,14 @@ from flotilla.client.http import HttpClient
 from flotilla.dns.config_source import ConfigSource, model_builder
 from flotilla.dns.model import DnsModel
 from flotilla.dns.server import DnsServer, run_dns
+from flotilla.pki import PkiLayout, verifying_context
 from tests.dns.conftest import dig, needs_dig
 from tests.dns.objects import cluster, endpoint_slice, service_export, traffic_policy
 from tests.helpers import free_port, wait_for, wait_for_sync
 
 pytestmark = needs_dig
 
-_LISTENING = re.compile(rb"listening on (http://\S+)")
+_LISTENING = re.compile(rb"listening on (https?://\S+)")
 
 
 class Api:
@@ -40,6 +41,7 @@ class Api:
     def __init__(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.token = ensure_admin_token(data_dir) or ""
+        self.ca = PkiLayout(data_dir).ca_cert
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "flotilla.api", "--data-dir", str(data_dir),
              "--listen", "127.0.0.1:0", "--bookmark-interval", "1"],
@@ -61,7 +63,8 @@ class Api:
 
     def _ready(self) -> bool:
         try:
-            return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+            return httpx.get(f"{self.url}/readyz", timeout=2,
+                             verify=verifying_context(self.ca)).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -89,7 +92,7 @@ def api(tmp_path: Path) -> Iterator[Api]:
 
 @pytest.fixture
 async def client(api: Api) -> AsyncIterator[HttpClient]:
-    async with HttpClient(api.url, api.token) as c:
+    async with HttpClient(api.url, api.token, ca=api.ca) as c:
         yield c
 
 

@@ -24,7 +24,7 @@ from flotilla.controllers.failover.unhealthy import ANNOTATION_UNHEALTHY_SINCE
 from flotilla.resources.wellknown import parse_rfc3339
 from tests.cli.serverproc import FLOTILLA, ServerProcess, flotilla
 from tests.failover.harness import manifests
-from tests.helpers import wait_for_sync
+from tests.helpers import agent_tls_args, wait_for_sync
 from tests.up.harness import Api, app_processes
 
 pytestmark = pytest.mark.slow
@@ -52,10 +52,11 @@ def plane(tmp_path: Path) -> Iterator[tuple[ServerProcess, Api, Path]]:
                     [FLOTILLA, "agent", "--server", server.url, "--token", server.token,
                      "--cluster", name, "--region", "r1", "--zone", "r1-a",
                      "--address", address, "--nodes", "1", "--heartbeat-interval", "0.5",
-                     "--state-dir", str(tmp_path / name)],
+                     "--state-dir", str(tmp_path / name),
+                     *agent_tls_args(server.data_dir, name, address)],
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     start_new_session=True))
-        api = Api(server.url, server.token)
+        api = Api(server.url, server.token, server.ca)
         for name in ADDRESSES:
             wait_for_sync(lambda n=name: api.ready(n) == "True", 60,  # type: ignore[misc]
                           what=f"cluster {name} Ready")

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from flotilla.agent.heartbeat import holder_process
-from tests.helpers import free_port, wait_for_sync
+from flotilla.pki import PkiLayout
+from tests.helpers import agent_tls_args, free_port, wait_for_sync
 from tests.up.harness import FLOTILLA, Api, app_processes, proc_table, work_manifest
 
 pytestmark = pytest.mark.slow
@@ -68,7 +69,7 @@ def start_server(procs: Procs) -> tuple[subprocess.Popen[bytes], Api]:
     proc = procs.start("server", "server", "--data-dir", str(procs.folder / "data"),
                        "--listen", f"127.0.0.1:{port}", "--cluster-grace-period", "2")
     token = wait_for_sync(lambda: _token(procs.log("server")), 20, what="admin token")
-    api = Api(f"http://127.0.0.1:{port}", token)
+    api = Api(f"https://127.0.0.1:{port}", token, PkiLayout(procs.folder / "data").ca_cert)
     wait_for_sync(lambda: _answers(api, "/readyz"), 20, what="server ready")
     return proc, api
 
@@ -91,7 +92,8 @@ def start_agent(procs: Procs, api: Api, cluster: str, address: str,
         log or f"agent-{cluster}", "agent", "--server", api.server, "--token", api.token,
         "--cluster", cluster, "--region", "r1", "--zone", "r1-a", "--address", address,
         "--nodes", "1", "--state-dir", str(procs.folder / f"state-{log or cluster}"),
-        "--heartbeat-interval", "0.3", "-v")
+        "--heartbeat-interval", "0.3", "-v",
+        *agent_tls_args(procs.folder / "data", cluster, address))
 
 
 def lease(api: Api, cluster: str) -> dict[str, Any]:
@@ -136,11 +138,12 @@ def test_sigterm_stops_server_agent_gateway_and_dns_with_exit_0(procs: Procs) ->
     wait_for_sync(lambda: api.ready("lc-one") == "True", 30, what="the agent's cluster Ready")
     gw_port, gw_admin = free_port(), free_port()
     gateway = procs.start("gateway", "gateway", "--server", api.server, "--token", api.token,
-                          "--listen", f"127.0.0.1:{gw_port}", "--admin-listen",
-                          f"127.0.0.1:{gw_admin}", "--workers", "2")
+                          "--ca-file", str(api.ca), "--listen", f"127.0.0.1:{gw_port}",
+                          "--admin-listen", f"127.0.0.1:{gw_admin}", "--workers", "2")
     dns_port = free_port()
     dns = procs.start("dns", "dns", "--server", api.server, "--token", api.token,
-                      "--listen", f"127.0.0.1:{dns_port}", "--zone", "lc.test")
+                      "--ca-file", str(api.ca), "--listen", f"127.0.0.1:{dns_port}",
+                      "--zone", "lc.test")
     wait_for_sync(lambda: tcp_open(gw_port) and tcp_open(gw_admin), 20, what="gateway")
     wait_for_sync(lambda: tcp_open(dns_port), 20, what="dns")
     wait_for_sync(lambda: len(group_left(gateway.pid)) == 2, 20, what="two gateway workers")
@@ -221,6 +224,7 @@ def test_services_whose_old_slice_names_collided_are_both_routed(procs: Procs) -
         assert r.status_code == 201, r.text
     gw_port, gw_admin = free_port(), free_port()
     procs.start("gateway", "gateway", "--server", api.server, "--token", api.token,
+                "--ca-file", str(api.ca),
                 "--listen", f"127.0.0.1:{gw_port}", "--admin-listen", f"127.0.0.1:{gw_admin}")
 
     def routed() -> dict[str, set[str]]:

@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 
 from flotilla.api.auth import add_token
-from tests.helpers import free_port, wait_for_sync
+from flotilla.pki import PkiLayout
+from tests.helpers import agent_tls_args, free_port, wait_for_sync
 from tests.up.harness import FLOTILLA, SHOP_APP, Api
 
 CLUSTERS = [("r-east", "cn-east", "127.0.161.1"), ("r-south", "cn-south", "127.0.162.1"),
@@ -145,13 +146,15 @@ class Plane:
         self.data = folder / "data"
         self.data.mkdir(parents=True, exist_ok=True)
         self.token = add_token(self.data, "rollout-test")
-        self.server_url = f"http://127.0.0.1:{free_port()}"
+        self.server_url = f"https://127.0.0.1:{free_port()}"
+        self.ca = PkiLayout(self.data).ca_cert
         self.gateway = f"127.0.160.1:{free_port('127.0.160.1')}"
         self.metrics = f"127.0.160.1:{free_port('127.0.160.1')}"
         self.env = {**os.environ, "FLOTILLA_GATEWAY_METRICS": f"http://{self.metrics}/metrics",
-                    "FLOTILLA_SERVER": self.server_url, "FLOTILLA_TOKEN": self.token}
+                    "FLOTILLA_SERVER": self.server_url, "FLOTILLA_TOKEN": self.token,
+                    "FLOTILLA_CA_FILE": str(self.ca)}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.api = Api(self.server_url, self.token)
+        self.api = Api(self.server_url, self.token, self.ca)
 
     def _start(self, name: str, *args: str) -> None:
         log = open(self.folder / f"{name}.log", "ab")  # noqa: SIM115 - child owns it
@@ -164,12 +167,13 @@ class Plane:
 
     def start_server(self) -> None:
         self._start("server", "server", "--data-dir", str(self.data), "--listen",
-                    self.server_url.removeprefix("http://"), "--cluster-grace-period", "5")
+                    self.server_url.removeprefix("https://"), "--cluster-grace-period", "5")
 
         def ready() -> bool:
             assert self.procs["server"].poll() is None, self.log("server")
             try:
-                return httpx.get(f"{self.server_url}/readyz", timeout=1).status_code == 200
+                return httpx.get(f"{self.server_url}/readyz", timeout=1,
+                                 verify=self.api.verify).status_code == 200
             except httpx.HTTPError:
                 return False
         wait_for_sync(ready, 30, what="the API server")
@@ -181,7 +185,8 @@ class Plane:
                         self.token, "--cluster", name, "--region", region, "--zone",
                         f"{region}-a", "--nodes", "1", "--address", address, "--state-dir",
                         str(self.folder / name), "--heartbeat-interval", "1",
-                        "--admin-listen", f"{address}:0")
+                        "--admin-listen", f"{address}:0",
+                        *agent_tls_args(self.data, name, address))
         self._start("gateway", "gateway", "--server", self.server_url, "--token", self.token,
                     "--listen", self.gateway, "--region", "cn-east",
                     "--admin-listen", self.metrics)

@@ -40,7 +40,7 @@ def api(tmp_path: Path) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 async def client(api: ServerProcess) -> AsyncIterator[HttpClient]:
-    async with HttpClient(api.url, api.token) as c:
+    async with HttpClient(api.url, api.token, ca=api.ca) as c:
         yield c
 
 
@@ -91,7 +91,7 @@ async def test_gateway_follows_the_api(api: ServerProcess, client: HttpClient,
     await add_slice(client, "south", "cn-south", south.port)
     await client.create(policy())
     gw: Gateway = await gateway(EMPTY_MODEL, region="cn-east")
-    feed = HttpClient(api.url, api.token)
+    feed = HttpClient(api.url, api.token, ca=api.ca)
     source = ConfigSource(feed, gw.update, retry_delay=0.2)
     task = asyncio.create_task(source.run())
     try:
@@ -204,7 +204,7 @@ async def test_gateway_keeps_routing_on_the_last_good_model(
     await add_slice(client, "south", "cn-south", south.port)
     await client.create(policy())
     gw: Gateway = await gateway(EMPTY_MODEL, region="cn-east")
-    feed = HttpClient(api.url, api.token)
+    feed = HttpClient(api.url, api.token, ca=api.ca)
     source = ConfigSource(feed, gw.update, build=poisonable, metrics=gw.metrics)
     task = asyncio.create_task(source.run())
     try:

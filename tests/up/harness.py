@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from flotilla.pki import verifying_context
 from tests.helpers import free_port, wait_for_sync
 
 FLOTILLA = [sys.executable, "-m", "flotilla"]
@@ -97,11 +98,18 @@ def work_manifest(cluster: str, replicas: int, name: str = "shop") -> dict[str, 
 class Api:
     server: str
     token: str
+    #: The CA file the server is verified against (up.json's ``ca``).
+    ca: Path | None = None
     client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
-        self.client = httpx.Client(base_url=self.server, timeout=5.0,
+        self.client = httpx.Client(base_url=self.server, timeout=5.0, verify=self.verify,
                                    headers={"Authorization": f"Bearer {self.token}"})
+
+    @property
+    def verify(self) -> Any:
+        """httpx's ``verify`` for this server: the shared context of its CA."""
+        return verifying_context(self.ca) if self.ca is not None else True
 
     def cluster(self, name: str) -> dict[str, Any] | None:
         r = self.client.get(f"/apis/cluster.flotilla.io/v1alpha1/clusters/{name}")
@@ -168,7 +176,7 @@ class UpProcess:
             # A previous `up` in the same folder left its (stopped) state: not ours.
             return state if state.get("pid") == self.proc.pid else None
         state = wait_for_sync(up_json, timeout, what="up.json")
-        api = Api(state["server"], state["token"])
+        api = Api(state["server"], state["token"], Path(state["ca"]))
         for name in self.names:
             wait_for_sync(lambda n=name: api.ready(n) == "True", timeout,
                           what=f"cluster {name} Ready")

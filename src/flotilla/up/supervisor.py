@@ -109,11 +109,11 @@ def agent_argv(opts: UpOptions, plan: ClusterPlan, server: str, token: str) -> l
     return argv
 
 
-def agent_tls_argv(layout: PkiLayout, plan: ClusterPlan) -> list[str]:
+def agent_tls_argv(layout: PkiLayout, cluster: str, address: str) -> list[str]:
     """The agent's TLS flags: the CA to verify the API with, and a serving pair for its
     endpoint on the cluster's address (issued now when missing or stale)."""
-    cert, key = layout.agent_cert(plan.name), layout.agent_key(plan.name)
-    ensure_serving_pair(layout, cert, key, f"agent-{plan.name}", [plan.address])
+    cert, key = layout.agent_cert(cluster), layout.agent_key(cluster)
+    ensure_serving_pair(layout, cert, key, f"agent-{cluster}", [address])
     return ["--ca-file", str(layout.ca_cert.resolve()), "--tls-cert", str(cert.resolve()),
             "--tls-key", str(key.resolve())]
 
@@ -246,7 +246,7 @@ class Up:
         }
         for plan in opts.clusters:
             argv = agent_argv(opts, plan, self.server_url, self.token) + agent_tls_argv(
-                self.pki, plan)
+                self.pki, plan.name, plan.address)
             log = logs / f"agent-{plan.name}.log"
             proc = start_process(argv, log, new_group=True, env=opts.extra_env)
             self.others[f"agent-{plan.name}"] = proc
