@@ -232,7 +232,8 @@ def test_import_lists_both_clusters_and_drops_a_killed_one(
                   == ["127.0.251.1", "127.0.252.1"], 10, what="A answers of both clusters")
 
     # The endpoint is authenticated like every call, and names what is missing.
-    anonymous = httpx.get(f"{api.server}{SI_PATH}/shop/endpoints", timeout=5)
+    anonymous = httpx.get(f"{api.server}{SI_PATH}/shop/endpoints", timeout=5,
+                          verify=api.verify)
     assert anonymous.status_code == 401
     missing = api.client.get(f"{SI_PATH}/nothing/endpoints")
     assert missing.status_code == 404

@@ -127,7 +127,7 @@ async def test_answers_follow_the_api(api: Api, client: HttpClient) -> None:
     admin = free_port()
     task = asyncio.create_task(run_dns(
         api.url, api.token, "127.0.0.1:0", "global.test", admin_listen=f"127.0.0.1:{admin}",
-        on_listening=lambda _host, port: listening.set_result(port),
+        on_listening=lambda _host, port: listening.set_result(port), ca=api.ca,
     ))
     try:
         port = await asyncio.wait_for(listening, 10)

@@ -61,7 +61,7 @@ def dns_port(up: tuple[UpProcess, Api], tmp_path: Path) -> Iterator[int]:
     log = log_path.open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "flotilla", "dns", "--server", api.server, "--token", api.token,
-         "--listen", "127.0.0.1:0", "--zone", "global.test", "-v"],
+         "--listen", "127.0.0.1:0", "--zone", "global.test", "-v", "--ca-file", str(api.ca)],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
 

@@ -135,7 +135,8 @@ async def test_flotilla_gateway_command_serves_and_stops(
     proc = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).with_name("flotilla")), "gateway", "--server", api.url,
         "--token", api.token, "--listen", f"127.0.0.1:{port}", "--region", "cn-east",
-        "--admin-listen", f"127.0.0.1:{admin}", stdout=log, stderr=log,
+        "--admin-listen", f"127.0.0.1:{admin}", "--ca-file", str(api.ca), stdout=log,
+        stderr=log,
         start_new_session=True)
     log.close()
     try:
