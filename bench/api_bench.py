@@ -24,7 +24,8 @@ from pathlib import Path
 import httpx
 
 from flotilla.api.auth import ensure_admin_token
-from flotilla.client.http import HttpClient
+from flotilla.client.http import HttpClient, verify_for
+from flotilla.pki import PkiLayout
 from flotilla.resources.kinds import by_kind
 
 CM = by_kind("ConfigMap")
@@ -39,11 +40,14 @@ def _start(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
-        if m := re.search(rb"listening on (http://\S+)", line):
+        if m := re.search(rb"listening on (https?://\S+)", line):
             url = m.group(1).decode()
+            # Every HttpClient of this process verifies the server with its CA.
+            os.environ["FLOTILLA_CA_FILE"] = str(PkiLayout(data_dir).ca_cert)
             while time.monotonic() < deadline:
                 try:
-                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    if httpx.get(f"{url}/readyz", timeout=1,
+                                 verify=verify_for(url, None)).status_code == 200:
                         return proc, url
                 except httpx.HTTPError:
                     time.sleep(0.05)

@@ -40,6 +40,8 @@ from typing import Any
 
 import httpx
 
+from flotilla.client.http import verify_for
+
 ROOT = Path(__file__).resolve().parents[1]
 SHOP_APP = str(ROOT / "examples" / "shop" / "app.py")
 HOST = "shop.example.test"
@@ -169,6 +171,7 @@ class Plane:
         self.wait("up.json", up.exists, 90)
         state = json.loads(up.read_text())
         self.api = httpx.Client(base_url=state["server"], timeout=5.0,
+                                verify=verify_for(state["server"], Path(state["ca"])),
                                 headers={"Authorization": f"Bearer {state['token']}"})
         self.wait("shop ready", lambda: self.ready() == DESIRED, 90)
 

@@ -50,7 +50,8 @@ import uvloop
 from flotilla.agent.heartbeat import Heartbeat
 from flotilla.api.auth import ensure_admin_token
 from flotilla.client.base import AlreadyExistsError
-from flotilla.client.http import HttpClient
+from flotilla.client.http import HttpClient, verify_for
+from flotilla.pki import PkiLayout
 from flotilla.resources.kinds import by_kind
 
 CLUSTER = by_kind("Cluster")
@@ -83,6 +84,7 @@ class PooledClient(HttpClient):
         super().__init__(server, token)
         self._http = httpx.AsyncClient(
             base_url=self.server, headers=self._http.headers, timeout=self._timeout,
+            verify=verify_for(self.server, None),
             limits=httpx.Limits(max_connections=AGENTS_PER_CLIENT,
                                 max_keepalive_connections=AGENTS_PER_CLIENT))
 
@@ -347,11 +349,14 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
-        if m := re.search(rb"listening on (http://\S+)", line):
+        if m := re.search(rb"listening on (https?://\S+)", line):
             url = m.group(1).decode()
+            # Every HttpClient of this process verifies the server with its CA.
+            os.environ["FLOTILLA_CA_FILE"] = str(PkiLayout(data_dir).ca_cert)
             while time.monotonic() < deadline:
                 try:
-                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    if httpx.get(f"{url}/readyz", timeout=1,
+                                 verify=verify_for(url, None)).status_code == 200:
                         return proc, url
                 except httpx.HTTPError:
                     pass

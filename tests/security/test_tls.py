@@ -95,6 +95,10 @@ def test_the_cli_verifies_with_the_contexts_ca_and_names_a_wrong_one(
     line = one_error(flotilla("get", "cm", env=clean_env(**bare)))
     assert "certificate verify failed" in line
     assert "system's CAs" in line
+    # http:// to the HTTPS port: refused, and the error says why.
+    plain = {**bare, "FLOTILLA_SERVER": server.url.replace("https://", "http://")}
+    line = one_error(flotilla("get", "cm", env=clean_env(**plain)))
+    assert "speak HTTPS" in line
     missing = tmp_path / "absent.crt"
     line = one_error(flotilla("get", "cm", "--ca-file", str(missing),
                               env=server.client_env()))

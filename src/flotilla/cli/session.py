@@ -113,6 +113,8 @@ def call(conn: Connection, work: Callable[[ResourceClient], Awaitable[T]]) -> T:
 
 def unreachable(conn: Connection, exc: BaseException) -> str:
     reason = "connection refused" if _refused(exc) else (str(exc) or type(exc).__name__)
+    if conn.server.startswith("http://") and "disconnected" in reason.lower():
+        reason += "; Flotilla servers speak HTTPS unless started with --insecure-http"
     return (f"cannot reach the Flotilla server at {conn.server} ({reason}; address from "
             f"{conn.source}). Start one with 'flotilla server --data-dir DIR --listen "
             f"HOST:PORT' or 'flotilla up', or point --server / FLOTILLA_SERVER at yours")
