@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from flotilla.api.auth import add_token
-from flotilla.pki import PkiLayout
+from flotilla.pki import PkiLayout, ensure_ca
 from tests.helpers import agent_tls_args, free_port, wait_for_sync
 from tests.up.harness import FLOTILLA, SHOP_APP, Api
 
@@ -147,7 +147,10 @@ class Plane:
         self.data.mkdir(parents=True, exist_ok=True)
         self.token = add_token(self.data, "rollout-test")
         self.server_url = f"https://127.0.0.1:{free_port()}"
+        # The CA first (as `flotilla init` would), so clients can be built before the
+        # server starts; the server issues its pair from it.
         self.ca = PkiLayout(self.data).ca_cert
+        ensure_ca(PkiLayout(self.data).pki_dir)
         self.gateway = f"127.0.160.1:{free_port('127.0.160.1')}"
         self.metrics = f"127.0.160.1:{free_port('127.0.160.1')}"
         self.env = {**os.environ, "FLOTILLA_GATEWAY_METRICS": f"http://{self.metrics}/metrics",

@@ -10,14 +10,17 @@ import os
 import shutil
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from cryptography import x509
 
 from flotilla.pki import CertificateAuthority, PkiLayout, ensure_server_pair
+from tests.api.conftest import start_server
 from tests.cli.recorder import Recorder, recorder, recorder_ca
 from tests.cli.serverproc import FLOTILLA, ServerProcess, api_only_args, clean_env, flotilla
 from tests.helpers import free_port, wait_for_sync
@@ -235,3 +238,19 @@ def test_an_agent_without_a_pair_refuses_to_serve_its_endpoint_in_the_clear(
     line = one_error(r)
     assert "serves HTTPS" in line
     assert "flotilla cert create bare --host 127.0.251.1" in line
+
+
+def test_a_tls_server_stops_at_once_with_idle_keep_alive_clients(tmp_path: Path) -> None:
+    """An idle pooled connection reads nobody's close_notify; the server must not wait
+    for it (uvicorn's graceful timeout is 5 s, long enough for clusters to look dead
+    across a restart)."""
+    srv = start_server(tmp_path)
+    try:
+        with httpx.Client(verify=srv.verify, headers=srv.headers()) as client:
+            for _ in range(3):
+                assert client.get(f"{srv.url}/api/v1/configmaps").status_code == 200
+            started = time.monotonic()
+            assert srv.stop() == 0
+            assert time.monotonic() - started < 3.0
+    finally:
+        srv.kill()
