@@ -30,8 +30,9 @@ from flotilla.client.base import (
 from flotilla.client.frozen import thaw
 from flotilla.resources.kinds import Kind, UnknownKind, by_kind
 
-#: Edits a plain copy of the current object in place into the desired one.
-Edit = Callable[[Object], None]
+#: Edits a plain copy of the current object in place into the desired one (whatever it
+#: returns is ignored: whether anything changed is found by comparing).
+Edit = Callable[[Object], object]
 
 
 def _without_status(obj: Object) -> dict[str, Any]:
@@ -83,16 +84,29 @@ async def converge(
     name: str,
     edit: Edit,
     *,
+    read: Object | None = None,
     create: Callable[[], Object] | None = None,
     attempts: int = 10,
 ) -> Object | None:
     """Read the object, ``edit`` a copy into the desired object, `write_desired` it;
     on a conflict read again and re-apply ``edit``. Returns the stored object.
 
+    ``read`` is the object as the caller already holds it (an informer's cached copy):
+    the edit is tried on it first, so a reconcile that changes nothing sends no request
+    at all, and one that does writes with the cached resourceVersion (a cache that lags
+    behind costs one conflict and a fresh read, never a lost write).
+
     When the object does not exist, ``create()`` (if given) builds it: it is created,
     and its ``status`` (for a kind with a status sub-resource, where a create drops it)
     written once after; without ``create`` None is returned and nothing written.
     """
+    if read is not None:
+        desired = thaw(read)
+        edit(desired)
+        try:
+            return await write_desired(client, read, desired)
+        except (ConflictError, NotFoundError):
+            pass  # the cache is behind: read the object as it is now
     for _ in range(attempts):
         try:
             current = await client.get(kind, namespace, name)
