@@ -67,7 +67,7 @@ async def test_binding_view_reads_the_stored_example(tmp_path: Path) -> None:
     assert not task.released
     assert view.holding_tasks == (task,)
     assert view.evicting == frozenset({"west-1"})
-    assert view.aggregated == (ClusterStatus("east-1", True, "Healthy", 4),)
+    assert view.aggregated == (ClusterStatus("east-1", True, "Healthy", 4, 4, 0, None),)
     assert view.condition("Scheduled") == Condition("Scheduled", "True", "Success")
     assert view.condition("Failover") is None
     assert view.work_label == "default.shop-deployment"

@@ -104,12 +104,19 @@ class ClusterStatus:
     applied: bool = False
     health: str = ""
     ready_replicas: int = 0
+    replicas: int = 0
+    updated_replicas: int = 0
+    #: The member's ``observedGeneration`` of the workload; None before it reported one.
+    observed_generation: int | None = None
 
     @classmethod
     def of(cls, raw: Mapping[str, Any]) -> ClusterStatus:
+        status = mapping(raw.get("status"))
         return cls(str(raw.get("clusterName")), raw.get("applied") is True,
-                   text(raw.get("health")),
-                   integer(mapping(raw.get("status")).get("readyReplicas")))
+                   text(raw.get("health")), integer(status.get("readyReplicas")),
+                   integer(status.get("replicas")), integer(status.get("updatedReplicas")),
+                   integer(status.get("observedGeneration"))
+                   if "observedGeneration" in status else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from flotilla.resources.views.fields import Meta, empty, mapping, text
+from flotilla.resources.views.fields import Meta, empty, frozen_json, mapping, text
 
 #: The weight of a cluster the policy does not name.
 DEFAULT_WEIGHT = 1
@@ -53,8 +53,7 @@ class TrafficPolicyView:
             strategy=text(strategy.get("type")),
             weights=_weights(spec.get("weights", strategy.get("weights"))),
             failover=_strings(mapping(spec.get("locality")).get("failover")),
-            dns=MappingProxyType({k: v for k, v in mapping(spec.get("dns")).items()
-                                  if not isinstance(v, dict | list)}),
+            dns=frozen_json(spec.get("dns")),
         )
 
     @property
