@@ -187,6 +187,34 @@ async def test_a_scheduling_reconcile_writes_spec_and_status_once_each(
         assert again["metadata"]["resourceVersion"] == placed["metadata"]["resourceVersion"]
 
 
+async def test_the_caches_controllers_read_cannot_be_changed_in_place(
+        registry: Registry) -> None:
+    """What a reconciler reads from the manager's informers is read-only all the way
+    down, so a reconciler that edits it instead of a copy fails at once, not later as
+    a cache that disagrees with the server."""
+    await _cluster(registry, "a")
+    await _binding(registry, [{"name": "a", "replicas": 4}])
+    manager = ControllerManager(registry)
+    bindings, clusters = manager.informer(BINDING), manager.informer(CLUSTER)
+    async with manager:
+        await wait_for(lambda: _synced(manager), what="the informers' first lists")
+        binding, cluster = bindings.cache.get(KEY), clusters.cache.get(ObjectKey("", "a"))
+        assert binding is not None
+        assert cluster is not None
+        for change in (lambda: binding["spec"]["clusters"].append({"name": "b"}),
+                       lambda: binding["spec"]["clusters"][0].__setitem__("replicas", 0),
+                       lambda: binding["metadata"].setdefault("annotations", {}),
+                       lambda: cluster["status"]["conditions"].clear(),
+                       lambda: cluster["spec"].update(unschedulable=True)):
+            with pytest.raises(TypeError, match="read-only"):
+                change()
+        desired = copy.deepcopy(binding)  # the way to a desired object: a plain copy
+        desired["spec"]["clusters"][0]["replicas"] = 3
+        assert binding["spec"]["clusters"] == [{"name": "a", "replicas": 4}]
+        assert (await registry.get(BINDING, KEY.namespace, KEY.name))["spec"]["clusters"] \
+            == [{"name": "a", "replicas": 4}]
+
+
 async def test_a_stale_read_costs_a_conflict_and_a_fresh_read_never_a_lost_write(
         registry: Registry) -> None:
     stale = await _binding(registry, [{"name": "a", "replicas": 4}])
