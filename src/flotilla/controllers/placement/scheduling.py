@@ -22,9 +22,11 @@ from flotilla.controllers.manager import ControllerManager
 from flotilla.controllers.permanent import PermanentError
 from flotilla.resources.conditions import Condition, set_conditions
 from flotilla.resources.kinds import by_kind
+from flotilla.resources.quantity import QuantityError
 from flotilla.resources.views import ResourceBindingView
 from flotilla.resources.wellknown import now_rfc3339
 from flotilla.scheduler import (
+    InvalidQuantity,
     PlacementError,
     Scheduler,
     ScheduleResult,
@@ -45,16 +47,18 @@ CLUSTER = by_kind("Cluster")
 def workload_of(binding: Object) -> WorkloadInfo:
     view = ResourceBindingView.of(binding)
     res = view.resource
+    spec = binding.get("spec") or {}
     requests: dict[str, int] = {}
     if res.has_replicas:
         requests["pods"] = 1
-        spec = binding.get("spec") or {}
         reqs = ((spec.get("replicaRequirements") or {}).get("resourceRequest")) or {}
         requests.update(compile_requests({n: reqs[n] for n in ("cpu", "memory") if n in reqs},
                                          "spec.replicaRequirements.resourceRequest"))
     key = f"{res.kind}/{res.namespace}/{res.name}"
     # Objects without replicas (Services, ConfigMaps) go everywhere the placement allows.
-    replicas = view.replicas if res.has_replicas else 1
+    # Read raw, not through the view (which reads an odd count as 0): a count that does
+    # not parse must stop scheduling (InvalidInput), not place nothing.
+    replicas = int(spec.get("replicas") or 0) if res.has_replicas else 1
     return WorkloadInfo(key=key, replicas=replicas, requests=requests,
                         current=current_targets(binding))
 
@@ -125,9 +129,11 @@ class SchedulingController:
             return None
         try:
             result = self.decide(binding)
+        except (InvalidQuantity, QuantityError) as exc:  # the binding's own bad input
+            raise PermanentError("InvalidInput", f"cannot schedule: {exc}") from None
         except PlacementError as exc:  # the same placement fails the same way: stall
             raise PermanentError("InvalidPlacement", f"invalid placement: {exc}") from None
-        except ValueError as exc:  # a quantity or count in the binding that does not parse
+        except ValueError as exc:  # a count in the binding that does not parse
             raise PermanentError("InvalidInput", f"cannot schedule: {exc}") from None
         current = [{"name": t.name, "replicas": t.replicas} for t in view.clusters]
         targets = target_clusters(result) if result.scheduled else current
