@@ -35,11 +35,12 @@ from flotilla.resources.kinds import Kind, UnknownKind, by_kind
 Edit = Callable[[Object], object]
 
 
-def _without_status(obj: Object) -> dict[str, Any]:
-    """What a spec write changes, for comparison: everything but the status, with an
-    empty ``labels`` or ``annotations`` read as absent (an edit that looked for an
-    annotation with ``setdefault`` and set none must not cost a write)."""
-    out = {k: v for k, v in obj.items() if k != "status"}
+def _spec_part(obj: Object, split: bool) -> dict[str, Any]:
+    """What a spec write changes, for comparison: everything but the status (when the
+    kind keeps it apart, ``split``), with an empty ``labels`` or ``annotations`` read as
+    absent (an edit that looked for an annotation with ``setdefault`` and set none must
+    not cost a write)."""
+    out = {k: v for k, v in obj.items() if k != "status" or not split}
     meta = out.get("metadata")
     if isinstance(meta, dict):
         out["metadata"] = {k: v for k, v in meta.items()
@@ -65,9 +66,10 @@ async def write_desired(client: ResourceClient, read: Object, desired: Object) -
     stored, so a stale ``read`` raises `ConflictError` before anything is written.
     """
     stored = read
-    if _without_status(desired) != _without_status(read):
+    split = has_status(desired)  # else a "status" field is part of the object itself
+    if _spec_part(desired, split) != _spec_part(read, split):
         stored = await client.update(thaw(desired))
-    if has_status(desired) and desired.get("status") != read.get("status"):
+    if split and desired.get("status") != read.get("status"):
         body = thaw(stored)
         if desired.get("status") is None:
             body.pop("status", None)
