@@ -31,6 +31,8 @@ COMMANDS: dict[str, str] = {
     "server": "flotilla.cli.admin:server",
     "cert": "flotilla.cli.admin:cert",
     "config": "flotilla.cli.config_cmd:config",
+    "backup": "flotilla.cli.store_cmd:backup",
+    "restore": "flotilla.cli.store_cmd:restore",
     "apply": "flotilla.cli.apply:apply",
     "get": "flotilla.cli.get:get",
     "describe": "flotilla.cli.describe:describe",
