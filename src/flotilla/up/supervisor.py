@@ -245,8 +245,8 @@ class Up:
             "serverPid": self.server.pid, "clusters": [],
         }
         for plan in opts.clusters:
-            argv = agent_argv(opts, plan, self.server_url, self.token) + agent_tls_argv(
-                self.pki, plan.name, plan.address)
+            argv = agent_argv(opts, plan, self.server_url, self.token)
+            argv += agent_tls_argv(self.pki, plan.name, plan.address)
             log = logs / f"agent-{plan.name}.log"
             proc = start_process(argv, log, new_group=True, env=opts.extra_env)
             self.others[f"agent-{plan.name}"] = proc
@@ -258,6 +258,7 @@ class Up:
             self.say(f"  cluster {plan.name:<10} region {plan.region:<9} zone "
                      f"{plan.zone:<11} ingress {plan.address}  (pgid {proc.pid})")
         for name, listen, argv in self._edge_commands():
+            argv = [*argv, "--ca-file", str(self.ca)]  # TLS: verify the API with the CA
             proc = start_process(argv, logs / f"{name}.log", new_group=True, env=opts.extra_env)
             self.others[name] = proc
             state[name] = {"listen": listen, "pid": proc.pid, "pgid": proc.pid,
@@ -282,15 +283,13 @@ class Up:
         if o.gateway_listen:
             argv = flotilla_argv("gateway", "--server", self.server_url, "--token", self.token,
                                  "--listen", o.gateway_listen, "--region",
-                                 o.gateway_region or o.clusters[0].region,
-                                 "--ca-file", str(self.ca))
+                                 o.gateway_region or o.clusters[0].region)
             if o.gateway_admin_listen:
                 argv += ["--admin-listen", o.gateway_admin_listen]
             out.append(("gateway", o.gateway_listen, argv))
         if o.dns_listen:
             argv = flotilla_argv("dns", "--server", self.server_url, "--token", self.token,
-                                 "--listen", o.dns_listen, "--zone", o.dns_zone,
-                                 "--ca-file", str(self.ca))
+                                 "--listen", o.dns_listen, "--zone", o.dns_zone)
             if o.dns_admin_listen:
                 argv += ["--admin-listen", o.dns_admin_listen]
             out.append(("dns", o.dns_listen, argv))
