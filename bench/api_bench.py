@@ -31,10 +31,10 @@ from flotilla.resources.kinds import by_kind
 CM = by_kind("ConfigMap")
 
 
-def _start(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _start(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "flotilla.api", "--data-dir", str(data_dir),
-         "--listen", "127.0.0.1:0"],
+         "--listen", "127.0.0.1:0", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
     assert proc.stdout is not None
     deadline = time.monotonic() + 20
@@ -134,11 +134,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--objects", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--insecure-http", action="store_true",
+                        help="serve plain HTTP (to measure what TLS costs)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
         token = ensure_admin_token(data_dir) or ""
-        proc, url = _start(data_dir)
+        proc, url = _start(data_dir, *(["--insecure-http"] if args.insecure_http else []))
         try:
             asyncio.run(asyncio.wait_for(run(url, token, args.objects, args.concurrency), 120))
         finally:
