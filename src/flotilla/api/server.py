@@ -30,7 +30,10 @@ from flotilla.api.routes import ApiContext
 from flotilla.lifecycle import Loops, Step, serve
 from flotilla.lifecycle import run as run_process
 from flotilla.lifecycle.asgi import AsgiServer
+from flotilla.pki.layout import PkiLayout
 from flotilla.store.base import Store
+from flotilla.store.encrypted import EncryptedStore
+from flotilla.store.envelope import Envelope
 from flotilla.store.sqlite import open_sqlite_store
 
 log = logging.getLogger(__name__)
@@ -75,9 +78,11 @@ class _Store:
         return self._registry
 
     async def start(self, tasks: asyncio.TaskGroup) -> None:
-        self.store = await (open_sqlite_store(self.data_dir) if self.keep_revisions is None
-                            else open_sqlite_store(self.data_dir,
-                                                   keep_revisions=self.keep_revisions))
+        envelope = Envelope.load_or_create(PkiLayout(self.data_dir).secrets_key)
+        backend = await (open_sqlite_store(self.data_dir) if self.keep_revisions is None
+                         else open_sqlite_store(self.data_dir,
+                                                keep_revisions=self.keep_revisions))
+        self.store = EncryptedStore(backend, envelope)
         self._registry = Registry(self.store)
 
     async def stop(self) -> None:
