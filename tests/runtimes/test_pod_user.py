@@ -103,6 +103,8 @@ async def test_pod_of_a_root_agent_runs_as_nobody_and_cannot_read_the_agents_fil
     assert f"cwd:{home}" in log
     mode = os.stat(home)
     assert (stat.S_IMODE(mode.st_mode), mode.st_uid) == (0o700, NOBODY.pw_uid)
+    log_mode = os.stat(rt.log_path("default", pod.name)).st_mode
+    assert stat.S_IMODE(log_mode) == 0o600  # other pods cannot read its output
     await rt.apply([])
     await wait_for(lambda: _gone(home), what="the pod's directory removed with it")
 

@@ -140,6 +140,7 @@ def test_key_file_is_created_private_and_reused(tmp_path: Path) -> None:
     path = tmp_path / "pki" / "secrets.key"
     first = Envelope.load_or_create(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     again = Envelope.load_or_create(path)
     assert again.open(first.seal(b"x", "a/b/c"), "a/b/c") == b"x"
     path.write_text("not a key\n")

@@ -21,7 +21,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from flotilla.pki.files import write_private
+from flotilla.pki.files import ensure_private_dir, write_private
 from flotilla.store.base import StoreError
 
 PREFIX = "k8s:enc:aesgcm:v1:"
@@ -52,8 +52,10 @@ class Envelope:
 
     @classmethod
     def load_or_create(cls, path: Path) -> Envelope:
-        """The key in ``path``; a new random one written 0600 if there is none yet."""
+        """The key in ``path``; a new random one written 0600 (in a 0700 folder) if there
+        is none yet."""
         if not path.exists():
+            ensure_private_dir(path.parent)
             write_private(path, base64.b64encode(AESGCM.generate_key(bit_length=256)) + b"\n")
         try:
             text = path.read_bytes().strip()

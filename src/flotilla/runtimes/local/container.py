@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -214,7 +215,9 @@ class ContainerRunner:
         self._env = env
         self._spawn_options = spawn_options(user, self.spec.working_dir or self._home)
         try:
-            with self.log_path.open("ab") as log:
+            # 0600: a pod's output may hold its secrets; other pods must not read it
+            fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "ab") as log:
                 child = subprocess.Popen(  # type: ignore[call-overload]
                     argv, env=env, stdin=subprocess.DEVNULL, stdout=log,
                     stderr=subprocess.STDOUT, close_fds=True, **self._spawn_options)
