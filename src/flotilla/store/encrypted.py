@@ -15,6 +15,7 @@ selectors run in the store); labels must therefore never hold secret values.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +23,8 @@ from flotilla.resources import kinds
 from flotilla.resources.labels import Selector
 from flotilla.store.base import Lease, ListResult, Object, Store, WatchEvent
 from flotilla.store.envelope import DecryptionError, Envelope
+
+log = logging.getLogger(__name__)
 
 #: the field of a stored object that holds the sealed body
 SEALED = "encrypted"
@@ -40,9 +43,16 @@ def _carries_secret(value: Any) -> bool:
     return False
 
 
+SEALABLE = frozenset({SECRETS, WORKS})
+
+
 def needs_sealing(resource: str, obj: Object) -> bool:
-    """Secrets, and any Work whose manifests include a Secret."""
-    return resource == SECRETS or (resource == WORKS and _carries_secret(obj.get("spec")))
+    """Secrets, and any Work whose manifests include a Secret. A Work that arrives with
+    a field of the envelope's name is sealed too, so that every stored object of these
+    resources that has the field is one this module wrote, and no client can make an
+    object unreadable by adding it."""
+    return resource == SECRETS or (resource == WORKS and (
+        SEALED in obj or _carries_secret(obj.get("spec"))))
 
 
 def storage_key(resource: str, obj: Object) -> str:
@@ -74,7 +84,7 @@ class EncryptedStore:
 
     def open(self, resource: str, stored: Object) -> Object:
         sealed = stored.get(SEALED)
-        if sealed is None:
+        if sealed is None or resource not in SEALABLE:
             return stored
         where = storage_key(resource, stored)
         if not isinstance(sealed, str):
@@ -123,8 +133,14 @@ class EncryptedStore:
 
     async def delete(self, resource: str, namespace: str, name: str, *,
                      expected_revision: int | None = None) -> Object:
-        return self.open(resource, await self.inner.delete(
-            resource, namespace, name, expected_revision=expected_revision))
+        stored = await self.inner.delete(resource, namespace, name,
+                                         expected_revision=expected_revision)
+        try:
+            return self.open(resource, stored)
+        except DecryptionError as exc:
+            # It is gone either way; an object nobody can read must still be deletable.
+            log.warning("deleted %s", exc)
+            return {k: v for k, v in stored.items() if k != SEALED}
 
     def watch(self, resource: str | None = None, namespace: str | None = None, *,
               since: int) -> AsyncIterator[WatchEvent]:
@@ -134,9 +150,15 @@ class EncryptedStore:
         try:
             async for event in events:
                 if SEALED in event.object:
-                    event = WatchEvent(event.type, event.resource,
-                                       self.open(event.resource, event.object),
-                                       event.revision)
+                    try:
+                        opened = self.open(event.resource, event.object)
+                    except DecryptionError as exc:
+                        # One unreadable object must not end every watch of the store;
+                        # a get or list of it reports the error to whoever asks.
+                        log.error("watch skips %s event at revision %d: %s", event.type,
+                                  event.revision, exc)
+                        continue
+                    event = WatchEvent(event.type, event.resource, opened, event.revision)
                 yield event
         finally:  # a consumer that stops watching ends the backend's watch too
             close = getattr(events, "aclose", None)
