@@ -32,6 +32,8 @@ def parse_labels(text: str | None) -> dict[str, str]:
 Example:
   flotilla agent --server http://127.0.0.1:8443 --token $TOKEN \\
       --cluster east-1 --region cn-east --zone cn-east-a --address 127.0.11.1
+  # as root, pods run as nobody; or as a dedicated account:
+  sudo flotilla agent ... --pod-user flotilla-pods:flotilla-pods
 """)
 @click.option("--server", required=True, envvar="FLOTILLA_SERVER", metavar="URL",
               help="The control plane's API.")
