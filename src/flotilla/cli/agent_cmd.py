@@ -64,7 +64,8 @@ Example:
               help="Who the local runtime runs pods as (names or numbers). Default: "
                    "nobody when the agent is root, else the agent's own user (the only "
                    "choice then). Naming the agent's own user (e.g. root) gives pods its "
-                   "privileges: only for tests and single-user machines.")
+                   "privileges: only for tests and single-user machines. "
+                   "Env: FLOTILLA_POD_USER.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def agent(server: str, token: str | None, cluster: str, region: str, zone: str,
           provider: str, runtime: str, labels: str | None, nodes: int, node_cpu: str,
