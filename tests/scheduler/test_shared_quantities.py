@@ -16,12 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flotilla.controllers.placement.binder import replica_requirements
-from flotilla.controllers.placement.scheduling import workload_of
 from flotilla.resources.models.work import ReplicaRequirements
 from flotilla.resources.validation import InvalidObject, validate_object
 from flotilla.runtimes.base import ManifestError
 from flotilla.runtimes.local.manifests import parse_template
-from flotilla.scheduler import PlacementError, compile_cluster, compile_workload
+from flotilla.scheduler import PlacementError, compile_cluster, compile_workload, workload_of
 
 DEPLOYMENT: dict[str, Any] = {
     "apiVersion": "apps/v1", "kind": "Deployment",

@@ -14,7 +14,14 @@ from the store and writes ResourceBindings drives it like this::
 See docs/components/scheduler.md for the semantics and where they follow Karmada.
 """
 
-from .binding import current_targets, scheduled_condition, target_clusters
+from .binding import (
+    current_targets,
+    schedule_binding,
+    scheduled_condition,
+    scheduler_for,
+    target_clusters,
+    workload_of,
+)
 from .compile import (
     PlacementError,
     compile_cluster,
@@ -55,6 +62,9 @@ __all__ = [
     "compile_workload",
     "current_targets",
     "schedule",
+    "schedule_binding",
     "scheduled_condition",
+    "scheduler_for",
     "target_clusters",
+    "workload_of",
 ]

@@ -8,13 +8,18 @@ the same to a Karmada user.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flotilla.resources.conditions import Condition
 
-from .types import ScheduleResult, Target
+from .compile import PlacementError, compile_cluster, compile_placement, compile_requests
+from .core import Scheduler
+from .types import ScheduleResult, Target, WorkloadInfo
 
+log = logging.getLogger(__name__)
 SCHEDULED = "Scheduled"
 
 
@@ -28,6 +33,64 @@ def current_targets(binding: Mapping[str, Any] | None) -> tuple[Target, ...]:
         if isinstance(item, Mapping) and item.get("name"):
             out.append((str(item["name"]), int(item.get("replicas") or 0)))
     return tuple(sorted(out))
+
+
+def workload_of(binding: Mapping[str, Any]) -> WorkloadInfo:
+    """What a binding asks the scheduler to place: its replicas and per-replica requests."""
+    spec = binding.get("spec") or {}
+    res = spec.get("resource") or {}
+    requests: dict[str, int] = {}
+    if res.get("kind") == "Deployment":
+        requests["pods"] = 1
+        reqs = ((spec.get("replicaRequirements") or {}).get("resourceRequest")) or {}
+        requests.update(compile_requests({n: reqs[n] for n in ("cpu", "memory") if n in reqs},
+                                         "spec.replicaRequirements.resourceRequest"))
+    key = f"{res.get('kind')}/{res.get('namespace')}/{res.get('name')}"
+    # Objects without replicas (Services, ConfigMaps) go everywhere the placement allows.
+    replicas = int(spec.get("replicas") or 0) if res.get("kind") == "Deployment" else 1
+    return WorkloadInfo(key=key, replicas=replicas, requests=requests,
+                        current=current_targets(binding))
+
+
+def scheduler_for(clusters: Iterable[Mapping[str, Any]]) -> Scheduler:
+    """The scheduler over a set of Cluster objects; one the scheduler cannot read (a bad
+    taint effect) is left out, and said so, rather than stopping all scheduling."""
+    infos = []
+    for c in clusters:
+        try:
+            infos.append(compile_cluster(c))
+        except PlacementError as exc:
+            log.warning("cluster %s left out of scheduling: %s",
+                        (c.get("metadata") or {}).get("name"), exc)
+    return Scheduler(infos)
+
+
+def schedule_binding(scheduler: Scheduler, binding: Mapping[str, Any],
+                     lost: frozenset[str] = frozenset()) -> ScheduleResult:
+    """The placement decision for one binding: the scheduling controller's, and what-if's
+    (`flotilla.scheduler.whatif`), so a what-if can never disagree with it.
+
+    ``lost`` are clusters to decide as if failover had already evicted them (what-if's
+    failed clusters): their replicas are no longer in the current assignment and they
+    take none, like a cluster with a graceful-eviction task.
+    """
+    spec = binding.get("spec") or {}
+    placement = compile_placement(spec.get("placement") or {})
+    if (spec.get("resource") or {}).get("kind") != "Deployment":
+        placement = dataclasses.replace(placement, scheduling_type="Duplicated")
+    # Clusters being evicted (failover) take no replicas of this binding until their
+    # graceful-eviction task is finished.
+    evicting = lost | frozenset(str(t.get("fromCluster"))
+                                for t in spec.get("gracefulEvictionTasks") or [])
+    if evicting:
+        placement = dataclasses.replace(placement, affinities=tuple(
+            dataclasses.replace(a, exclude=a.exclude | evicting)
+            for a in placement.affinities))
+    workload = workload_of(binding)
+    if lost:
+        workload = dataclasses.replace(workload, current=tuple(
+            (n, r) for n, r in workload.current if n not in lost))
+    return scheduler.schedule(workload, placement)
 
 
 def target_clusters(result: ScheduleResult) -> list[dict[str, Any]]:
