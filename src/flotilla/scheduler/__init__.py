@@ -23,6 +23,7 @@ from .binding import (
     workload_of,
 )
 from .compile import (
+    InvalidQuantity,
     PlacementError,
     compile_cluster,
     compile_placement,
@@ -46,6 +47,7 @@ from .types import (
 __all__ = [
     "ClusterAffinity",
     "ClusterInfo",
+    "InvalidQuantity",
     "Placement",
     "PlacementError",
     "ScheduleResult",
