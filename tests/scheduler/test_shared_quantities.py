@@ -86,7 +86,7 @@ def test_what_the_api_accepts_the_scheduler_fits_and_the_runtime_runs(cpu: Any,
         assert dict(workload_of(binding).requests) == scheduled
 
 
-def test_the_issue_example_is_accepted_fitted_and_run_with_the_same_figures() -> None:
+def test_micro_cores_and_an_exponent_are_accepted_fitted_and_run_with_the_same_figures() -> None:
     doc = _deployment("250000u", "1e9")
     assert _api_accepts(doc)
     assert _scheduler(doc) == {"pods": 1, "cpu": 250, "memory": 10**9}

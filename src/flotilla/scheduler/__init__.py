@@ -1,4 +1,4 @@
-"""The placement decision (issue 4, item 2): which clusters run a template, how many each.
+"""The placement decision: which clusters run a template, and how many replicas each.
 
 A pure library: `schedule` (one decision) and `Scheduler` (many decisions over one
 cluster snapshot, cached). The controller that reads templates, policies and Clusters
