@@ -351,3 +351,16 @@ def test_tls_block_validation() -> None:
                        ({"secretName": "x", "redirect": True}, "redirect")]:
         with pytest.raises(ValidationError, match=where):
             TrafficPolicySpec.model_validate({"service": "s", "hosts": [SHOP], "tls": tls})
+
+
+def test_flotilla_up_starts_the_https_listener(tmp_path: Path) -> None:
+    from flotilla.up.supervisor import Up, UpOptions
+    from flotilla.up.topology import default_clusters
+
+    def gateway_argv(**kw: Any) -> list[str]:
+        commands = Up(UpOptions(tmp_path, default_clusters(1), **kw))._edge_commands()
+        return next(argv for name, _, argv in commands if name == "gateway")
+
+    argv = gateway_argv()
+    assert argv[argv.index("--tls-listen") + 1] == "127.0.0.1:8444"
+    assert "--tls-listen" not in gateway_argv(gateway_tls_listen=None)
