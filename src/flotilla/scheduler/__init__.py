@@ -16,6 +16,7 @@ See docs/components/scheduler.md for the semantics and where they follow Karmada
 
 from .binding import current_targets, scheduled_condition, target_clusters
 from .compile import (
+    InvalidQuantity,
     PlacementError,
     compile_cluster,
     compile_placement,
@@ -39,6 +40,7 @@ from .types import (
 __all__ = [
     "ClusterAffinity",
     "ClusterInfo",
+    "InvalidQuantity",
     "Placement",
     "PlacementError",
     "ScheduleResult",

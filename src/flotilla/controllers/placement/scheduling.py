@@ -22,8 +22,10 @@ from flotilla.controllers.manager import ControllerManager
 from flotilla.controllers.permanent import PermanentError
 from flotilla.resources.conditions import Condition, conditions_of, find, set_conditions
 from flotilla.resources.kinds import by_kind
+from flotilla.resources.quantity import QuantityError
 from flotilla.resources.wellknown import now_rfc3339
 from flotilla.scheduler import (
+    InvalidQuantity,
     PlacementError,
     Scheduler,
     ScheduleResult,
@@ -123,9 +125,11 @@ class SchedulingController:
             return None
         try:
             result = self.decide(binding)
+        except (InvalidQuantity, QuantityError) as exc:  # the binding's own bad input
+            raise PermanentError("InvalidInput", f"cannot schedule: {exc}") from None
         except PlacementError as exc:  # the same placement fails the same way: stall
             raise PermanentError("InvalidPlacement", f"invalid placement: {exc}") from None
-        except ValueError as exc:  # a quantity or count in the binding that does not parse
+        except ValueError as exc:  # a count in the binding that does not parse
             raise PermanentError("InvalidInput", f"cannot schedule: {exc}") from None
         targets = target_clusters(result) if result.scheduled else \
             (binding.get("spec") or {}).get("clusters") or []
