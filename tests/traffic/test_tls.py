@@ -364,3 +364,38 @@ def test_flotilla_up_starts_the_https_listener(tmp_path: Path) -> None:
     argv = gateway_argv()
     assert argv[argv.index("--tls-listen") + 1] == "127.0.0.1:8444"
     assert "--tls-listen" not in gateway_argv(gateway_tls_listen=None)
+
+
+async def test_wildcard_certificate_and_redirect_of_a_request_with_a_body(
+        start_backend: StartBackend, tmp_path: Path) -> None:
+    """In-process gateway on a static model: a ``*.example.test`` policy's certificate
+    serves its subdomains by SNI; a client sending no SNI gets none; a POST with a body is
+    redirected and the connection closed (its body is never read)."""
+    from flotilla.traffic.gateway import Gateway
+    from flotilla.traffic.model import CertSource, Policy, Tls, static_model
+
+    b = await start_backend("east")
+    ca = CertificateAuthority.create()
+    pair = ca.issue_server("wild", ["*.example.test"])
+    ca_file = write_ca(tmp_path, "ca", ca)
+    policy = Policy("wild", "default", "shop", ("*.example.test",),
+                    tls=Tls("default/wild-tls", redirect_http=True))
+    model = static_model([(policy, [b.endpoint])], {"*.example.test": CertSource(
+        "default/wild-tls", pair.cert_pem, pair.key_pem)})
+    gw = Gateway(model, listen="127.0.0.1:0", tls_listen="127.0.0.1:0")
+    await gw.start()
+    try:
+        ok = await asyncio.to_thread(
+            curl, "--resolve", f"a.example.test:{gw.tls_port}:127.0.0.1", "--cacert",
+            str(ca_file), f"https://a.example.test:{gw.tls_port}/x")
+        assert ok.stdout == "east GET /x\n", ok
+        no_sni = await asyncio.to_thread(curl, "-k", f"https://127.0.0.1:{gw.tls_port}/")
+        assert no_sni.returncode == 35, no_sni
+        post = await asyncio.to_thread(
+            curl, "-i", "-H", "Host: a.example.test", "--data-binary", "x" * 1000,
+            f"http://127.0.0.1:{gw.port}/form")
+        assert post.stdout.startswith("HTTP/1.1 308"), post.stdout
+        assert f"location: https://a.example.test:{gw.tls_port}/form\n" in post.stdout.lower()
+        assert "connection: close" in post.stdout.lower()
+    finally:
+        await gw.stop()
