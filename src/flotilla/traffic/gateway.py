@@ -149,7 +149,9 @@ class Gateway:
             rt.close()
         # Certificates first: a host routed by the new model has its certificate by the
         # time the new routes are in service. Problems are logged by `Certificates`.
-        self.tls_errors = tuple(self.certificates.apply(model.certificates))
+        # Without a TLS listener nothing would use them (``redirectHTTP`` still works).
+        if self.tls_listen:
+            self.tls_errors = tuple(self.certificates.apply(model.certificates))
         self.env.state = GatewayState(model, runtimes)
         self.health.replace(list(runtimes.values()))
         for err in model.errors:

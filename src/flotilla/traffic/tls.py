@@ -36,7 +36,11 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificatePublicKeyTypes,
+    PrivateKeyTypes,
+    PublicKeyTypes,
+)
 
 from flotilla.traffic.model import CertSource
 
@@ -67,9 +71,9 @@ def _configure(ctx: ssl.SSLContext) -> ssl.SSLContext:
     return ctx
 
 
-def _public_bytes(key: object) -> bytes:
-    return key.public_bytes(  # type: ignore[attr-defined,no-any-return]
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+def _public_bytes(key: CertificatePublicKeyTypes | PublicKeyTypes) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def check_pair(cert_pem: bytes, key_pem: bytes, now: dt.datetime | None = None) -> float:
@@ -192,8 +196,8 @@ class Certificates:
                 loaded = self._last_good.get(source.secret)
             if loaded is not None:
                 hosts[host] = loaded
-        self._last_good = {**{s: g for s, g in self._last_good.items()
-                              if any(c.secret == s for c in certificates.values())},
+        wanted = {c.secret for c in certificates.values()}
+        self._last_good = {**{s: g for s, g in self._last_good.items() if s in wanted},
                            **loaded_now}
         in_use = {g.digest for g in self._last_good.values()}
         self._by_digest = {d: g for d, g in self._by_digest.items() if d in in_use}
