@@ -3,8 +3,8 @@ server under test gets the CPU a real attacker's host would not share.
 
     python -m tests.dns.flood PORT SECONDS RATE NAME
 
-Prints "LIMITED" at the first TC=1 reply (the limiter has started), then, at the end or on SIGTERM, a JSON line
-with what came back.
+Prints "LIMITED" at the first TC=1 reply (the limiter has started), then, at the end or
+on SIGTERM, a JSON line with what came back.
 """
 
 from __future__ import annotations
