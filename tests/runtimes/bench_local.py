@@ -1,4 +1,4 @@
-"""Benchmark of the local runtime (not a test; the lead may move it to bench/).
+"""Benchmark of the local runtime (not a test: pytest collects only ``test_*.py``).
 
 Measures, on one local cluster: time until N replicas are all ready; median latency of
 GET / straight to a pod and through the cluster ingress (a new connection per request,
@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 from flotilla.runtimes.local import LocalClusterConfig, LocalRuntime
+from flotilla.runtimes.local.users import agent_user
 from tests.helpers import free_port
 from tests.runtimes.conftest import FAST, deployment, service
 
@@ -40,7 +41,8 @@ def median_get_ms(host: str, port: int, requests: int) -> float:
 async def main(replicas: int, requests: int) -> None:
     with tempfile.TemporaryDirectory() as state:
         config = LocalClusterConfig.uniform(f"bench{uuid.uuid4().hex[:6]}", Path(state),
-                                            cpu="64", address=ADDRESS, timings=FAST)
+                                            cpu="64", address=ADDRESS, timings=FAST,
+                                            pod_user=agent_user())
         rt = LocalRuntime(config)
         await rt.start()
         try:

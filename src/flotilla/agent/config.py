@@ -40,6 +40,8 @@ class AgentConfig:
     tls_key: Path | None = None
     #: Serve the agent endpoint over plain HTTP (only behind a TLS terminator).
     insecure_http: bool = False
+    #: ``USER[:GROUP]`` the local runtime runs pods as (None: nobody when root)
+    pod_user: str | None = None
 
     def runtime_options(self) -> RuntimeOptions:
         return RuntimeOptions(
@@ -52,4 +54,5 @@ class AgentConfig:
             node_cpu=self.node_cpu,
             node_memory=self.node_memory,
             node_pods=self.node_pods,
+            extra={"pod-user": self.pod_user} if self.pod_user else {},
         )

@@ -122,9 +122,9 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int,
     it creates the admin token and prints it once (unless `flotilla init` already did).
     Ready when GET /readyz answers 200.
     """
+    from flotilla.api.plane import control_plane_tasks
     from flotilla.api.server import main as run  # heavy: import on use
     from flotilla.api.server import parse_listen
-    from flotilla.controllers.plane import PlaneSettings, control_plane
     from flotilla.lifecycle import FatalError
     from flotilla.resources.quantity import integer_amount
 
@@ -139,8 +139,7 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int,
     data_dir = data_dir or default_data_dir()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        background = () if no_controllers else (
-            control_plane(PlaneSettings(cluster_grace_period=cluster_grace_period)),)
+        background = () if no_controllers else control_plane_tasks(cluster_grace_period)
         run(data_dir, listen, max_body_bytes=max_body_bytes, keep_revisions=keep_revisions,
             disk_reserve=reserve, background=background, insecure_http=insecure_http)
     except KeyboardInterrupt:

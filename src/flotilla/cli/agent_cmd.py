@@ -14,6 +14,7 @@ from flotilla.agent.config import AgentConfig
 from flotilla.cli.edge_cmd import serve_until_signal
 from flotilla.cli.session import CliError
 from flotilla.runtimes import runtime_names
+from flotilla.runtimes.local.users import parse_pod_user
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -53,6 +54,8 @@ Example:
       --ca-file ./state/pki/ca.crt --cluster east-1 --region cn-east \\
       --zone cn-east-a --address 127.0.11.1 \\
       --tls-cert ./east-1/east-1.crt --tls-key ./east-1/east-1.key
+  # as root, pods run as nobody; or as a dedicated account:
+  sudo flotilla agent ... --pod-user flotilla-pods:flotilla-pods
 """)
 @click.option("--server", required=True, envvar="FLOTILLA_SERVER", metavar="URL",
               help="The control plane's API.")
@@ -79,19 +82,30 @@ Example:
 @click.option("--admin-listen", metavar="HOST:PORT",
               help="The agent's endpoint for pods, nodes, logs and chaos "
                    "(default ADDRESS:0, a free port).")
+@click.option("--pod-user", metavar="USER[:GROUP]", envvar="FLOTILLA_POD_USER",
+              help="Who the local runtime runs pods as (names or numbers). Default: "
+                   "nobody when the agent is root, else the agent's own user (the only "
+                   "choice then). Naming the agent's own user (e.g. root) gives pods its "
+                   "privileges: only for tests and single-user machines. "
+                   "Env: FLOTILLA_POD_USER.")
 @tls_options
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def agent(server: str, token: str | None, cluster: str, region: str, zone: str,
           provider: str, runtime: str, labels: str | None, nodes: int, node_cpu: str,
           node_memory: str, node_pods: int, address: str, state_dir: Path | None,
-          heartbeat_interval: float, admin_listen: str | None, ca_file: Path | None,
-          tls_cert: Path | None, tls_key: Path | None, insecure_http: bool,
+          heartbeat_interval: float, admin_listen: str | None, pod_user: str | None,
+          ca_file: Path | None, tls_cert: Path | None, tls_key: Path | None,
+          insecure_http: bool,
           verbose: bool) -> None:
     """Run the agent of one member cluster: register it, heartbeat, run its Works.
 
     The agent keeps running what it last applied while the control plane is away, and a
     restarted agent adopts the pods it left running instead of starting duplicates.
     """
+    try:
+        parse_pod_user(pod_user)
+    except ValueError as exc:
+        raise CliError(str(exc), exit_code=2) from None
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format=f"%(asctime)s agent[{cluster}] %(levelname)s %(message)s")
     cfg = AgentConfig(
@@ -100,7 +114,7 @@ def agent(server: str, token: str | None, cluster: str, region: str, zone: str,
         nodes=nodes, node_cpu=node_cpu, node_memory=node_memory, node_pods=node_pods,
         state_dir=state_dir or Path(".flotilla") / "clusters" / cluster,
         heartbeat_interval=heartbeat_interval,
-        admin_listen=admin_listen or f"{address}:0",
+        admin_listen=admin_listen or f"{address}:0", pod_user=pod_user,
         ca_file=ca_file, tls_cert=tls_cert, tls_key=tls_key, insecure_http=insecure_http,
     )
     serve_until_signal(functools.partial(run_agent, cfg))

@@ -27,7 +27,7 @@ STRATEGIES: tuple[Strategy, ...] = ("RoundRobin", "Weighted", "Failover", "Geo")
 DEFAULT_TTL = 5
 CLUSTERSET_ZONE = "clusterset.local"
 
-# How the gateway's strategy (issue 5) maps to a DNS strategy when the policy has no
+# How the gateway's strategy (``spec.strategy``) maps to a DNS strategy when the policy has no
 # ``spec.dns.strategy``: DNS can only shape *which addresses* a resolver gets, so every
 # per-request balancer (least request, hashing, latency) degrades to plain rotation.
 _FROM_GATEWAY: dict[str, Strategy] = {

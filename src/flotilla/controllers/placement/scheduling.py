@@ -8,10 +8,7 @@ The outcome is a ``Scheduled`` condition, and an Event whenever the decision cha
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections.abc import Iterable, Mapping
-from typing import Any
 
 from flotilla.client.base import Object, ResourceClient
 from flotilla.client.desired import converge
@@ -30,77 +27,15 @@ from flotilla.scheduler import (
     PlacementError,
     Scheduler,
     ScheduleResult,
-    WorkloadInfo,
-    compile_cluster,
-    compile_placement,
-    compile_requests,
-    current_targets,
+    schedule_binding,
     scheduled_condition,
+    scheduler_for,
     target_clusters,
 )
 
 log = logging.getLogger(__name__)
 BINDING = by_kind("ResourceBinding")
 CLUSTER = by_kind("Cluster")
-
-
-def workload_of(binding: Object) -> WorkloadInfo:
-    view = ResourceBindingView.of(binding)
-    res = view.resource
-    spec = binding.get("spec") or {}
-    requests: dict[str, int] = {}
-    if res.has_replicas:
-        requests["pods"] = 1
-        reqs = ((spec.get("replicaRequirements") or {}).get("resourceRequest")) or {}
-        requests.update(compile_requests({n: reqs[n] for n in ("cpu", "memory") if n in reqs},
-                                         "spec.replicaRequirements.resourceRequest"))
-    key = f"{res.kind}/{res.namespace}/{res.name}"
-    # Objects without replicas (Services, ConfigMaps) go everywhere the placement allows.
-    # Read raw, not through the view (which reads an odd count as 0): a count that does
-    # not parse must stop scheduling (InvalidInput), not place nothing.
-    replicas = int(spec.get("replicas") or 0) if res.has_replicas else 1
-    return WorkloadInfo(key=key, replicas=replicas, requests=requests,
-                        current=current_targets(binding))
-
-
-def scheduler_for(clusters: Iterable[Mapping[str, Any]]) -> Scheduler:
-    """The scheduler over a set of Cluster objects; one the scheduler cannot read (a bad
-    taint effect) is left out, and said so, rather than stopping all scheduling."""
-    infos = []
-    for c in clusters:
-        try:
-            infos.append(compile_cluster(c))
-        except PlacementError as exc:
-            log.warning("cluster %s left out of scheduling: %s",
-                        (c.get("metadata") or {}).get("name"), exc)
-    return Scheduler(infos)
-
-
-def schedule_binding(scheduler: Scheduler, binding: Object,
-                     lost: frozenset[str] = frozenset()) -> ScheduleResult:
-    """The placement decision for one binding: the scheduling controller's, and what-if's
-    (`flotilla.controllers.failover.whatif`), so a what-if can never disagree with it.
-
-    ``lost`` are clusters to decide as if failover had already evicted them (what-if's
-    failed clusters): their replicas are no longer in the current assignment and they
-    take none, like a cluster with a graceful-eviction task.
-    """
-    view = ResourceBindingView.of(binding)
-    placement = compile_placement(view.placement)
-    if not view.has_replicas:
-        placement = dataclasses.replace(placement, scheduling_type="Duplicated")
-    # Clusters being evicted (failover) take no replicas of this binding until their
-    # graceful-eviction task is finished.
-    evicting = lost | view.evicting
-    if evicting:
-        placement = dataclasses.replace(placement, affinities=tuple(
-            dataclasses.replace(a, exclude=a.exclude | evicting)
-            for a in placement.affinities))
-    workload = workload_of(binding)
-    if lost:
-        workload = dataclasses.replace(workload, current=tuple(
-            (n, r) for n, r in workload.current if n not in lost))
-    return scheduler.schedule(workload, placement)
 
 
 class SchedulingController:

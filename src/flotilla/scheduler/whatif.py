@@ -1,8 +1,11 @@
 """What-if: the failover the plane would do if some clusters died, decided but not done.
 
-The same scheduler and the same eviction rule as the live controllers, run over a copy
-of the current objects in which the named clusters carry the unreachable taint and are
-not Ready. Nothing is written: the answer is a `Report` the CLI prints.
+The same decision as the scheduling controller (`schedule_binding`, with the failed
+clusters evicted the way failover evicts them), run over a copy of the current objects
+in which the named clusters carry the unreachable taint and are not Ready. Nothing is
+written: the answer is a `Report` the CLI prints. It lives here, next to the decision
+and not among the controllers, because it is a pure function of objects any reader may
+list: ``flotilla what-if`` runs it client-side, with the user's own read access.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flotilla.controllers.placement.scheduling import schedule_binding, scheduler_for
 from flotilla.resources.conditions import Condition, set_conditions
 from flotilla.resources.views import EndpointSliceView, ResourceBindingView, TrafficPolicyView
 from flotilla.resources.wellknown import TAINT_UNREACHABLE
-from flotilla.scheduler import PlacementError
+
+from .binding import schedule_binding, scheduler_for
+from .compile import PlacementError
 
 Obj = Mapping[str, Any]
 
