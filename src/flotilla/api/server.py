@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,6 +24,7 @@ import uvicorn
 import uvloop
 
 from flotilla.api.app import create_app
+from flotilla.api.audit import AuditLog
 from flotilla.api.auth import Authenticator, ensure_admin_token
 from flotilla.api.metrics import ApiMetrics
 from flotilla.api.registry import Registry
@@ -30,6 +32,7 @@ from flotilla.api.routes import ApiContext
 from flotilla.lifecycle import Loops, Step, serve
 from flotilla.lifecycle import run as run_process
 from flotilla.lifecycle.asgi import AsgiServer
+from flotilla.pki.files import ensure_private_dir
 from flotilla.store.base import Store
 from flotilla.store.sqlite import open_sqlite_store
 
@@ -101,6 +104,10 @@ async def run_server(
     shutdown. ``keep_revisions`` bounds the watch history kept in the store.
     """
     host, port = parse_listen(listen)
+    # The store, its WAL, the audit log and the logs hold secrets or who did what: private
+    # to this user from their first byte, in a private data directory.
+    os.umask(0o077)
+    ensure_private_dir(data_dir)
     token = ensure_admin_token(data_dir)
     if token is not None:
         print(f"Admin token (shown only this once; the data dir keeps only its hash): {token}",
@@ -109,7 +116,7 @@ async def run_server(
 
     def http_config() -> uvicorn.Config:
         ctx = ApiContext(store.registry, Authenticator.from_data_dir(data_dir), ApiMetrics(),
-                         max_body_bytes, bookmark_interval)
+                         max_body_bytes, bookmark_interval, audit=AuditLog(data_dir))
         return uvicorn.Config(create_app(ctx), loop="none", http="httptools", ws="none",
                               lifespan="off", access_log=False, log_level="warning",
                               timeout_graceful_shutdown=5)
