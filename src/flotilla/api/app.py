@@ -17,6 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from flotilla.api.access_review import PATH as REVIEW_PATH
+from flotilla.api.access_review import self_subject_access_review
 from flotilla.api.body import discard_body
 from flotilla.api.discovery import ENDPOINTS_PATH, serviceimport_endpoints
 from flotilla.api.errors import (
@@ -119,6 +121,7 @@ def create_app(ctx: ApiContext) -> Starlette:
         Route("/metrics", _metrics, methods=["GET"]),
         Route("/openapi/v3", _openapi, methods=["GET"]),
         Route(ENDPOINTS_PATH, serviceimport_endpoints, methods=["GET"]),
+        Route(REVIEW_PATH, self_subject_access_review, methods=["POST"]),
         Route("/api/{rest:path}", _api, methods=_METHODS),
         Route("/apis/{rest:path}", _api, methods=_METHODS),
     ]

@@ -24,6 +24,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from flotilla.pki.files import ensure_private_dir
+
 TOKENS_FILE = "tokens.json"
 ADMIN = "admin"
 
@@ -81,7 +83,7 @@ def load_tokens(data_dir: Path) -> list[TokenRecord]:
 
 def _write_tokens(data_dir: Path, records: list[TokenRecord]) -> None:
     """Atomic replace with mode 0600: a crash leaves the old file or the new, never half."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(data_dir)
     path = data_dir / TOKENS_FILE
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

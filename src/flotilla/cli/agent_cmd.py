@@ -10,6 +10,7 @@ import click
 
 from flotilla.agent.agent import run_agent
 from flotilla.agent.config import AgentConfig
+from flotilla.cli.credential import TOKEN_HELP, resolve_token, token_file_option
 from flotilla.cli.edge_cmd import serve_until_signal
 from flotilla.cli.session import CliError
 from flotilla.runtimes import runtime_names
@@ -29,12 +30,14 @@ def parse_labels(text: str | None) -> dict[str, str]:
 
 @click.command(epilog="""\b
 Example:
-  flotilla agent --server http://127.0.0.1:8443 --token $TOKEN \\
+  (umask 077; flotilla token create agent-east-1 --cluster east-1 | tail -1 > east-1.token)
+  flotilla agent --server http://127.0.0.1:8443 --token-file east-1.token \\
       --cluster east-1 --region cn-east --zone cn-east-a --address 127.0.11.1
 """)
 @click.option("--server", required=True, envvar="FLOTILLA_SERVER", metavar="URL",
               help="The control plane's API.")
-@click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN", help="Bearer token.")
+@click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN", help=TOKEN_HELP)
+@token_file_option
 @click.option("--cluster", required=True, help="This member cluster's name.")
 @click.option("--region", default="", help="Region, e.g. cn-east.")
 @click.option("--zone", default="", help="Zone, e.g. cn-east-a.")
@@ -58,8 +61,8 @@ Example:
               help="The agent's endpoint for pods, nodes, logs and chaos "
                    "(default ADDRESS:0, a free port).")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
-def agent(server: str, token: str | None, cluster: str, region: str, zone: str,
-          provider: str, runtime: str, labels: str | None, nodes: int, node_cpu: str,
+def agent(server: str, token: str | None, token_file: Path | None, cluster: str, region: str,
+          zone: str, provider: str, runtime: str, labels: str | None, nodes: int, node_cpu: str,
           node_memory: str, node_pods: int, address: str, state_dir: Path | None,
           heartbeat_interval: float, admin_listen: str | None, verbose: bool) -> None:
     """Run the agent of one member cluster: register it, heartbeat, run its Works.
@@ -69,6 +72,7 @@ def agent(server: str, token: str | None, cluster: str, region: str, zone: str,
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format=f"%(asctime)s agent[{cluster}] %(levelname)s %(message)s")
+    token = resolve_token(token, token_file)
     cfg = AgentConfig(
         server=server, token=token, cluster=cluster, region=region, zone=zone,
         provider=provider, runtime=runtime, labels=parse_labels(labels), address=address,

@@ -8,10 +8,12 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import click
 
+from flotilla.cli.credential import TOKEN_HELP, resolve_token, token_file_option
 from flotilla.cli.session import CliError
 
 
@@ -37,12 +39,13 @@ def serve_until_signal(main: Callable[[], Coroutine[Any, Any, None]], *,
 
 @click.command(epilog="""\b
 Example:
-  flotilla gateway --server http://127.0.0.1:8443 --token $TOKEN \\
+  flotilla gateway --server http://127.0.0.1:8443 --token-file gateway.token \\
       --listen 127.0.0.1:8080 --region cn-east --admin-listen 127.0.0.1:8081
   curl -H 'Host: shop.example.test' http://127.0.0.1:8080/
 """)
 @click.option("--server", required=True, envvar="FLOTILLA_SERVER", metavar="URL")
-@click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN")
+@click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN", help=TOKEN_HELP)
+@token_file_option
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT")
 @click.option("--region", help="The gateway's own region (for Locality routing).")
 @click.option("--admin-listen", metavar="HOST:PORT",
@@ -50,11 +53,13 @@ Example:
 @click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True,
               help="Processes sharing --listen (SO_REUSEPORT); one per core for throughput.")
 @click.option("-v", "--verbose", is_flag=True)
-def gateway(server: str, token: str | None, listen: str, region: str | None,
-            admin_listen: str | None, workers: int, verbose: bool) -> None:
+def gateway(server: str, token: str | None, token_file: Path | None, listen: str,
+            region: str | None, admin_listen: str | None, workers: int, verbose: bool) -> None:
     """Run the global HTTP gateway: routes by Host (and path) to Service endpoints across
     clusters per TrafficPolicy, with health checks, outlier ejection and retries."""
     from flotilla.traffic.gateway import run_gateway
+
+    token = resolve_token(token, token_file)
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s gateway %(levelname)s %(message)s")
@@ -96,13 +101,14 @@ def parse_geo(entries: tuple[str, ...]) -> dict[str, str]:
 
 @click.command(epilog="""\b
 Example:
-  flotilla dns --server http://127.0.0.1:8443 --token $TOKEN \\
+  flotilla dns --server http://127.0.0.1:8443 --token-file dns.token \\
       --listen 127.0.0.1:8053 --zone example.test --geo 127.0.11.0/24=cn-east
   dig @127.0.0.1 -p 8053 shop.example.test
   dig @127.0.0.1 -p 8053 shop.default.svc.clusterset.local
 """)
 @click.option("--server", required=True, envvar="FLOTILLA_SERVER", metavar="URL")
-@click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN")
+@click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN", help=TOKEN_HELP)
+@token_file_option
 @click.option("--listen", default="127.0.0.1:8053", show_default=True, metavar="HOST:PORT",
               help="UDP and TCP.")
 @click.option("--zone", default="example.test", show_default=True,
@@ -112,11 +118,13 @@ Example:
               help="Map client addresses to regions for geo answers (repeatable).")
 @click.option("--admin-listen", metavar="HOST:PORT", help="Where /metrics is served.")
 @click.option("-v", "--verbose", is_flag=True)
-def dns(server: str, token: str | None, listen: str, zone: str, ttl: int,
+def dns(server: str, token: str | None, token_file: Path | None, listen: str, zone: str, ttl: int,
         geo: tuple[str, ...], admin_listen: str | None, verbose: bool) -> None:
     """Run the authoritative smart DNS for the global zone and clusterset.local."""
     from flotilla.dns.model import check_zone
     from flotilla.dns.server import run_dns
+
+    token = resolve_token(token, token_file)
 
     try:
         check_zone(zone)
