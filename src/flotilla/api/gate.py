@@ -17,7 +17,8 @@ from flotilla.api.auth import Principal
 from flotilla.api.authz import Attributes
 from flotilla.api.body import decode_object, read_body
 from flotilla.api.errors import UnauthorizedError
-from flotilla.api.paths import Target
+from flotilla.api.paths import Target, parse_path
+from flotilla.client.base import ApiError
 
 if TYPE_CHECKING:
     from flotilla.api.routes import ApiContext
@@ -93,6 +94,12 @@ def audit(request: Request, ctx: ApiContext, code: int, message: str = "") -> No
     if ctx.audit is None:
         return
     attrs: Attributes | None = getattr(request.state, "attrs", None)
+    if attrs is None:  # refused before the path was read (401): read it for the record
+        try:
+            attrs = attributes_of(request, parse_path(request.url.path),
+                                  request.query_params.get("watch", "") in ("1", "true"))
+        except ApiError:
+            attrs = None
     if attrs is not None:
         verb = attrs.verb
     else:
