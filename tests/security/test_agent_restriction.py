@@ -105,6 +105,10 @@ def test_agent_is_confined_to_its_cluster(server: ServerProcess, tmp_path: Path)
         a = call(server, admin, "GET", f"{CLUSTERS}/a").json()
         a["spec"]["addressRange"] = ["0.0.0.0/0"]
         assert call(server, token_a, "PUT", f"{CLUSTERS}/a", a).status_code == 403
+        # Nor register a cluster of its own choosing.
+        r = call(server, token_b, "POST", CLUSTERS, cluster("b", ["0.0.0.0/0"]))
+        assert r.status_code == 403
+        assert "an operator registers Cluster b" in r.json()["message"]
         # Nothing changed.
         assert call(server, admin, "GET", f"{LEASES}/b").json()["spec"].get("renewTime") is None
         assert call(server, admin, "GET", f"{DEPLOYMENTS}/web").json()["spec"]["replicas"] == 1

@@ -5,8 +5,8 @@ RBAC (the ``agent`` role) says which kinds an agent may write; this module narro
 to its own cluster by looking at the objects themselves, which a rule cannot:
 
 * Cluster C only: its status, and in its spec only the fields the agent owns
-  (`AGENT_CLUSTER_FIELDS`); never ``addressRange``, taints or cordon. Created only
-  without an address range (an operator grants the range).
+  (`AGENT_CLUSTER_FIELDS`); never ``addressRange``, taints or cordon. Never created by
+  the agent: an operator registers the cluster with its address range.
 * Lease C in the system namespace (its heartbeat), nobody else's.
 * EndpointSlices whose ``spec.cluster`` is C, before and after the write, and every
   address in them inside C's ``spec.addressRange``, so an agent cannot point the gateway
@@ -103,23 +103,22 @@ class AgentRestriction:
             raise Refused(f"an agent of cluster {cluster} may only touch Cluster {cluster}")
         if attrs.verb == "get":
             return
+        if attrs.verb == "create":
+            raise Refused(f"an agent may not create its Cluster: an operator registers "
+                          f"Cluster {cluster} with its spec.addressRange first "
+                          f"(flotilla apply; flotilla up does it)")
         new = _spec(body)
         stored = await self._fetch("Cluster", "", cluster)
-        if attrs.verb == "create":
-            if new.get("addressRange"):
-                raise Refused("an agent may not set spec.addressRange (an operator grants it)")
-            ranges: list[str] = []
-        else:
-            old = _spec(stored)
-            changed = {k for k in {*old, *new} if old.get(k) != new.get(k)}
-            foreign = sorted(changed - AGENT_CLUSTER_FIELDS)
-            if foreign:
-                raise Refused(f"an agent may not change spec.{', spec.'.join(foreign)} of "
-                              f"its Cluster")
-            ranges = [str(r) for r in old.get("addressRange") or []]
+        old = _spec(stored)
+        changed = {k for k in {*old, *new} if old.get(k) != new.get(k)}
+        foreign = sorted(changed - AGENT_CLUSTER_FIELDS)
+        if foreign:
+            raise Refused(f"an agent may not change spec.{', spec.'.join(foreign)} of "
+                          f"its Cluster")
+        ranges = [str(r) for r in old.get("addressRange") or []]
         for field in ("ingressAddress", "apiEndpoint"):
             value = new.get(field)
-            if value and (stored is None or _spec(stored).get(field) != value):
+            if value and old.get(field) != value:
                 problem = address_problem(_host_of(str(value)), ranges, f"spec.{field}")
                 if problem:
                     raise Refused(problem)
