@@ -1,5 +1,6 @@
-"""Failover benchmark (issue 6, item 7): a steady load through the gateway while the
-cluster serving most of it is killed, then (after it is back) paused.
+"""Failover benchmark: what users notice of a failover (errors, latency) under a steady
+load through the gateway while the cluster serving most of it is killed, then (after it
+is back) paused.
 
     .venv/bin/python bench/failover_bench.py [--rate 300] [--window 25]
 

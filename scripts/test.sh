@@ -28,6 +28,9 @@ echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy (strict on the package)"
 .venv/bin/mypy
+echo "== import layers (docs/architecture.md, Layers; contracts in pyproject.toml)"
+.venv/bin/lint-imports --no-cache --no-logo
+.venv/bin/python scripts/check_private_imports.py
 # The README's first command as a newcomer runs it, before the suite: `flotilla up --demo`
 # in this folder until it is up, then Ctrl-C. The suite then runs with the demo's
 # .flotilla/ (a stopped up.json) left here, which no test may depend on. CI only

@@ -15,6 +15,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from flotilla.dns.limits import DnsLimits
 from flotilla.dns.server import DnsServer
 from tests.dns.conftest import Serve, model_of
 from tests.dns.objects import three_regions, traffic_policy
@@ -108,7 +109,7 @@ async def test_no_model_yet_is_servfail(serve: Serve) -> None:
 
 
 async def test_tcp_serves_several_queries_per_connection_then_idles_out(serve: Serve) -> None:
-    server = await serve(model_of(_objects()), tcp_idle_timeout=0.5)
+    server = await serve(model_of(_objects()), limits=DnsLimits(tcp_idle_timeout=0.5))
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
         queries = [dns.message.make_query(n, t) for n, t in

@@ -27,9 +27,9 @@ from flotilla.controllers.failover.unhealthy import (
     recorded,
     unhealthy_since,
 )
-from flotilla.controllers.failover.whatif import what_if
 from flotilla.resources.validation import InvalidObject
 from flotilla.resources.wellknown import TAINT_NOT_READY, TAINT_UNREACHABLE, parse_rfc3339
+from flotilla.scheduler.whatif import what_if
 
 STAMP = "2027-01-15T08:00:00.250000Z"  # when the taints and tasks of these tests begin
 NOW = parse_rfc3339(STAMP)

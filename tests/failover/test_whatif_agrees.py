@@ -19,13 +19,13 @@ from flotilla.client.base import ResourceClient, WatchEvent
 from flotilla.controllers.cluster_health import set_health_taints
 from flotilla.controllers.failover.decide import Eviction, taint_evictions
 from flotilla.controllers.failover.timers import timers_for
-from flotilla.controllers.failover.whatif import what_if
 from flotilla.controllers.informer import Informer
 from flotilla.controllers.placement.scheduling import SchedulingController
 from flotilla.resources.conditions import Condition, set_conditions
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.wellknown import TAINT_UNREACHABLE
 from flotilla.scheduler import target_clusters
+from flotilla.scheduler.whatif import what_if
 
 Obj = dict[str, Any]
 DEAD = "east"

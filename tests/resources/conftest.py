@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-#: The team's shared Karmada samples, copied so that a clean clone (CI) has them; a test
+#: A collection of Karmada samples, vendored so that a clean clone (CI) has them; a test
 #: checks the copy against the checksums recorded when it was taken (see ORIGIN.md there).
 SHARED_SAMPLES = Path(__file__).parent / "shared-samples"
 SHARED_SAMPLES_SUMS = SHARED_SAMPLES / "SHA256SUMS"

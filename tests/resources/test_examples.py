@@ -1,4 +1,4 @@
-"""The issue examples validate as written, every kind has a model, and typed values read
+"""The shop's policies validate as a user writes them, every kind has a model, and typed values read
 as what the user meant (seconds, cores, bytes)."""
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ def _errors(obj: dict[str, Any]) -> dict[str, str]:
     return {e.path: e.message for e in info.value.errors}
 
 
-def test_issue5_traffic_policy_applies_as_written() -> None:
-    doc = load_documents(EXAMPLES / "issue5-trafficpolicy.yaml")[0]
+def test_the_shop_traffic_policy_applies_as_written() -> None:
+    doc = load_documents(EXAMPLES / "shop-trafficpolicy.yaml")[0]
     assert validate_object(doc).kind == "TrafficPolicy"
     spec = parse_as(doc, TrafficPolicy).spec
     assert spec.strategy.type == "Locality"
@@ -45,8 +45,8 @@ def test_issue5_traffic_policy_applies_as_written() -> None:
     assert (spec.timeouts.connect, spec.timeouts.per_try, spec.timeouts.total) == (1.0, 2.0, 5.0)
 
 
-def test_issue8_rollout_policy_applies_as_written() -> None:
-    doc = load_documents(EXAMPLES / "issue8-rolloutpolicy.yaml")[0]
+def test_the_shop_rollout_policy_applies_as_written() -> None:
+    doc = load_documents(EXAMPLES / "shop-rolloutpolicy.yaml")[0]
     assert validate_object(doc).kind == "RolloutPolicy"
     spec = parse_as(doc, RolloutPolicy).spec
     assert [w.clusters or w.percent for w in spec.waves] == [["east-1"], 50, 100]
@@ -98,13 +98,13 @@ def test_typed_deployment_reads_quantities_and_keeps_unknown_fields() -> None:
 
 
 def test_parse_as_refuses_the_wrong_model() -> None:
-    doc = load_documents(EXAMPLES / "issue8-rolloutpolicy.yaml")[0]
+    doc = load_documents(EXAMPLES / "shop-rolloutpolicy.yaml")[0]
     with pytest.raises(InvalidObject, match="expected TrafficPolicy, got RolloutPolicy"):
         parse_as(doc, TrafficPolicy)
 
 
 def test_traffic_policy_mistakes() -> None:
-    doc = load_documents(EXAMPLES / "issue5-trafficpolicy.yaml")[0]
+    doc = load_documents(EXAMPLES / "shop-trafficpolicy.yaml")[0]
     doc["spec"]["strategy"] = {"type": "Fastest", "hashOn": "query:user"}
     doc["spec"]["retries"]["retryOn"] = ["connect-failure", 404]
     doc["spec"]["timeouts"]["perTry"] = "10s"
@@ -118,7 +118,7 @@ def test_traffic_policy_mistakes() -> None:
 
 
 def test_rollout_policy_mistakes() -> None:
-    doc = load_documents(EXAMPLES / "issue8-rolloutpolicy.yaml")[0]
+    doc = load_documents(EXAMPLES / "shop-rolloutpolicy.yaml")[0]
     doc["spec"]["waves"] = [{"clusters": ["a"], "percent": 10}, {}]
     errors = _errors(doc)
     assert errors["spec.waves[0]"].startswith("a wave needs exactly one of")
@@ -148,7 +148,7 @@ def test_kubectl_dry_run_output_with_nulls_is_accepted() -> None:
 
 
 def test_null_means_not_set_but_not_inside_lists() -> None:
-    doc = load_documents(EXAMPLES / "issue8-rolloutpolicy.yaml")[0]
+    doc = load_documents(EXAMPLES / "shop-rolloutpolicy.yaml")[0]
     doc["metadata"]["labels"] = None
     doc["spec"]["analysis"]["maxP99Latency"] = None
     spec = parse_as(doc, RolloutPolicy).spec

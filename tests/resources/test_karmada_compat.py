@@ -53,7 +53,7 @@ def test_every_shared_sample_validates_unchanged(path: Path) -> None:
 
 
 def test_copy_of_shared_samples_is_as_taken() -> None:
-    """Byte for byte what was copied from the team's folder (checksums taken then)."""
+    """Byte for byte what was copied (checksums taken then): an edit fails here, not silently."""
     origin = {name: digest for digest, name in (
         line.split("  ", 1) for line in SHARED_SAMPLES_SUMS.read_text().splitlines()
         if line.strip())}

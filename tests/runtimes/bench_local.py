@@ -1,4 +1,4 @@
-"""Benchmark of the local runtime (not a test; the lead may move it to bench/).
+"""Benchmark of the local runtime (not a test: pytest collects only ``test_*.py``).
 
 Measures, on one local cluster: time until N replicas are all ready; median latency of
 GET / straight to a pod and through the cluster ingress (a new connection per request,

@@ -16,12 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flotilla.controllers.placement.binder import replica_requirements
-from flotilla.controllers.placement.scheduling import workload_of
 from flotilla.resources.models.work import ReplicaRequirements
 from flotilla.resources.validation import InvalidObject, validate_object
 from flotilla.runtimes.base import ManifestError
 from flotilla.runtimes.local.manifests import parse_template
-from flotilla.scheduler import PlacementError, compile_cluster, compile_workload
+from flotilla.scheduler import PlacementError, compile_cluster, compile_workload, workload_of
 
 DEPLOYMENT: dict[str, Any] = {
     "apiVersion": "apps/v1", "kind": "Deployment",
@@ -87,7 +86,7 @@ def test_what_the_api_accepts_the_scheduler_fits_and_the_runtime_runs(cpu: Any,
         assert dict(workload_of(binding).requests) == scheduled
 
 
-def test_the_issue_example_is_accepted_fitted_and_run_with_the_same_figures() -> None:
+def test_micro_cores_and_an_exponent_are_accepted_fitted_and_run_with_the_same_figures() -> None:
     doc = _deployment("250000u", "1e9")
     assert _api_accepts(doc)
     assert _scheduler(doc) == {"pods": 1, "cpu": 250, "memory": 10**9}

@@ -8,7 +8,7 @@ import yaml
 
 from flotilla.traffic.model import build_model, cluster_usable, parse_policy
 
-ISSUE_POLICY = yaml.safe_load("""
+SHOP_POLICY = yaml.safe_load("""
 apiVersion: traffic.flotilla.io/v1alpha1
 kind: TrafficPolicy
 metadata: {name: shop, namespace: default}
@@ -47,8 +47,8 @@ def eps(cluster_name: str, region: str, *ports: int, ready: bool = True,
                                                "protocol": "TCP"}]} for p in ports]}}
 
 
-def test_the_issue_policy_applies_as_written() -> None:
-    p = parse_policy(ISSUE_POLICY)
+def test_the_shop_policy_applies_as_written() -> None:
+    p = parse_policy(SHOP_POLICY)
     assert p.hosts == ("shop.example.test",)
     assert p.strategy.type == "Locality"
     assert p.strategy.hash_on is not None
@@ -65,7 +65,7 @@ def test_the_issue_policy_applies_as_written() -> None:
 
 def test_endpoints_of_ready_untainted_clusters_only() -> None:
     model = build_model(
-        [ISSUE_POLICY],
+        [SHOP_POLICY],
         [eps("east", "cn-east", 8001, 8002), eps("south", "cn-south", 8003),
          eps("down", "cn-west", 8004), eps("tainted", "cn-west", 8005),
          eps("ghost", "cn-west", 8006), eps("east2", "cn-east", 8007, ready=False)],
@@ -104,7 +104,7 @@ def test_a_bad_policy_is_reported_and_skipped_not_half_applied() -> None:
     bad = {"metadata": {"name": "bad", "namespace": "default"},
            "spec": {"service": "shop", "hosts": ["bad.test"],
                     "strategy": {"type": "Fastest"}}}
-    model = build_model([ISSUE_POLICY, bad], [], [])
+    model = build_model([SHOP_POLICY, bad], [], [])
     assert model.match("bad.test", "/") is None
     assert model.match("shop.example.test", "/") is not None
     assert len(model.errors) == 1

@@ -65,6 +65,11 @@ class InternalError(ApiError):
         super().__init__(500, "InternalError", message)
 
 
+class InsufficientStorageError(ApiError):
+    def __init__(self, message: str) -> None:
+        super().__init__(507, "InsufficientStorage", message)
+
+
 class UnavailableError(ApiError):
     def __init__(self, message: str) -> None:
         super().__init__(503, "ServiceUnavailable", message)
@@ -104,6 +109,8 @@ def from_store(exc: store.StoreError, what: str) -> ApiError:
         )
     if isinstance(exc, store.StoreClosed):
         return UnavailableError("the store is shutting down; retry")
+    if isinstance(exc, store.InsufficientStorage):
+        return InsufficientStorageError(f"{what} not written: {exc}")
     return InternalError(f"store error on {what}: {exc}")
 
 

@@ -29,12 +29,13 @@ from flotilla.api.auth import Authenticator, ensure_admin_token
 from flotilla.api.metrics import ApiMetrics
 from flotilla.api.registry import Registry
 from flotilla.api.routes import ApiContext
-from flotilla.lifecycle import Loops, Step, serve
+from flotilla.lifecycle import FatalError, Loops, Step, serve
 from flotilla.lifecycle import run as run_process
 from flotilla.lifecycle.asgi import AsgiServer
 from flotilla.pki.files import ensure_private_dir
-from flotilla.store.base import Store
+from flotilla.store.base import CorruptStore, Store
 from flotilla.store.sqlite import open_sqlite_store
+from flotilla.store.sqlite.lock import DataDirLocked
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,11 @@ class _Store:
 
     name = "store"
 
-    def __init__(self, data_dir: Path, keep_revisions: int | None) -> None:
+    def __init__(self, data_dir: Path, keep_revisions: int | None,
+                 disk_reserve: int | None = None) -> None:
         self.data_dir = data_dir
         self.keep_revisions = keep_revisions
+        self.disk_reserve = disk_reserve
         self.store: Store | None = None
         self._registry: Registry | None = None
 
@@ -78,9 +81,15 @@ class _Store:
         return self._registry
 
     async def start(self, tasks: asyncio.TaskGroup) -> None:
-        self.store = await (open_sqlite_store(self.data_dir) if self.keep_revisions is None
-                            else open_sqlite_store(self.data_dir,
-                                                   keep_revisions=self.keep_revisions))
+        try:
+            options: dict[str, int] = {}
+            if self.keep_revisions is not None:
+                options["keep_revisions"] = self.keep_revisions
+            if self.disk_reserve is not None:
+                options["disk_reserve"] = self.disk_reserve
+            self.store = await open_sqlite_store(self.data_dir, **options)
+        except (CorruptStore, DataDirLocked) as exc:  # the operator's to fix: say how
+            raise FatalError(str(exc)) from None
         self._registry = Registry(self.store)
 
     async def stop(self) -> None:
@@ -96,6 +105,7 @@ async def run_server(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     background: Sequence[Callable[[Registry], Awaitable[None]]] = (),
     keep_revisions: int | None = None,
+    disk_reserve: int | None = None,
     bookmark_interval: float = 5.0,
 ) -> None:
     """Serve the API on ``listen`` from the store in ``data_dir`` until SIGINT/SIGTERM.
@@ -112,7 +122,7 @@ async def run_server(
     if token is not None:
         print(f"Admin token (shown only this once; the data dir keeps only its hash): {token}",
               flush=True)
-    store = _Store(data_dir, keep_revisions)
+    store = _Store(data_dir, keep_revisions, disk_reserve)
 
     def http_config() -> uvicorn.Config:
         ctx = ApiContext(store.registry, Authenticator.from_data_dir(data_dir), ApiMetrics(),
@@ -152,6 +162,7 @@ def main(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     background: Sequence[Background] = (),
     keep_revisions: int | None = None,
+    disk_reserve: int | None = None,
     bookmark_interval: float = 5.0,
 ) -> None:
     """Blocking entry point for the CLI: `run_server` on a uvloop event loop."""
@@ -160,5 +171,6 @@ def main(
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run_process(functools.partial(
         run_server, data_dir, listen, max_body_bytes=max_body_bytes, background=background,
-        keep_revisions=keep_revisions, bookmark_interval=bookmark_interval),
+        keep_revisions=keep_revisions, disk_reserve=disk_reserve,
+        bookmark_interval=bookmark_interval),
         loop_factory=uvloop.new_event_loop)

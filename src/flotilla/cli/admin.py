@@ -79,36 +79,47 @@ Examples:
 @click.option("--keep-revisions", type=click.IntRange(min=1), default=None, metavar="N",
               help="Watch history to keep, in revisions: a watcher resuming from an older "
                    "one must re-list (410). Default: the store's.")
+@click.option("--disk-reserve", default="64Mi", show_default=True, metavar="QUANTITY",
+              help="Free space kept on the store's disk: below it, writes that grow the "
+                   "store get 507 (deletes and heartbeats go on). 0 turns it off.")
 @click.option("--cluster-grace-period", type=click.FloatRange(min=0.1), default=3.0,
               show_default=True, help="Seconds without a heartbeat before a cluster is "
               "Ready=Unknown and tainted unreachable.")
 @click.option("--no-controllers", is_flag=True,
               help="Serve the API only (no scheduler, health or failover controllers).")
 def server(data_dir: Path | None, listen: str, max_body_bytes: int,
-           keep_revisions: int | None, cluster_grace_period: float,
+           keep_revisions: int | None, disk_reserve: str, cluster_grace_period: float,
            no_controllers: bool) -> None:
     """Run the control plane's API server until SIGINT/SIGTERM.
 
     On first start it creates the admin token and prints it once (unless `flotilla init`
     already did). Ready when GET /readyz answers 200.
     """
+    from flotilla.api.plane import control_plane_tasks
     from flotilla.api.server import main as run  # heavy: import on use
     from flotilla.api.server import parse_listen
-    from flotilla.controllers.plane import PlaneSettings, control_plane
+    from flotilla.lifecycle import FatalError
+    from flotilla.resources.quantity import integer_amount
 
     try:
         parse_listen(listen)
     except ValueError as exc:
         raise CliError(str(exc), exit_code=2) from None
+    try:
+        reserve = integer_amount("disk-reserve", disk_reserve)
+    except ValueError as exc:
+        raise CliError(f"--disk-reserve: {exc}", exit_code=2) from None
     data_dir = data_dir or default_data_dir()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        background = () if no_controllers else (
-            control_plane(PlaneSettings(cluster_grace_period=cluster_grace_period)),)
+        background = () if no_controllers else control_plane_tasks(cluster_grace_period)
         run(data_dir, listen, max_body_bytes=max_body_bytes, keep_revisions=keep_revisions,
+            disk_reserve=reserve,
             background=background)
     except KeyboardInterrupt:
         return
+    except FatalError as exc:
+        raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot serve on {listen} from {data_dir}: "
                        f"{exc.strerror or exc}") from None

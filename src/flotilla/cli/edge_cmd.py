@@ -117,10 +117,17 @@ Example:
 @click.option("--geo", multiple=True, metavar="CIDR=REGION",
               help="Map client addresses to regions for geo answers (repeatable).")
 @click.option("--admin-listen", metavar="HOST:PORT", help="Where /metrics is served.")
+@click.option("--rrl-rate", type=click.FloatRange(min=0), default=1000, show_default=True,
+              help="UDP answers per second per source /24 (IPv6 /56); past it the reply is "
+                   "an empty TC=1 one, so real resolvers retry over TCP. 0 turns it off.")
+@click.option("--tcp-max-per-source", type=click.IntRange(min=1), default=32,
+              show_default=True, help="Open TCP connections per source address.")
 @click.option("-v", "--verbose", is_flag=True)
-def dns(server: str, token: str | None, token_file: Path | None, listen: str, zone: str, ttl: int,
-        geo: tuple[str, ...], admin_listen: str | None, verbose: bool) -> None:
+def dns(server: str, token: str | None, token_file: Path | None, listen: str, zone: str,
+        ttl: int, geo: tuple[str, ...], admin_listen: str | None, rrl_rate: float,
+        tcp_max_per_source: int, verbose: bool) -> None:
     """Run the authoritative smart DNS for the global zone and clusterset.local."""
+    from flotilla.dns.limits import DnsLimits
     from flotilla.dns.model import check_zone
     from flotilla.dns.server import run_dns
 
@@ -136,4 +143,7 @@ def dns(server: str, token: str | None, token_file: Path | None, listen: str, zo
     geo_table = parse_geo(geo) or None
     serve_until_signal(functools.partial(run_dns, server, token or "", listen, zone,
                                          admin_listen=admin_listen, geo_table=geo_table,
-                                         ttl=ttl))
+                                         ttl=ttl, limits=DnsLimits(
+                                             rrl_rate=rrl_rate,
+                                             rrl_burst=max(1.0, 2 * rrl_rate),
+                                             tcp_max_per_source=tcp_max_per_source)))

@@ -29,6 +29,8 @@ from flotilla.cli.session import CliError
 COMMANDS: dict[str, str] = {
     "init": "flotilla.cli.admin:init",
     "server": "flotilla.cli.admin:server",
+    "backup": "flotilla.cli.store_cmd:backup",
+    "restore": "flotilla.cli.store_cmd:restore",
     "apply": "flotilla.cli.apply:apply",
     "get": "flotilla.cli.get:get",
     "describe": "flotilla.cli.describe:describe",

@@ -2,7 +2,7 @@
 
 Reads clusters, bindings, TrafficPolicies and EndpointSlices once, runs the same
 scheduler the control plane runs over a view in which the named clusters are dead
-(`flotilla.controllers.failover.whatif`), and prints per workload where its replicas
+(`flotilla.scheduler.whatif`), and prints per workload where its replicas
 would go, which would stay unplaced and why, and which traffic would have no endpoint.
 """
 
@@ -16,8 +16,8 @@ import click
 from flotilla.cli.output import dump, echo, table
 from flotilla.cli.session import CliError, call, connect, connection_options
 from flotilla.client.base import ResourceClient
-from flotilla.controllers.failover.whatif import Report, what_if
 from flotilla.resources.kinds import by_kind
+from flotilla.scheduler.whatif import Report, what_if
 
 
 def _split(split: dict[str, int]) -> str:

@@ -22,13 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from flotilla.client.base import Object, ResourceClient
-from flotilla.client.mutate import mutate
+from flotilla.client.desired import converge
 from flotilla.controllers.controller import Controller, Result
 from flotilla.controllers.events import EventRecorder
 from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
 from flotilla.resources.conditions import Condition, conditions_of, find, set_conditions
 from flotilla.resources.kinds import by_kind
+from flotilla.resources.views import ClusterView
 from flotilla.resources.wellknown import (
     SYSTEM_NAMESPACE,
     TAINT_NOT_READY,
@@ -146,25 +147,29 @@ class ClusterHealth:
     async def _write(self, cluster: Object, verdict: Verdict) -> None:
         """Taints first, then the condition: by the time anyone reads Ready=Unknown, the
         taints that keep new replicas (and traffic) away are already in place."""
-        name = cluster["metadata"]["name"]
-        taints = (cluster.get("spec") or {}).get("taints") or []
+        view = ClusterView.of(cluster)
         want = {verdict.taint} if verdict.taint else set()
-        have = {t.get("key") for t in taints if t.get("key") in HEALTH_TAINTS}
-        if have != want:
-            added = rfc3339_at(self.clock())
-            await mutate(self.client, CLUSTER, "", name,
-                         lambda obj: set_health_taints(obj, verdict.taint, added))
-
-        previous = find(conditions_of(cluster), "Ready")
-        if previous is not None and previous.get("status") == verdict.status \
-                and previous.get("reason") == verdict.reason:
-            return
+        have = {t.key for t in view.taints if t.key in HEALTH_TAINTS}
+        retaint = have != want
+        added = rfc3339_at(self.clock())
+        changed = (view.ready_status, view.ready_reason) != (verdict.status, verdict.reason) \
+            or not _has_ready_condition(cluster)
         ready = Condition("Ready", verdict.status, verdict.reason, verdict.message)
-        await mutate(self.client, CLUSTER, "", name,
-                     lambda obj: set_conditions(obj, [ready]), status=True)
-        await self.events.record(cluster, "Normal" if verdict.ready else "Warning",
-                                 verdict.reason, verdict.message)
-        log.info("cluster %s: Ready=%s (%s)", name, verdict.status, verdict.reason)
+
+        def desire(obj: Object) -> None:
+            if retaint:
+                set_health_taints(obj, verdict.taint, added)
+            if changed:
+                set_conditions(obj, [ready])
+
+        if not retaint and not changed:
+            return
+        # One spec write, then one status write (`converge` keeps that order).
+        await converge(self.client, CLUSTER, "", view.name, desire, read=cluster)
+        if changed:
+            await self.events.record(cluster, "Normal" if verdict.ready else "Warning",
+                                     verdict.reason, verdict.message)
+            log.info("cluster %s: Ready=%s (%s)", view.name, verdict.status, verdict.reason)
 
 
 def _has_ready_condition(cluster: Object) -> bool:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flotilla.client.base import NotFoundError, Object, ResourceClient
-from flotilla.client.mutate import mutate
+from flotilla.client.desired import converge
 from flotilla.controllers.controller import Controller, Result
 from flotilla.controllers.events import EventRecorder
 from flotilla.controllers.informer import EventHandlers, Informer, ObjectKey
@@ -44,10 +44,7 @@ from flotilla.controllers.manager import ControllerManager
 from flotilla.resources import views
 from flotilla.resources.conditions import Condition, set_conditions
 from flotilla.resources.kinds import by_kind
-from flotilla.resources.wellknown import (
-    cluster_of_execution_namespace,
-    parse_rfc3339,
-)
+from flotilla.resources.wellknown import parse_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +111,12 @@ def cluster_exports(works: Iterable[Object], namespace: str, name: str
                     ) -> dict[str, ClusterExport]:
     """Per member cluster, the Service ``namespace/name`` as its Works carry it."""
     out: dict[str, ClusterExport] = {}
-    for work in works:
-        meta = work.get("metadata") or {}
-        cluster = cluster_of_execution_namespace(str(meta.get("namespace") or ""))
-        if cluster is None:
+    for view in map(views.WorkView.of, works):
+        cluster = view.cluster
+        if not cluster:
             continue
-        since = _epoch(meta.get("creationTimestamp"))
-        for manifest in services_in(work):
+        since = _epoch(view.meta.creation_timestamp)
+        for manifest in view.services:
             m_meta = manifest.get("metadata") or {}
             if (m_meta.get("namespace") or "default", m_meta.get("name")) != (namespace, name):
                 continue
@@ -137,12 +133,6 @@ def _epoch(timestamp: Any) -> float:
         return parse_rfc3339(str(timestamp))
     except (TypeError, ValueError):
         return math.inf
-
-
-def services_in(work: Object) -> Iterable[Object]:
-    manifests = ((work.get("spec") or {}).get("workload") or {}).get("manifests") or []
-    return (m for m in manifests if isinstance(m, dict) and m.get("kind") == "Service"
-            and m.get("apiVersion") == "v1")
 
 
 def cluster_view(cluster: Object) -> ClusterView:
@@ -212,23 +202,22 @@ def _conflict(ordered: list[ClusterExport], kind: str, ports: tuple[PortKey, ...
 
 def _endpoints(cluster: str, view: ClusterView, s: Object, declared: set[str]
                ) -> list[Object]:
-    spec = s.get("spec") or {}
+    slice_view = views.EndpointSliceView.of(s)
     out = []
-    for ep in spec.get("endpoints") or []:
-        for p in ep.get("ports") or []:
-            name = str(p.get("name") or "")
-            if name not in declared:
+    for ep in slice_view.endpoints:
+        for p in ep.ports:
+            if p.name not in declared or p.port is None:
                 continue
             out.append({
                 "cluster": cluster,
-                "region": view.region or str(spec.get("region") or ""),
-                "zone": str(ep.get("zone") or view.zone or spec.get("zone") or ""),
-                "address": str(ep.get("address")),
-                "port": int(p["port"]),
-                "portName": name,
-                "protocol": str(p.get("protocol") or "TCP"),
-                "ready": bool(ep.get("ready")),
-                "pod": str(ep.get("pod") or ""),
+                "region": view.region or slice_view.region,
+                "zone": ep.zone or view.zone or slice_view.zone,
+                "address": ep.address,
+                "port": p.port,
+                "portName": p.name,
+                "protocol": p.protocol,
+                "ready": ep.ready,
+                "pod": ep.pod,
             })
     out.sort(key=lambda e: (e["pod"], e["address"], e["portName"], e["port"]))
     return out
@@ -282,18 +271,20 @@ class Discovery:
 
     async def reconcile(self, key: ObjectKey) -> Result | None:
         export = self.inf["ServiceExport"].cache.get(key)
-        if export is None or (export.get("metadata") or {}).get("deletionTimestamp"):
+        if export is None or views.Meta.of(export.get("metadata")).deleting:
             await self._remove_import(key)
             return None
         derived = derive(
             self.inf["Service"].cache.get(key),
             cluster_exports(self.works.get(key), key.namespace, key.name),
-            {str(s["spec"].get("cluster")): s for s in self.slices.get(key)},
-            {c["metadata"]["name"]: cluster_view(c) for c in self.inf["Cluster"].cache.list()},
+            {views.EndpointSliceView.of(s).cluster: s for s in self.slices.get(key)},
+            {views.ClusterView.of(c).name: cluster_view(c)
+             for c in self.inf["Cluster"].cache.list()},
         )
         if set_conditions(copy.deepcopy(export), derived.conditions):
-            await mutate(self.client, SERVICE_EXPORT, key.namespace, key.name,
-                         lambda obj: set_conditions(obj, derived.conditions), status=True)
+            await converge(self.client, SERVICE_EXPORT, key.namespace, key.name,
+                           lambda obj: set_conditions(obj, derived.conditions),
+                           read=export)
             await self._tell(export, derived.conditions)
         if derived.spec is None:
             await self._remove_import(key)
@@ -332,22 +323,14 @@ class Discovery:
                                  "labels": {LABEL_EXPORT: key.name}},
                     "spec": copy.deepcopy(spec), "status": copy.deepcopy(status)}
 
-        def set_spec(obj: Object) -> bool:
-            if _same(obj.get("spec"), spec):
-                return False
-            obj["spec"] = copy.deepcopy(spec)
-            return True
+        def desire(obj: Object) -> None:
+            if not _same(obj.get("spec"), spec):
+                obj["spec"] = copy.deepcopy(spec)
+            if not _same(obj.get("status"), status):
+                obj["status"] = copy.deepcopy(status)
 
-        def set_status(obj: Object) -> bool:
-            if _same(obj.get("status"), status):
-                return False
-            obj["status"] = copy.deepcopy(status)
-            return True
-
-        await mutate(self.client, SERVICE_IMPORT, key.namespace, key.name, set_spec,
-                     create=fresh)
-        await mutate(self.client, SERVICE_IMPORT, key.namespace, key.name, set_status,
-                     status=True)
+        await converge(self.client, SERVICE_IMPORT, key.namespace, key.name, desire,
+                       read=cached, create=fresh)
 
 
 def _same(current: Any, wanted: Object) -> bool:
@@ -359,15 +342,14 @@ def _same(current: Any, wanted: Object) -> bool:
 
 
 def services_of_work(work: Object) -> Iterable[ObjectKey]:
-    for m in services_in(work):
+    for m in views.WorkView.of(work).services:
         meta = m.get("metadata") or {}
         yield ObjectKey(str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
 
 
 def service_of_slice(s: Object) -> Iterable[ObjectKey]:
-    service = (s.get("spec") or {}).get("service")
-    return (ObjectKey(str(s["metadata"].get("namespace") or ""), str(service)),) \
-        if service else ()
+    view = views.EndpointSliceView.of(s)
+    return (ObjectKey(view.meta.namespace, view.service),) if view.service else ()
 
 
 def build(manager: ControllerManager) -> Controller:

@@ -29,9 +29,10 @@ import re
 from dataclasses import dataclass
 
 from flotilla.client.base import Object, ResourceClient
-from flotilla.client.mutate import mutate
+from flotilla.client.desired import converge
 from flotilla.resources.conditions import Condition, conditions_of, find, set_conditions
 from flotilla.resources.kinds import Kind, UnknownKind, for_api_version
+from flotilla.resources.views import Meta
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +95,11 @@ async def mark_stalled(client: ResourceClient, obj: Object, type_: str,
     generation = int((obj.get("metadata") or {}).get("generation") or 0)
     wanted = Condition(type_, "True", error.reason, error.message, generation)
 
-    def change(current: Object) -> bool:
-        return set_conditions(current, [wanted])
+    def change(current: Object) -> None:
+        set_conditions(current, [wanted])
 
-    meta = obj.get("metadata") or {}
-    await mutate(client, kind, str(meta.get("namespace") or ""), str(meta.get("name")),
-                 change, status=True)
+    meta = Meta.of(obj.get("metadata"))
+    await converge(client, kind, meta.namespace, meta.name, change)
 
 
 def has_condition(obj: Object, type_: str) -> bool:
@@ -112,19 +112,16 @@ async def clear_stalled(client: ResourceClient, obj: Object, type_: str) -> None
     if kind is None:
         return
 
-    def change(current: Object) -> bool:
+    def change(current: Object) -> None:
         status = current.get("status") or {}
         conditions = list(status.get("conditions") or [])
         kept = [c for c in conditions if c.get("type") != type_]
-        if kept == conditions:
-            return False
-        status["conditions"] = kept
-        current["status"] = status
-        return True
+        if kept != conditions:
+            status["conditions"] = kept
+            current["status"] = status
 
-    meta = obj.get("metadata") or {}
-    await mutate(client, kind, str(meta.get("namespace") or ""), str(meta.get("name")),
-                 change, status=True)
+    meta = Meta.of(obj.get("metadata"))
+    await converge(client, kind, meta.namespace, meta.name, change)
 
 
 def _kind_with_status(obj: Object) -> Kind | None:

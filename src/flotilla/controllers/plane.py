@@ -1,7 +1,8 @@
 """The control plane's controllers, assembled for `flotilla server`.
 
 One function lists every controller the server runs, so adding one is one line here
-and a ``build(manager)`` function in its own module.
+and a ``build(manager)`` function in its own module. The server side
+(`flotilla.api.plane`) runs them, next to the API's admission checks.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from dataclasses import dataclass
 from flotilla.client.base import ResourceClient
 from flotilla.controllers import cluster_health, discovery
 from flotilla.controllers.failover import controller as failover
-from flotilla.controllers.failover.admission import budget_check
-from flotilla.controllers.failover.controller import DEFAULT_HEARTBEAT
 from flotilla.controllers.manager import ControllerManager, background
 from flotilla.controllers.placement import binder, rendering, scheduling, status
 from flotilla.controllers.rollout import controller as rollout
@@ -28,9 +27,6 @@ def control_plane(settings: PlaneSettings) -> Callable[[ResourceClient], Awaitab
     """The background task `run_server` runs: every controller on the in-process client."""
 
     def build(manager: ControllerManager) -> None:
-        add_check = getattr(manager.client, "add_check", None)
-        if add_check is not None:  # in-process: the API refuses unmeetable budgets
-            add_check(budget_check(settings.cluster_grace_period, DEFAULT_HEARTBEAT))
         cluster_health.build(manager, grace=settings.cluster_grace_period)
         binder.build(manager)
         scheduling.build(manager)

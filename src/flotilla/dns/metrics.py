@@ -57,6 +57,16 @@ class DnsMetrics:
         self.tcp_connections = Gauge(
             "flotilla_dns_tcp_connections", "Open TCP connections", registry=self.registry
         )
+        self.rate_limited = Counter(
+            "flotilla_dns_rate_limited_total",
+            "UDP answers replaced by an empty TC=1 reply by response-rate limiting",
+            registry=self.registry,
+        )
+        self.tcp_closed = Counter(
+            "flotilla_dns_tcp_closed_total",
+            "TCP connections the server closed, by why (idle, evicted, lifetime, "
+            "write_timeout, refused)", ["reason"], registry=self.registry,
+        )
         self._counters: dict[Outcome, Any] = {}
         self._histograms: dict[str, Any] = {}
 

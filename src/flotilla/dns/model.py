@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from flotilla.resources.models.common import parse_duration
-from flotilla.resources.views import ClusterView
+from flotilla.resources.views import ClusterView, TrafficPolicyView
 
 Strategy = Literal["RoundRobin", "Weighted", "Failover", "Geo"]
 STRATEGIES: tuple[Strategy, ...] = ("RoundRobin", "Weighted", "Failover", "Geo")
 DEFAULT_TTL = 5
 CLUSTERSET_ZONE = "clusterset.local"
 
-# How the gateway's strategy (issue 5) maps to a DNS strategy when the policy has no
+# How the gateway's strategy (``spec.strategy``) maps to a DNS strategy when the policy has no
 # ``spec.dns.strategy``: DNS can only shape *which addresses* a resolver gets, so every
 # per-request balancer (least request, hashing, latency) degrades to plain rotation.
 _FROM_GATEWAY: dict[str, Strategy] = {
@@ -192,16 +192,16 @@ def in_zone(name: str, zone: str) -> bool:
 
 def _clusters(objs: Iterable[Obj], problems: list[str]) -> Iterable[_ClusterState]:
     for c in objs:
-        name = _meta(c).get("name")
-        if not isinstance(name, str) or not name:
+        view = ClusterView.of(c)
+        if not view.name:
             problems.append("Cluster without metadata.name; ignored")
             continue
-        spec = _dict(c.get("spec"))
         yield _ClusterState(
-            name=name,
-            region=str(spec.get("region") or ""),
-            ingress=_addresses(spec.get("ingressAddress")),
-            healthy=ClusterView.of(c).serves_traffic,
+            name=view.name,
+            region=view.region,
+            # As stored, not `ClusterView.ingress_address`: a list of addresses is read too.
+            ingress=_addresses(_dict(c.get("spec")).get("ingressAddress")),
+            healthy=view.serves_traffic,
         )
 
 
@@ -266,29 +266,23 @@ def _global_names(
     problems: list[str],
 ) -> Iterable[GlobalName]:
     ns, name = _ns_name(tp)
-    spec = _dict(tp.get("spec"))
-    dns_spec = _dict(spec.get("dns"))
-    strategy = _strategy(spec, dns_spec)
-    ttl = _ttl(dns_spec.get("ttl", default_ttl))
-    weights = _weights(spec)
-    failover = tuple(
-        str(r) for r in _list(_dict(spec.get("locality")).get("failover")) if isinstance(r, str)
-    )
-    service = spec.get("service")
-    per_cluster = backends.get((ns, service), {}) if isinstance(service, str) else {}
+    view = TrafficPolicyView.of(tp)
+    strategy = _strategy(view)
+    ttl = _ttl(view.dns.get("ttl", default_ttl))
+    _check_weights(view)
+    failover = view.failover
+    per_cluster = backends.get((ns, view.service), {}) if view.service else {}
     targets = tuple(
         Target(
             cluster=b.cluster,
             region=b.region,
             addresses=b.ingress,
-            weight=weights.get(b.cluster, 1),
+            weight=view.weight_of(b.cluster),
         )
         for _, b in sorted(per_cluster.items())
         if b.ingress
     )
-    for host in _list(spec.get("hosts")):
-        if not isinstance(host, str):
-            continue
+    for host in view.hosts:
         h = normalize_name(host)
         if not in_zone(h, zone):
             problems.append(f"TrafficPolicy {ns}/{name}: host {h} is outside zone {zone}")
@@ -303,18 +297,17 @@ def _global_names(
         )
 
 
-def _strategy(spec: Obj, dns_spec: Obj) -> Strategy:
+def _strategy(view: TrafficPolicyView) -> Strategy:
     """``spec.dns.strategy`` if set (our names, or the TrafficPolicy model's
     WeightedRoundRobin/Locality/All), else derived from ``spec.strategy.type``."""
-    explicit = dns_spec.get("strategy")
+    explicit = view.dns.get("strategy")
     if explicit is not None:
         if explicit not in _FROM_GATEWAY:
             raise ValueError(
                 f"spec.dns.strategy must be one of {', '.join(STRATEGIES)}, got {explicit!r}"
             )
         return _FROM_GATEWAY[explicit]
-    gateway = _dict(spec.get("strategy")).get("type")
-    return _FROM_GATEWAY.get(str(gateway), "RoundRobin")
+    return _FROM_GATEWAY.get(view.strategy, "RoundRobin")
 
 
 def _ttl(raw: Any) -> int:
@@ -329,28 +322,12 @@ def _ttl(raw: Any) -> int:
     raise ValueError(f"spec.dns.ttl must be seconds or a duration such as '30s', got {raw!r}")
 
 
-def _weights(spec: Obj) -> dict[str, int]:
-    """Cluster weights, accepted as ``{cluster: w}`` or ``[{cluster|name, weight}]``.
-
-    Looked up under ``spec.weights`` and ``spec.strategy.weights``: the TrafficPolicy
-    model was not settled when this was written, so both plausible places are read.
-    """
-    raw = spec.get("weights", _dict(spec.get("strategy")).get("weights"))
-    out: dict[str, int] = {}
-    if isinstance(raw, Mapping):
-        items: Iterable[tuple[Any, Any]] = raw.items()
-    else:
-        items = (
-            (w.get("cluster", w.get("name")), w.get("weight"))
-            for w in _list(raw)
-            if isinstance(w, Mapping)
-        )
-    for cluster, weight in items:
-        if isinstance(cluster, str) and isinstance(weight, int) and not isinstance(weight, bool):
-            if weight < 0:
-                raise ValueError(f"weight of cluster {cluster} must be >= 0, got {weight}")
-            out[cluster] = weight
-    return out
+def _check_weights(view: TrafficPolicyView) -> None:
+    """Cluster weights (read by `TrafficPolicyView.weights`, in either accepted place
+    and shape) must not be negative."""
+    for cluster, weight in view.weights.items():
+        if weight < 0:
+            raise ValueError(f"weight of cluster {cluster} must be >= 0, got {weight}")
 
 
 def _addresses(raw: Any) -> tuple[str, ...]:

@@ -14,6 +14,8 @@ Rules this follows, all from the DNS RFCs an authoritative-only server must hono
   negative TTL (RFC 2308);
 * over UDP the answer is cut to 512 bytes, or the client's EDNS payload size capped at
   our own (1232, the DNS flag day value), with TC set so the client retries over TCP;
+* ``ANY`` gets one synthesized HINFO "RFC8482" record, not every record of the name
+  (RFC 8482): a full answer to a 30-byte query is what makes a server an amplifier;
 * EDNS Client Subnet (RFC 7871) is echoed with a scope: the source prefix length when
   the client's location chose the answer, 0 when the answer is the same for everyone.
 """
@@ -47,7 +49,8 @@ _TCP_MAX = 65535
 _REFUSED_TYPES = frozenset(
     {dns.rdatatype.AXFR, dns.rdatatype.IXFR, dns.rdatatype.MAILA, dns.rdatatype.MAILB}
 )
-_GLUE_TYPES = frozenset({SRV, NS, dns.rdatatype.ANY})
+_GLUE_TYPES = frozenset({SRV, NS})
+_RFC8482 = dns.rdata.from_text(IN, dns.rdatatype.HINFO, '"RFC8482" ""')
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,20 +178,17 @@ class Responder:
     ) -> bool:
         """Put the answer (and glue) in ``response``; True if the client's location
         decided it (so the ECS scope must be non-zero)."""
-        wanted = node.records.keys() if qtype == dns.rdatatype.ANY else (qtype,)
-        for rdtype in wanted:
-            rdatas = node.records.get(rdtype)
-            if node.dynamic is not None and rdtype in (A, AAAA):
-                continue  # a global name's addresses come from its strategy only
-            if rdatas:
-                response.answer.append(_rrset(qname, rdtype, ttl, rdatas))
+        if qtype == dns.rdatatype.ANY:
+            response.answer.append(_rrset(qname, dns.rdatatype.HINFO, ttl, (_RFC8482,)))
+            return False
+        rdatas = node.records.get(qtype)
+        # A global name's addresses come from its strategy only.
+        if rdatas and not (node.dynamic is not None and qtype in (A, AAAA)):
+            response.answer.append(_rrset(qname, qtype, ttl, rdatas))
         located = False
         gname = node.dynamic
         if gname is not None:
-            families = (
-                (4, 6) if qtype == dns.rdatatype.ANY else (4,) if qtype == A else
-                (6,) if qtype == AAAA else ()
-            )
+            families = (4,) if qtype == A else (6,) if qtype == AAAA else ()
             for version in families:
                 chosen = self.selector.select(gname, version, client)
                 located |= chosen.used_client_location
@@ -299,3 +299,29 @@ def header_only(wire: bytes, rcode: dns.rcode.Rcode = dns.rcode.SERVFAIL) -> byt
     qid, flags = struct.unpack_from("!HH", wire)
     out_flags = 0x8000 | (flags & 0x7800) | (flags & 0x0100) | (int(rcode) & 0xF)
     return struct.pack("!HHHHHH", qid, out_flags, 0, 0, 0, 0)
+
+
+def truncated_reply(wire: bytes) -> bytes | None:
+    """The smallest answer a client retries over TCP: the query's header and question
+    with QR, AA and TC set and no records -- never larger than the query, so it reflects
+    nothing. None when the query's question cannot be found (it is then dropped)."""
+    if len(wire) < 12 or wire[2] & 0x80 or wire[4:6] != b"\x00\x01":
+        return None
+    end = 12
+    while True:
+        if end >= len(wire):
+            return None
+        length = wire[end]
+        if length == 0:
+            end += 1
+            break
+        if length & 0xC0:  # a compression pointer ends the name
+            end += 2
+            break
+        end += 1 + length
+    end += 4  # type and class
+    if end > len(wire):
+        return None
+    qid, flags = struct.unpack_from("!HH", wire)
+    out_flags = 0x8000 | (flags & 0x7800) | 0x0400 | 0x0200 | (flags & 0x0100)
+    return struct.pack("!HHHHHH", qid, out_flags, 1, 0, 0, 0) + wire[12:end]

@@ -1,10 +1,13 @@
 """The DNS listeners (UDP and TCP on one port) around the `Responder`, and `run_dns`.
 
 UDP is a `DatagramProtocol` answering inline in ``datagram_received``: an answer is pure
-CPU on in-memory data, so there is nothing to await and no task per packet. TCP reads
-2-byte length-framed queries, answers them in order, keeps the connection for further
-queries and closes it after an idle timeout (RFC 7766), with a cap on open connections
-so a flood of idle sockets cannot exhaust file descriptors.
+CPU on in-memory data, so there is nothing to await and no task per packet. UDP answers
+pass through response-rate limiting first (`flotilla.dns.ratelimit`). TCP reads 2-byte
+length-framed queries, answers them in order and keeps the connection for further
+queries (RFC 7766) within the bounds of `DnsLimits`: an idle timeout, a lifetime, a
+write timeout for peers that do not read, and caps in all and per source address. At a
+cap the oldest idle connection is closed to admit the new one, so a crowd of idle
+sockets can hold file descriptors but never lock out a real query.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import socket
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -22,9 +26,11 @@ from flotilla.client.base import ResourceClient
 from flotilla.client.http import HttpClient
 from flotilla.dns.config_source import ConfigSource
 from flotilla.dns.geo import GeoTable
+from flotilla.dns.limits import DnsLimits
 from flotilla.dns.metrics import DnsMetrics, serve_admin
 from flotilla.dns.model import DEFAULT_TTL, DnsModel, check_zone
-from flotilla.dns.responder import Outcome, Responder, header_only
+from flotilla.dns.ratelimit import ResponseRateLimiter
+from flotilla.dns.responder import Outcome, Responder, header_only, truncated_reply
 from flotilla.dns.select import Selector
 from flotilla.dns.zone import compile_zones
 from flotilla.lifecycle import Loops, Step, serve
@@ -32,6 +38,7 @@ from flotilla.lifecycle import Loops, Step, serve
 log = logging.getLogger(__name__)
 
 _ERROR = Outcome("<error>", "-", "SERVFAIL")
+_TCP_SEND_BUFFER = 65536
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -52,20 +59,26 @@ class DnsServer:
         listen: str = "127.0.0.1:0",
         admin_listen: str | None = None,
         geo_table: Mapping[str, str] | None = None,
-        tcp_idle_timeout: float = 10.0,
-        max_tcp_connections: int = 512,
+        limits: DnsLimits | None = None,
     ) -> None:
         self.host, self._port = parse_listen(listen)
         self._admin = parse_listen(admin_listen) if admin_listen else None
         self.metrics = DnsMetrics()
         self.responder = Responder(None, Selector(GeoTable.from_mapping(geo_table)))
-        self.tcp_idle_timeout = tcp_idle_timeout
-        self.max_tcp_connections = max_tcp_connections
+        self.limits = limits = limits or DnsLimits()
+        self.rate_limiter = (
+            ResponseRateLimiter(limits.rrl_rate, burst=limits.rrl_burst,
+                                ipv4_prefix=limits.rrl_ipv4_prefix,
+                                ipv6_prefix=limits.rrl_ipv6_prefix)
+            if limits.rrl_rate > 0 else None
+        )
         self._serial = int(time.time())
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._admin_server: asyncio.Server | None = None
-        self._connections: set[asyncio.StreamWriter] = set()
+        #: Open TCP connections, oldest first, and how many each source holds.
+        self._connections: dict[asyncio.StreamWriter, _TcpConnection] = {}
+        self._per_source: dict[str | None, int] = {}
         self._handlers: set[asyncio.Task[None]] = set()
         self._reported: set[str] = set()
         if model is not None:
@@ -159,38 +172,115 @@ class DnsServer:
         self.metrics.observe(outcome, time.perf_counter() - started, transport)
         return out
 
+    def answer_udp(self, wire: bytes, client: str) -> bytes | None:
+        """A UDP answer, or past the source prefix's rate an empty TC=1 reply."""
+        limiter = self.rate_limiter
+        if limiter is not None and not limiter.allow(client):
+            self.metrics.rate_limited.inc()
+            return truncated_reply(wire)
+        return self.answer(wire, client, "udp")
+
+    # -- TCP ------------------------------------------------------------------------
+
+    def _admit(self, source: str | None) -> bool:
+        """Make room for a connection from ``source``: close the oldest idle connection
+        of that source at the per-source cap, the oldest idle one of anyone at the total
+        cap. False if every connection in the way is busy answering."""
+        limits = self.limits
+        if self._per_source.get(source, 0) >= limits.tcp_max_per_source and \
+                not self._evict_idle(lambda c: c.source == source):
+            return False
+        return len(self._connections) < limits.tcp_max_connections or \
+            self._evict_idle(lambda c: True)
+
+    def _evict_idle(self, which: Callable[[_TcpConnection], bool]) -> bool:
+        for conn in self._connections.values():  # oldest first
+            if not conn.busy and which(conn):
+                self._forget(conn)
+                conn.writer.close()
+                self.metrics.tcp_closed.labels("evicted").inc()
+                return True
+        return False
+
+    def _forget(self, conn: _TcpConnection) -> None:
+        if self._connections.pop(conn.writer, None) is not None:
+            left = self._per_source[conn.source] - 1
+            if left:
+                self._per_source[conn.source] = left
+            else:
+                del self._per_source[conn.source]
+            self.metrics.tcp_connections.dec()
+
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._connections) >= self.max_tcp_connections:
+        peer = writer.get_extra_info("peername")
+        client = str(peer[0]) if peer else None
+        if not self._admit(client):
+            self.metrics.tcp_closed.labels("refused").inc()
             writer.close()
             return
-        self._connections.add(writer)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            # A DNS message is at most 64 KiB: a kernel send buffer of that bounds what a
+            # peer that does not read can make us hold, and lets the write timeout see it.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _TCP_SEND_BUFFER)
+        limits = self.limits
+        conn = _TcpConnection(writer, client, time.monotonic() + limits.tcp_lifetime)
+        self._connections[writer] = conn
+        self._per_source[client] = self._per_source.get(client, 0) + 1
         handler = asyncio.current_task()
         if handler is not None:
             self._handlers.add(handler)
         self.metrics.tcp_connections.inc()
-        peer = writer.get_extra_info("peername")
-        client = str(peer[0]) if peer else None
+        reason = "idle"
         try:
             while True:
-                head = await asyncio.wait_for(reader.readexactly(2), self.tcp_idle_timeout)
+                head = await asyncio.wait_for(reader.readexactly(2), conn.wait(limits))
                 size = int.from_bytes(head, "big")
                 if size == 0:
                     break
-                wire = await asyncio.wait_for(reader.readexactly(size), self.tcp_idle_timeout)
+                wire = await asyncio.wait_for(reader.readexactly(size), conn.wait(limits))
                 out = self.answer(wire, client, "tcp")
                 if out is not None:
+                    conn.busy = True
                     writer.write(len(out).to_bytes(2, "big") + out)
-                    await writer.drain()
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                    reason = "write_timeout"
+                    await asyncio.wait_for(writer.drain(), limits.tcp_write_timeout)
+                    reason, conn.busy = "idle", False
+        except TimeoutError:
+            if reason == "idle" and time.monotonic() >= conn.deadline:
+                reason = "lifetime"
+            if conn.writer in self._connections:
+                self.metrics.tcp_closed.labels(reason).inc()
+            if reason == "write_timeout":
+                writer.transport.abort()  # a peer that does not read: drop its buffer
+        except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
-            self._connections.discard(writer)
+            self._forget(conn)
             if handler is not None:
                 self._handlers.discard(handler)
-            self.metrics.tcp_connections.dec()
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+class _TcpConnection:
+    """One open TCP connection: whose, until when, and whether it is mid-answer (a busy
+    connection is never evicted; its write is bounded by the write timeout)."""
+
+    __slots__ = ("busy", "deadline", "source", "writer")
+
+    def __init__(self, writer: asyncio.StreamWriter, source: str | None,
+                 deadline: float) -> None:
+        self.writer = writer
+        self.source = source
+        self.deadline = deadline
+        self.busy = False
+
+    def wait(self, limits: DnsLimits) -> float:
+        """How long the next read may take: the idle timeout, cut by the lifetime."""
+        return max(0.0, min(limits.tcp_idle_timeout, self.deadline - time.monotonic()))
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -202,7 +292,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        out = self.server.answer(data, str(addr[0]), "udp")
+        out = self.server.answer_udp(data, str(addr[0]))
         if out is not None and self.transport is not None:
             self.transport.sendto(out, addr)
 
@@ -229,6 +319,7 @@ async def run_dns(
     admin_listen: str | None = None,
     geo_table: dict[str, str] | None = None,
     ttl: int = DEFAULT_TTL,
+    limits: DnsLimits | None = None,
     client: ResourceClient | None = None,
     on_listening: Callable[[str, int], None] | None = None,
 ) -> None:
@@ -239,7 +330,8 @@ async def run_dns(
     check_zone(zone)  # before any socket or connection: a bad zone is a usage error
     own_client = client is None
     api: ResourceClient = HttpClient(server, token) if client is None else client
-    dns_server = DnsServer(None, listen=listen, admin_listen=admin_listen, geo_table=geo_table)
+    dns_server = DnsServer(None, listen=listen, admin_listen=admin_listen, geo_table=geo_table,
+                           limits=limits)
     source = ConfigSource(api, zone, dns_server.update, ttl=ttl, metrics=dns_server.metrics)
 
     async def close_client() -> None:

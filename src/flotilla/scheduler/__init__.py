@@ -1,4 +1,4 @@
-"""The placement decision (issue 4, item 2): which clusters run a template, how many each.
+"""The placement decision: which clusters run a template, and how many replicas each.
 
 A pure library: `schedule` (one decision) and `Scheduler` (many decisions over one
 cluster snapshot, cached). The controller that reads templates, policies and Clusters
@@ -14,8 +14,16 @@ from the store and writes ResourceBindings drives it like this::
 See docs/components/scheduler.md for the semantics and where they follow Karmada.
 """
 
-from .binding import current_targets, scheduled_condition, target_clusters
+from .binding import (
+    current_targets,
+    schedule_binding,
+    scheduled_condition,
+    scheduler_for,
+    target_clusters,
+    workload_of,
+)
 from .compile import (
+    InvalidQuantity,
     PlacementError,
     compile_cluster,
     compile_placement,
@@ -39,6 +47,7 @@ from .types import (
 __all__ = [
     "ClusterAffinity",
     "ClusterInfo",
+    "InvalidQuantity",
     "Placement",
     "PlacementError",
     "ScheduleResult",
@@ -55,6 +64,9 @@ __all__ = [
     "compile_workload",
     "current_targets",
     "schedule",
+    "schedule_binding",
     "scheduled_condition",
+    "scheduler_for",
     "target_clusters",
+    "workload_of",
 ]

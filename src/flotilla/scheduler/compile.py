@@ -41,6 +41,11 @@ class PlacementError(ValueError):
     """A placement the scheduler cannot use; the message starts with the field path."""
 
 
+class InvalidQuantity(PlacementError):
+    """A request or capacity that is not a quantity: bad input the object carries, not a
+    placement that cannot be met, so a controller reports it as such (InvalidInput)."""
+
+
 _EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 _SPREAD_FIELDS = ("cluster", "region", "zone", "provider")
 _FIELD_KEYS = ("provider", "region", "zone")
@@ -230,7 +235,7 @@ def compile_requests(spec: Any, path: str) -> dict[str, int]:
         try:
             out[str(name)] = integer_amount(str(name), value)
         except QuantityError as e:
-            raise PlacementError(f"{path}.{e}") from None
+            raise InvalidQuantity(f"{path}.{e}") from None
     return out
 
 
@@ -288,7 +293,7 @@ def compile_workload(obj: Mapping[str, Any], current: Iterable[Target] = ()) -> 
     try:
         per_pod = pod_requests(pod, "spec.template.spec")
     except RequestError as e:
-        raise PlacementError(str(e)) from None
+        raise InvalidQuantity(str(e)) from None
     requests.update({name: integer_amount(name, q) for name, q in per_pod.items()})
     return WorkloadInfo(key=workload_key(obj), replicas=replicas,
                         requests=MappingProxyType(requests),

@@ -60,6 +60,16 @@ class StoreClosed(StoreError):
     """The store is shutting down; the operation did not happen."""
 
 
+class InsufficientStorage(StoreError):
+    """The disk under the store is (nearly) full. The write was refused whole before
+    anything of it was stored; writes that free space (deletes, compaction) and updates
+    that do not grow an object still go through."""
+
+
+class CorruptStore(StoreError):
+    """The store's file failed its integrity check; the message says how to restore."""
+
+
 @dataclass(frozen=True, slots=True)
 class WatchEvent:
     """One change. For DELETED, ``object`` is the last state with the deletion revision."""

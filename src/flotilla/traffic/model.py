@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flotilla.resources.views import ClusterView
+from flotilla.resources.views import ClusterView, EndpointSliceView
 
 IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 
@@ -253,37 +253,19 @@ def cluster_usable(cluster: Mapping[str, Any]) -> bool:
     return ClusterView.of(cluster).serves_traffic
 
 
-def _pick_port(ports: Any, wanted: str | int | None) -> int | None:
-    if not isinstance(ports, list):
-        return None
-    for p in ports:
-        if not isinstance(p, Mapping) or not isinstance(p.get("port"), int):
-            continue
-        if wanted is None and str(p.get("protocol", "TCP")).upper() not in ("TCP", "HTTP"):
-            continue
-        if wanted is None or p.get("name") == wanted or p.get("port") == wanted:
-            return int(p["port"])
-    return None
-
-
-def slice_endpoints(slice_spec: Mapping[str, Any], cluster: Mapping[str, Any] | None,
+def slice_endpoints(slice_view: EndpointSliceView, cluster: ClusterView | None,
                     policy: Policy) -> list[Endpoint]:
     """The ready endpoints one EndpointSlice contributes under ``policy``."""
-    cluster_name = str(slice_spec.get("cluster") or "")
-    weight = policy.cluster_weights.get(cluster_name, 1)
-    if cluster is None or weight == 0 or not cluster_usable(cluster):
+    weight = policy.cluster_weights.get(slice_view.cluster, 1)
+    if cluster is None or weight == 0 or not cluster.serves_traffic:
         return []
-    cspec = cluster.get("spec") or {}
-    region = str(slice_spec.get("region") or cspec.get("region") or "")
-    zone = str(slice_spec.get("zone") or cspec.get("zone") or "")
+    region = slice_view.region or cluster.region
+    zone = slice_view.zone or cluster.zone
     out = []
-    for ep in slice_spec.get("endpoints") or ():
-        if not isinstance(ep, Mapping) or ep.get("ready") is not True:
-            continue
-        address = ep.get("address")
-        port = _pick_port(ep.get("ports"), None)
-        if isinstance(address, str) and address and port is not None:
-            out.append(Endpoint(cluster_name, region, str(ep.get("zone") or zone), address,
+    for ep in slice_view.ready_endpoints:
+        port = ep.proxied_port
+        if ep.address and port is not None:
+            out.append(Endpoint(slice_view.cluster, region, ep.zone or zone, ep.address,
                                 port, True, weight))
     return out
 
@@ -291,13 +273,13 @@ def slice_endpoints(slice_spec: Mapping[str, Any], cluster: Mapping[str, Any] | 
 def build_model(policies: Iterable[Mapping[str, Any]], slices: Iterable[Mapping[str, Any]],
                 clusters: Iterable[Mapping[str, Any]]) -> RoutingModel:
     """Pure: API objects in, routing model out. Bad policies are skipped and reported."""
-    by_cluster = {str((c.get("metadata") or {}).get("name")): c for c in clusters}
-    by_service: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    by_cluster = {v.name: v for v in map(ClusterView.of, clusters)}
+    by_service: dict[tuple[str, str], list[EndpointSliceView]] = {}
     for s in slices:
-        spec = s.get("spec")
-        if isinstance(spec, Mapping):
-            ns = str((s.get("metadata") or {}).get("namespace") or "default")
-            by_service.setdefault((ns, str(spec.get("service"))), []).append(spec)
+        if isinstance(s.get("spec"), Mapping):
+            view = EndpointSliceView.of(s)
+            by_service.setdefault((view.meta.namespace or "default", view.service),
+                                  []).append(view)
 
     errors: list[str] = []
     backends: dict[str, Backend] = {}
@@ -311,9 +293,9 @@ def build_model(policies: Iterable[Mapping[str, Any]], slices: Iterable[Mapping[
             errors.append(f"TrafficPolicy {meta.get('namespace')}/{meta.get('name')}: {e}")
             continue
         eps: list[Endpoint] = []
-        for spec in sorted(by_service.get((policy.namespace, policy.service), ()),
-                           key=lambda sp: str(sp.get("cluster"))):
-            eps.extend(slice_endpoints(spec, by_cluster.get(str(spec.get("cluster"))), policy))
+        for view in sorted(by_service.get((policy.namespace, policy.service), ()),
+                           key=lambda v: v.cluster):
+            eps.extend(slice_endpoints(view, by_cluster.get(view.cluster), policy))
         backend = Backend(policy, tuple(eps))
         backends[backend.id] = backend
         for host in policy.hosts:

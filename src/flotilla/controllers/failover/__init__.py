@@ -4,7 +4,9 @@
     decide.py    which clusters to evict, which eviction tasks are done (pure)
     unhealthy.py since when a workload is Unhealthy per cluster, as kept on the binding
     controller.py  the reconciler that writes those decisions onto ResourceBindings
-    whatif.py    the same decisions, answered without writing anything
+
+The same decisions answered without writing anything (``flotilla what-if``) are
+`flotilla.scheduler.whatif`: pure, so the CLI can run them without the controllers.
 
 The controller only edits ``spec.clusters`` and ``spec.gracefulEvictionTasks`` of a
 ResourceBinding; the scheduler (which leaves evicting clusters out of its input) and the

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from flotilla.client.base import Object, ResourceClient
-from flotilla.client.mutate import mutate
+from flotilla.client.desired import Edit, converge
 from flotilla.controllers.controller import Controller, Result
 from flotilla.controllers.events import EventRecorder
 from flotilla.controllers.failover.decide import (
@@ -27,10 +27,7 @@ from flotilla.controllers.failover.decide import (
     application_evictions,
     finished_tasks,
     healthy,
-    holding_tasks,
     taint_evictions,
-    targets,
-    tasks,
 )
 from flotilla.controllers.failover.timers import Timers, describe_timers, timers_for
 from flotilla.controllers.failover.unhealthy import (
@@ -41,8 +38,9 @@ from flotilla.controllers.failover.unhealthy import (
 )
 from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
-from flotilla.resources.conditions import Condition, find, set_conditions
+from flotilla.resources.conditions import Condition, set_conditions
 from flotilla.resources.kinds import by_kind
+from flotilla.resources.views import ResourceBindingView
 from flotilla.resources.wellknown import rfc3339_at
 
 log = logging.getLogger(__name__)
@@ -90,9 +88,12 @@ class FailoverController:
         return {c["metadata"]["name"]: c for c in self.inf["Cluster"].cache.list()}
 
     async def reconcile(self, key: ObjectKey) -> Result | None:
+        """Decide everything about the binding, then write it once: evictions, the
+        unhealthy-since clock and the timers in one spec write, the ``Failover``
+        condition in one status write (`flotilla.client.desired`)."""
         binding = self.inf["ResourceBinding"].cache.get(key)
-        if binding is None or binding["metadata"].get("deletionTimestamp") or \
-                binding["spec"].get("resource", {}).get("kind") != "Deployment":
+        view = ResourceBindingView.of(binding)
+        if binding is None or view.meta.deleting or not view.has_replicas:
             return None
         now = self.clock()
         timers = self.timers(binding)
@@ -104,23 +105,69 @@ class FailoverController:
         seen = {e.cluster for e in evict}
         evict += [e for e in app if e.cluster not in seen]
         done, t3 = finished_tasks(binding, clusters, timers, now)
+        edits: list[Edit] = []
+        rebalanced: list[dict[str, Any]] | None = None
         if evict or done:
-            await self._write(binding, evict, done, timers, now)
+            edits.append(self._evictions(evict, done, timers, now))
             since = {c: t for c, t in since.items() if c not in {e.cluster for e in evict}}
         elif timers.rebalance:
-            await self._rebalance(binding, clusters)
-        await self._keep_unhealthy_since(binding, since)
-        await self._set_condition(binding)
-        await self._show_timers(binding, timers)
+            rebalance = self._rebalance(view, clusters)
+            if rebalance is not None:
+                edit, rebalanced = rebalance
+                edits.append(edit)
+        edits.append(self._unhealthy_since(since))
+        edits.append(self._timers_shown(timers))
+        condition, blocked = self._condition(view)
+        if condition is not None:
+            wanted = condition
+
+            def set_condition(obj: Object) -> None:
+                set_conditions(obj, [wanted])
+
+            edits.append(set_condition)
+
+        def desire(obj: Object) -> None:
+            for edit in edits:
+                edit(obj)
+
+        await converge(self.client, BINDING, key.namespace, key.name, desire, read=binding)
+        await self._tell(binding, view, evict, done, rebalanced, blocked)
         waits = [t for t in (t1, t2, t3) if t is not None]
         return Result(requeue_after=max(0.05, min(waits) + 0.05)) if waits else None
 
-    async def _write(self, binding: Object, evict: list[Eviction], done: list[Finished],
-                     timers: Timers, now: float) -> None:
-        meta = binding["metadata"]
+    async def _tell(self, binding: Object, view: ResourceBindingView, evict: list[Eviction],
+                    done: list[Finished], rebalanced: list[dict[str, Any]] | None,
+                    blocked: str | None) -> None:
+        """The Events of what the write decided, after it succeeded."""
+        for e in evict:
+            log.info("binding %s/%s: evicting %s (%s)", view.namespace, view.name,
+                     e.cluster, e.message)
+            await self.events.record(
+                binding, "Warning", "Evicting",
+                f"{e.message}: moving {e.replicas} replica(s) off {e.cluster} "
+                f"(purgeMode {e.purge})")
+        for f in done:
+            what = f"put {f.restore} replica(s) back on" if f.restore else "released"
+            if f.why.startswith("avoided"):
+                what = "no longer avoided"
+            await self.events.record(binding, "Normal", "EvictionDone",
+                                     f"old replicas on {f.cluster} {what}: {f.why}")
+        if rebalanced is not None and dict(view.targets) != \
+                {t["name"]: t["replicas"] for t in rebalanced}:
+            where = ", ".join(f"{t['name']}:{t['replicas']}" for t in rebalanced)
+            await self.events.record(binding, "Normal", "Rebalanced",
+                                     f"clusters recovered: back to the original split {where}")
+        if blocked is not None:
+            await self.events.record(binding, "Warning", "FailoverBlocked", blocked)
+
+    @staticmethod
+    def _evictions(evict: list[Eviction], done: list[Finished], timers: Timers,
+                   now: float) -> Edit:
+        """Clusters leave ``spec.clusters`` into eviction tasks; finished tasks go (or
+        are released), restoring replicas where a cluster recovered in time."""
         stamp = rfc3339_at(now)
 
-        def change(obj: Object) -> bool:
+        def change(obj: Object) -> None:
             spec = obj["spec"]
             before = list(spec.get("clusters") or [])
             if timers.rebalance and evict:
@@ -150,122 +197,82 @@ class FailoverController:
                 })
             spec["clusters"] = sorted(clusters, key=lambda t: t["name"])
             spec["gracefulEvictionTasks"] = kept
-            return True
 
-        await mutate(self.client, BINDING, meta["namespace"], meta["name"], change)
-        for e in evict:
-            log.info("binding %s/%s: evicting %s (%s)", meta["namespace"], meta["name"],
-                     e.cluster, e.message)
-            await self.events.record(
-                binding, "Warning", "Evicting",
-                f"{e.message}: moving {e.replicas} replica(s) off {e.cluster} "
-                f"(purgeMode {e.purge})")
-        for f in done:
-            what = f"put {f.restore} replica(s) back on" if f.restore else "released"
-            if f.why.startswith("avoided"):
-                what = "no longer avoided"
-            await self.events.record(binding, "Normal", "EvictionDone",
-                                     f"old replicas on {f.cluster} {what}: {f.why}")
+        return change
 
-    async def _keep_unhealthy_since(self, binding: Object, since: Mapping[str, float]
-                                    ) -> None:
-        """Write the application-failover clock onto the binding when it changed (a
-        cluster turned Unhealthy, recovered, or was evicted), so a restart keeps it."""
-        if recorded(binding) == since:
-            return
+    @staticmethod
+    def _unhealthy_since(since: Mapping[str, float]) -> Edit:
+        """The application-failover clock on the binding, so a restart keeps it."""
         value = encode(since)
 
-        def change(obj: Object) -> bool:
+        def change(obj: Object) -> None:
+            if recorded(obj) == since:
+                return  # the same times, whatever the spelling
             notes = obj["metadata"].setdefault("annotations", {})
-            if notes.get(ANNOTATION_UNHEALTHY_SINCE) == value:
-                return False
             if value is None:
                 notes.pop(ANNOTATION_UNHEALTHY_SINCE, None)
             else:
                 notes[ANNOTATION_UNHEALTHY_SINCE] = value
-            return True
 
-        meta = binding["metadata"]
-        await mutate(self.client, BINDING, meta["namespace"], meta["name"], change)
+        return change
 
-    async def _show_timers(self, binding: Object, timers: Timers) -> None:
-        """Keep the timers in force on the binding (``flotilla describe`` shows them)."""
+    def _timers_shown(self, timers: Timers) -> Edit:
+        """The timers in force on the binding (``flotilla describe`` shows them)."""
         text = "; ".join(f"{k}: {v}" for k, v in describe_timers(timers, self.grace))
-        if (binding["metadata"].get("annotations") or {}).get(ANNOTATION_TIMERS) == text:
-            return
 
-        def change(obj: Object) -> bool:
-            notes = obj["metadata"].setdefault("annotations", {})
-            if notes.get(ANNOTATION_TIMERS) == text:
-                return False
-            notes[ANNOTATION_TIMERS] = text
-            return True
+        def change(obj: Object) -> None:
+            obj["metadata"].setdefault("annotations", {})[ANNOTATION_TIMERS] = text
 
-        meta = binding["metadata"]
-        await mutate(self.client, BINDING, meta["namespace"], meta["name"], change)
+        return change
 
-    async def _rebalance(self, binding: Object, clusters: Mapping[str, Object]) -> None:
+    def _rebalance(self, view: ResourceBindingView, clusters: Mapping[str, Object]
+                   ) -> tuple[Edit, list[dict[str, Any]] | None] | None:
         """Move back to the split from before the failover, once every cluster of it is
-        healthy and nothing is being evicted."""
-        notes = binding["metadata"].get("annotations") or {}
-        raw = notes.get(ANNOTATION_ORIGINAL)
-        if raw is None or tasks(binding):
-            return
+        healthy and nothing is being evicted; None while that is not so."""
+        raw = view.meta.annotations.get(ANNOTATION_ORIGINAL)
+        if raw is None or view.eviction_tasks:
+            return None
         try:
             original: list[dict[str, Any]] = json.loads(raw)
         except ValueError:
             original = []
         if not all(healthy(clusters.get(t["name"])) for t in original):
-            return
-        desired = int(binding["spec"].get("replicas") or 0)
-        usable = sum(int(t.get("replicas") or 0) for t in original) == desired
-        meta = binding["metadata"]
+            return None
+        usable = sum(int(t.get("replicas") or 0) for t in original) == view.replicas
 
-        def change(obj: Object) -> bool:
+        def change(obj: Object) -> None:
             (obj["metadata"].get("annotations") or {}).pop(ANNOTATION_ORIGINAL, None)
             if usable:
                 obj["spec"]["clusters"] = original
-            return True
 
-        await mutate(self.client, BINDING, meta["namespace"], meta["name"], change)
-        if usable and targets(binding) != {t["name"]: t["replicas"] for t in original}:
-            where = ", ".join(f"{t['name']}:{t['replicas']}" for t in original)
-            await self.events.record(binding, "Normal", "Rebalanced",
-                                     f"clusters recovered: back to the original split {where}")
+        return change, original if usable else None
 
-    async def _set_condition(self, binding: Object) -> None:
-        """``Failover``: True while replicas are being moved, with what blocks them."""
-        pending = holding_tasks(binding)
-        conds = (binding.get("status") or {}).get("conditions") or []
-        current = find(conds, CONDITION)
+    def _condition(self, view: ResourceBindingView) -> tuple[Condition | None, str | None]:
+        """``Failover``: True while replicas are being moved, with what blocks them.
+        Returns the condition to set (None: leave it as it is) and, when the move is
+        blocked anew, the message of the FailoverBlocked Event."""
+        pending = view.holding_tasks
+        current = view.condition(CONDITION)
         if not pending:
-            if current is None or current.get("status") == "False":
-                return
+            if current is None or current.status == "False":
+                return None, None
             status, reason, message = "False", "Idle", "no replicas are being moved"
         else:
-            scheduled = find(conds, "Scheduled")
-            names = ", ".join(sorted(str(t.get("fromCluster")) for t in pending))
-            if scheduled is not None and scheduled.get("status") == "False":
+            scheduled = view.condition("Scheduled")
+            names = ", ".join(sorted(t.from_cluster for t in pending))
+            if scheduled is not None and scheduled.status == "False":
                 status, reason = "True", "NoClusterFit"
                 message = (f"replicas evicted from {names} have nowhere to go: "
-                           f"{scheduled.get('message')}; the old replicas stay until a "
+                           f"{scheduled.message}; the old replicas stay until a "
                            "cluster the policy allows can take them")
             else:
                 status, reason = "True", "Evicting"
                 message = f"waiting for replacements of the replicas on {names}"
-        if current is not None and (current.get("status"), current.get("reason"),
-                                    current.get("message")) == (status, reason, message):
-            return
-        if reason == "NoClusterFit":
-            await self.events.record(binding, "Warning", "FailoverBlocked", message)
-        condition = Condition(CONDITION, status, reason, message)
-
-        def change(obj: Object) -> bool:
-            return set_conditions(obj, [condition])
-
-        meta = binding["metadata"]
-        await mutate(self.client, BINDING, meta["namespace"], meta["name"], change,
-                     status=True)
+        if current is not None and (current.status, current.reason, current.message) == \
+                (status, reason, message):
+            return None, None
+        return Condition(CONDITION, status, reason, message), \
+            message if reason == "NoClusterFit" else None
 
 
 def build(manager: ControllerManager, *, grace: float,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flotilla.controllers.failover.timers import HEALTH_TAINTS, PurgeMode, Timers
-from flotilla.resources.views import ClusterView
+from flotilla.resources.views import ClusterView, EvictionTask, ResourceBindingView, Taint
 from flotilla.resources.wellknown import parse_rfc3339
 
 Obj = Mapping[str, Any]
@@ -48,27 +48,24 @@ class Finished:
 
 
 def targets(binding: Obj) -> dict[str, int]:
-    return {str(t["name"]): int(t.get("replicas") or 0)
-            for t in (binding.get("spec") or {}).get("clusters") or []}
+    return dict(ResourceBindingView.of(binding).targets)
 
 
-def tasks(binding: Obj) -> list[Obj]:
-    return list((binding.get("spec") or {}).get("gracefulEvictionTasks") or [])
+def tasks(binding: Obj) -> tuple[EvictionTask, ...]:
+    return ResourceBindingView.of(binding).eviction_tasks
 
 
-def holding_tasks(binding: Obj) -> list[Obj]:
+def holding_tasks(binding: Obj) -> tuple[EvictionTask, ...]:
     """Tasks whose old replicas still run (not yet released)."""
-    return [t for t in tasks(binding)
-            if t.get("purgeMode") not in ("Immediately", "Directly")]
+    return ResourceBindingView.of(binding).holding_tasks
 
 
 def cluster_ready(cluster: Obj | None) -> bool:
     return cluster is not None and ClusterView.of(cluster).ready
 
 
-def no_execute_taints(cluster: Obj | None) -> list[Obj]:
-    return [t for t in ((cluster or {}).get("spec") or {}).get("taints") or []
-            if t.get("effect") == "NoExecute"]
+def no_execute_taints(cluster: Obj | None) -> tuple[Taint, ...]:
+    return ClusterView.of(cluster).no_execute_taints if cluster is not None else ()
 
 
 def healthy(cluster: Obj | None) -> bool:
@@ -76,16 +73,16 @@ def healthy(cluster: Obj | None) -> bool:
     return cluster is not None and ClusterView.of(cluster).serves_traffic
 
 
-def _other_toleration(placement: Obj, taint: Obj) -> float | None:
+def _other_toleration(placement: Obj, taint: Taint) -> float | None:
     """Seconds a non-health NoExecute taint is tolerated (0: not at all)."""
     best: float | None = 0.0
     for tol in placement.get("clusterTolerations") or []:
         if tol.get("effect") not in (None, "", "NoExecute"):
             continue
-        if tol.get("key") and tol.get("key") != taint.get("key"):
+        if tol.get("key") and tol.get("key") != taint.key:
             continue
         if (tol.get("operator") or "Equal") == "Equal" and \
-                str(tol.get("value") or "") != str(taint.get("value") or ""):
+                str(tol.get("value") or "") != taint.value:
             continue
         seconds = tol.get("tolerationSeconds")
         if seconds is None:
@@ -97,19 +94,19 @@ def _other_toleration(placement: Obj, taint: Obj) -> float | None:
 def taint_evictions(binding: Obj, clusters: Mapping[str, Obj], timers: Timers, now: float
                     ) -> tuple[list[Eviction], float | None]:
     """Clusters whose NoExecute taints outlasted the policy's tolerations."""
-    placement = (binding.get("spec") or {}).get("placement") or {}
+    view = ResourceBindingView.of(binding)
     out: list[Eviction] = []
     recheck: float | None = None
-    for name, replicas in sorted(targets(binding).items()):
+    for name, replicas in sorted(view.targets.items()):
         if replicas <= 0:
             continue
         for taint in no_execute_taints(clusters.get(name)):
-            key = str(taint.get("key") or "")
+            key = taint.key
             tolerated = timers.toleration_for(key) if key in HEALTH_TAINTS \
-                else _other_toleration(placement, taint)
+                else _other_toleration(view.placement, taint)
             if tolerated is None:
                 continue
-            added = taint.get("timeAdded")
+            added = taint.time_added
             elapsed = now - parse_rfc3339(str(added)) if added else tolerated
             if elapsed >= tolerated:
                 out.append(Eviction(
@@ -124,10 +121,10 @@ def taint_evictions(binding: Obj, clusters: Mapping[str, Obj], timers: Timers, n
 
 def unhealthy_clusters(binding: Obj) -> set[str]:
     """Clusters whose agent reports the workload Unhealthy (no ready replica)."""
-    wanted = targets(binding)
-    return {str(i.get("clusterName")) for i in
-            (binding.get("status") or {}).get("aggregatedStatus") or []
-            if i.get("health") == "Unhealthy" and wanted.get(str(i.get("clusterName")), 0) > 0}
+    view = ResourceBindingView.of(binding)
+    wanted = view.targets
+    return {i.cluster for i in view.aggregated
+            if i.health == "Unhealthy" and wanted.get(i.cluster, 0) > 0}
 
 
 def application_evictions(binding: Obj, timers: Timers, unhealthy_since: Mapping[str, float],
@@ -157,36 +154,34 @@ def application_evictions(binding: Obj, timers: Timers, unhealthy_since: Mapping
 def ready_elsewhere(binding: Obj, clusters: Mapping[str, Obj]) -> int:
     """Ready replicas on the clusters the binding is scheduled to, each counted up to its
     share (a cluster still scaling down must not stand in for one still starting)."""
-    wanted = targets(binding)
+    view = ResourceBindingView.of(binding)
+    wanted = view.targets
     total = 0
-    for item in (binding.get("status") or {}).get("aggregatedStatus") or []:
-        name = str(item.get("clusterName"))
-        if name in wanted and cluster_ready(clusters.get(name)):
-            ready = int((item.get("status") or {}).get("readyReplicas") or 0)
-            total += min(ready, wanted[name])
+    for item in view.aggregated:
+        if item.cluster in wanted and cluster_ready(clusters.get(item.cluster)):
+            total += min(item.ready_replicas, wanted[item.cluster])
     return total
 
 
 def finished_tasks(binding: Obj, clusters: Mapping[str, Obj], timers: Timers, now: float
                    ) -> tuple[list[Finished], float | None]:
     """Graceful-eviction tasks whose old replicas may now go."""
-    spec = binding.get("spec") or {}
-    desired = int(spec.get("replicas") or 0)
-    wanted = targets(binding)
+    view = ResourceBindingView.of(binding)
+    desired = view.replicas
+    wanted = view.targets
     placed = sum(wanted.values())
     replaced = placed >= desired and ready_elsewhere(binding, clusters) >= desired
     out: list[Finished] = []
     recheck: float | None = None
-    for task in tasks(binding):
-        name = str(task.get("fromCluster"))
+    for task in view.eviction_tasks:
+        name = task.from_cluster
         if name in wanted:
             out.append(Finished(name, f"cluster {name} is scheduled again"))
             continue
-        created = task.get("creationTimestamp")
-        timeout = float(task.get("gracePeriodSeconds") or timers.eviction_timeout)
-        age = now - parse_rfc3339(str(created)) if created else timeout
-        released = task.get("purgeMode") in ("Immediately", "Directly")
-        if released or task.get("suppressDeletion"):
+        created = task.creation_timestamp
+        timeout = task.grace_period_seconds or timers.eviction_timeout
+        age = now - parse_rfc3339(created) if created else timeout
+        if task.released or task.suppress_deletion:
             # Old replicas gone (or, purgeMode Never, left to a person): the task only
             # keeps the cluster out of scheduling until it times out.
             if age >= timeout:
@@ -198,13 +193,13 @@ def finished_tasks(binding: Obj, clusters: Mapping[str, Obj], timers: Timers, no
         if replaced:
             why = f"{desired} replicas ready on {', '.join(sorted(wanted)) or 'no cluster'}"
             out.append(Finished(name, why, release_only=age < timeout and
-                                task.get("producer") == PRODUCER_APPLICATION))
-            if age < timeout and task.get("producer") == PRODUCER_APPLICATION:
+                                task.producer == PRODUCER_APPLICATION))
+            if age < timeout and task.producer == PRODUCER_APPLICATION:
                 recheck = timeout - age if recheck is None else min(recheck, timeout - age)
             continue
-        if task.get("producer") == PRODUCER_CLUSTER and healthy(clusters.get(name)) and \
+        if task.producer == PRODUCER_CLUSTER and healthy(clusters.get(name)) and \
                 placed < desired:
-            restore = min(int(task.get("replicas") or 0), desired - placed)
+            restore = min(task.replicas, desired - placed)
             placed += restore
             out.append(Finished(name, f"cluster {name} recovered before its replicas "
                                       "found room elsewhere", restore))

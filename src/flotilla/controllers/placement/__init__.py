@@ -1,4 +1,5 @@
-"""Placement: from templates and policies to Works on member clusters (DESIGN §4, 2-5).
+"""Placement: from templates and policies to Works on member clusters (steps 2-6 of
+"Data flow" in docs/architecture.md).
 
     template + PropagationPolicy --binder-->  ResourceBinding (what, where allowed)
     ResourceBinding + Clusters   --scheduler--> spec.clusters [(cluster, replicas)]

@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from flotilla.client.base import InvalidError, NotFoundError, Object, ResourceClient
-from flotilla.client.mutate import mutate
+from flotilla.client.desired import converge
 from flotilla.controllers.controller import Controller, Result
 from flotilla.controllers.events import EventRecorder
 from flotilla.controllers.informer import Informer, ObjectKey
@@ -22,6 +22,7 @@ from flotilla.controllers.placement.matching import best_policy
 from flotilla.resources.kinds import Kind, by_kind
 from flotilla.resources.naming import binding_name
 from flotilla.resources.requests import pod_requests
+from flotilla.resources.views import Meta
 
 log = logging.getLogger(__name__)
 BINDING = by_kind("ResourceBinding")
@@ -93,7 +94,7 @@ class Binder:
         template = self.templates[kind.kind].cache.get(ObjectKey(namespace, name))
         bname = binding_name(kind.kind, name)
         policy = None
-        if template is not None and not template["metadata"].get("deletionTimestamp"):
+        if template is not None and not Meta.of(template.get("metadata")).deleting:
             policy = best_policy(template, [*self.policies.cache.list(namespace=namespace),
                                             *self.cluster_policies.cache.list()])
         if policy is None:
@@ -106,17 +107,15 @@ class Binder:
         assert template is not None
         wanted = desired_binding(template, policy)
 
-        def change(current: Object) -> bool:
+        def change(current: Object) -> None:
+            # The scheduler's and failover's fields stay theirs: spec.clusters is kept
+            # (and so is every field the binder does not set).
+            spec = {**current.get("spec", {}), **wanted["spec"]}
             if current.get("spec", {}).get("clusters"):
-                wanted["spec"]["clusters"] = current["spec"]["clusters"]
-            same = all(current.get("spec", {}).get(k) == v for k, v in wanted["spec"].items())
+                spec["clusters"] = current["spec"]["clusters"]
+            current["spec"] = spec
             labels = current["metadata"].get("labels") or {}
-            if same and all(labels.get(k) == v for k, v in
-                            wanted["metadata"]["labels"].items()):
-                return False
-            current["spec"] = {**current.get("spec", {}), **wanted["spec"]}
             current["metadata"]["labels"] = {**labels, **wanted["metadata"]["labels"]}
-            return True
 
         created = False
 
@@ -126,8 +125,8 @@ class Binder:
             return wanted
 
         try:
-            await mutate(self.client, BINDING, wanted["metadata"]["namespace"], bname, change,
-                         create=create)
+            await converge(self.client, BINDING, wanted["metadata"]["namespace"], bname,
+                           change, create=create)
         except InvalidError as exc:  # the template makes a binding the API refuses
             raise PermanentError("InvalidBinding", f"cannot bind {kind.kind} {name!r}: "
                                  f"{exc}", obj=template) from None

@@ -14,7 +14,7 @@ import copy
 import logging
 
 from flotilla.client.base import NotFoundError, Object, ResourceClient
-from flotilla.client.mutate import mutate
+from flotilla.client.desired import converge
 from flotilla.controllers.controller import Controller, Result
 from flotilla.controllers.events import EventRecorder
 from flotilla.controllers.informer import Informer, ObjectKey
@@ -30,10 +30,8 @@ from flotilla.controllers.placement.render import (
 )
 from flotilla.controllers.rollout.revisions import pinned_template
 from flotilla.resources.kinds import by_kind
-from flotilla.resources.wellknown import (
-    cluster_of_execution_namespace,
-    execution_namespace,
-)
+from flotilla.resources.views import LABEL_BINDING, ResourceBindingView, WorkView
+from flotilla.resources.wellknown import execution_namespace
 from flotilla.scheduler import PlacementError, compile_cluster
 
 log = logging.getLogger(__name__)
@@ -42,20 +40,11 @@ WORK = by_kind("Work")
 CLUSTER = by_kind("Cluster")
 OP = by_kind("OverridePolicy")
 COP = by_kind("ClusterOverridePolicy")
-LABEL_BINDING = "flotilla.io/binding"
-
-
-def work_name(binding: Object) -> str:
-    meta = binding["metadata"]
-    return f"{meta['namespace']}.{meta['name']}"
 
 
 def binding_of_work(work: Object) -> ObjectKey | None:
-    label = (work["metadata"].get("labels") or {}).get(LABEL_BINDING)
-    if not label or "." not in label:
-        return None
-    namespace, _, name = label.partition(".")
-    return ObjectKey(namespace, name)
+    found = WorkView.of(work).binding
+    return ObjectKey(*found) if found is not None else None
 
 
 class Renderer:
@@ -64,12 +53,12 @@ class Renderer:
         self.inf = informers
         self.events = EventRecorder(client, "renderer")
 
-    def _template(self, binding: Object) -> Object | None:
-        ref = binding["spec"]["resource"]
-        informer = self.inf.get(ref["kind"])
+    def _template(self, binding: ResourceBindingView) -> Object | None:
+        ref = binding.resource
+        informer = self.inf.get(ref.kind)
         if informer is None:
             return None
-        return informer.cache.get(ObjectKey(ref.get("namespace") or "", ref["name"]))
+        return informer.cache.get(ObjectKey(ref.namespace, ref.name))
 
     def _companions(self, template: Object, namespace: str) -> list[Object]:
         """Dependencies (ConfigMaps, Secrets) and the Services that select the workload
@@ -81,9 +70,9 @@ class Renderer:
             dep = self.inf[kind].cache.get(ObjectKey(namespace, name))
             if dep is not None:
                 out.append(dep)
-        bound = {b["spec"]["resource"]["name"] for b in
-                 self.inf["ResourceBinding"].cache.list(namespace=namespace)
-                 if b["spec"]["resource"]["kind"] == "Service"}
+        bound = {v.resource.name for v in map(
+                 ResourceBindingView.of, self.inf["ResourceBinding"].cache.list(
+                     namespace=namespace)) if v.resource.kind == "Service"}
         services = [s for s in self.inf["Service"].cache.list(namespace=namespace)
                     if s["metadata"]["name"] not in bound]
         out += services_selecting(template, services)
@@ -91,43 +80,41 @@ class Renderer:
 
     async def reconcile(self, key: ObjectKey) -> Result | None:
         binding = self.inf["ResourceBinding"].cache.get(key)
+        view = ResourceBindingView.of(binding)
         label = f"{key.namespace}.{key.name}"
         wanted: dict[str, Object] = {}
-        if binding is not None and not binding["metadata"].get("deletionTimestamp"):
-            template = self._template(binding)
+        if binding is not None and not view.meta.deleting:
+            template = self._template(view)
             if template is not None:
                 try:
-                    wanted = self._works(binding, template)
+                    wanted = self._works(binding, view, template)
                 except (OverrideError, PlacementError) as exc:
                     # Keep what runs; the policy (or cluster) must be fixed first.
                     raise PermanentError("OverrideFailed", str(exc)) from None
         # A cluster being evicted keeps its Work, as it is, until the failover controller
         # finishes the graceful-eviction task (replacements ready elsewhere, or timeout)
         # or marks it purgeMode Immediately (old replicas released, cluster still avoided).
-        evicting = {str(t.get("fromCluster")) for t in
-                    ((binding or {}).get("spec") or {}).get("gracefulEvictionTasks") or []
-                    if t.get("purgeMode") not in ("Immediately", "Directly")}
+        evicting = {t.from_cluster for t in view.holding_tasks}
         existing = self.inf["Work"].cache.list(f"{LABEL_BINDING}={label}")
-        for work in existing:
-            cluster = cluster_of_execution_namespace(work["metadata"]["namespace"])
-            if cluster not in wanted and cluster not in evicting:
+        for old in map(WorkView.of, existing):
+            if old.cluster not in wanted and old.cluster not in evicting:
                 with contextlib.suppress(NotFoundError):
-                    await self.client.delete(WORK, work["metadata"]["namespace"],
-                                             work["metadata"]["name"])
+                    await self.client.delete(WORK, old.meta.namespace, old.meta.name)
         for _cluster, work in sorted(wanted.items()):
             await self._upsert(work)
         return None
 
-    def _works(self, binding: Object, template: Object) -> dict[str, Object]:
-        namespace = binding["metadata"]["namespace"]
+    def _works(self, binding: Object, view: ResourceBindingView, template: Object
+               ) -> dict[str, Object]:
+        namespace = view.namespace
         clusters = by_name(self.inf["Cluster"].cache.list())
         overrides = [*self.inf["ClusterOverridePolicy"].cache.list(),
                      *self.inf["OverridePolicy"].cache.list(namespace=namespace)]
         companions = self._companions(template, namespace)
         out: dict[str, Object] = {}
         is_workload = template["kind"] == "Deployment"
-        for target in binding["spec"].get("clusters") or []:
-            name, replicas = target["name"], int(target.get("replicas") or 0)
+        for target in view.clusters:
+            name, replicas = target.name, target.replicas
             cluster = clusters.get(name)
             if cluster is None or (is_workload and replicas == 0):
                 continue
@@ -140,8 +127,8 @@ class Renderer:
             out[name] = {
                 "apiVersion": WORK.api_version, "kind": "Work",
                 "metadata": {
-                    "name": work_name(binding), "namespace": execution_namespace(name),
-                    "labels": {LABEL_BINDING: f"{namespace}.{binding['metadata']['name']}"},
+                    "name": view.work_label, "namespace": execution_namespace(name),
+                    "labels": {LABEL_BINDING: view.work_label},
                     "annotations": {"flotilla.io/overrides": ",".join(applied)}
                     if applied else {},
                 },
@@ -152,19 +139,15 @@ class Renderer:
     async def _upsert(self, work: Object) -> None:
         meta = work["metadata"]
 
-        def change(current: Object) -> bool:
+        def change(current: Object) -> None:
             cur_meta = current["metadata"]
-            if current.get("spec") == work["spec"] and \
-                    (cur_meta.get("labels") or {}) == meta["labels"] and \
-                    (cur_meta.get("annotations") or {}) == meta["annotations"]:
-                return False
             current["spec"] = copy.deepcopy(work["spec"])
             cur_meta["labels"] = dict(meta["labels"])
             cur_meta["annotations"] = dict(meta["annotations"])
-            return True
 
-        await mutate(self.client, WORK, meta["namespace"], meta["name"], change,
-                     create=lambda: copy.deepcopy(work))
+        cached = self.inf["Work"].cache.get(ObjectKey(meta["namespace"], meta["name"]))
+        await converge(self.client, WORK, meta["namespace"], meta["name"], change,
+                       read=cached, create=lambda: copy.deepcopy(work))
 
 
 def build(manager: ControllerManager) -> Controller:

@@ -8,19 +8,24 @@ totals: replicas nobody can reach are not serving users.
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
 from flotilla.client.base import Object, ResourceClient
-from flotilla.client.mutate import mutate
+from flotilla.client.desired import converge
 from flotilla.controllers.controller import Controller, Result
 from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
-from flotilla.controllers.placement.rendering import LABEL_BINDING, binding_of_work
-from flotilla.resources.conditions import find
+from flotilla.controllers.placement.rendering import binding_of_work
 from flotilla.resources.kinds import by_kind
-from flotilla.resources.views import ClusterView
-from flotilla.resources.wellknown import cluster_of_execution_namespace
+from flotilla.resources.views import (
+    LABEL_BINDING,
+    ClusterView,
+    ResourceBindingView,
+    ResourceRef,
+    WorkView,
+)
 
 log = logging.getLogger(__name__)
 BINDING = by_kind("ResourceBinding")
@@ -33,20 +38,16 @@ def cluster_ready(cluster: Object | None) -> bool:
     return cluster is not None and ClusterView.of(cluster).ready
 
 
-def item_for(work: Object, template_kind: str, template_name: str,
+def item_for(work: WorkView, template_kind: str, template_name: str,
              reachable: bool) -> dict[str, Any]:
-    status = work.get("status") or {}
-    applied = find(status.get("conditions"), "Applied")
-    manifest = next((m for m in status.get("manifestStatuses") or []
-                     if m["identifier"].get("kind") == template_kind
-                     and m["identifier"].get("name") == template_name), None)
-    cluster = cluster_of_execution_namespace(work["metadata"]["namespace"]) or ""
+    manifest = work.manifest_status(template_kind, template_name)
     return {
-        "clusterName": cluster,
-        "status": dict((manifest or {}).get("status") or {}),
-        "applied": bool(applied and applied.get("status") == "True"),
-        "appliedMessage": str((applied or {}).get("message") or ""),
-        "health": str((manifest or {}).get("health") or "Unknown") if reachable else "Unknown",
+        "clusterName": work.cluster,
+        "status": copy.deepcopy(dict(manifest.status)) if manifest is not None else {},
+        "applied": work.is_applied,
+        "appliedMessage": work.applied.message if work.applied is not None else "",
+        "health": (manifest.health if manifest is not None and manifest.health
+                   else "Unknown") if reachable else "Unknown",
     }
 
 
@@ -72,53 +73,46 @@ class StatusAggregator:
         binding = self.bindings.cache.get(key)
         if binding is None:
             return None
-        ref = binding["spec"]["resource"]
-        works = self.works.cache.list(f"{LABEL_BINDING}={key.namespace}.{key.name}")
+        view = ResourceBindingView.of(binding)
+        ref = view.resource
         reachable = {}
         items = []
-        for work in works:
-            cluster = cluster_of_execution_namespace(work["metadata"]["namespace"]) or ""
-            reachable[cluster] = cluster_ready(self.clusters.cache.get(ObjectKey("", cluster)))
-            items.append(item_for(work, ref["kind"], ref["name"], reachable[cluster]))
+        for work in map(WorkView.of, self.works.cache.list(
+                f"{LABEL_BINDING}={view.work_label}")):
+            reachable[work.cluster] = cluster_ready(
+                self.clusters.cache.get(ObjectKey("", work.cluster)))
+            items.append(item_for(work, ref.kind, ref.name, reachable[work.cluster]))
         items.sort(key=lambda i: i["clusterName"])
         summary = [{**i, "reachable": reachable[i["clusterName"]]} for i in items]
+        new = [{k: v for k, v in i.items() if k != "reachable"} for i in summary]
 
-        def set_binding(obj: Object) -> bool:
-            status = obj.setdefault("status", {})
-            new = [{k: v for k, v in i.items() if k != "reachable"} for i in summary]
-            if status.get("aggregatedStatus") == new:
-                return False
-            status["aggregatedStatus"] = new
-            return True
+        def set_binding(obj: Object) -> None:
+            obj.setdefault("status", {})["aggregatedStatus"] = new
 
-        await mutate(self.client, BINDING, key.namespace, key.name, set_binding, status=True)
-        if ref["kind"] == "Deployment":
-            await self._set_template(ref, binding, summary, totals(items, reachable))
+        await converge(self.client, BINDING, key.namespace, key.name, set_binding,
+                       read=binding)
+        if ref.has_replicas:
+            await self._set_template(ref, view, summary, totals(items, reachable))
         return None
 
-    async def _set_template(self, ref: Object, binding: Object, items: list[dict[str, Any]],
-                            sums: dict[str, int]) -> None:
+    async def _set_template(self, ref: ResourceRef, binding: ResourceBindingView,
+                            items: list[dict[str, Any]], sums: dict[str, int]) -> None:
+        targets = binding.targets
         per_cluster = [
             {"name": i["clusterName"], "reachable": i["reachable"], "health": i["health"],
              **{k: int(i["status"].get(k) or 0) for k in COUNTS},
-             "desiredReplicas": next((int(t.get("replicas") or 0)
-                                      for t in binding["spec"].get("clusters") or []
-                                      if t["name"] == i["clusterName"]), 0)}
+             "desiredReplicas": targets.get(i["clusterName"], 0)}
             for i in items
         ]
 
-        def change(obj: Object) -> bool:
+        def change(obj: Object) -> None:
             status = obj.setdefault("status", {})
-            new = {**sums, "clusters": per_cluster,
-                   "observedGeneration": obj["metadata"].get("generation", 0)}
-            if all(status.get(k) == v for k, v in new.items()):
-                return False
-            status.update(new)
-            return True
+            status.update({**sums, "clusters": per_cluster,
+                           "observedGeneration": obj["metadata"].get("generation", 0)})
 
-        # The template may be gone already (mutate then does nothing).
-        await mutate(self.client, by_kind("Deployment"), ref.get("namespace") or "default",
-                     ref["name"], change, status=True)
+        # The template may be gone already (converge then does nothing).
+        await converge(self.client, by_kind("Deployment"), ref.namespace or "default",
+                       ref.name, change)
 
 
 def build(manager: ControllerManager) -> Controller:

@@ -26,7 +26,7 @@ import httpx
 from pydantic import ValidationError
 
 from flotilla.client.base import ConflictError, NotFoundError, Object, ResourceClient
-from flotilla.client.mutate import mutate
+from flotilla.client.desired import converge, write_desired
 from flotilla.controllers.controller import Controller, Result
 from flotilla.controllers.events import EventRecorder
 from flotilla.controllers.informer import Informer, ObjectKey
@@ -40,6 +40,7 @@ from flotilla.resources.kinds import by_kind
 from flotilla.resources.labels import selector_from_dict
 from flotilla.resources.models.rollout import RolloutPolicy
 from flotilla.resources.naming import binding_name
+from flotilla.resources.views import ClusterView, Meta, ResourceBindingView
 from flotilla.resources.wellknown import now_rfc3339
 
 log = logging.getLogger(__name__)
@@ -64,15 +65,11 @@ def selects(policy: RolloutPolicy, template: Object) -> bool:
 
 
 def reports(binding: Object) -> dict[str, Report]:
-    out = {}
-    for item in (binding.get("status") or {}).get("aggregatedStatus") or []:
-        s = item.get("status") or {}
-        if "observedGeneration" not in s:
-            continue
-        out[str(item["clusterName"])] = Report(
-            int(s.get("observedGeneration") or 0), int(s.get("replicas") or 0),
-            int(s.get("updatedReplicas") or 0), int(s.get("readyReplicas") or 0))
-    return out
+    """What each member reported of the workload, once it reported a generation."""
+    return {i.cluster: Report(i.observed_generation, i.replicas, i.updated_replicas,
+                              i.ready_replicas)
+            for i in ResourceBindingView.of(binding).aggregated
+            if i.observed_generation is not None}
 
 
 class RolloutController:
@@ -110,12 +107,11 @@ class RolloutController:
 
     async def reconcile(self, key: ObjectKey) -> Result | None:
         cached = self.inf["ResourceBinding"].cache.get(key)
-        if cached is None or cached["spec"]["resource"]["kind"] != "Deployment":
+        ref = ResourceBindingView.of(cached).resource
+        if cached is None or not ref.has_replicas:
             return None
-        ref = cached["spec"]["resource"]
-        template = self.inf["Deployment"].cache.get(ObjectKey(ref.get("namespace") or "",
-                                                              ref["name"]))
-        if template is None or template["metadata"].get("deletionTimestamp"):
+        template = self.inf["Deployment"].cache.get(ObjectKey(ref.namespace, ref.name))
+        if template is None or Meta.of(template.get("metadata")).deleting:
             return None
         try:
             binding = await self.client.get(BINDING, key.namespace, key.name)
@@ -140,28 +136,28 @@ class RolloutController:
             st.take_request(binding)
         else:
             result = await self._step(binding, template, history, state, *found)
-        if binding["metadata"] != before["metadata"]:
-            try:
-                await self.client.update(binding)
-            except ConflictError:
-                return Result(requeue=True)
+        try:
+            await write_desired(self.client, before, binding)
+        except ConflictError:
+            return Result(requeue=True)
         return result
 
     async def _step(self, binding: Object, template: Object, history: list[st.Revision],
                     state: st.RolloutState | None, policy_obj: Object,
                     policy: RolloutPolicy) -> Result | None:
-        namespace = binding["metadata"]["namespace"]
-        targets = binding["spec"].get("clusters") or []
-        placed = [t["name"] for t in targets if int(t.get("replicas") or 0) > 0]
+        view = ResourceBindingView.of(binding)
+        namespace = view.namespace
+        targets = view.targets
+        placed = [name for name, replicas in targets.items() if replicas > 0]
         services = [f"{namespace}/{s['metadata']['name']}" for s in services_selecting(
             template, self.inf["Service"].cache.list(namespace=namespace))]
         metrics, problem = await self._metrics(policy_obj) \
             if wants_metrics(state, policy.spec) else (None, "")
         inputs = Inputs(
             now=self.clock(), revisions=history, placed=placed,
-            clusters={c["metadata"]["name"]: c for c in self.inf["Cluster"].cache.list()},
+            clusters={ClusterView.of(c).name: c for c in self.inf["Cluster"].cache.list()},
             spec=policy.spec, reports=reports(binding),
-            desired={t["name"]: int(t.get("replicas") or 0) for t in targets},
+            desired=dict(targets),
             services=services, metrics=metrics, metrics_problem=problem)
         done = step(inputs, state, st.pins(binding), st.take_request(binding))
         st.set_pins(binding, done.pins)
@@ -178,16 +174,12 @@ class RolloutController:
                   "revision": state.revision, "stableRevision": state.stable,
                   "message": state.message}
 
-        def change(obj: Object) -> bool:
-            status = obj.setdefault("status", {})
-            if all(status.get(k) == v for k, v in wanted.items()):
-                return False
-            status.update(wanted)
-            return True
+        def change(obj: Object) -> None:
+            obj.setdefault("status", {}).update(wanted)
 
-        meta = policy_obj["metadata"]
-        await mutate(self.client, POLICY, meta.get("namespace") or "default", meta["name"],
-                     change, status=True)
+        meta = Meta.of(policy_obj.get("metadata"))
+        await converge(self.client, POLICY, meta.namespace or "default", meta.name, change,
+                       read=policy_obj)
 
 
 def build(manager: ControllerManager) -> Controller:
@@ -205,7 +197,7 @@ def build(manager: ControllerManager) -> Controller:
     def deployment_bindings(obj: Object) -> list[ObjectKey]:
         ns = obj["metadata"].get("namespace") or "default"
         return [ObjectKey.of(b) for b in bindings.cache.list(namespace=ns)
-                if b["spec"]["resource"]["kind"] == "Deployment"]
+                if ResourceBindingView.of(b).has_replicas]
 
     controller.watches(bindings)
     controller.watches(informers["Deployment"], binding_of)

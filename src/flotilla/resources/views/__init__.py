@@ -6,12 +6,13 @@ traffic") came to be written several times and read differently. A view is the o
 place that reads a kind's dict and the one place its rules live; every component asks
 the view instead of the dict.
 
-The pattern every view in this package follows (Cluster now; ResourceBinding, Work,
-EndpointSlice and TrafficPolicy are to follow the same way):
+The pattern every view in this package follows (Cluster, ResourceBinding, Work,
+EndpointSlice, TrafficPolicy):
 
 * one module per kind, named after it (``cluster.py``), holding a
   ``@dataclass(frozen=True, slots=True)`` named ``<Kind>View`` and the small value types
-  its fields need (``Taint``);
+  its fields need (``Taint``, ``EvictionTask``); `fields` holds the defensive readers
+  and the ``metadata`` every view shares (`fields.Meta`);
 * built by ``<Kind>View.of(obj)`` from the stored dict. ``of`` never raises: it reads
   defensively (a field of the wrong type reads as empty), because the data planes must
   keep working for every other object when one object is odd, and validation is the
@@ -27,10 +28,43 @@ EndpointSlice and TrafficPolicy are to follow the same way):
   once here and documented with the reason for it; a rule that needs another source of
   truth (the clock, another kind) is a function taking views, in the same module.
 
-Views are for reading. Writes still go through `flotilla.client.mutate.mutate` on the
-dict, with conditions written by `flotilla.resources.conditions`.
+Views are for reading. A controller writes by building the desired object (a plain
+copy of what it read, changed) and handing both to `flotilla.client.desired`, which
+writes the spec and the status at most once each; conditions are set with
+`flotilla.resources.conditions`.
 """
 
+from flotilla.resources.views.binding import (
+    LABEL_BINDING,
+    ClusterStatus,
+    EvictionTask,
+    PolicyRef,
+    ResourceBindingView,
+    ResourceRef,
+    TargetCluster,
+)
 from flotilla.resources.views.cluster import ClusterView, Taint
+from flotilla.resources.views.endpoint_slice import EndpointSliceView, SliceEndpoint, SlicePort
+from flotilla.resources.views.fields import Meta
+from flotilla.resources.views.traffic_policy import TrafficPolicyView
+from flotilla.resources.views.work import ManifestStatus, WorkView, binding_of_label
 
-__all__ = ["ClusterView", "Taint"]
+__all__ = [
+    "LABEL_BINDING",
+    "ClusterStatus",
+    "ClusterView",
+    "EndpointSliceView",
+    "EvictionTask",
+    "ManifestStatus",
+    "Meta",
+    "PolicyRef",
+    "ResourceBindingView",
+    "ResourceRef",
+    "SliceEndpoint",
+    "SlicePort",
+    "Taint",
+    "TargetCluster",
+    "TrafficPolicyView",
+    "WorkView",
+    "binding_of_label",
+]

@@ -14,25 +14,17 @@ from types import MappingProxyType
 from typing import Any
 
 from flotilla.resources import conditions
+from flotilla.resources.views import fields
 
 READY = "Ready"
 NO_SCHEDULE = "NoSchedule"
 PREFER_NO_SCHEDULE = "PreferNoSchedule"
 NO_EXECUTE = "NoExecute"
 
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _frozen_strings(value: object) -> Mapping[str, str]:
-    """A read-only copy of a str -> str mapping (labels); other entries are left out."""
-    return MappingProxyType({k: v for k, v in _mapping(value).items()
-                             if isinstance(k, str) and isinstance(v, str)})
+_empty = fields.empty
+_mapping = fields.mapping
+_text = fields.text
+_frozen_strings = fields.frozen_strings
 
 
 def _frozen_quantities(value: object) -> Mapping[str, str]:
@@ -42,10 +34,6 @@ def _frozen_quantities(value: object) -> Mapping[str, str]:
         k: str(v) for k, v in _mapping(value).items()
         if isinstance(k, str) and isinstance(v, str | int | float) and not isinstance(v, bool)
     })
-
-
-def _empty() -> Mapping[str, str]:
-    return MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,10 +14,14 @@ from typing import Any
 from flotilla.store.base import (
     AlreadyExists,
     Conflict,
+    InsufficientStorage,
     NotFound,
     Object,
 )
 from flotilla.store.sqlite.writer import Txn, compact_log
+
+#: Bytes an update may grow by below the disk reserve.
+_GROWTH_SLACK = 256
 
 
 def encode(obj: Object, revision: int) -> str:
@@ -62,6 +66,8 @@ def create(
         "SELECT 1 FROM leases WHERE id = ?", (lease_id,)
     ).fetchone() is None:
         raise NotFound(f"lease {lease_id} not found (expired or revoked)")
+    if txn.low_space is not None:
+        raise InsufficientStorage(txn.low_space)
     revision = txn.revision + 1
     text = encode(obj, revision)  # may raise TypeError before anything is written
     txn.bump()
@@ -85,6 +91,11 @@ def update(
     _check_revision(what, row[0], expected_revision)
     revision = txn.revision + 1
     text = encode(obj, revision)
+    # Below the reserve, an update that keeps its size (a heartbeat, a condition flip;
+    # the slack covers a resourceVersion or timestamp gaining digits) still goes
+    # through: refusing it would fail clusters over for a full disk.
+    if txn.low_space is not None and len(text) > len(row[3]) + _GROWTH_SLACK:
+        raise InsufficientStorage(txn.low_space)
     txn.bump()
     txn.conn.execute(
         "UPDATE objects SET mod_revision = ?, object = ?"

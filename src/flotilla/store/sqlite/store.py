@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from flotilla.resources.labels import Selector
 from flotilla.store.base import (
+    CorruptStore,
     Lease,
     ListResult,
     NotFound,
@@ -29,9 +30,11 @@ from flotilla.store.base import (
     WatchEvent,
 )
 from flotilla.store.sqlite import ops, reads
+from flotilla.store.sqlite.backup import check_integrity, restore_hint
+from flotilla.store.sqlite.disk import DEFAULT_DISK_RESERVE, DiskReserve
 from flotilla.store.sqlite.leases import LeaseKeeper
 from flotilla.store.sqlite.lock import DataDirLock
-from flotilla.store.sqlite.schema import connect, read_meta
+from flotilla.store.sqlite.schema import DB_FILE, connect, read_meta
 from flotilla.store.sqlite.watch import WatchHub, follow
 from flotilla.store.sqlite.writer import (
     Committed,
@@ -79,9 +82,19 @@ def _key(obj: Object, what: str) -> tuple[str, str]:
 
 def _load(data_dir: Path) -> tuple[sqlite3.Connection, dict[str, int], dict[int, float]]:
     """Open the writer connection (creating the schema) and read what survives a
-    restart: the revision counters and the granted leases. Blocking: run off the loop."""
-    conn = connect(data_dir, writer=True)
+    restart: the revision counters and the granted leases. Blocking: run off the loop.
+
+    A damaged file is refused here, before the server answers anything from it."""
     try:
+        conn = connect(data_dir, writer=True)
+    except sqlite3.DatabaseError as exc:
+        raise CorruptStore(f"the store file {data_dir / DB_FILE} is damaged: {exc}; "
+                           f"{restore_hint(data_dir)}") from None
+    try:
+        try:
+            check_integrity(conn, data_dir / DB_FILE)
+        except CorruptStore as exc:
+            raise CorruptStore(f"{exc}; {restore_hint(data_dir)}") from None
         meta = read_meta(conn)
         leases = {int(i): float(t) for i, t in conn.execute("SELECT id, ttl FROM leases")}
     except BaseException:
@@ -100,6 +113,7 @@ class SqliteStore:
         keep_revisions: int = DEFAULT_KEEP_REVISIONS,
         watch_buffer: int = DEFAULT_WATCH_BUFFER,
         readers: int = 2,
+        disk_reserve: int = DEFAULT_DISK_RESERVE,
     ) -> None:
         if watch_buffer < 1:
             raise ValueError(f"watch_buffer: must be >= 1, got {watch_buffer}")
@@ -109,6 +123,7 @@ class SqliteStore:
         self._keep = keep_revisions
         self._readers = readers
         self._lock = DataDirLock(data_dir)
+        self._disk = DiskReserve(data_dir, disk_reserve)
         self._hub = WatchHub(watch_buffer)
         self._leases = LeaseKeeper(self.revoke_lease)
         self._revision = 0
@@ -135,6 +150,7 @@ class SqliteStore:
             conn, asyncio.get_running_loop(), self._on_commit,
             revision=meta["revision"], compacted=meta["compacted"],
             next_lease=meta["next_lease"], keep_revisions=self._keep,
+            space_check=self._disk.check,
         )
         self._writer.start()
         self._leases.start(leases)
@@ -309,14 +325,18 @@ async def open_sqlite_store(
     *,
     keep_revisions: int = DEFAULT_KEEP_REVISIONS,
     watch_buffer: int = DEFAULT_WATCH_BUFFER,
+    disk_reserve: int = DEFAULT_DISK_RESERVE,
 ) -> SqliteStore:
     """Open (creating if needed) the store in data directory ``path``.
 
     ``keep_revisions`` is the change history kept for watch resumption (0 turns
     automatic compaction off); ``watch_buffer`` the live events a watcher may have
-    pending before it falls back to reading the log. Raises `DataDirLocked` when another
-    store holds the directory.
+    pending before it falls back to reading the log; ``disk_reserve`` the free bytes kept
+    on its disk (below it, writes that grow the store get `InsufficientStorage`; 0 turns
+    the check off). Raises `DataDirLocked` when another store holds the directory and
+    `CorruptStore` when its file fails the integrity check.
     """
-    store = SqliteStore(path, keep_revisions=keep_revisions, watch_buffer=watch_buffer)
+    store = SqliteStore(path, keep_revisions=keep_revisions, watch_buffer=watch_buffer,
+                        disk_reserve=disk_reserve)
     await store._open()
     return store

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from flotilla.store.base import EventType, StoreClosed, StoreError
+from flotilla.store.base import EventType, InsufficientStorage, StoreClosed, StoreError
 
 T = TypeVar("T")
 
@@ -53,6 +53,9 @@ class Txn:
     compacted: int
     next_lease: int
     events: list[RawEvent] = field(default_factory=list)
+    #: Set when the disk is below the store's reserve, to the reason: writes that would
+    #: grow the objects table are then refused (`flotilla.store.sqlite.ops`).
+    low_space: str | None = None
 
     def bump(self) -> int:
         self.revision += 1
@@ -111,8 +114,10 @@ class GroupCommitWriter:
         compacted: int,
         next_lease: int,
         keep_revisions: int,
+        space_check: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._conn = conn
+        self._space_check = space_check
         self._loop = loop
         self._on_commit = on_commit
         self._state = (revision, compacted, next_lease)
@@ -169,6 +174,7 @@ class GroupCommitWriter:
         txn = Txn(self._conn, revision, compacted, next_lease)
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
+            txn.low_space = self._space_check()
             self._conn.execute("BEGIN IMMEDIATE")
             for job in jobs:
                 outcomes.append((job.future, *self._run_one(txn, job)))
@@ -183,7 +189,7 @@ class GroupCommitWriter:
             if self._conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
-            failure = StoreError(f"write failed, nothing of this batch was stored: {exc}")
+            failure = sqlite_failure(exc, "write failed, nothing of this batch was stored")
             outcomes = [(job.future, None, failure) for job in jobs]
             txn = Txn(self._conn, revision, compacted, next_lease)
         self._state = (txn.revision, txn.compacted, txn.next_lease)
@@ -207,7 +213,7 @@ class GroupCommitWriter:
             txn.revision, txn.compacted, txn.next_lease, kept = before
             del txn.events[kept:]
             if isinstance(exc, sqlite3.Error):
-                exc = StoreError(f"write failed: {exc}")
+                exc = sqlite_failure(exc, "write failed")
             return None, exc
         self._conn.execute("RELEASE op")
         return result, None
@@ -220,6 +226,16 @@ class GroupCommitWriter:
         step = max(self._keep // 10, 1)
         if txn.revision - txn.compacted >= self._keep + step:
             compact_log(txn, txn.revision - self._keep)
+
+
+def sqlite_failure(exc: Exception, what: str) -> StoreError:
+    """A store error for an SQLite failure; a full disk (SQLITE_FULL) says so, as the
+    reserve check does, so the caller gets 507 rather than an opaque 500."""
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+        return InsufficientStorage(f"{what}: the disk under the store is full ({exc})")
+    return StoreError(f"{what}: {exc}")
 
 
 def compact_log(txn: Txn, revision: int) -> None:

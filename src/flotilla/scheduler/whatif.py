@@ -1,8 +1,11 @@
 """What-if: the failover the plane would do if some clusters died, decided but not done.
 
-The same scheduler and the same eviction rule as the live controllers, run over a copy
-of the current objects in which the named clusters carry the unreachable taint and are
-not Ready. Nothing is written: the answer is a `Report` the CLI prints.
+The same decision as the scheduling controller (`schedule_binding`, with the failed
+clusters evicted the way failover evicts them), run over a copy of the current objects
+in which the named clusters carry the unreachable taint and are not Ready. Nothing is
+written: the answer is a `Report` the CLI prints. It lives here, next to the decision
+and not among the controllers, because it is a pure function of objects any reader may
+list: ``flotilla what-if`` runs it client-side, with the user's own read access.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flotilla.controllers.placement.scheduling import schedule_binding, scheduler_for
 from flotilla.resources.conditions import Condition, set_conditions
+from flotilla.resources.views import EndpointSliceView, ResourceBindingView, TrafficPolicyView
 from flotilla.resources.wellknown import TAINT_UNREACHABLE
-from flotilla.scheduler import PlacementError
+
+from .binding import schedule_binding, scheduler_for
+from .compile import PlacementError
 
 Obj = Mapping[str, Any]
 
@@ -78,13 +83,13 @@ def what_if(failed: Iterable[str], clusters: Sequence[Obj], bindings: Sequence[O
                               for c in clusters)
     workloads: list[WorkloadOutcome] = []
     placed_by_app: dict[tuple[str, str], tuple[str, ...]] = {}
-    for b in sorted(bindings, key=lambda b: (b["metadata"].get("namespace", ""),
-                                            b["metadata"]["name"])):
-        spec = b.get("spec") or {}
-        res = spec.get("resource") or {}
-        if res.get("kind") != "Deployment":
+    views = sorted(((ResourceBindingView.of(b), b) for b in bindings),
+                   key=lambda vb: (vb[0].namespace, vb[0].name))
+    for view, b in views:
+        res = view.resource
+        if not res.has_replicas:
             continue
-        before = {str(t["name"]): int(t.get("replicas") or 0) for t in spec.get("clusters") or []}
+        before = dict(view.targets)
         try:
             result = schedule_binding(scheduler, dict(b), dead)
             after = dict(result.targets) if result.scheduled else \
@@ -93,32 +98,30 @@ def what_if(failed: Iterable[str], clusters: Sequence[Obj], bindings: Sequence[O
             reasons = dict(result.cluster_reasons)
         except PlacementError as exc:
             after, problem, reasons = {}, f"invalid placement: {exc}", {}
-        ns = str(b["metadata"].get("namespace") or "")
-        desired = int(spec.get("replicas") or 0)
+        ns = view.namespace
+        desired = view.replicas
         if problem is None and sum(after.values()) < desired:
             problem = f"only {sum(after.values())} of {desired} replicas fit"
         workloads.append(WorkloadOutcome(
-            f"{ns}/{b['metadata']['name']}", f"Deployment/{res.get('name')}", desired,
+            f"{ns}/{view.name}", f"Deployment/{res.name}", desired,
             before, after, problem, reasons))
-        placed_by_app[(ns, str(res.get("name")))] = tuple(sorted(n for n, r in after.items()
-                                                                 if r > 0))
+        placed_by_app[(ns, res.name)] = tuple(sorted(n for n, r in after.items() if r > 0))
     traffic = [_traffic(tp, slices, dead, placed_by_app) for tp in traffic_policies]
     return Report(tuple(sorted(dead)), tuple(workloads), tuple(traffic))
 
 
 def _traffic(tp: Obj, slices: Sequence[Obj], dead: frozenset[str],
              placed: Mapping[tuple[str, str], tuple[str, ...]]) -> TrafficOutcome:
-    ns = str(tp["metadata"].get("namespace") or "")
-    service = str((tp.get("spec") or {}).get("service") or "")
+    policy = TrafficPolicyView.of(tp)
+    ns, service = policy.meta.namespace, policy.service
     before = left = 0
-    for s in slices:
-        spec = s.get("spec") or {}
-        if spec.get("service") != service or (s["metadata"].get("namespace") or "") != ns:
+    for s in map(EndpointSliceView.of, slices):
+        if s.service != service or s.meta.namespace != ns:
             continue
-        ready = sum(1 for e in spec.get("endpoints") or [] if e.get("ready"))
+        ready = len(s.ready_endpoints)  # the gateway's and the DNS's rule: ready is true
         before += ready
-        if spec.get("cluster") not in dead:
+        if s.cluster not in dead:
             left += ready
     # A Service is named like the Deployment it fronts in the common case (the shop).
-    return TrafficOutcome(f"{ns}/{tp['metadata']['name']}", service, before, left,
+    return TrafficOutcome(f"{ns}/{policy.meta.name}", service, before, left,
                           placed.get((ns, service), ()))
