@@ -2,6 +2,11 @@
 the Flotilla gateway, all in front of the same fast backends (nginx ``return 200``).
 
     .venv/bin/python bench/gateway_bench.py [--duration 5] [--rounds 3] [--workers 2]
+    .venv/bin/python bench/gateway_bench.py --tls   # HTTPS with keep-alive
+
+With ``--tls`` HAProxy, nginx and the gateway terminate TLS with the same certificate
+(ECDSA P-256 from `flotilla.pki.authority`, served for every name), wrk speaks HTTPS to
+them and plain HTTP to the backends; "direct" stays plain HTTP to the backends.
 
 Needs the Debian packages wrk, haproxy and nginx. Everything listens on 127.0.0.1 with
 free ports; every process started is stopped at the end. Prints req/s, p50 and p99 per
@@ -65,9 +70,10 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(name: str, port: int, args: argparse.Namespace) -> Result:
+    scheme = "https" if args.tls and name != "direct" else "http"
     out = subprocess.run(
         ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s",
-         "--latency", "-H", f"Host: {HOST}", f"http://127.0.0.1:{port}/"],
+         "--latency", "-H", f"Host: {HOST}", f"{scheme}://127.0.0.1:{port}/"],
         capture_output=True, text=True, timeout=args.duration + 30, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
@@ -137,6 +143,20 @@ http {{
     return conf
 
 
+def write_certificate(tmp: Path) -> tuple[Path, Path, Path]:
+    """One serving pair for every TLS target: certificate, key, and both in one file
+    (HAProxy's ``crt``)."""
+    sys.path.insert(0, str(HERE.parent / "src"))
+    from flotilla.pki.authority import CertificateAuthority
+
+    pair = CertificateAuthority.create("bench-ca").issue_server(HOST, [HOST, "127.0.0.1"])
+    cert, key, pem = tmp / "tls.crt", tmp / "tls.key", tmp / "tls.pem"
+    pair.write(cert, key)
+    pem.write_bytes(pair.cert_pem + pair.key_pem)
+    pem.chmod(0o600)
+    return cert, key, pem
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
@@ -149,6 +169,8 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma list of targets to run")
     ap.add_argument("--rounds", type=int, default=3,
                     help="runs per target, interleaved; the median run is reported")
+    ap.add_argument("--tls", action="store_true",
+                    help="the proxies terminate TLS (same certificate), wrk uses https")
     args = ap.parse_args()
     # SIGTERM (e.g. from ``timeout``) unwinds like Ctrl-C, so every process we started
     # is stopped by the ``finally`` below.
@@ -174,6 +196,10 @@ def main() -> None:
                 wait_port(p)
 
             targets: list[tuple[str, int]] = [("direct", bports[0])]
+            cert, key, pem = write_certificate(tmp)
+            hbind = f" ssl crt {pem} alpn http/1.1" if args.tls else ""
+            nssl = (f" ssl; ssl_certificate {cert}; ssl_certificate_key {key}; "
+                    f"ssl_session_cache shared:S:1m") if args.tls else ""
 
             hport = free_port()
             servers = "\n".join(f"  server b{i} 127.0.0.1:{p}" for i, p in enumerate(bports))
@@ -190,7 +216,7 @@ defaults
   timeout client 30s
   timeout server 30s
 frontend fe
-  bind 127.0.0.1:{hport}
+  bind 127.0.0.1:{hport}{hbind}
   default_backend be
 backend be
   balance roundrobin
@@ -202,7 +228,7 @@ backend be
             ups = "\n".join(f"server 127.0.0.1:{p};" for p in bports)
             nconf = nginx_conf(tmp, "proxy", args.workers, f"""
   upstream be {{ {ups} keepalive 64; }}
-  server {{ listen 127.0.0.1:{nport};
+  server {{ listen 127.0.0.1:{nport}{nssl};
     location / {{ proxy_pass http://be; proxy_http_version 1.1;
                  proxy_set_header Connection ""; }} }}""")
             targets.append(("nginx", nport))
@@ -216,8 +242,12 @@ backend be
                 if name == "nginx":
                     return [procs.start([nginx, "-c", str(nconf), "-p", str(tmp / "proxy")])]
                 if name == "flotilla":
+                    listen = ["--listen", f"127.0.0.1:{port}"]
+                    if args.tls:
+                        listen = ["--listen", "127.0.0.1:0", "--tls-listen",
+                                  f"127.0.0.1:{port}", "--cert", str(cert), "--key", str(key)]
                     cmd = [sys.executable, str(HERE / "gateway" / "serve_static.py"),
-                           "--listen", f"127.0.0.1:{port}", "--host", HOST,
+                           *listen, "--host", HOST,
                            *[a for p in bports for a in ("--backend", f"127.0.0.1:{p}")]]
                     if args.workers > 1:
                         cmd.append("--reuse-port")
@@ -241,7 +271,8 @@ def report(runs: dict[str, list[Result]], args: argparse.Namespace,
            load_before: tuple[float, float, float],
            load_after: tuple[float, float, float]) -> None:
     med = statistics.median
-    print(f"\nmedians of {args.rounds} interleaved rounds, "
+    print(f"\n{'HTTPS (TLS at the proxy), ' if args.tls else ''}"
+          f"medians of {args.rounds} interleaved rounds, "
           f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
           f"{args.backends} nginx backends, {args.workers} worker(s) per proxy, "
           f"{os.cpu_count()} CPUs, load average {load_before[0]:.1f} before, "

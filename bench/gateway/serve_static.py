@@ -1,7 +1,9 @@
 """Run the Flotilla gateway from a static model (no API server): for the benchmark.
 
 ``python serve_static.py --listen HOST:PORT --backend HOST:PORT ... [--strategy S]
-[--reuse-port]`` prints ``READY`` once listening and serves until SIGTERM/SIGINT.
+[--reuse-port] [--tls-listen HOST:PORT --cert PEM --key PEM]`` prints ``READY`` once
+listening and serves until SIGTERM/SIGINT. With ``--tls-listen`` the pair serves every
+name (the ``*`` host), as a policy's Secret would.
 """
 
 from __future__ import annotations
@@ -9,21 +11,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from pathlib import Path
 
 import uvloop
 
 from flotilla.traffic.gateway import Gateway
-from flotilla.traffic.model import Endpoint, Policy, Strategy, static_model
+from flotilla.traffic.model import CertSource, Endpoint, Policy, Strategy, static_model
 
 
-async def main(args: argparse.Namespace) -> None:
+async def main(args: argparse.Namespace, certificates: dict[str, CertSource]) -> None:
     endpoints = []
     for i, b in enumerate(args.backend):
         host, _, port = b.rpartition(":")
         endpoints.append(Endpoint(f"c{i}", "r1", "z1", host, int(port)))
     policy = Policy("bench", "default", "bench", (args.host,), strategy=Strategy(args.strategy))
-    gw = Gateway(static_model([(policy, endpoints)]), listen=args.listen,
-                 reuse_port=args.reuse_port)
+    gw = Gateway(static_model([(policy, endpoints)], certificates), listen=args.listen,
+                 reuse_port=args.reuse_port, tls_listen=args.tls_listen)
     await gw.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -41,4 +44,12 @@ if __name__ == "__main__":
     p.add_argument("--host", default="bench.test")
     p.add_argument("--strategy", default="RoundRobin")
     p.add_argument("--reuse-port", action="store_true")
-    uvloop.run(main(p.parse_args()))
+    p.add_argument("--tls-listen")
+    p.add_argument("--cert")
+    p.add_argument("--key")
+    args = p.parse_args()
+    certificates = {}
+    if args.tls_listen:
+        certificates["*"] = CertSource("default/bench-tls", Path(args.cert).read_bytes(),
+                                       Path(args.key).read_bytes())
+    uvloop.run(main(args, certificates))

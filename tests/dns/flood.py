@@ -3,8 +3,8 @@ server under test gets the CPU a real attacker's host would not share.
 
     python -m tests.dns.flood PORT SECONDS RATE NAME
 
-Prints "STARTED" after the first reply, then, at the end or on SIGTERM, a JSON line
-with what came back.
+Prints "LIMITED" at the first TC=1 reply (the limiter has started), then, at the end or
+on SIGTERM, a JSON line with what came back.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def main() -> None:
     stop: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     sent = answered = truncated = 0
-    started = False
+    limited = False
     begin = time.monotonic()
     limit = int(seconds * rate)  # bounded in count and in time
     while sent < limit and time.monotonic() - begin < seconds + 1 and not stop:
@@ -48,11 +48,11 @@ def main() -> None:
                 break
             if reply[2] & 0x02:
                 truncated += 1
+                if not limited:
+                    limited = True
+                    print("LIMITED", flush=True)
             else:
                 answered += 1
-            if not started:
-                started = True
-                print("STARTED", flush=True)
     deadline = time.monotonic() + 0.5
     while time.monotonic() < deadline:  # the last replies in flight
         try:

@@ -151,7 +151,8 @@ class UpProcess:
         self.proc = subprocess.Popen(
             [*FLOTILLA, "up", "--data-dir", str(self.data_dir), "--config", str(config),
              "--listen", f"127.0.0.1:{self.port}", "--gateway-listen", gateway,
-             "--gateway-admin-listen", "", "--dns-listen", dns, "--dns-admin-listen", "",
+             "--gateway-admin-listen", "", "--gateway-tls-listen", "",
+             "--dns-listen", dns, "--dns-admin-listen", "",
              "--cluster-grace-period", str(grace)],
             cwd=folder, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,

@@ -40,8 +40,11 @@ def serve_until_signal(main: Callable[[], Coroutine[Any, Any, None]], *,
 @click.command(epilog="""\b
 Example:
   flotilla gateway --server http://127.0.0.1:8443 --token-file gateway.token \\
-      --listen 127.0.0.1:8080 --region cn-east --admin-listen 127.0.0.1:8081
+      --listen 127.0.0.1:8080 --region cn-east --admin-listen 127.0.0.1:8081 \\
+      --tls-listen 127.0.0.1:8444
   curl -H 'Host: shop.example.test' http://127.0.0.1:8080/
+  curl --resolve shop.example.test:8444:127.0.0.1 --cacert ca.crt \\
+      https://shop.example.test:8444/
 """)
 @click.option("--server", required=True, envvar="FLOTILLA_SERVER", metavar="URL")
 @click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN", help=TOKEN_HELP)
@@ -50,11 +53,15 @@ Example:
 @click.option("--region", help="The gateway's own region (for Locality routing).")
 @click.option("--admin-listen", metavar="HOST:PORT",
               help="Where /metrics and /routes are served (by the first worker).")
+@click.option("--tls-listen", metavar="HOST:PORT",
+              help="HTTPS listener: hosts of TrafficPolicies with spec.tls.secretName, "
+                   "certificate per host by SNI.")
 @click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True,
               help="Processes sharing --listen (SO_REUSEPORT); one per core for throughput.")
 @click.option("-v", "--verbose", is_flag=True)
 def gateway(server: str, token: str | None, token_file: Path | None, listen: str,
-            region: str | None, admin_listen: str | None, workers: int, verbose: bool) -> None:
+            region: str | None, admin_listen: str | None, tls_listen: str | None,
+            workers: int, verbose: bool) -> None:
     """Run the global HTTP gateway: routes by Host (and path) to Service endpoints across
     clusters per TrafficPolicy, with health checks, outlier ejection and retries."""
     from flotilla.traffic.gateway import run_gateway
@@ -70,7 +77,8 @@ def gateway(server: str, token: str | None, token_file: Path | None, listen: str
             code = 0
             try:
                 serve_until_signal(functools.partial(
-                    run_gateway, server, token or "", listen, region, reuse_port=True))
+                    run_gateway, server, token or "", listen, region, reuse_port=True,
+                    tls_listen=tls_listen))
             except CliError as exc:
                 click.echo(f"Error: {exc.message}", err=True)
                 code = exc.exit_code
@@ -79,7 +87,7 @@ def gateway(server: str, token: str | None, token_file: Path | None, listen: str
     try:
         serve_until_signal(functools.partial(
             run_gateway, server, token or "", listen, region, admin_listen=admin_listen,
-            reuse_port=workers > 1))
+            reuse_port=workers > 1, tls_listen=tls_listen))
     finally:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):

@@ -39,6 +39,8 @@ Then, in another terminal in the same folder:
               metavar="HOST:PORT", help="The global gateway ('' to not start it).")
 @click.option("--gateway-admin-listen", default="127.0.0.1:8081", show_default=True,
               metavar="HOST:PORT", help="The gateway's /metrics.")
+@click.option("--gateway-tls-listen", default="127.0.0.1:8444", show_default=True,
+              metavar="HOST:PORT", help="The gateway's HTTPS listener ('' for none).")
 @click.option("--dns-listen", default="127.0.0.1:8053", show_default=True,
               metavar="HOST:PORT", help="The smart DNS ('' to not start it).")
 @click.option("--dns-admin-listen", default="127.0.0.1:8054", show_default=True,
@@ -52,7 +54,8 @@ Then, in another terminal in the same folder:
               "Unknown and tainted unreachable.")
 @click.option("--demo", is_flag=True, help="Apply the shop example once everything is up.")
 def up(data_dir: Path, count: int, config_path: Path | None, listen: str,
-       gateway_listen: str, gateway_admin_listen: str, dns_listen: str,
+       gateway_listen: str, gateway_admin_listen: str, gateway_tls_listen: str,
+       dns_listen: str,
        dns_admin_listen: str, dns_zone: str, heartbeat_interval: float,
        cluster_grace_period: float, demo: bool) -> None:
     """Run a whole Flotilla on this machine until Ctrl-C: a control plane on SQLite, local
@@ -71,6 +74,7 @@ def up(data_dir: Path, count: int, config_path: Path | None, listen: str,
     opts = UpOptions(
         data_dir=data_dir, clusters=plans, listen=listen,
         gateway_listen=gateway_listen or None, gateway_admin_listen=gateway_admin_listen or None,
+        gateway_tls_listen=gateway_tls_listen or None,
         dns_listen=dns_listen or None, dns_admin_listen=dns_admin_listen or None,
         dns_zone=dns_zone, heartbeat_interval=heartbeat_interval,
         cluster_grace_period=cluster_grace_period,
@@ -114,6 +118,9 @@ def _summary(state: dict[str, Any], opts: UpOptions) -> None:
     if "gateway" in state:
         echo(f"  gateway      http://{state['gateway']['listen']}   "
              f"(metrics http://{opts.gateway_admin_listen}/metrics)")
+        if opts.gateway_tls_listen:
+            echo(f"  gateway TLS  https://{opts.gateway_tls_listen}   (TrafficPolicy "
+                 f"spec.tls.secretName)")
     if "dns" in state:
         echo(f"  DNS          {state['dns']['listen']} zone {opts.dns_zone}   "
              f"(dig @{state['dns']['listen'].split(':')[0]} -p "

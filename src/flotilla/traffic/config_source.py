@@ -1,5 +1,6 @@
-"""Keep the gateway's routing model current from the API: the three kinds the model is
-built from, followed by one `Feed`, and a new model swapped in after each burst of changes.
+"""Keep the gateway's routing model current from the API: the kinds the model is built
+from (policies, endpoints, clusters, and the Secrets holding certificates), followed by
+one `Feed`, and a new model swapped in after each burst of changes.
 
 Everything a data plane needs from the feed applies (`flotilla.client.feed`): no model
 before every kind is listed, bursts coalesced, a model that cannot be built keeps the
@@ -18,7 +19,8 @@ from flotilla.client.feed import Caches, Feed, ModelReport
 from flotilla.client.http import HttpClient
 from flotilla.traffic.model import RoutingModel, build_model
 
-KINDS = ("TrafficPolicy", "EndpointSlice", "Cluster")
+#: Secrets for the certificates of ``spec.tls`` (only those a policy names are read).
+KINDS = ("TrafficPolicy", "EndpointSlice", "Cluster", "Secret")
 
 
 def http_client(server: str, token: str) -> HttpClient:
@@ -27,7 +29,7 @@ def http_client(server: str, token: str) -> HttpClient:
 
 def routing_model(caches: Caches) -> RoutingModel:
     return build_model(caches["TrafficPolicy"].list(), caches["EndpointSlice"].list(),
-                       caches["Cluster"].list())
+                       caches["Cluster"].list(), caches["Secret"].list())
 
 
 class ConfigSource:

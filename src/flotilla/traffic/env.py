@@ -50,7 +50,8 @@ class Closable(Protocol):
 
 
 class ProxyEnv:
-    __slots__ = ("connections", "connects", "loop", "metrics", "options", "state")
+    __slots__ = ("connections", "connects", "https_port", "loop", "metrics", "options",
+                 "state")
 
     def __init__(self, options: GatewayOptions, metrics: GatewayMetrics) -> None:
         self.options = options
@@ -63,3 +64,6 @@ class ProxyEnv:
         self.connects: set[asyncio.Task[None]] = set()
         #: Set when the gateway starts; its ``time()`` and ``call_at`` time every timeout.
         self.loop: asyncio.AbstractEventLoop | None = None
+        #: Where plain-HTTP requests of a ``redirectHTTP`` policy are sent (the TLS
+        #: listener's port; 443 is left out of the URL).
+        self.https_port = 443

@@ -23,6 +23,7 @@ from flotilla.traffic.metrics import GatewayMetrics
 from flotilla.traffic.model import EMPTY_MODEL, RoutingModel
 from flotilla.traffic.pool import Pool
 from flotilla.traffic.proxy import ClientConnection
+from flotilla.traffic.tls import Certificates
 from flotilla.traffic.upstream import Upstream
 
 __all__ = ["Gateway", "GatewayOptions", "GatewayState", "run_gateway", "serve_forever"]
@@ -41,8 +42,11 @@ class Gateway:
     def __init__(self, model: RoutingModel = EMPTY_MODEL, *, listen: str = "127.0.0.1:0",
                  region: str | None = None, admin_listen: str | None = None,
                  options: GatewayOptions | None = None, reuse_port: bool = False,
-                 balancers: Mapping[str, Factory] = BALANCERS) -> None:
+                 balancers: Mapping[str, Factory] = BALANCERS,
+                 tls_listen: str | None = None) -> None:
         self.listen = listen
+        #: The HTTPS listener (certificates per host from the model, chosen by SNI).
+        self.tls_listen = tls_listen
         self.admin_listen = admin_listen
         self.region = region
         self.options = options or GatewayOptions()
@@ -53,10 +57,15 @@ class Gateway:
         #: All the proxy sees of the gateway.
         self.env = ProxyEnv(self.options, self.metrics)
         self.health = HealthChecks()
+        self.certificates = Certificates(self.metrics)
+        #: Problems with the certificates of the model in service (on ``/routes``).
+        self.tls_errors: tuple[str, ...] = ()
         self._initial = model
         self._server: asyncio.Server | None = None
+        self._tls_server: asyncio.Server | None = None
         self._admin: asyncio.Server | None = None
         self.port = 0
+        self.tls_port = 0
         self.admin_port = 0
 
     name = "gateway"
@@ -76,6 +85,15 @@ class Gateway:
             lambda: ClientConnection(env), host, port, backlog=2048,
             reuse_port=self.reuse_port or None)
         self.port = self._server.sockets[0].getsockname()[1]
+        if self.tls_listen:
+            thost, tport = _split_hostport(self.tls_listen)
+            self._tls_server = await self.loop.create_server(
+                lambda: ClientConnection(env, secure=True), thost, tport, backlog=2048,
+                reuse_port=self.reuse_port or None,
+                ssl=self.certificates.listener_context,
+                ssl_handshake_timeout=self.options.header_timeout)
+            self.tls_port = env.https_port = self._tls_server.sockets[0].getsockname()[1]
+            log.info("gateway listening for HTTPS on %s:%d", thost, self.tls_port)
         if self.admin_listen:
             ahost, aport = _split_hostport(self.admin_listen)
             self._admin = await serve_admin(ahost, aport, self.metrics.registry, self.describe)
@@ -88,7 +106,7 @@ class Gateway:
         for task in connects:
             task.cancel()
         await asyncio.gather(*connects, return_exceptions=True)
-        for server in (self._server, self._admin):
+        for server in (self._server, self._tls_server, self._admin):
             if server is not None:
                 server.close()
         for conn in list(self.env.connections):
@@ -97,7 +115,7 @@ class Gateway:
             rt.close()
             for u in rt.upstreams:
                 u.pool.close()
-        for server in (self._server, self._admin):
+        for server in (self._server, self._tls_server, self._admin):
             if server is not None:
                 await server.wait_closed()
 
@@ -129,6 +147,11 @@ class Gateway:
                 u.pool.close()
         for rt in old.runtimes.values():
             rt.close()
+        # Certificates first: a host routed by the new model has its certificate by the
+        # time the new routes are in service. Problems are logged by `Certificates`.
+        # Without a TLS listener nothing would use them (``redirectHTTP`` still works).
+        if self.tls_listen:
+            self.tls_errors = tuple(self.certificates.apply(model.certificates))
         self.env.state = GatewayState(model, runtimes)
         self.health.replace(list(runtimes.values()))
         for err in model.errors:
@@ -146,12 +169,16 @@ class Gateway:
                                "available": u.available, "inflight": u.inflight}
                               for u in rt.upstreams]}
                 for bid, rt in self.state.runtimes.items()},
-            "errors": list(self.state.model.errors),
+            "errors": [*self.state.model.errors, *self.tls_errors],
+            "certificates": {h: source.secret for h, source
+                             in self.state.model.certificates.items()
+                             if h in self.certificates.hosts},
         }
 
 
 async def run_gateway(server: str, token: str, listen: str, region: str | None, *,
-                      admin_listen: str | None = None, reuse_port: bool = False) -> None:
+                      admin_listen: str | None = None, reuse_port: bool = False,
+                      tls_listen: str | None = None) -> None:
     """Serve until SIGINT/SIGTERM or cancelled: watch the API at ``server`` and route per
     TrafficPolicy. Components: the API client, the gateway (listening), the config
     source feeding it; stopped in reverse.
@@ -159,12 +186,13 @@ async def run_gateway(server: str, token: str, listen: str, region: str | None, 
     ``reuse_port`` lets several gateway processes share ``listen`` (SO_REUSEPORT, the
     kernel spreads connections): how the gateway uses more than one core. Each process
     watches the API itself and exports its own metrics (give each its own
-    ``admin_listen``).
+    ``admin_listen``). ``tls_listen`` adds the HTTPS listener; the certificates come
+    from the Secrets the TrafficPolicies name, followed like the policies.
     """
     from flotilla.traffic.config_source import ConfigSource, http_client
 
     gateway = Gateway(EMPTY_MODEL, listen=listen, region=region, admin_listen=admin_listen,
-                      reuse_port=reuse_port)
+                      reuse_port=reuse_port, tls_listen=tls_listen)
     client = http_client(server, token)
     source = ConfigSource(client, gateway.update, metrics=gateway.metrics)
     await serve([Step("api client", stop=client.close), gateway,
@@ -172,10 +200,12 @@ async def run_gateway(server: str, token: str, listen: str, region: str | None, 
 
 
 def serve_forever(server: str, token: str, listen: str, region: str | None, *,
-                  admin_listen: str | None = None, reuse_port: bool = False) -> None:
+                  admin_listen: str | None = None, reuse_port: bool = False,
+                  tls_listen: str | None = None) -> None:
     """Blocking entry point on uvloop (the hot path is measured on uvloop)."""
     import uvloop
 
     run_process(functools.partial(run_gateway, server, token, listen, region,
-                                  admin_listen=admin_listen, reuse_port=reuse_port),
+                                  admin_listen=admin_listen, reuse_port=reuse_port,
+                                  tls_listen=tls_listen),
                 loop_factory=uvloop.new_event_loop)

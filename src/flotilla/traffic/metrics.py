@@ -92,6 +92,16 @@ class GatewayMetrics:
             "flotilla_gateway_model_build_failures",
             "Routing models that could not be built or applied (the last good one stayed)",
             registry=r)
+        self.tls_errors = Counter(
+            "flotilla_gateway_tls_certificate_errors",
+            "Certificates from Secrets that could not be used (the last good one stayed)",
+            ("secret",), registry=r)
+        self.tls_certificates = Gauge(
+            "flotilla_gateway_tls_certificates", "Certificates in service", registry=r)
+        self.tls_expiry = Gauge(
+            "flotilla_gateway_tls_certificate_expiry_timestamp_seconds",
+            "When the certificate in service from each Secret expires (Unix time)",
+            ("secret",), registry=r)
         self.model_last_build = Gauge(
             "flotilla_gateway_model_last_build_timestamp_seconds",
             "When the routing model in service was built (Unix time)", registry=r)

@@ -12,6 +12,8 @@ dataclasses, which are cheaper to read per request than pydantic objects.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,6 +108,26 @@ class Timeouts:
 
 
 @dataclass(frozen=True, slots=True)
+class Tls:
+    #: ``namespace/name`` of the Secret (kubernetes.io/tls) holding the certificate.
+    secret: str
+    #: Plain HTTP for the policy's hosts gets a 308 to https.
+    redirect_http: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CertSource:
+    """What the Secret a host's certificate comes from held when the model was built:
+    the PEM pair, or why there is none (``problem``). Parsing the PEM and keeping the last
+    good pair is `flotilla.traffic.tls`'s job; this is the part a pure function can do."""
+
+    secret: str
+    cert_pem: bytes = b""
+    key_pem: bytes = b""
+    problem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     name: str
     namespace: str
@@ -120,6 +142,7 @@ class Policy:
     timeouts: Timeouts = Timeouts()
     cluster_weights: Mapping[str, int] = field(default_factory=dict)
     cluster_header: bool = True
+    tls: Tls | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +168,8 @@ class RoutingModel:
     routes: Mapping[str, tuple[tuple[str, str], ...]]
     backends: Mapping[str, Backend]
     errors: tuple[str, ...] = ()
+    #: host (as routed: exact, "*.suffix" or "*") -> where its certificate comes from.
+    certificates: Mapping[str, CertSource] = field(default_factory=dict)
 
     def match(self, host: str, path: str) -> Backend | None:
         table = self.routes.get(host)
@@ -241,6 +266,9 @@ def parse_policy(obj: Mapping[str, Any]) -> Policy:
                           to.total),
         cluster_weights=dict(spec.weights),
         cluster_header=spec.serve_header,
+        tls=None if spec.tls is None else Tls(
+            f"{meta.get('namespace') or 'default'}/{spec.tls.secret_name}",
+            spec.tls.redirect_http),
     )
 
 
@@ -270,9 +298,44 @@ def slice_endpoints(slice_view: EndpointSliceView, cluster: ClusterView | None,
     return out
 
 
+TLS_SECRET_TYPE = "kubernetes.io/tls"
+
+
+def cert_source(secret_id: str, secret: Mapping[str, Any] | None) -> CertSource:
+    """The PEM pair a kubernetes.io/tls Secret holds, or the problem with it."""
+    if secret is None:
+        return CertSource(secret_id, problem=f"Secret {secret_id} does not exist")
+    kind = secret.get("type") or "Opaque"
+    if kind != TLS_SECRET_TYPE:
+        return CertSource(secret_id, problem=f"Secret {secret_id} has type {kind!r}, "
+                          f"expected {TLS_SECRET_TYPE!r}")
+    data = secret.get("data") or {}
+    strings = secret.get("stringData") or {}
+    pem: dict[str, bytes] = {}
+    for key in ("tls.crt", "tls.key"):
+        if isinstance(strings, Mapping) and isinstance(strings.get(key), str):
+            pem[key] = strings[key].encode()
+            continue
+        raw = data.get(key) if isinstance(data, Mapping) else None
+        if not isinstance(raw, str) or not raw:
+            return CertSource(secret_id, problem=f"Secret {secret_id} has no data {key!r}")
+        try:
+            pem[key] = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            return CertSource(secret_id, problem=f"Secret {secret_id}: data {key!r} is not "
+                              f"base64")
+    return CertSource(secret_id, pem["tls.crt"], pem["tls.key"])
+
+
 def build_model(policies: Iterable[Mapping[str, Any]], slices: Iterable[Mapping[str, Any]],
-                clusters: Iterable[Mapping[str, Any]]) -> RoutingModel:
-    """Pure: API objects in, routing model out. Bad policies are skipped and reported."""
+                clusters: Iterable[Mapping[str, Any]],
+                secrets: Iterable[Mapping[str, Any]] = ()) -> RoutingModel:
+    """Pure: API objects in, routing model out. Bad policies are skipped and reported.
+
+    ``secrets`` are only read for the certificates policies name (``spec.tls``)."""
+    by_secret = {f"{(s.get('metadata') or {}).get('namespace') or 'default'}/"
+                 f"{(s.get('metadata') or {}).get('name')}": s for s in secrets}
+    certificates: dict[str, CertSource] = {}
     by_cluster = {v.name: v for v in map(ClusterView.of, clusters)}
     by_service: dict[tuple[str, str], list[EndpointSliceView]] = {}
     for s in slices:
@@ -298,6 +361,17 @@ def build_model(policies: Iterable[Mapping[str, Any]], slices: Iterable[Mapping[
             eps.extend(slice_endpoints(view, by_cluster.get(view.cluster), policy))
         backend = Backend(policy, tuple(eps))
         backends[backend.id] = backend
+        if policy.tls is not None:
+            source = cert_source(policy.tls.secret, by_secret.get(policy.tls.secret))
+            if source.problem:
+                errors.append(f"TrafficPolicy {backend.id}: spec.tls.secretName: "
+                              f"{source.problem}")
+            for host in policy.hosts:
+                other = certificates.setdefault(host, source)
+                if other.secret != source.secret:
+                    errors.append(f"TrafficPolicy {backend.id}: host {host} already takes "
+                                  f"its certificate from Secret {other.secret}; "
+                                  f"{source.secret} ignored for it")
         for host in policy.hosts:
             table = routes.setdefault(host, [])
             for prefix in policy.paths:
@@ -307,15 +381,19 @@ def build_model(policies: Iterable[Mapping[str, Any]], slices: Iterable[Mapping[
                     continue
                 table.append((prefix, backend.id))
     frozen = {h: tuple(sorted(t, key=lambda r: -len(r[0]))) for h, t in routes.items()}
-    return RoutingModel(routes=frozen, backends=backends, errors=tuple(errors))
+    return RoutingModel(routes=frozen, backends=backends, errors=tuple(errors),
+                        certificates=certificates)
 
 
-def static_model(backends: Iterable[tuple[Policy, Iterable[Endpoint]]]) -> RoutingModel:
-    """A model from already-built parts: for tests, benchmarks and embedding."""
+def static_model(backends: Iterable[tuple[Policy, Iterable[Endpoint]]],
+                 certificates: Mapping[str, CertSource] | None = None) -> RoutingModel:
+    """A model from already-built parts: for tests, benchmarks and embedding
+    (``certificates``: host -> PEM pair, as `build_model` makes from Secrets)."""
+    certificates = certificates or {}
     built = {f"{p.namespace}/{p.name}": Backend(p, tuple(eps)) for p, eps in backends}
     routes: dict[str, list[tuple[str, str]]] = {}
     for bid, b in built.items():
         for host in b.policy.hosts:
             routes.setdefault(host, []).extend((prefix, bid) for prefix in b.policy.paths)
     return RoutingModel({h: tuple(sorted(t, key=lambda r: -len(r[0])))
-                         for h, t in routes.items()}, built)
+                         for h, t in routes.items()}, built, certificates=dict(certificates))

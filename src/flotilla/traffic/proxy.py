@@ -64,14 +64,16 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = ("body_sent", "buf", "connecting", "ctx", "env", "framing", "generation",
                  "hash_key", "head_out", "head_since", "http10", "idle_since", "idle_timeout",
                  "in_exchange", "keep_alive", "left", "loop", "max_head", "memo", "method",
-                 "parser", "peer", "pending", "pending_size", "read_paused", "region",
+                 "parser", "peer", "pending", "pending_size", "proto", "read_paused", "region",
                  "replay", "replay_limit", "replay_size", "request_done", "response_started",
                  "retrying", "rt", "scanner", "state", "status", "t_start", "t_try", "timer",
                  "timer_at", "transport", "tried", "tries", "trying", "uconn", "upstream",
                  "write_paused")
 
-    def __init__(self, env: ProxyEnv) -> None:
+    def __init__(self, env: ProxyEnv, secure: bool = False) -> None:
         self.env = env
+        #: The scheme the client used (TLS is terminated by the listener's transport).
+        self.proto = b"https" if secure else b"http"
         self.max_head = env.options.max_head
         self.replay_limit = env.options.replay_limit
         self.idle_timeout = env.options.idle_timeout
@@ -279,10 +281,14 @@ class ClientConnection(asyncio.Protocol):
         if rt is None:
             return self._local(404, f"no route for host {host!r}", "no-route",
                                close=self.framing != _NO_BODY)
+        tls = rt.policy.tls
+        if tls is not None and tls.redirect_http and self.proto == b"http":
+            return self._redirect(host, target)
         self.request_done = self.framing == _NO_BODY
         self.state = S_WAIT if self.request_done else S_BODY
         self.rt = rt
-        self.head_out = rewrite_request(head, low, self.peer, host_raw, self.http10)
+        self.head_out = rewrite_request(head, low, self.peer, host_raw, self.http10,
+                                        self.proto)
         self.hash_key = None
         if rt.hash_source:
             if rt.hash_source == "header":
@@ -698,7 +704,17 @@ class ClientConnection(asyncio.Protocol):
             self.buf.clear()
             self._head_bytes(data)
 
-    def _local(self, status: int, message: str, reason: str, close: bool = True) -> bool:
+    def _redirect(self, host: str, target: bytes) -> bool:
+        """308 to the same host and target on https (the policy's ``redirectHTTP``)."""
+        port = self.env.https_port
+        location = f"https://{host}{'' if port == 443 else f':{port}'}".encode("latin-1") \
+            + target
+        return self._local(308, "use https", "redirect-https",
+                           close=self.framing != _NO_BODY,
+                           extra=b"location: " + location + b"\r\n")
+
+    def _local(self, status: int, message: str, reason: str, close: bool = True,
+               extra: bytes = b"") -> bool:
         """Answer from the gateway itself; False so callers can ``return self._local()``."""
         metrics = self.env.metrics
         metrics.local_errors.labels(str(status), reason).inc()
@@ -706,7 +722,7 @@ class ClientConnection(asyncio.Protocol):
         transport = self.transport
         close = close or not self.keep_alive
         if transport is not None and not transport.is_closing():
-            transport.write(error_response(status, message, close))
+            transport.write(error_response(status, message, close, extra))
             if close:
                 self.state = S_CLOSED
                 transport.close()

@@ -48,6 +48,8 @@ class UpOptions:
     listen: str = "127.0.0.1:8443"
     gateway_listen: str | None = "127.0.0.1:8080"
     gateway_admin_listen: str | None = "127.0.0.1:8081"
+    #: the gateway's HTTPS listener (certificates from the Secrets policies name)
+    gateway_tls_listen: str | None = "127.0.0.1:8444"
     dns_listen: str | None = "127.0.0.1:8053"
     dns_admin_listen: str | None = "127.0.0.1:8054"
     dns_zone: str = "example.test"
@@ -272,6 +274,8 @@ class Up:
                                  o.gateway_region or o.clusters[0].region)
             if o.gateway_admin_listen:
                 argv += ["--admin-listen", o.gateway_admin_listen]
+            if o.gateway_tls_listen:
+                argv += ["--tls-listen", o.gateway_tls_listen]
             out.append(("gateway", o.gateway_listen, argv))
         if o.dns_listen:
             argv = flotilla_argv("dns", "--server", self.server_url,

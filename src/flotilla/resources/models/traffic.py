@@ -19,6 +19,7 @@ from flotilla.resources.models.common import (
     Model,
     NonNegInt,
     PosInt,
+    is_dns_subdomain,
     parse_duration,
 )
 from flotilla.resources.models.meta import Object
@@ -34,6 +35,7 @@ __all__ = [
     "Timeouts",
     "TrafficPolicy",
     "TrafficPolicySpec",
+    "TrafficPolicyTLS",
 ]
 
 StrategyType = Literal[
@@ -100,6 +102,15 @@ def _ttl(value: Any) -> int:
         "ttl", "expected seconds (30) or a duration ('30s'), got {got}", {"got": repr(value)})
 
 
+def _secret_name(value: Any) -> str:
+    if isinstance(value, str) and is_dns_subdomain(value):
+        return value
+    raise PydanticCustomError(
+        "secret_name", "expected the name of a Secret in the policy's namespace (lower "
+        "case letters, digits, '-' and '.'), got {got}", {"got": repr(value)})
+
+
+SecretName = Annotated[str, PlainValidator(_secret_name, json_schema_input_type=str)]
 HashOn = Annotated[str, PlainValidator(_hash_on, json_schema_input_type=str)]
 RetryOn = Annotated[str, PlainValidator(_retry_on, json_schema_input_type=str | int)]
 Host = Annotated[str, PlainValidator(_host, json_schema_input_type=str)]
@@ -192,6 +203,20 @@ class DNSPolicy(Model):
         = None
 
 
+class TrafficPolicyTLS(Model):
+    """HTTPS at the gateway for the policy's hosts.
+
+    The certificate is a Secret of type ``kubernetes.io/tls`` (``tls.crt``, ``tls.key``)
+    in the policy's namespace, as an Ingress names it. Whether that Secret exists and
+    holds a usable pair is checked by the gateway, which keeps the last good pair and
+    reports the problem, because a Secret can change after the policy was accepted.
+    """
+
+    secret_name: SecretName
+    #: Answer plain HTTP for these hosts with a 308 redirect to https.
+    redirect_http: bool = Field(default=False, alias="redirectHTTP")
+
+
 class TrafficPolicySpec(Model):
     service: str = Field(min_length=1)
     hosts: list[Host] = Field(min_length=1)
@@ -207,6 +232,8 @@ class TrafficPolicySpec(Model):
     #: Add ``x-flotilla-cluster`` to responses (debugging); switch off to hide topology.
     serve_header: bool = True
     dns: DNSPolicy = Field(default_factory=DNSPolicy)
+    #: Terminate TLS for ``hosts`` with a certificate from a Secret.
+    tls: TrafficPolicyTLS | None = None
 
 
 class ClusterTraffic(Model):

@@ -66,9 +66,10 @@ def _cut_lines(head: bytes, low: bytes, pattern: re.Pattern[bytes]) -> list[byte
 
 
 def rewrite_request(head: bytes, low: bytes, client_ip: bytes, host: bytes,
-                    http10: bool) -> bytes:
-    """The head to send upstream: hop-by-hop removed, X-Forwarded-*/Via added."""
-    tail = (b"x-forwarded-for: ", client_ip, b"\r\nx-forwarded-proto: http\r\n"
+                    http10: bool, proto: bytes = b"http") -> bytes:
+    """The head to send upstream: hop-by-hop removed, X-Forwarded-*/Via added
+    (``proto``: the scheme the client used, ``http`` or ``https``)."""
+    tail = (b"x-forwarded-for: ", client_ip, b"\r\nx-forwarded-proto: ", proto, b"\r\n"
             b"x-forwarded-host: ", host, b"\r\nvia: 1.1 flotilla\r\n\r\n")
     if not http10:
         m = _SLOW_REQ.search(low)
@@ -100,7 +101,7 @@ def rewrite_request(head: bytes, low: bytes, client_ip: bytes, host: bytes,
         out.append(line)
     out.append(b"x-forwarded-for: " + (xff + b", " if xff else b"") + client_ip)
     if not have_proto:
-        out.append(b"x-forwarded-proto: http")
+        out.append(b"x-forwarded-proto: " + proto)
     if not have_host:
         out.append(b"x-forwarded-host: " + host)
     out.append(b"via: " + (via + b", " if via else b"") + b"1.1 flotilla")
@@ -130,7 +131,8 @@ def rewrite_response(head: bytes, low: bytes, extra: bytes) -> bytes:
     return b"\r\n".join(kept) + b"\r\n" + extra + b"\r\n"
 
 
-_REASONS = {400: b"Bad Request", 404: b"Not Found", 408: b"Request Timeout",
+_REASONS = {308: b"Permanent Redirect", 400: b"Bad Request", 404: b"Not Found",
+            408: b"Request Timeout",
             413: b"Payload Too Large", 431: b"Request Header Fields Too Large",
             500: b"Internal Server Error", 502: b"Bad Gateway",
             503: b"Service Unavailable", 504: b"Gateway Timeout"}
