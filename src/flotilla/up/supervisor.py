@@ -25,6 +25,7 @@ import httpx
 from flotilla.api.auth import add_token, ensure_admin_token, hash_token, load_tokens
 from flotilla.api.authz.builtin import DNS, GATEWAY
 from flotilla.pki.files import ensure_private_dir
+from flotilla.pki.layout import PkiLayout
 from flotilla.up.identities import agent_component, issue_all, register_clusters
 from flotilla.up.state import (
     STOPPED,
@@ -269,7 +270,7 @@ class Up:
         o, out = self.opts, []
         if o.gateway_listen:
             argv = flotilla_argv("gateway", "--server", self.server_url,
-                                 "--token-file", str(self.credentials[GATEWAY]),
+                                 "--token-file", str(self._credential(GATEWAY)),
                                  "--listen", o.gateway_listen, "--region",
                                  o.gateway_region or o.clusters[0].region)
             if o.gateway_admin_listen:
@@ -279,7 +280,7 @@ class Up:
             out.append(("gateway", o.gateway_listen, argv))
         if o.dns_listen:
             argv = flotilla_argv("dns", "--server", self.server_url,
-                                 "--token-file", str(self.credentials[DNS]),
+                                 "--token-file", str(self._credential(DNS)),
                                  "--listen", o.dns_listen, "--zone", o.dns_zone)
             if o.dns_admin_listen:
                 argv += ["--admin-listen", o.dns_admin_listen]
@@ -292,6 +293,11 @@ class Up:
                              headers={"Authorization": f"Bearer {self.token}"})
         except httpx.HTTPError:
             return None
+
+    def _credential(self, component: str) -> Path:
+        """Where `issue_all` writes ``component``'s token (known before it does)."""
+        return self.credentials.get(component) or PkiLayout(self.opts.data_dir).credential(
+            component)
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None) -> tuple[int, Any]:
         """One admin call to the API (for `register_clusters`)."""
