@@ -8,6 +8,11 @@ session gets an empty home and an empty working directory, and then each test ge
 own, so one test's ``flotilla init`` or ``.flotilla/`` cannot reach the next. Processes a
 test starts inherit both. A test that wants a config, a home or a folder makes it.
 
+Pods run as the user that runs the suite (``FLOTILLA_POD_USER``, read by ``flotilla
+agent --pod-user``, is set to it), not as ``nobody``: the interpreter and the test apps a
+pod runs may live where ``nobody`` cannot read (a Python under /root, pytest's 0700
+temporary folders). tests/runtimes/test_pod_user.py runs pods as ``nobody`` on purpose.
+
 A suite started in the background of a script (``pytest &``) inherits SIGINT ignored,
 and so would every process it starts: Ctrl-C (SIGINT) is given back its usual meaning so
 a test that stops a command with it behaves as in a terminal.
@@ -28,11 +33,12 @@ USER_DIRS = {"XDG_CONFIG_HOME": ".config", "XDG_DATA_HOME": ".local/share",
 
 
 def isolate(mp: pytest.MonkeyPatch, root: Path) -> Path:
-    """Point home, the per-user folders and the working directory into ``root`` and
-    drop every ``FLOTILLA_*`` variable; returns the new working directory."""
+    """Point home, the per-user folders and the working directory into ``root``, drop
+    every ``FLOTILLA_*`` variable but the pod user; returns the new working directory."""
     for name in list(os.environ):
         if name.startswith("FLOTILLA_"):
             mp.delenv(name)
+    mp.setenv("FLOTILLA_POD_USER", f"{os.geteuid()}:{os.getegid()}")
     home = root / "home"
     mp.setenv("HOME", str(home))
     for var, sub in USER_DIRS.items():

@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 from flotilla.runtimes.local import LocalClusterConfig, LocalRuntime
+from flotilla.runtimes.local.users import agent_user
 from tests.helpers import free_port
 from tests.runtimes.conftest import FAST, deployment, service
 
@@ -40,7 +41,8 @@ def median_get_ms(host: str, port: int, requests: int) -> float:
 async def main(replicas: int, requests: int) -> None:
     with tempfile.TemporaryDirectory() as state:
         config = LocalClusterConfig.uniform(f"bench{uuid.uuid4().hex[:6]}", Path(state),
-                                            cpu="64", address=ADDRESS, timings=FAST)
+                                            cpu="64", address=ADDRESS, timings=FAST,
+                                            pod_user=agent_user())
         rt = LocalRuntime(config)
         await rt.start()
         try:

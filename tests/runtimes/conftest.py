@@ -20,6 +20,7 @@ import pytest
 
 from flotilla.runtimes.base import PodStatus
 from flotilla.runtimes.local import LocalClusterConfig, LocalRuntime, Timings
+from flotilla.runtimes.local.users import PodUser, agent_user
 from tests.helpers import wait_for, wait_for_sync
 
 APP = Path(__file__).parent / "apps" / "httpapp.py"
@@ -109,12 +110,16 @@ async def make_cluster(tmp_path: Path) -> AsyncIterator[MakeCluster]:
     made: list[LocalRuntime] = []
 
     async def make(*, name: str | None = None, state_dir: Path | None = None,
-                   nodes: int = 3, cpu: str = "4") -> LocalRuntime:
+                   nodes: int = 3, cpu: str = "4",
+                   pod_user: PodUser | None = None) -> LocalRuntime:
+        """A started cluster; its pods run as ``pod_user``, by default the test's own
+        user (see tests/conftest.py)."""
         name = name or f"t{uuid.uuid4().hex[:10]}"
         address = f"127.0.{random.randint(100, 250)}.{random.randint(2, 250)}"
         config = LocalClusterConfig.uniform(
             name, state_dir or tmp_path / name, nodes=nodes, cpu=cpu, memory="8Gi",
-            address=address, region="eu-west", zone="eu-west-1a", timings=FAST)
+            address=address, region="eu-west", zone="eu-west-1a", timings=FAST,
+            pod_user=pod_user or agent_user())
         rt = LocalRuntime(config)
         await rt.start()
         made.append(rt)

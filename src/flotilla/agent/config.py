@@ -33,6 +33,8 @@ class AgentConfig:
     #: Where the agent's own endpoint (pods, nodes, logs, chaos) listens, "HOST:PORT";
     #: port 0 picks a free one. Published as the Cluster's ``spec.apiEndpoint``.
     admin_listen: str | None = None
+    #: ``USER[:GROUP]`` the local runtime runs pods as (None: nobody when root)
+    pod_user: str | None = None
 
     def runtime_options(self) -> RuntimeOptions:
         return RuntimeOptions(
@@ -45,4 +47,5 @@ class AgentConfig:
             node_cpu=self.node_cpu,
             node_memory=self.node_memory,
             node_pods=self.node_pods,
+            extra={"pod-user": self.pod_user} if self.pod_user else {},
         )

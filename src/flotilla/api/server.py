@@ -33,7 +33,10 @@ from flotilla.lifecycle import FatalError, Loops, Step, serve
 from flotilla.lifecycle import run as run_process
 from flotilla.lifecycle.asgi import AsgiServer
 from flotilla.pki.files import ensure_private_dir
+from flotilla.pki.layout import PkiLayout
 from flotilla.store.base import CorruptStore, Store
+from flotilla.store.encrypted import EncryptedStore
+from flotilla.store.envelope import Envelope, KeyFileError
 from flotilla.store.sqlite import open_sqlite_store
 from flotilla.store.sqlite.lock import DataDirLocked
 
@@ -82,14 +85,16 @@ class _Store:
 
     async def start(self, tasks: asyncio.TaskGroup) -> None:
         try:
+            envelope = Envelope.load_or_create(PkiLayout(self.data_dir).secrets_key)
             options: dict[str, int] = {}
             if self.keep_revisions is not None:
                 options["keep_revisions"] = self.keep_revisions
             if self.disk_reserve is not None:
                 options["disk_reserve"] = self.disk_reserve
-            self.store = await open_sqlite_store(self.data_dir, **options)
-        except (CorruptStore, DataDirLocked) as exc:  # the operator's to fix: say how
+            backend = await open_sqlite_store(self.data_dir, **options)
+        except (CorruptStore, DataDirLocked, KeyFileError) as exc:  # the operator's to fix
             raise FatalError(str(exc)) from None
+        self.store = EncryptedStore(backend, envelope)
         self._registry = Registry(self.store)
 
     async def stop(self) -> None:

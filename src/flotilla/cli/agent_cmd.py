@@ -14,6 +14,7 @@ from flotilla.cli.credential import TOKEN_HELP, resolve_token, token_file_option
 from flotilla.cli.edge_cmd import serve_until_signal
 from flotilla.cli.session import CliError
 from flotilla.runtimes import runtime_names
+from flotilla.runtimes.local.users import parse_pod_user
 
 
 def parse_labels(text: str | None) -> dict[str, str]:
@@ -33,6 +34,8 @@ Example:
   (umask 077; flotilla token create agent-east-1 --cluster east-1 | tail -1 > east-1.token)
   flotilla agent --server http://127.0.0.1:8443 --token-file east-1.token \\
       --cluster east-1 --region cn-east --zone cn-east-a --address 127.0.11.1
+  # as root, pods run as nobody; or as a dedicated account:
+  sudo flotilla agent ... --pod-user flotilla-pods:flotilla-pods
 """)
 @click.option("--server", required=True, envvar="FLOTILLA_SERVER", metavar="URL",
               help="The control plane's API.")
@@ -60,16 +63,27 @@ Example:
 @click.option("--admin-listen", metavar="HOST:PORT",
               help="The agent's endpoint for pods, nodes, logs and chaos "
                    "(default ADDRESS:0, a free port).")
+@click.option("--pod-user", metavar="USER[:GROUP]", envvar="FLOTILLA_POD_USER",
+              help="Who the local runtime runs pods as (names or numbers). Default: "
+                   "nobody when the agent is root, else the agent's own user (the only "
+                   "choice then). Naming the agent's own user (e.g. root) gives pods its "
+                   "privileges: only for tests and single-user machines. "
+                   "Env: FLOTILLA_POD_USER.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def agent(server: str, token: str | None, token_file: Path | None, cluster: str, region: str,
           zone: str, provider: str, runtime: str, labels: str | None, nodes: int, node_cpu: str,
           node_memory: str, node_pods: int, address: str, state_dir: Path | None,
-          heartbeat_interval: float, admin_listen: str | None, verbose: bool) -> None:
+          heartbeat_interval: float, admin_listen: str | None, pod_user: str | None,
+          verbose: bool) -> None:
     """Run the agent of one member cluster: register it, heartbeat, run its Works.
 
     The agent keeps running what it last applied while the control plane is away, and a
     restarted agent adopts the pods it left running instead of starting duplicates.
     """
+    try:
+        parse_pod_user(pod_user)
+    except ValueError as exc:
+        raise CliError(str(exc), exit_code=2) from None
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format=f"%(asctime)s agent[{cluster}] %(levelname)s %(message)s")
     token = resolve_token(token, token_file)
@@ -79,6 +93,6 @@ def agent(server: str, token: str | None, token_file: Path | None, cluster: str,
         nodes=nodes, node_cpu=node_cpu, node_memory=node_memory, node_pods=node_pods,
         state_dir=state_dir or Path(".flotilla") / "clusters" / cluster,
         heartbeat_interval=heartbeat_interval,
-        admin_listen=admin_listen or f"{address}:0",
+        admin_listen=admin_listen or f"{address}:0", pod_user=pod_user,
     )
     serve_until_signal(functools.partial(run_agent, cfg))

@@ -14,10 +14,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from tests.runtimes.conftest import FAST, deployment
 
 from flotilla.runtimes.local import LocalClusterConfig, LocalRuntime
+from flotilla.runtimes.local.users import agent_user
 
 
 async def main(state_dir: str, cluster: str, mode: str) -> None:
-    rt = LocalRuntime(LocalClusterConfig.uniform(cluster, Path(state_dir), timings=FAST))
+    rt = LocalRuntime(LocalClusterConfig.uniform(cluster, Path(state_dir), timings=FAST,
+                                                 pod_user=agent_user()))
     await rt.start()
     await rt.apply([deployment("web", 2)])
     async for _ in rt.changes():

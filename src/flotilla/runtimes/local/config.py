@@ -7,6 +7,7 @@ from pathlib import Path
 
 from flotilla.resources.quantity import cpu_millis, memory_bytes
 from flotilla.runtimes.base import Resources, RuntimeOptions
+from flotilla.runtimes.local.users import PodUser, parse_pod_user
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +41,15 @@ class LocalClusterConfig:
     timings: Timings = Timings()
     #: address pods bind to and endpoints advertise
     pod_address: str = "127.0.0.1"
+    #: who pods run as unless their securityContext says; None: nobody when the agent
+    #: is root, else the agent's own user (see `flotilla.runtimes.local.users`)
+    pod_user: PodUser | None = None
 
     @classmethod
     def uniform(cls, name: str, state_dir: Path, *, nodes: int = 3, cpu: str = "4",
                 memory: str = "8Gi", pods: int = 110, address: str = "127.0.0.1",
                 region: str = "", zone: str = "", timings: Timings | None = None,
-                ) -> LocalClusterConfig:
+                pod_user: PodUser | None = None) -> LocalClusterConfig:
         """N identical nodes named ``<cluster>-node-<i>``, as ``flotilla agent --nodes`` makes."""
         if nodes < 1:
             raise ValueError(f"nodes: a cluster needs at least one node, got {nodes}")
@@ -57,7 +61,7 @@ class LocalClusterConfig:
                        {**labels, "kubernetes.io/hostname": f"{name}-node-{i}"})
             for i in range(1, nodes + 1))
         return cls(name=name, state_dir=state_dir, address=address, region=region, zone=zone,
-                   nodes=node_list, timings=timings or Timings())
+                   nodes=node_list, timings=timings or Timings(), pod_user=pod_user)
 
     @classmethod
     def from_options(cls, options: RuntimeOptions) -> LocalClusterConfig:
@@ -70,4 +74,5 @@ class LocalClusterConfig:
         return cls.uniform(options.cluster, options.state_dir, nodes=options.nodes,
                            cpu=options.node_cpu, memory=options.node_memory,
                            pods=options.node_pods, address=options.address,
-                           region=options.region, zone=options.zone, timings=timings)
+                           region=options.region, zone=options.zone, timings=timings,
+                           pod_user=parse_pod_user(extra.get("pod-user")))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -27,6 +28,13 @@ from flotilla.runtimes.local.procs import (
     is_alive,
     terminate_tree,
 )
+from flotilla.runtimes.local.users import (
+    IdentityError,
+    PodUser,
+    agent_user,
+    container_user,
+    spawn_options,
+)
 
 EnvResolver = Callable[[], dict[str, str]]
 
@@ -36,7 +44,8 @@ class ContainerRunner:
                  ports: dict[str, int], log_path: Path, timings: Timings,
                  restart_policy: str, grace: float, resolve_env: EnvResolver,
                  on_change: Callable[[], None], restart_count: int = 0,
-                 adopt: ProcessId | None = None, started_at: float | None = None) -> None:
+                 adopt: ProcessId | None = None, started_at: float | None = None,
+                 pod_user: PodUser | None = None, home: Path | None = None) -> None:
         self.spec = spec
         self.ports = ports
         self.log_path = log_path
@@ -61,6 +70,10 @@ class ContainerRunner:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._env: dict[str, str] = {}
+        self._pod_user = pod_user or agent_user()
+        self._home = home
+        #: how the process (and its exec probes) is started: user, group, directory
+        self._spawn_options: dict[str, object] = {}
 
     # -- control ---------------------------------------------------------------------
     def start(self) -> None:
@@ -193,14 +206,25 @@ class ContainerRunner:
                       f"container {self.spec.name} has no command: the local runtime runs "
                       f"command/args as a process (image {self.spec.image!r} is only recorded)")
             return None
-        self._env = env
         try:
-            with self.log_path.open("ab") as log:
-                child = subprocess.Popen(
-                    argv, env=env, cwd=self.spec.working_dir, stdin=subprocess.DEVNULL,
-                    stdout=log, stderr=subprocess.STDOUT, close_fds=True)
+            user = container_user(self._pod_user, self.spec.security, pod=self._pod_name,
+                                  container=self.spec.name)
+        except IdentityError as exc:
+            self._set("waiting", "CreateContainerConfigError", str(exc))
+            return None
+        self._env = env
+        self._spawn_options = spawn_options(user, self.spec.working_dir or self._home)
+        try:
+            # 0600: a pod's output may hold its secrets; other pods must not read it
+            fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "ab") as log:
+                child = subprocess.Popen(  # type: ignore[call-overload]
+                    argv, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                    stderr=subprocess.STDOUT, close_fds=True, **self._spawn_options)
         except OSError as exc:
-            self._set("waiting", "RunContainerError", f"cannot run {argv[0]!r}: {exc}")
+            hint = "" if user == agent_user() else \
+                f" (the container runs as {user}: what it runs must be readable by that user)"
+            self._set("waiting", "RunContainerError", f"cannot run {argv[0]!r}: {exc}{hint}")
             return None
         ident = identify(child.pid) or ProcessId(child.pid, 0)
         self.started_at = time.time()
@@ -215,7 +239,8 @@ class ContainerRunner:
         successes = failures = 0
         port = self._probe_port(probe)
         while not exited.done():
-            error = await run_probe(probe, self._address, port, self._env)
+            error = await run_probe(probe, self._address, port, self._env,
+                                    self._spawn_options)
             if error is None:
                 successes, failures = successes + 1, 0
                 if not liveness and successes >= probe.success_threshold and not self.ready:

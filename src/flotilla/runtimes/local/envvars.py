@@ -13,8 +13,12 @@ from dataclasses import dataclass
 
 from flotilla.runtimes.local.manifests import ContainerSpec, Key
 
-#: inherited from the agent so commands such as ``python3`` resolve; nothing else leaks in
-_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+#: inherited from the agent so commands such as ``python3`` resolve and text is decoded as
+#: the agent's locale; nothing else of the agent's environment (its HOME, TMPDIR,
+#: FLOTILLA_* settings, credentials) reaches a pod
+_INHERITED = ("PATH", "LANG", "LC_ALL", "TZ")
+#: PATH for an agent started without one
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class EnvError(Exception):
@@ -56,6 +60,8 @@ class PodIdentity:
     cluster: str
     region: str
     zone: str
+    #: the pod's own directory: its HOME (and working directory unless workingDir says)
+    home: str = ""
 
 
 def port_env(ports: Mapping[str, int], spec: ContainerSpec) -> dict[str, str]:
@@ -75,7 +81,10 @@ def port_env(ports: Mapping[str, int], spec: ContainerSpec) -> dict[str, str]:
 def container_env(spec: ContainerSpec, pod: PodIdentity, ports: Mapping[str, int],
                   config_maps: Mapping[Key, Mapping[str, str]],
                   secrets: Mapping[Key, Mapping[str, str]]) -> dict[str, str]:
-    env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
+    env = {"PATH": _DEFAULT_PATH}
+    env.update({k: os.environ[k] for k in _INHERITED if k in os.environ})
+    if pod.home:
+        env["HOME"] = pod.home
     env.update({
         "POD_NAME": pod.name, "POD_NAMESPACE": pod.namespace, "POD_IP": pod.address,
         "HOST": pod.address, "NODE_NAME": pod.node, "CLUSTER_NAME": pod.cluster,

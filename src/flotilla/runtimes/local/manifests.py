@@ -19,6 +19,7 @@ from flotilla.resources.labels import Selector, SelectorError, selector_from_dic
 from flotilla.resources.quantity import Quantity, integer_amount
 from flotilla.resources.requests import RequestError, container_requests, pod_requests
 from flotilla.runtimes.base import Manifest, ManifestError, Resources
+from flotilla.runtimes.local.users import SecurityContext
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -82,6 +83,8 @@ class ContainerSpec:
     env_from: tuple[EnvFrom, ...] = ()
     readiness: Probe | None = None
     liveness: Probe | None = None
+    #: the container's securityContext identity fields over the pod's
+    security: SecurityContext = field(default_factory=SecurityContext)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,8 @@ class PodTemplate:
 
     #: what one pod asks for (every container, init containers by Kubernetes' rule)
     requests: Resources = field(default_factory=lambda: Resources(pods=1))
+    #: the pod-level securityContext: who owns the pod's own directory
+    security: SecurityContext = field(default_factory=SecurityContext)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,8 +300,9 @@ def _template(raw: dict[str, Any], where: str) -> PodTemplate:
     containers_raw = _list(spec.get("containers"), f"{where}.spec.containers")
     if not containers_raw:
         raise ManifestError(f"{where}.spec.containers: at least one container is required")
+    pod_security = _security(spec.get("securityContext"), f"{where}.spec.securityContext")
     containers = tuple(_container(_obj(c, f"{where}.spec.containers[{i}]"),
-                                  f"{where}.spec.containers[{i}]")
+                                  f"{where}.spec.containers[{i}]", pod_security)
                        for i, c in enumerate(containers_raw))
     names = [c.name for c in containers]
     if len(set(names)) != len(names):
@@ -316,7 +322,7 @@ def _template(raw: dict[str, Any], where: str) -> PodTemplate:
         grace_seconds=_number(spec.get("terminationGracePeriodSeconds"),
                               f"{where}.spec.terminationGracePeriodSeconds", default=30.0),
         node_selector=_labels(spec.get("nodeSelector"), f"{where}.spec.nodeSelector"),
-        hash=digest[:10], raw=raw, requests=requests)
+        hash=digest[:10], raw=raw, requests=requests, security=pod_security)
 
 
 def _resources(requests: dict[str, Quantity], pods: int) -> Resources:
@@ -326,7 +332,22 @@ def _resources(requests: dict[str, Quantity], pods: int) -> Resources:
                      if "memory" in requests else 0, pods)
 
 
-def _container(raw: dict[str, Any], where: str) -> ContainerSpec:
+def _security(value: Any, where: str) -> SecurityContext:
+    """runAsUser / runAsGroup / runAsNonRoot of a securityContext; other fields (such as
+    capabilities) are ignored like any field the local runtime does not implement."""
+    raw = _obj(value, where)
+    ids = {}
+    for name in ("runAsUser", "runAsGroup"):
+        if raw.get(name) is not None:
+            ids[name] = _int(raw[name], f"{where}.{name}", default=0, minimum=0)
+    non_root = raw.get("runAsNonRoot")
+    if non_root is not None and not isinstance(non_root, bool):
+        raise ManifestError(f"{where}.runAsNonRoot must be true or false, got {non_root!r}")
+    return SecurityContext(ids.get("runAsUser"), ids.get("runAsGroup"), non_root)
+
+
+def _container(raw: dict[str, Any], where: str,
+               pod_security: SecurityContext | None = None) -> ContainerSpec:
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         raise ManifestError(f"{where}.name is required")
@@ -358,7 +379,9 @@ def _container(raw: dict[str, Any], where: str) -> ContainerSpec:
                        for j, e in enumerate(_list(raw.get("envFrom"), f"{where}.envFrom"))),
         ports=tuple(ports), requests=req, working_dir=working_dir,
         readiness=_probe(raw.get("readinessProbe"), f"{where}.readinessProbe"),
-        liveness=_probe(raw.get("livenessProbe"), f"{where}.livenessProbe"))
+        liveness=_probe(raw.get("livenessProbe"), f"{where}.livenessProbe"),
+        security=_security(raw.get("securityContext"), f"{where}.securityContext")
+        .over(pod_security or SecurityContext()))
 
 
 def _env(raw: dict[str, Any], where: str) -> EnvVar:

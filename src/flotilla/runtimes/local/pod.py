@@ -1,12 +1,16 @@
 """A pod: its identity, its node, its assigned ports and its containers.
 
 Ports are assigned once per pod (like a pod IP) and kept across container restarts
-and agent restarts, so endpoints do not move while a pod lives.
+and agent restarts, so endpoints do not move while a pod lives. Each pod also has its
+own directory (its HOME and default working directory, 0700, owned by the pod's user),
+removed with the pod.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
 import socket
 import time
 import uuid
@@ -20,7 +24,14 @@ from flotilla.runtimes.local.config import Timings
 from flotilla.runtimes.local.container import ContainerRunner
 from flotilla.runtimes.local.envvars import PodIdentity
 from flotilla.runtimes.local.manifests import ContainerSpec, PodTemplate
-from flotilla.runtimes.local.procs import ProcessId
+from flotilla.runtimes.local.procs import ProcessId, kill_all, pod_processes
+from flotilla.runtimes.local.users import (
+    IdentityError,
+    PodUser,
+    agent_user,
+    container_user,
+    make_home,
+)
 
 #: (container spec, pod identity, assigned ports) -> environment; raises EnvError
 EnvBuilder = Callable[[ContainerSpec, PodIdentity, dict[str, int]], dict[str, str]]
@@ -57,6 +68,8 @@ class Pod:
         self.terminating = False
         self.pending_reason = ""
         self.pending_message = ""
+        self.home: Path | None = None
+        self._cluster = ""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -70,9 +83,20 @@ class Pod:
     def bind(self, node: str, identity: PodIdentity, *, log_dir: Path, timings: Timings,
              env_builder: EnvBuilder, on_change: Callable[[], None],
              ports: dict[str, dict[str, int]] | None = None,
-             adopted: dict[str, AdoptedContainer] | None = None) -> None:
+             adopted: dict[str, AdoptedContainer] | None = None,
+             pod_user: PodUser | None = None) -> None:
         """Place the pod on ``node`` and start (or adopt) its containers."""
         self.node = node
+        self._cluster = identity.cluster
+        pod_user = pod_user or agent_user()
+        if identity.home:
+            self.home = Path(identity.home)
+            try:  # the directory belongs to the pod-level identity
+                owner = container_user(pod_user, self.template.security, pod=self.name,
+                                       container="")
+            except IdentityError:
+                owner = pod_user  # its containers report the refusal themselves
+            make_home(self.home, owner)
         self.pending_reason = self.pending_message = ""
         self.ports = ports if ports is not None else {
             c.name: {p.key: free_port(identity.address) for p in c.ports}
@@ -92,7 +116,8 @@ class Pod:
                 grace=self.template.grace_seconds, resolve_env=resolve, on_change=on_change,
                 restart_count=previous.restart_count if previous else 0,
                 adopt=previous.process if previous else None,
-                started_at=previous.started_at if previous else None)
+                started_at=previous.started_at if previous else None,
+                pod_user=pod_user, home=self.home)
             self.containers[spec.name] = runner
             runner.start()
 
@@ -100,6 +125,13 @@ class Pod:
         self.terminating = True
         wait = self.template.grace_seconds if grace is None else grace
         await asyncio.gather(*(c.stop(wait) for c in self.containers.values()))
+        if self._cluster:  # whatever left the containers' trees (daemons) goes too
+            kill_all(pod_processes(self._cluster, self.namespace, self.name))
+
+    def remove_home(self) -> None:
+        if self.home is not None:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(self.home)
 
     async def detach(self) -> None:
         await asyncio.gather(*(c.detach() for c in self.containers.values()))

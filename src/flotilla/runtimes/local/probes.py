@@ -4,26 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 
 from flotilla.runtimes.local.manifests import Probe
 
 
-async def run_probe(probe: Probe, host: str, port: int | None, env: dict[str, str]) -> str | None:
-    """None on success, else a short reason (shown in the pod's message)."""
+async def run_probe(probe: Probe, host: str, port: int | None, env: dict[str, str],
+                    spawn: Mapping[str, object] | None = None) -> str | None:
+    """None on success, else a short reason (shown in the pod's message). ``spawn`` is
+    how the container itself is started (user, group, directory): an exec probe is the
+    manifest's command too, so it runs with the container's identity, not the agent's."""
     try:
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
         # races with completion, which would leave a probe loop running after its container
         async with asyncio.timeout(probe.timeout):
-            return await _attempt(probe, host, port, env)
+            return await _attempt(probe, host, port, env, spawn or {})
     except TimeoutError:
         return f"{probe.action} probe timed out after {probe.timeout:g}s"
     except OSError as exc:
         return f"{probe.action} probe failed: {exc.strerror or exc}"
 
 
-async def _attempt(probe: Probe, host: str, port: int | None, env: dict[str, str]) -> str | None:
+async def _attempt(probe: Probe, host: str, port: int | None, env: dict[str, str],
+                   spawn: Mapping[str, object]) -> str | None:
     if probe.action == "exec":
-        return await _exec(probe.command, env)
+        return await _exec(probe.command, env, spawn)
     if port is None:
         return f"probe port {probe.port!r} is not a port of this container"
     if probe.action == "tcpSocket":
@@ -55,10 +60,12 @@ async def _http_get(host: str, port: int, path: str) -> str | None:
     return None if 200 <= status < 400 else f"HTTP probe failed with statuscode: {status}"
 
 
-async def _exec(command: tuple[str, ...], env: dict[str, str]) -> str | None:
+async def _exec(command: tuple[str, ...], env: dict[str, str],
+                spawn: Mapping[str, object]) -> str | None:
     proc = await asyncio.create_subprocess_exec(
         *command, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        **spawn)  # type: ignore[arg-type]
     try:
         code = await proc.wait()
     finally:

@@ -6,6 +6,12 @@ takes the whole cluster down at once, like a machine losing power. Terminating o
 therefore cannot signal a group; it signals the pod's process tree, found by walking
 ``/proc`` for descendants.
 
+A descendant that double-forks away (a daemon) leaves the tree, so termination also
+sweeps ``/proc`` for processes whose initial environment names the pod (its
+``CLUSTER_NAME``, ``POD_NAMESPACE`` and ``POD_NAME``, which the runtime sets and every
+descendant inherits): a pod's processes do not outlive it. Only a process that both
+rewrites its environment and escapes the tree survives; real isolation needs cgroups.
+
 A process is identified by (pid, start time in clock ticks since boot, field 22 of
 ``/proc/<pid>/stat``): a pid reused by an unrelated process after a crash has another
 start time, so a restarted agent never adopts or kills a stranger.
@@ -70,6 +76,39 @@ def descendants(pid: int) -> list[ProcessId]:
             out.append(ident)
         stack.extend(children.get(child, ()))
     return out
+
+
+def _environ(pid: int) -> dict[bytes, bytes]:
+    try:
+        raw = (_PROC / str(pid) / "environ").read_bytes()
+    except OSError:  # gone, or not ours to read
+        return {}
+    return dict(item.partition(b"=")[::2] for item in raw.split(b"\0") if item)
+
+
+def pod_processes(cluster: str, namespace: str, pod: str) -> list[ProcessId]:
+    """Every live process started for one pod, found by the environment the runtime gave
+    it (so children that left the pod's process tree are found too)."""
+    want = {b"CLUSTER_NAME": cluster.encode(), b"POD_NAMESPACE": namespace.encode(),
+            b"POD_NAME": pod.encode()}
+    me = os.getpid()
+    out = []
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        env = _environ(int(entry.name))
+        if env and all(env.get(k) == v for k, v in want.items()):
+            ident = identify(int(entry.name))
+            if ident is not None and is_alive(ident):
+                out.append(ident)
+    return out
+
+
+def kill_all(processes: list[ProcessId]) -> None:
+    for proc in processes:
+        if is_alive(proc):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(proc.pid, signal.SIGKILL)
 
 
 def signal_tree(root: ProcessId, sig: signal.Signals,

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ from flotilla.runtimes.local.procs import ProcessId, is_alive, terminate_tree
 from flotilla.runtimes.local.rollout import PodView, plan, resolve
 from flotilla.runtimes.local.scheduling import NodeState, fit_count, place
 from flotilla.runtimes.local.state import StateFile
+from flotilla.runtimes.local.users import parse_pod_user
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,9 @@ class LocalRuntime:
         self._ingress = Ingress(config.address, self._pick)
         self._state = StateFile(config.state_dir / "state.json")
         self._log_dir = config.state_dir / "logs"
+        #: root-owned 0711: pod users may enter their own directory but not list others
+        self._pods_dir = config.state_dir / "pods"
+        self._pod_user = config.pod_user or parse_pod_user(None)
 
     @property
     def name(self) -> str:
@@ -86,9 +91,12 @@ class LocalRuntime:
         if self._loop_task is not None:
             raise RuntimeError("LocalRuntime.start() called twice")
         self._log_dir.mkdir(parents=True, exist_ok=True)
+        self._pods_dir.mkdir(exist_ok=True)
+        self._pods_dir.chmod(0o711)
         saved = self._state.load()
         if saved is not None:
             await self._restore(saved)
+        self._forget_homes()
         self._loop_task = asyncio.get_running_loop().create_task(
             self._reconcile_loop(), name=f"runtime {self.name}")
         self._kick()
@@ -285,9 +293,11 @@ class LocalRuntime:
     def _bind(self, pod: Pod, node: str, *, ports: dict[str, dict[str, int]] | None = None,
               adopted: dict[str, AdoptedContainer] | None = None) -> None:
         identity = PodIdentity(pod.namespace, pod.name, node, self.config.pod_address,
-                               self.config.name, self.config.region, self.config.zone)
+                               self.config.name, self.config.region, self.config.zone,
+                               home=str(self._pods_dir / f"{pod.namespace}_{pod.name}"))
         pod.bind(node, identity, log_dir=self._log_dir, timings=self.config.timings,
-                 env_builder=self._env, on_change=self._kick, ports=ports, adopted=adopted)
+                 env_builder=self._env, on_change=self._kick, ports=ports, adopted=adopted,
+                 pod_user=self._pod_user)
 
     def _env(self, spec: ContainerSpec, pod: PodIdentity, ports: dict[str, int],
              ) -> dict[str, str]:
@@ -311,6 +321,7 @@ class LocalRuntime:
                 del self._pods[pod.key]
             for runner in pod.containers.values():
                 runner.log_path.unlink(missing_ok=True)
+            pod.remove_home()
             self._kick()
 
     # -- derived views ---------------------------------------------------------------
@@ -413,6 +424,14 @@ class LocalRuntime:
                             for (ns, name), (fp, gen) in self._generations.items()],
             "pods": [p.record() for p in self._sorted_pods() if p.node is not None],
         })
+
+    def _forget_homes(self) -> None:
+        """Remove the directories of pods that no longer exist (killed while no agent
+        ran, or unwanted at adoption): nothing of a pod outlives it."""
+        kept = {f"{ns}_{name}" for ns, name in self._pods}
+        for entry in self._pods_dir.iterdir():
+            if entry.name not in kept:
+                shutil.rmtree(entry, ignore_errors=True)
 
     async def _restore(self, saved: dict[str, Any]) -> None:
         """Load the previous run's state: adopt the pods still wanted, kill the rest."""
