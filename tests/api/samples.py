@@ -54,6 +54,12 @@ _BODIES: dict[str, Object] = {
               "reason": "Scheduled", "message": "placed"},
     "EndpointSlice": {"spec": {"service": "web", "cluster": "east"}},
     "Lease": {"spec": {}},
+    "Role": {"rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"]}]},
+    "ClusterRole": {"rules": [{"verbs": ["list"], "apiGroups": ["*"], "resources": ["*"]}]},
+    "RoleBinding": {"subjects": [{"kind": "User", "name": "ci"}],
+                    "roleRef": {"kind": "ClusterRole", "name": "view"}},
+    "ClusterRoleBinding": {"subjects": [{"kind": "Group", "name": "view"}],
+                           "roleRef": {"kind": "ClusterRole", "name": "view"}},
 }
 
 #: One change to each kind's desired state (spec, data, ...): generation must move.
@@ -78,6 +84,10 @@ _MUTATIONS: dict[str, Callable[[Object], None]] = {
     "Event": lambda o: o.update(message="placed again"),
     "EndpointSlice": lambda o: o["spec"].update(cluster="west"),
     "Lease": lambda o: o.update(spec={"holderIdentity": "agent-east"}),
+    "Role": lambda o: o["rules"][0].update(verbs=["get", "list"]),
+    "ClusterRole": lambda o: o["rules"][0].update(verbs=["watch"]),
+    "RoleBinding": lambda o: o["subjects"].append({"kind": "Group", "name": "edit"}),
+    "ClusterRoleBinding": lambda o: o["subjects"].append({"kind": "User", "name": "x"}),
 }
 
 

@@ -3,15 +3,23 @@
 Pods, nodes and logs change every second and are only interesting when somebody looks,
 so the agent serves them on demand instead of writing them into the control plane's
 store (as a kubelet serves logs, not the API server). The endpoint's URL is published
-as the Cluster's ``spec.apiEndpoint``; calls need the agent's own bearer token, which is
-the one the operator's CLI holds too in the embedded setup.
+as the Cluster's ``spec.apiEndpoint``. A caller is served when it holds the agent's own
+token, or when the control plane, asked with the caller's token
+(`flotilla.api.access_review`), says it may ``get`` (views) or ``create`` (chaos) the
+``clusters/proxy`` of this cluster: the admin, edit and view roles may, an agent of
+another cluster may not. Answers are kept for a few seconds per token and verb, so a
+``flotilla get pods`` costs the control plane one review, not one per call.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import hmac
 import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -30,20 +38,51 @@ def _error(status: int, message: str) -> Response:
     return JSONResponse({"kind": "Status", "code": status, "message": message}, status)
 
 
-def admin_app(runtime: Runtime, token: str | None) -> Starlette:
+log = logging.getLogger(__name__)
+
+#: (caller's Authorization header, verb) -> (allowed, reason); the control plane decides.
+Review = Callable[[str, str], Awaitable[tuple[bool, str]]]
+_REVIEW_TTL = 5.0
+_REVIEW_CACHE_MAX = 1024
+
+
+def admin_app(runtime: Runtime, token: str | None, review: Review | None = None) -> Starlette:
     """Routes: GET /healthz, /pods, /nodes, /workloads, /endpoints, /logs/{ns}/{pod};
     POST /nodes/{name}/fail, /nodes/{name}/recover, /pods/{ns}/{pod}/kill."""
+    decided: dict[tuple[str, str], tuple[float, bool, str]] = {}
 
-    def authorized(request: Request) -> bool:
+    async def authorized(request: Request) -> tuple[bool, str]:
         if token is None:
-            return True
+            return True, ""
         header = request.headers.get("authorization", "")
-        return hmac.compare_digest(header.encode(), f"Bearer {token}".encode())
+        if not header:
+            return False, "missing bearer token"
+        if hmac.compare_digest(header.encode(), f"Bearer {token}".encode()):
+            return True, ""
+        if review is None:
+            return False, "wrong bearer token"
+        verb = "get" if request.method in ("GET", "HEAD") else "create"
+        key = (hashlib.sha256(header.encode()).hexdigest(), verb)
+        now = time.monotonic()
+        hit = decided.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1], hit[2]
+        try:
+            allowed, reason = await review(header, verb)
+        except Exception as exc:
+            log.warning("cannot ask the control plane about a caller: %s", exc)
+            return False, f"the control plane could not be asked: {exc}"
+        if len(decided) >= _REVIEW_CACHE_MAX:
+            decided.clear()
+        decided[key] = (now + _REVIEW_TTL, allowed, reason)
+        return allowed, reason
 
     def guarded(handler: Any) -> Any:
         async def wrapper(request: Request) -> Response:
-            if not authorized(request):
-                return _error(401, "missing or wrong bearer token")
+            allowed, reason = await authorized(request)
+            if not allowed:
+                return _error(403 if request.headers.get("authorization") else 401,
+                              reason or "not allowed")
             try:
                 result: Response = await handler(request)
                 return result

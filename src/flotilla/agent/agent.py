@@ -110,10 +110,20 @@ class Agent:
         self.api_endpoint = f"{'http' if tls is None else 'https'}://{host}:{bound_port}"
 
         def config() -> uvicorn.Config:
-            return uvicorn.Config(admin_app(self.runtime, self.cfg.token),
+            return uvicorn.Config(admin_app(self.runtime, self.cfg.token, self._review),
                                   log_level="warning", lifespan="off", access_log=False)
 
         return AsgiServer("agent endpoint", config, sock, tls=tls)
+
+    async def _review(self, authorization: str, verb: str) -> tuple[bool, str]:
+        """May the holder of ``authorization`` use this cluster's endpoint?"""
+        review = getattr(self.client, "review_access", None)
+        if review is None:
+            return False, "this agent cannot ask its control plane about callers"
+        result: tuple[bool, str] = await review(authorization, {
+            "verb": verb, "group": CLUSTER.group, "resource": CLUSTER.plural,
+            "subresource": "proxy", "name": self.cfg.cluster})
+        return result
 
     # -- registration ------------------------------------------------------------------
 

@@ -17,14 +17,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from flotilla.api.access_review import PATH as REVIEW_PATH
+from flotilla.api.access_review import self_subject_access_review
 from flotilla.api.body import discard_body
 from flotilla.api.discovery import ENDPOINTS_PATH, serviceimport_endpoints
 from flotilla.api.errors import (
     InternalError,
     MethodNotAllowedError,
-    UnauthorizedError,
     status_response,
 )
+from flotilla.api.gate import admit, audit, authenticate
 from flotilla.api.metrics import CONTENT_TYPE
 from flotilla.api.openapi import openapi_document
 from flotilla.api.paths import parse_path
@@ -42,18 +44,16 @@ async def _api(request: Request) -> Response:
     ctx: ApiContext = request.app.state.ctx
     started = time.monotonic()
     verb, resource = request.method.lower(), "unknown"
+    message = ""
     try:
-        principal = ctx.auth.authenticate(request.headers.get("authorization"))
-        if principal is None:
-            why = "no bearer token" if "authorization" not in request.headers else \
-                "the bearer token is not valid"
-            raise UnauthorizedError(f"Unauthorized: {why}; send Authorization: Bearer <token>")
-        request.state.principal = principal
+        authenticate(request, ctx)  # 401 before 404: paths are not probed anonymously
         target = parse_path(request.url.path)
         resource = target.resource
         verb = verb_of(request.method, target, is_watch(request))
+        await admit(request, ctx, target, watch=is_watch(request))
         response = await handle(request, target, ctx)
     except ApiError as exc:
+        message = exc.message
         response = status_response(
             exc, {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         )
@@ -66,6 +66,7 @@ async def _api(request: Request) -> Response:
             "see the server log"
         ))
     ctx.metrics.observe(verb, resource, response.status_code, time.monotonic() - started)
+    audit(request, ctx, response.status_code, message)
     return response
 
 
@@ -120,6 +121,7 @@ def create_app(ctx: ApiContext) -> Starlette:
         Route("/metrics", _metrics, methods=["GET"]),
         Route("/openapi/v3", _openapi, methods=["GET"]),
         Route(ENDPOINTS_PATH, serviceimport_endpoints, methods=["GET"]),
+        Route(REVIEW_PATH, self_subject_access_review, methods=["POST"]),
         Route("/api/{rest:path}", _api, methods=_METHODS),
         Route("/apis/{rest:path}", _api, methods=_METHODS),
     ]

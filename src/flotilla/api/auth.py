@@ -6,9 +6,10 @@ hash (bcrypt, scrypt, argon2) exists to make *guessing* expensive when the secre
 little entropy; with 2**256 possible tokens no amount of hashing speed makes a search
 feasible, so a fast hash loses nothing and keeps every request cheap.
 
-Each record has a ``name`` and a ``role``; everything is ``admin`` today, and the role
-travels with the request (``request.state.principal``) so role-based checks can be
-added at one place later without touching the token format.
+Each record names who holds it (``name``, the user the authorizer and the audit log
+see), the role it is bound to, optionally the one namespace that role applies in, the
+member cluster an agent credential is bound to, and when it expires. The
+`flotilla.api.authz` package decides what the resulting `Principal` may do.
 """
 
 from __future__ import annotations
@@ -23,8 +24,14 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from flotilla.pki.files import ensure_private_dir
+
 TOKENS_FILE = "tokens.json"
 ADMIN = "admin"
+
+
+#: The role of an agent credential (`agent_role_for`): what ``--cluster C`` makes.
+AGENT = "agent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,14 +39,30 @@ class TokenRecord:
     name: str
     role: str
     sha256: str
+    #: "" = the role applies in every namespace; else only in this one.
+    namespace: str = ""
+    #: The member cluster an agent credential is bound to ("" for people and the edge).
+    cluster: str = ""
+    #: Unix time after which the token is refused (0: never expires).
+    expires: float = 0.0
+    created: float = 0.0
+
+    def expired(self, now: float | None = None) -> bool:
+        return bool(self.expires) and (time.time() if now is None else now) >= self.expires
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling; what a future authorizer will look at."""
+    """Who is calling: what the authorizer and the audit log look at."""
 
     name: str
     role: str
+    namespace: str = ""
+    cluster: str = ""
+
+    @property
+    def is_agent(self) -> bool:
+        return self.role == AGENT and bool(self.cluster)
 
 
 def hash_token(token: str) -> str:
@@ -52,13 +75,15 @@ def load_tokens(data_dir: Path) -> list[TokenRecord]:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
         return []
-    return [TokenRecord(str(r["name"]), str(r["role"]), str(r["sha256"]))
+    return [TokenRecord(str(r["name"]), str(r["role"]), str(r["sha256"]),
+                        str(r.get("namespace") or ""), str(r.get("cluster") or ""),
+                        float(r.get("expires") or 0), float(r.get("created") or 0))
             for r in raw.get("tokens", [])]
 
 
 def _write_tokens(data_dir: Path, records: list[TokenRecord]) -> None:
     """Atomic replace with mode 0600: a crash leaves the old file or the new, never half."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(data_dir)
     path = data_dir / TOKENS_FILE
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -73,13 +98,31 @@ def _write_tokens(data_dir: Path, records: list[TokenRecord]) -> None:
             tmp.unlink()
 
 
-def add_token(data_dir: Path, name: str, role: str = ADMIN) -> str:
-    """Create a token, store its hash, and return the token (the only time it is seen)."""
+def add_token(data_dir: Path, name: str, role: str = ADMIN, *, namespace: str = "",
+              cluster: str = "", ttl: float | None = None) -> str:
+    """Create a token, store its hash, and return the token (the only time it is seen).
+
+    A token of the same name is replaced (its old secret stops working), so re-running
+    `flotilla up` or ``flotilla token create`` rotates a credential.
+    """
     token = secrets.token_urlsafe(32)
+    now = time.time()
     records = [r for r in load_tokens(data_dir) if r.name != name]
-    records.append(TokenRecord(name, role, hash_token(token)))
+    records.append(TokenRecord(name, role, hash_token(token), namespace, cluster,
+                               now + ttl if ttl else 0.0, now))
     _write_tokens(data_dir, records)
     return token
+
+
+def revoke_token(data_dir: Path, name: str) -> bool:
+    """Remove the token called ``name``; False if there was none. A running server
+    refuses it within `Authenticator`'s recheck interval."""
+    records = load_tokens(data_dir)
+    kept = [r for r in records if r.name != name]
+    if len(kept) == len(records):
+        return False
+    _write_tokens(data_dir, kept)
+    return True
 
 
 def ensure_admin_token(data_dir: Path) -> str | None:
@@ -132,11 +175,16 @@ class Authenticator:
             self._stamp = stamp
 
     def authenticate(self, authorization: str | None) -> Principal | None:
+        principal, _why = self.check(authorization)
+        return principal
+
+    def check(self, authorization: str | None) -> tuple[Principal | None, str]:
+        """The caller, or None and why not (for the 401's message)."""
         if not authorization:
-            return None
+            return None, "no bearer token"
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return None
+            return None, "the bearer token is not valid"
         self._maybe_reload()
         digest = hash_token(token.strip())
         found: TokenRecord | None = None
@@ -145,4 +193,8 @@ class Authenticator:
         for record in self._records:
             if hmac.compare_digest(digest, record.sha256):
                 found = record
-        return Principal(found.name, found.role) if found else None
+        if found is None:
+            return None, "the bearer token is not valid"
+        if found.expired():
+            return None, f"the token {found.name!r} has expired"
+        return Principal(found.name, found.role, found.namespace, found.cluster), ""

@@ -30,6 +30,11 @@ _Loader.yaml_implicit_resolvers = {
 
 
 async def read_body(request: Request, limit: int) -> bytes:
+    """The body, read once: the authorizer reads it before the handler does, so it is
+    kept on the request (a stream can be consumed only once)."""
+    cached: bytes | None = getattr(request.state, "raw_body", None)
+    if cached is not None:
+        return cached
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -43,7 +48,9 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise RequestTooLargeError(limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+    raw = b"".join(chunks)
+    request.state.raw_body = raw
+    return raw
 
 
 def _describe_yaml_error(exc: yaml.YAMLError) -> str:

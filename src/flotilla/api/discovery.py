@@ -7,9 +7,9 @@ here instead of reading the ServiceImport and knowing where Flotilla keeps its e
 fields. The answer is built from the stored ServiceImport only, so it says exactly what
 `flotilla get serviceimports -o wide` and the import itself say; nothing is recomputed.
 
-Authenticated, error-mapped and measured like every other API call; it lives outside
-the generic resource router because it is a read-only view, not a sub-resource one can
-write.
+Authenticated, authorized (as a get of the ServiceImport), error-mapped and measured
+like every other API call; it lives outside the generic resource router because it is a
+read-only view, not a sub-resource one can write.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from flotilla.api.errors import InternalError, UnauthorizedError, status_response
+from flotilla.api.errors import InternalError, status_response
+from flotilla.api.gate import admit
+from flotilla.api.paths import Target
 from flotilla.api.routes import ApiContext
 from flotilla.client.base import ApiError
 from flotilla.resources.kinds import by_kind
@@ -58,10 +60,9 @@ async def serviceimport_endpoints(request: Request) -> Response:
     ctx: ApiContext = request.app.state.ctx
     started = time.monotonic()
     try:
-        header = request.headers.get("authorization")
-        if ctx.auth.authenticate(header) is None:
-            why = "no bearer token" if header is None else "the bearer token is not valid"
-            raise UnauthorizedError(f"Unauthorized: {why}; send Authorization: Bearer <token>")
+        target = Target(SERVICE_IMPORT, SERVICE_IMPORT.api_version,
+                        request.path_params["namespace"], request.path_params["name"])
+        await admit(request, ctx, target)  # a read of the ServiceImport it derives from
         obj = await ctx.registry.get(SERVICE_IMPORT, request.path_params["namespace"],
                                      request.path_params["name"])
         response: Response = JSONResponse(endpoints_document(obj))

@@ -36,6 +36,13 @@ class UnauthorizedError(ApiError):
         super().__init__(401, "Unauthorized", message)
 
 
+class ForbiddenError(ApiError):
+    """403: authenticated, but the caller's roles do not allow the request."""
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(403, "Forbidden", message, details)
+
+
 class MethodNotAllowedError(ApiError):
     def __init__(self, message: str) -> None:
         super().__init__(405, "MethodNotAllowed", message)

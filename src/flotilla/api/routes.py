@@ -6,19 +6,22 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from flotilla.api.audit import AuditLog
 from flotilla.api.auth import Authenticator
+from flotilla.api.authz import Authorizer
 from flotilla.api.body import decode_object, read_body
 from flotilla.api.errors import BadRequestError, InternalError, MethodNotAllowedError
 from flotilla.api.metrics import ApiMetrics
 from flotilla.api.paths import Target
 from flotilla.api.registry import Registry
-from flotilla.client.base import ApiError
+from flotilla.client.base import ApiError, NotFoundError
+from flotilla.resources.kinds import by_kind
 from flotilla.resources.labels import SelectorError, parse_selector
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,21 @@ class ApiContext:
     max_body_bytes: int
     #: Seconds between BOOKMARK events on an idle watch.
     bookmark_interval: float = 5.0
+    #: None: the audit trail is off (in-process tests without a data dir).
+    audit: AuditLog | None = None
+    authorizer: Authorizer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.authorizer = Authorizer(self._list_kind, self._fetch)
+
+    async def _list_kind(self, kind: str) -> list[dict[str, Any]]:
+        return (await self.registry.list(by_kind(kind), None)).items
+
+    async def _fetch(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.registry.get(by_kind(kind), namespace, name)
+        except NotFoundError:
+            return None
 
 
 def verb_of(method: str, target: Target, watch: bool) -> str:
@@ -161,8 +179,10 @@ async def _watch(request: Request, target: Target, ctx: ApiContext) -> Response:
 
 async def _body(request: Request, target: Target, ctx: ApiContext) -> dict[str, Any]:
     """The request object, checked against the path it was sent to."""
-    raw = await read_body(request, ctx.max_body_bytes)
-    obj = decode_object(raw, request.headers.get("content-type"))
+    obj = getattr(request.state, "body_obj", None)
+    if obj is None:
+        obj = decode_object(await read_body(request, ctx.max_body_bytes),
+                            request.headers.get("content-type"))
     kind = Registry.kind_of(obj)
     if kind is not target.kind:
         raise BadRequestError(
@@ -190,8 +210,9 @@ async def _body(request: Request, target: Target, ctx: ApiContext) -> dict[str, 
     return obj
 
 
-#: Who last wrote an object through the API: the authenticated token's name, set by the
-#: server (a client cannot choose it). Revision history shows it.
+#: Who last wrote an object through the API: the authenticated token's name (each
+#: component has its own: ``agent-east-1``, ``gateway``, an operator's token name), set
+#: by the server (a client cannot choose it). Revision history shows it.
 CHANGED_BY = "flotilla.io/changed-by"
 
 

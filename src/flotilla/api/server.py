@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,6 +29,7 @@ import uvicorn
 import uvloop
 
 from flotilla.api.app import create_app
+from flotilla.api.audit import AuditLog
 from flotilla.api.auth import Authenticator, ensure_admin_token
 from flotilla.api.metrics import ApiMetrics
 from flotilla.api.registry import Registry
@@ -36,6 +38,7 @@ from flotilla.lifecycle import FatalError, Loops, Step, serve
 from flotilla.lifecycle import run as run_process
 from flotilla.lifecycle.asgi import AsgiServer
 from flotilla.pki import ensure_server_pair, server_ssl_context
+from flotilla.pki.files import ensure_private_dir
 from flotilla.pki.layout import PkiLayout
 from flotilla.store.base import CorruptStore, Store
 from flotilla.store.encrypted import EncryptedStore
@@ -127,6 +130,10 @@ async def run_server(
     shutdown. ``keep_revisions`` bounds the watch history kept in the store.
     """
     host, port = parse_listen(listen)
+    # The store, its WAL, the audit log and the logs hold secrets or who did what: private
+    # to this user from their first byte, in a private data directory.
+    os.umask(0o077)
+    ensure_private_dir(data_dir)
     tls = None
     if insecure_http:
         log.warning(INSECURE_WARNING)
@@ -141,7 +148,7 @@ async def run_server(
 
     def http_config() -> uvicorn.Config:
         ctx = ApiContext(store.registry, Authenticator.from_data_dir(data_dir), ApiMetrics(),
-                         max_body_bytes, bookmark_interval)
+                         max_body_bytes, bookmark_interval, audit=AuditLog(data_dir))
         return uvicorn.Config(create_app(ctx), loop="none", http="httptools", ws="none",
                               lifespan="off", access_log=False, log_level="warning",
                               timeout_graceful_shutdown=5)

@@ -11,6 +11,7 @@ import click
 
 from flotilla.agent.agent import run_agent
 from flotilla.agent.config import AgentConfig
+from flotilla.cli.credential import TOKEN_HELP, resolve_token, token_file_option
 from flotilla.cli.edge_cmd import serve_until_signal
 from flotilla.cli.session import CliError
 from flotilla.runtimes import runtime_names
@@ -49,8 +50,9 @@ def parse_labels(text: str | None) -> dict[str, str]:
 
 @click.command(epilog="""\b
 Example:
+  (umask 077; flotilla token create agent-east-1 --cluster east-1 | tail -1 > east-1.token)
   flotilla cert create east-1 --host 127.0.11.1 --out ./east-1   # its endpoint's pair
-  flotilla agent --server https://127.0.0.1:8443 --token $TOKEN \\
+  flotilla agent --server https://127.0.0.1:8443 --token-file east-1.token \\
       --ca-file ./state/pki/ca.crt --cluster east-1 --region cn-east \\
       --zone cn-east-a --address 127.0.11.1 \\
       --tls-cert ./east-1/east-1.crt --tls-key ./east-1/east-1.key
@@ -59,7 +61,8 @@ Example:
 """)
 @click.option("--server", required=True, envvar="FLOTILLA_SERVER", metavar="URL",
               help="The control plane's API.")
-@click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN", help="Bearer token.")
+@click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN", help=TOKEN_HELP)
+@token_file_option
 @click.option("--cluster", required=True, help="This member cluster's name.")
 @click.option("--region", default="", help="Region, e.g. cn-east.")
 @click.option("--zone", default="", help="Zone, e.g. cn-east-a.")
@@ -90,8 +93,8 @@ Example:
                    "Env: FLOTILLA_POD_USER.")
 @tls_options
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
-def agent(server: str, token: str | None, cluster: str, region: str, zone: str,
-          provider: str, runtime: str, labels: str | None, nodes: int, node_cpu: str,
+def agent(server: str, token: str | None, token_file: Path | None, cluster: str, region: str,
+          zone: str, provider: str, runtime: str, labels: str | None, nodes: int, node_cpu: str,
           node_memory: str, node_pods: int, address: str, state_dir: Path | None,
           heartbeat_interval: float, admin_listen: str | None, pod_user: str | None,
           ca_file: Path | None, tls_cert: Path | None, tls_key: Path | None,
@@ -108,6 +111,7 @@ def agent(server: str, token: str | None, cluster: str, region: str, zone: str,
         raise CliError(str(exc), exit_code=2) from None
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format=f"%(asctime)s agent[{cluster}] %(levelname)s %(message)s")
+    token = resolve_token(token, token_file)
     cfg = AgentConfig(
         server=server, token=token, cluster=cluster, region=region, zone=zone,
         provider=provider, runtime=runtime, labels=parse_labels(labels), address=address,

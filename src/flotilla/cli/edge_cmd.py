@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from flotilla.cli.credential import TOKEN_HELP, resolve_token, token_file_option
 from flotilla.cli.session import CliError
 
 
@@ -38,7 +39,7 @@ def serve_until_signal(main: Callable[[], Coroutine[Any, Any, None]], *,
 
 @click.command(epilog="""\b
 Example:
-  flotilla gateway --server https://127.0.0.1:8443 --token $TOKEN --ca-file ca.crt \\
+  flotilla gateway --server https://127.0.0.1:8443 --token-file gateway.token --ca-file ca.crt \\
       --listen 127.0.0.1:8080 --region cn-east --admin-listen 127.0.0.1:8081 \\
       --tls-listen 127.0.0.1:8444
   curl -H 'Host: shop.example.test' http://127.0.0.1:8080/
@@ -46,7 +47,8 @@ Example:
       https://shop.example.test:8444/
 """)
 @click.option("--server", required=True, envvar="FLOTILLA_SERVER", metavar="URL")
-@click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN")
+@click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN", help=TOKEN_HELP)
+@token_file_option
 @click.option("--ca-file", type=click.Path(dir_okay=False, path_type=Path),
               envvar="FLOTILLA_CA_FILE", metavar="PATH",
               help="CA certificate (PEM) the API server is verified against.")
@@ -60,12 +62,15 @@ Example:
 @click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True,
               help="Processes sharing --listen (SO_REUSEPORT); one per core for throughput.")
 @click.option("-v", "--verbose", is_flag=True)
-def gateway(server: str, token: str | None, ca_file: Path | None, listen: str,
+def gateway(server: str, token: str | None, token_file: Path | None,
+            ca_file: Path | None, listen: str,
             region: str | None, admin_listen: str | None, tls_listen: str | None,
             workers: int, verbose: bool) -> None:
     """Run the global HTTP gateway: routes by Host (and path) to Service endpoints across
     clusters per TrafficPolicy, with health checks, outlier ejection and retries."""
     from flotilla.traffic.gateway import run_gateway
+
+    token = resolve_token(token, token_file)
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s gateway %(levelname)s %(message)s")
@@ -108,13 +113,14 @@ def parse_geo(entries: tuple[str, ...]) -> dict[str, str]:
 
 @click.command(epilog="""\b
 Example:
-  flotilla dns --server https://127.0.0.1:8443 --token $TOKEN --ca-file ca.crt \\
+  flotilla dns --server https://127.0.0.1:8443 --token-file dns.token --ca-file ca.crt \\
       --listen 127.0.0.1:8053 --zone example.test --geo 127.0.11.0/24=cn-east
   dig @127.0.0.1 -p 8053 shop.example.test
   dig @127.0.0.1 -p 8053 shop.default.svc.clusterset.local
 """)
 @click.option("--server", required=True, envvar="FLOTILLA_SERVER", metavar="URL")
-@click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN")
+@click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN", help=TOKEN_HELP)
+@token_file_option
 @click.option("--ca-file", type=click.Path(dir_okay=False, path_type=Path),
               envvar="FLOTILLA_CA_FILE", metavar="PATH",
               help="CA certificate (PEM) the API server is verified against.")
@@ -132,13 +138,16 @@ Example:
 @click.option("--tcp-max-per-source", type=click.IntRange(min=1), default=32,
               show_default=True, help="Open TCP connections per source address.")
 @click.option("-v", "--verbose", is_flag=True)
-def dns(server: str, token: str | None, ca_file: Path | None, listen: str, zone: str,
+def dns(server: str, token: str | None, token_file: Path | None, ca_file: Path | None,
+        listen: str, zone: str,
         ttl: int, geo: tuple[str, ...], admin_listen: str | None, rrl_rate: float,
         tcp_max_per_source: int, verbose: bool) -> None:
     """Run the authoritative smart DNS for the global zone and clusterset.local."""
     from flotilla.dns.limits import DnsLimits
     from flotilla.dns.model import check_zone
     from flotilla.dns.server import run_dns
+
+    token = resolve_token(token, token_file)
 
     try:
         check_zone(zone)

@@ -48,6 +48,8 @@ COMMANDS: dict[str, str] = {
     "dns": "flotilla.cli.edge_cmd:dns",
     "rollout": "flotilla.cli.rollout_cmd:rollout",
     "what-if": "flotilla.cli.whatif_cmd:what_if_cmd",
+    "token": "flotilla.cli.token_cmd:token",
+    "audit": "flotilla.cli.token_cmd:audit",
 }
 
 

@@ -61,8 +61,10 @@ def up(data_dir: Path, count: int, config_path: Path | None, listen: str,
     """Run a whole Flotilla on this machine until Ctrl-C: a control plane on SQLite, local
     member clusters whose pods are real processes, a global gateway and a smart DNS.
 
-    Writes DATA_DIR/up.json (server, token, where everything listens) so that other
-    flotilla commands run in the same folder need no flags. Ctrl-C or SIGTERM stops
+    Writes DATA_DIR/up.json (server, admin token, where everything listens; mode 0600)
+    so that other flotilla commands run in the same folder need no flags. Each agent,
+    the gateway and the DNS get their own restricted token in DATA_DIR/credentials/
+    (0600, read with --token-file), never on a command line. Ctrl-C or SIGTERM stops
     every process it started.
     """
     try:

@@ -184,16 +184,35 @@ class HttpClient(ResourceClient):
 
     async def _call(
         self, method: str, path: str, *, body: Object | None = None,
-        params: dict[str, str] | None = None,
+        params: dict[str, str] | None = None, headers: dict[str, str] | None = None,
     ) -> Any:
         try:
-            response = await self._http.request(method, path, json=body, params=params)
+            response = await self._http.request(method, path, json=body, params=params,
+                                                headers=headers)
         except httpx.TransportError as exc:
             raise _transport_error(self.server, self.ca, exc,
                                    f"cannot reach the Flotilla server at {self.server}") from exc
         if response.status_code >= 400:
             raise _error_from_response(response)
         return response.json()
+
+    async def review_access(self, authorization: str, attributes: Object) -> tuple[bool, str]:
+        """Ask the server whether the holder of ``authorization`` (someone else's
+        ``Bearer ...`` header) may do ``attributes`` (a SelfSubjectAccessReview's
+        resourceAttributes); (allowed, reason). A 401 is (False, why)."""
+        try:
+            result = await self._call(
+                "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                body={"apiVersion": "authorization.k8s.io/v1",
+                      "kind": "SelfSubjectAccessReview",
+                      "spec": {"resourceAttributes": attributes}},
+                headers={"Authorization": authorization})
+        except ApiError as exc:
+            if exc.status == 401:
+                return False, exc.message
+            raise
+        status = result.get("status") or {}
+        return bool(status.get("allowed")), str(status.get("reason") or "")
 
     async def get(self, kind: Kind, namespace: str, name: str) -> Object:
         result: Object = await self._call("GET", f"{_paths(kind, namespace)}/{name}")

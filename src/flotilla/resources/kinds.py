@@ -50,6 +50,7 @@ class Kind:
 
 
 _POLICY_GROUPS = ("policy.flotilla.io", "policy.karmada.io")
+_RBAC = "rbac.authorization.k8s.io"
 
 KINDS: tuple[Kind, ...] = (
     Kind("Cluster", "clusters", ("cluster.flotilla.io",), "v1alpha1", False, ("cluster",)),
@@ -89,6 +90,14 @@ KINDS: tuple[Kind, ...] = (
     # Heartbeats: one Lease per member cluster, renewed by its agent (see agent/heartbeat).
     Kind("Lease", "leases", ("coordination.flotilla.io",), "v1alpha1", True, ("lease",),
          has_status=False),
+    # Who may do what (Kubernetes RBAC shapes; evaluated by flotilla.api.authz).
+    Kind("Role", "roles", (_RBAC,), "v1", True, ("role",), has_status=False),
+    Kind("ClusterRole", "clusterroles", (_RBAC,), "v1", False, ("clusterrole",),
+         has_status=False),
+    Kind("RoleBinding", "rolebindings", (_RBAC,), "v1", True, ("rolebinding",),
+         has_status=False),
+    Kind("ClusterRoleBinding", "clusterrolebindings", (_RBAC,), "v1", False,
+         ("clusterrolebinding",), has_status=False),
 )
 
 _BY_KIND = {k.kind: k for k in KINDS}

@@ -29,8 +29,12 @@ from typing import Any
 import httpx
 
 from flotilla.api.auth import add_token, ensure_admin_token, hash_token, load_tokens
+from flotilla.api.authz.builtin import DNS, GATEWAY
 from flotilla.client.http import verify_for
-from flotilla.pki import PkiLayout, ensure_server_pair, ensure_serving_pair
+from flotilla.pki import ensure_server_pair, ensure_serving_pair
+from flotilla.pki.files import ensure_private_dir
+from flotilla.pki.layout import PkiLayout
+from flotilla.up.identities import agent_component, issue_all, register_clusters
 from flotilla.up.state import (
     STOPPED,
     STOPPING,
@@ -95,10 +99,10 @@ def start_process(argv: list[str], log_path: Path, *, new_group: bool,
         )
 
 
-def agent_argv(opts: UpOptions, plan: ClusterPlan, server: str, token: str) -> list[str]:
+def agent_argv(opts: UpOptions, plan: ClusterPlan, server: str, token_file: Path) -> list[str]:
     labels = ",".join(f"{k}={v}" for k, v in sorted(plan.labels.items()))
     argv = flotilla_argv(
-        "agent", "--server", server, "--token", token, "--cluster", plan.name,
+        "agent", "--server", server, "--token-file", str(token_file), "--cluster", plan.name,
         "--region", plan.region, "--zone", plan.zone, "--runtime", "local",
         "--nodes", str(plan.nodes), "--node-cpu", plan.node_cpu,
         "--node-memory", plan.node_memory, "--address", plan.address,
@@ -217,6 +221,7 @@ class Up:
         self._verify: ssl.SSLContext | bool = True
         self.token = ""
         self.server: subprocess.Popen[bytes] | None = None
+        self.credentials: dict[str, Path] = {}
         self.others: dict[str, subprocess.Popen[bytes]] = {}
         self._stop = threading.Event()
 
@@ -228,11 +233,14 @@ class Up:
         signal.signal(signal.SIGTERM, _interrupt)
         become_subreaper()
         opts = self.opts
-        opts.data_dir.mkdir(parents=True, exist_ok=True)
+        os.umask(0o077)  # logs, stores and state of every part: this user's only
+        ensure_private_dir(opts.data_dir)
         logs = opts.data_dir / "logs"
         self.token = obtain_token(opts.data_dir)
         ensure_server_pair(opts.data_dir, opts.listen.rpartition(":")[0])
         self._verify = verify_for(self.server_url, self.ca)
+        self.credentials = issue_all(opts.data_dir, opts.clusters,
+                                     gateway=bool(opts.gateway_listen), dns=bool(opts.dns_listen))
         self.say(f"starting the control plane on {self.server_url} (SQLite in {opts.data_dir})")
         self.server = start_process(
             flotilla_argv("server", "--data-dir", str(opts.data_dir), "--listen", opts.listen,
@@ -246,8 +254,10 @@ class Up:
             "dataDir": str(opts.data_dir.resolve()), **owner(),
             "serverPid": self.server.pid, "clusters": [],
         }
+        register_clusters(self._call, opts.clusters)
         for plan in opts.clusters:
-            argv = agent_argv(opts, plan, self.server_url, self.token)
+            argv = agent_argv(opts, plan, self.server_url,
+                              self.credentials[agent_component(plan.name)])
             argv += agent_tls_argv(self.pki, plan.name, plan.address)
             log = logs / f"agent-{plan.name}.log"
             proc = start_process(argv, log, new_group=True, env=opts.extra_env)
@@ -283,7 +293,8 @@ class Up:
     def _edge_commands(self) -> list[tuple[str, str, list[str]]]:
         o, out = self.opts, []
         if o.gateway_listen:
-            argv = flotilla_argv("gateway", "--server", self.server_url, "--token", self.token,
+            argv = flotilla_argv("gateway", "--server", self.server_url,
+                                 "--token-file", str(self._credential(GATEWAY)),
                                  "--listen", o.gateway_listen, "--region",
                                  o.gateway_region or o.clusters[0].region)
             if o.gateway_admin_listen:
@@ -292,7 +303,8 @@ class Up:
                 argv += ["--tls-listen", o.gateway_tls_listen]
             out.append(("gateway", o.gateway_listen, argv))
         if o.dns_listen:
-            argv = flotilla_argv("dns", "--server", self.server_url, "--token", self.token,
+            argv = flotilla_argv("dns", "--server", self.server_url,
+                                 "--token-file", str(self._credential(DNS)),
                                  "--listen", o.dns_listen, "--zone", o.dns_zone)
             if o.dns_admin_listen:
                 argv += ["--admin-listen", o.dns_admin_listen]
@@ -305,6 +317,21 @@ class Up:
                              headers={"Authorization": f"Bearer {self.token}"})
         except httpx.HTTPError:
             return None
+
+    def _credential(self, component: str) -> Path:
+        """Where `issue_all` writes ``component``'s token (known before it does)."""
+        return self.credentials.get(component) or PkiLayout(self.opts.data_dir).credential(
+            component)
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None) -> tuple[int, Any]:
+        """One admin call to the API (for `register_clusters`)."""
+        r = httpx.request(method, self.server_url + path, json=body, timeout=5.0,
+                          verify=self._verify,
+                          headers={"Authorization": f"Bearer {self.token}"})
+        try:
+            return r.status_code, r.json()
+        except ValueError:
+            return r.status_code, r.text
 
     def _server_ready(self) -> bool:
         if self.server is not None and self.server.poll() is not None:

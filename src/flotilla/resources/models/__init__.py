@@ -29,6 +29,7 @@ from flotilla.resources.models.policy import (
     Placement,
     PropagationPolicy,
 )
+from flotilla.resources.models.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 from flotilla.resources.models.rollout import RolloutPolicy
 from flotilla.resources.models.traffic import TrafficPolicy
 from flotilla.resources.models.work import ResourceBinding, Work
@@ -40,6 +41,8 @@ __all__ = [
     "ClusterAffinity",
     "ClusterOverridePolicy",
     "ClusterPropagationPolicy",
+    "ClusterRole",
+    "ClusterRoleBinding",
     "Condition",
     "ConfigMap",
     "Deployment",
@@ -55,6 +58,8 @@ __all__ = [
     "Placement",
     "PropagationPolicy",
     "ResourceBinding",
+    "Role",
+    "RoleBinding",
     "RolloutPolicy",
     "Secret",
     "Service",
@@ -74,6 +79,6 @@ MODELS: dict[str, type[BaseModel]] = {
         Cluster, Deployment, Service, ConfigMap, Secret, PropagationPolicy,
         ClusterPropagationPolicy, OverridePolicy, ClusterOverridePolicy, ResourceBinding, Work,
         TrafficPolicy, ServiceExport, ServiceImport, RolloutPolicy, FederatedAutoscaler, Event,
-        EndpointSlice, Lease,
+        EndpointSlice, Lease, Role, ClusterRole, RoleBinding, ClusterRoleBinding,
     )
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, PlainValidator
@@ -31,6 +32,20 @@ __all__ = [
 TaintEffect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
 
 
+def _cidr(value: Any) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("cidr", "expected a CIDR such as 127.0.11.0/24, got {got}",
+                                  {"got": show_value(value)})
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError as exc:
+        raise PydanticCustomError("cidr", "not a CIDR: {why}", {"why": str(exc)}) from None
+    return value
+
+
+Cidr = Annotated[str, PlainValidator(_cidr, json_schema_input_type=str)]
+
+
 class Taint(Model):
     """``corev1.Taint`` on a cluster, as Karmada uses it (``cluster.karmada.io/...``)."""
 
@@ -51,6 +66,10 @@ class ClusterSpec(Model):
     ingress_address: str = ""
     runtime: Literal["local", "kubernetes"] = "local"
     api_endpoint: str | None = None
+    #: CIDRs every address this cluster's agent reports (endpoints, ingress, its own
+    #: endpoint) must lie in; empty refuses every address. Set by an operator (or
+    #: `flotilla up`), never by the agent.
+    address_range: list[Cidr] = []
 
 
 def _count(value: Any) -> int:
