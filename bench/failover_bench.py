@@ -89,10 +89,16 @@ class Load:
     elapsed: float = 0.0
     #: failed requests by what went wrong ("HTTP 504", "ConnectError", ...)
     errors: dict[str, int] = field(default_factory=dict)
+    #: (when, SHOP_VERSION) of every answer, for a rollout's share of the new version
+    versions: list[tuple[float, str]] = field(default_factory=list)
+    #: (when, why) of every failed request
+    failures: list[tuple[float, str]] = field(default_factory=list)
 
-    async def run(self, seconds: float) -> None:
+    async def run(self, seconds: float, limit: int | None = None,
+                  stop: asyncio.Event | None = None) -> None:
         """Fixed-rate GETs for ``seconds`` (open loop: a slow answer does not slow the
-        schedule), at most 256 in flight."""
+        schedule), at most 256 in flight; sooner after ``limit`` requests or once
+        ``stop`` is set."""
         gate = asyncio.Semaphore(256)
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
         async with httpx.AsyncClient(timeout=10.0, limits=limits,
@@ -100,6 +106,8 @@ class Load:
             start = time.monotonic()
             tasks: set[asyncio.Task[None]] = set()
             while (now := time.monotonic()) - start < seconds:
+                if (limit is not None and self.sent >= limit) or (stop and stop.is_set()):
+                    break
                 due = start + self.sent / self.rate
                 if due > now:
                     await asyncio.sleep(due - now)
@@ -131,6 +139,7 @@ class Load:
             self.last_from[cluster] = time.monotonic()
             self.answers.append((self.last_from[cluster], cluster))
             self.served[cluster] = self.served.get(cluster, 0) + 1
+            self.versions.append((self.last_from[cluster], str(r.json().get("version"))))
         except (httpx.HTTPError, ValueError) as exc:
             self._fail(type(exc).__name__)
         finally:
@@ -139,6 +148,7 @@ class Load:
     def _fail(self, why: str) -> None:
         self.failed += 1
         self.errors[why] = self.errors.get(why, 0) + 1
+        self.failures.append((time.monotonic(), why))
 
 
 class Plane:
