@@ -135,11 +135,12 @@ class Load:
             if r.status_code != 200:
                 self._fail(f"HTTP {r.status_code}")
                 return
-            cluster = str(r.json().get("cluster"))
+            body = r.json()
+            cluster = str(body.get("cluster"))
             self.last_from[cluster] = time.monotonic()
             self.answers.append((self.last_from[cluster], cluster))
             self.served[cluster] = self.served.get(cluster, 0) + 1
-            self.versions.append((self.last_from[cluster], str(r.json().get("version"))))
+            self.versions.append((self.last_from[cluster], str(body.get("version"))))
         except (httpx.HTTPError, ValueError) as exc:
             self._fail(type(exc).__name__)
         finally:
@@ -187,8 +188,13 @@ class Plane:
         self.wait("shop ready", lambda: self.ready() == DESIRED, 90)
 
     def deployment(self) -> dict[str, Any]:
+        """The shop Deployment, or {} while the API does not answer yet: `up` writes
+        up.json (server, token, CA) before the HTTPS server listens."""
         assert self.api is not None
-        r = self.api.get("/apis/apps/v1/namespaces/default/deployments/shop")
+        try:
+            r = self.api.get("/apis/apps/v1/namespaces/default/deployments/shop")
+        except httpx.TransportError:
+            return {}
         return dict(r.json()) if r.status_code == 200 else {}
 
     def ready(self) -> int:

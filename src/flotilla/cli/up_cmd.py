@@ -105,8 +105,10 @@ def _apply_demo(state: dict[str, Any]) -> None:
     rendered.write_text(source.read_text().replace("examples/shop/app.py",
                                                    str(DEMO_DIR / "app.py")))
     echo(f"applying the shop demo ({source})")
+    # --server pairs with its own token and CA (never up.json's, which may name another
+    # server), so the CA must be passed too, or the HTTPS API fails verification.
     code = run(["apply", "-f", str(rendered), "--server", state["server"],
-                "--token", state["token"]])
+                "--token", state["token"], "--ca-file", state["ca"]])
     if code:
         raise CliError("applying the demo failed (see above)")
 
