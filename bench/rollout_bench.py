@@ -17,8 +17,10 @@ requests) runs:
   bad   SHOP_VERSION v3 with SHOP_FAIL_RATE=1 (every GET but /healthz answers 500, so
         the pods are ready and the canary fails the error-rate gate). rollback_s: seconds
         from the apply until the state says Failed with every cluster pinned back to the
-        stable revision; restored_s: until no v3 shop process is left (process table);
-        failed requests, and the last v3 answer the client saw.
+        stable revision; restored_s: from the apply until no v3 shop process is left
+        (process table); failed requests (the canary's 500s the gateway forwarded before
+        it ejected them or the rollback removed them), and when the first and last
+        failure came, in seconds after the apply.
 
 The API is HTTPS (the default): the client verifies with <data-dir>/pki/ca.crt as named
 by up.json, and the CLI gets server, token and CA through FLOTILLA_SERVER/TOKEN/CA_FILE.
@@ -130,9 +132,9 @@ def scenario(plane: Plane, name: str, version: str, fail: bool, rate: float,
             took = await asyncio.to_thread(plane.wait, f"{name} rollout", finished, timeout)
             result["rollback_s" if fail else "done_s"] = round(took, 1)
             if fail:
-                took = await asyncio.to_thread(
+                await asyncio.to_thread(
                     plane.wait, "no v3 process", lambda: processes_of(version) == 0, timeout)
-                result["restored_s"] = round(took, 1)
+                result["restored_s"] = round(time.monotonic() - applied, 1)
             await asyncio.to_thread(plane.wait, "ready", lambda: plane.ready() == DESIRED,
                                     timeout)
             await asyncio.sleep(2)  # a little load after the end, to see stragglers
@@ -148,6 +150,9 @@ def scenario(plane: Plane, name: str, version: str, fail: bool, rate: float,
             result["first_new_answer_s"] = round(mine[0] - applied, 1)
             result["last_new_answer_s"] = round(mine[-1] - applied, 1)
         result["share_new_per_5s"] = shares(load, applied, 5.0, version)
+        if load.failures:
+            result["first_failure_s"] = round(load.failures[0][0] - applied, 1)
+            result["last_failure_s"] = round(load.failures[-1][0] - applied, 1)
 
     asyncio.run(drive())
     result.update(sent=load.sent, failed=load.failed, errors=load.errors, served=load.served,
