@@ -21,6 +21,11 @@ requests) runs:
         (process table); failed requests (the canary's 500s the gateway forwarded before
         it ejected them or the rollback removed them), and when the first and last
         failure came, in seconds after the apply.
+  nostart  SHOP_VERSION v4 with SHOP_FAIL_RATE=not-a-number (the app exits at start,
+        its pods never get ready): the ready gate fails after the RolloutPolicy's
+        readyTimeout, set to ``--ready-timeout`` (15 s) first; same figures as bad.
+        Only with ``--only nostart``: in this tree the rollout stays Progressing
+        ("waiting for new pods") past readyTimeout, so it ends at ``--timeout``.
 
 The API is HTTPS (the default): the client verifies with <data-dir>/pki/ca.crt as named
 by up.json, and the CLI gets server, token and CA through FLOTILLA_SERVER/TOKEN/CA_FILE.
@@ -64,14 +69,38 @@ def processes_of(version: str) -> int:
     return n
 
 
-def manifest(plane: Plane, version: str, fail: bool) -> str:
+#: What each scenario changes in the demo's pod template besides SHOP_VERSION.
+BROKEN = {
+    "good": None,
+    # Every GET but /healthz answers 500: ready pods that fail the error-rate gate.
+    "bad": "1",
+    # float() of this fails at import: the pod exits at once and never gets ready.
+    "nostart": "not-a-number",
+}
+
+
+def manifest(plane: Plane, version: str, fail_rate: str | None) -> str:
     text = (plane.data_dir / "demo" / "shop.yaml").read_text()
     if V1 not in text:
         raise SystemExit(f"the demo manifest has no line {V1!r}")
     line = V1.replace("v1", version)
-    if fail:
-        line += '\n        - {name: SHOP_FAIL_RATE, value: "1"}'
+    if fail_rate is not None:
+        line += f'\n        - {{name: SHOP_FAIL_RATE, value: "{fail_rate}"}}'
     return text.replace(V1, line)
+
+
+def set_ready_timeout(plane: Plane, seconds: float) -> None:
+    """Shorten the demo RolloutPolicy's readyTimeout (2m), so a version that never
+    starts is rolled back within the bench's bounds."""
+    assert plane.api is not None
+    url = "/apis/apps.flotilla.io/v1alpha1/namespaces/default/rolloutpolicies/shop"
+    policy = plane.api.get(url).json()
+    policy["spec"].setdefault("analysis", {})["readyTimeout"] = f"{seconds:g}s"
+    r = plane.api.put(url, json=policy)
+    r.raise_for_status()
+    got = (r.json().get("spec") or {}).get("analysis") or {}
+    if got.get("readyTimeout") != f"{seconds:g}s":
+        raise SystemExit(f"the RolloutPolicy kept readyTimeout {got.get('readyTimeout')!r}")
 
 
 def apply(plane: Plane, text: str) -> None:
@@ -105,8 +134,9 @@ def shares(load: Load, start: float, bucket: float, version: str) -> list[float]
             for i in range(max(counts, default=-1) + 1)]
 
 
-def scenario(plane: Plane, name: str, version: str, fail: bool, rate: float,
+def scenario(plane: Plane, name: str, version: str, rate: float,
              timeout: float) -> dict[str, object]:
+    fail = BROKEN[name] is not None
     load = Load(f"http://{plane.gateway}/", rate)
     before, _ = rollout(plane)
     result: dict[str, object] = {"scenario": name, "version": version,
@@ -116,7 +146,7 @@ def scenario(plane: Plane, name: str, version: str, fail: bool, rate: float,
         stop = asyncio.Event()
         runner = asyncio.create_task(load.run(timeout, int(rate * timeout), stop))
         await asyncio.sleep(3)  # warm-up traffic before the change (bounded)
-        await asyncio.to_thread(apply, plane, manifest(plane, version, fail))
+        await asyncio.to_thread(apply, plane, manifest(plane, version, BROKEN[name]))
         applied = time.monotonic()
 
         def finished() -> bool:
@@ -133,7 +163,8 @@ def scenario(plane: Plane, name: str, version: str, fail: bool, rate: float,
             result["rollback_s" if fail else "done_s"] = round(took, 1)
             if fail:
                 await asyncio.to_thread(
-                    plane.wait, "no v3 process", lambda: processes_of(version) == 0, timeout)
+                    plane.wait, f"no {version} process", lambda: processes_of(version) == 0,
+                    timeout)
                 result["restored_s"] = round(time.monotonic() - applied, 1)
             await asyncio.to_thread(plane.wait, "ready", lambda: plane.ready() == DESIRED,
                                     timeout)
@@ -174,20 +205,25 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0, help="GETs per second")
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="at most this many seconds of load and waiting per scenario")
-    parser.add_argument("--only", choices=["good", "bad"], help="run one scenario")
+    parser.add_argument("--only", choices=sorted(BROKEN), help="run one scenario")
+    parser.add_argument("--ready-timeout", type=float, default=15.0,
+                        help="the RolloutPolicy's readyTimeout for the nostart scenario "
+                             "(the demo's 2m would exceed --timeout)")
     args = parser.parse_args()
-    if args.rate <= 0 or args.timeout <= 0:
-        parser.error("--rate and --timeout must be positive")
+    if args.rate <= 0 or args.timeout <= 0 or args.ready_timeout <= 0:
+        parser.error("--rate, --timeout and --ready-timeout must be positive")
     results: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="flotilla-rollout-bench-") as tmp:
         plane = Plane(Path(tmp))
         try:
             plane.start()
             plane.wait("rollout adopted", lambda: rollout(plane)[0] is not None, 60)
-            if args.only in (None, "good"):
-                results.append(scenario(plane, "good", "v2", False, args.rate, args.timeout))
-            if args.only in (None, "bad"):
-                results.append(scenario(plane, "bad", "v3", True, args.rate, args.timeout))
+            for name, version in (("good", "v2"), ("bad", "v3"), ("nostart", "v4")):
+                # nostart only on request: it does not roll back today (docs/benchmarks.md)
+                if args.only == name or (args.only is None and name != "nostart"):
+                    if name == "nostart":
+                        set_ready_timeout(plane, args.ready_timeout)
+                    results.append(scenario(plane, name, version, args.rate, args.timeout))
         finally:
             plane.stop()
     print(table(results))
