@@ -176,6 +176,8 @@ def scenario(plane: Plane, name: str, version: str, rate: float,
         state, _ = rollout(plane)
         result["phase"] = state.phase if state else None
         result["message"] = state.message if state else None
+        if state is not None and state.run is not None:  # a wave still running
+            result["wave_started_ago_s"] = round(time.time() - state.run.started_at, 1)
         mine = [w for w, v in load.versions if v == version]
         if mine:
             result["first_new_answer_s"] = round(mine[0] - applied, 1)
