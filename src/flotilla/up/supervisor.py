@@ -19,7 +19,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -223,7 +222,10 @@ class Up:
         self.server: subprocess.Popen[bytes] | None = None
         self.credentials: dict[str, Path] = {}
         self.others: dict[str, subprocess.Popen[bytes]] = {}
-        self._stop = threading.Event()
+        #: Set by the signal handler. A plain flag, not a threading.Event: Event.set()
+        #: takes a lock that the interrupted Event.wait() may hold at that very moment,
+        #: which deadlocked `up` on Ctrl-C now and then.
+        self._stop_requested = False
 
     # -- start -------------------------------------------------------------------------
 
@@ -354,13 +356,14 @@ class Up:
     # -- run ---------------------------------------------------------------------------
 
     def request_stop(self, *_args: object) -> None:
-        self._stop.set()
+        self._stop_requested = True
 
     def wait(self) -> None:
         """Block until SIGINT/SIGTERM (or the API server dies)."""
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGTERM, self.request_stop)
-        while not self._stop.wait(0.5):
+        while not self._stop_requested:
+            time.sleep(0.2)  # a signal runs the handler at once; the flag is seen next
             for p in self.others.values():
                 p.poll()  # reap parts killed by chaos, so they do not linger as zombies
             reap_adopted(self._own_pids())
