@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from flotilla.api.registry import Registry
 
 #: Where programs look for per-user files, relative to the (test's own) home.
 USER_DIRS = {"XDG_CONFIG_HOME": ".config", "XDG_DATA_HOME": ".local/share",
@@ -68,3 +72,16 @@ def own_folder(fresh_machine: Path, tmp_path_factory: pytest.TempPathFactory,
                monkeypatch: pytest.MonkeyPatch) -> Path:
     """This test's own home and working directory (empty: no up.json, no config)."""
     return isolate(monkeypatch, tmp_path_factory.mktemp("isolated"))
+
+
+@pytest.fixture
+async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
+    """A real `Registry` over a real SQLite store in the test's own folder."""
+    from flotilla.api.registry import Registry
+    from flotilla.store.sqlite import open_sqlite_store
+
+    store = await open_sqlite_store(tmp_path)
+    try:
+        yield Registry(store)
+    finally:
+        await store.close()

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from flotilla.api.registry import Registry
 from flotilla.client.base import ResourceClient, WatchEvent
 from flotilla.resources.kinds import by_kind
-from flotilla.store.sqlite import open_sqlite_store
 from tests.api.samples import sample
 
 CM = by_kind("ConfigMap")
-
-
-@pytest.fixture
-async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
-    store = await open_sqlite_store(tmp_path)
-    try:
-        yield Registry(store)
-    finally:
-        await store.close()
 
 
 async def _next(events: AsyncIterator[WatchEvent]) -> WatchEvent:

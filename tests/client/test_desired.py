@@ -4,28 +4,14 @@ written, and what is not."""
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from flotilla.api.registry import Registry
 from flotilla.client.base import Object
 from flotilla.client.desired import converge, write_desired
 from flotilla.resources.kinds import by_kind
-from flotilla.store.sqlite import open_sqlite_store
 
 CONFIGMAP = by_kind("ConfigMap")
 CLUSTER = by_kind("Cluster")
-
-
-@pytest.fixture
-async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
-    store = await open_sqlite_store(tmp_path)
-    try:
-        yield Registry(store)
-    finally:
-        await store.close()
 
 
 def rv(obj: Object) -> int:

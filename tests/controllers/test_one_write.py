@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
@@ -24,7 +23,6 @@ from flotilla.controllers.placement.scheduling import SchedulingController
 from flotilla.controllers.runtime import ControllerManager
 from flotilla.resources.kinds import Kind, by_kind
 from flotilla.resources.wellknown import TAINT_UNREACHABLE, parse_rfc3339
-from flotilla.store.sqlite import open_sqlite_store
 from tests.helpers import wait_for
 
 BINDING = by_kind("ResourceBinding")
@@ -81,15 +79,6 @@ class Recording:
         out = [(verb, kind) for verb, kind, _, _ in self.writes if kind != "Event"]
         self.writes.clear()
         return out
-
-
-@pytest.fixture
-async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
-    store = await open_sqlite_store(tmp_path)
-    try:
-        yield Registry(store)
-    finally:
-        await store.close()
 
 
 async def _cluster(registry: Registry, name: str, taints: list[Object] | None = None) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +23,6 @@ from flotilla.controllers.runtime import (
     Result,
 )
 from flotilla.resources.kinds import by_kind
-from flotilla.store.sqlite import open_sqlite_store
 from tests.api.samples import sample
 from tests.helpers import wait_for
 
@@ -33,15 +30,6 @@ DEPLOY = by_kind("Deployment")
 BINDING = by_kind("ResourceBinding")
 EVENT = by_kind("Event")
 PP = by_kind("PropagationPolicy")
-
-
-@pytest.fixture
-async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
-    store = await open_sqlite_store(tmp_path)
-    try:
-        yield Registry(store)
-    finally:
-        await store.close()
 
 
 class Picky:

@@ -5,8 +5,6 @@ evicts at the original deadline, never earlier and never a full toleration later
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,22 +15,12 @@ from flotilla.controllers.failover.unhealthy import ANNOTATION_UNHEALTHY_SINCE, 
 from flotilla.controllers.runtime import ControllerManager
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.wellknown import parse_rfc3339, rfc3339_at
-from flotilla.store.sqlite import open_sqlite_store
 from tests.helpers import wait_for
 
 BINDING = by_kind("ResourceBinding")
 CLUSTER = by_kind("Cluster")
 T0 = parse_rfc3339("2027-01-15T08:00:00.250000Z")
 TOLERATION = 30
-
-
-@pytest.fixture
-async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
-    store = await open_sqlite_store(tmp_path)
-    try:
-        yield Registry(store)
-    finally:
-        await store.close()
 
 
 async def _objects(registry: Registry) -> None:
