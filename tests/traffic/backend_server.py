@@ -6,13 +6,16 @@ and serves until killed. Behaviour per request through the query string:
 ``chunked=1`` sends the body chunked (not to HTTP/1.0), ``close=1`` without a length,
 ending it by closing; POST/PUT echo the request body (content-length or
 chunked) with its sha256 in ``x-body-sha256``. Behaviour for all later requests through
-``/control?fail=N`` (answer N to everything but /control), ``/control?slow=S`` and
-``/control?reset=1`` (clear both). ``/healthz`` answers 200 unless failing.
+``/control?fail=N`` (answer N to everything but /control), ``/control?slow=S``,
+``/control?die=1`` (the next response sends its head alone, then the process exits: an
+endpoint killed mid-response) and ``/control?reset=1`` (clear fail and slow).
+``/healthz`` answers 200 unless failing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import threading
 import time
@@ -20,12 +23,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 NAME = sys.argv[1] if len(sys.argv) > 1 else "backend"
-STATE: dict[str, float] = {"fail": 0, "slow": 0.0}
+STATE: dict[str, float] = {"fail": 0, "slow": 0.0, "die": 0}
 LOCK = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    die_after_head = False
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -54,6 +58,8 @@ class Handler(BaseHTTPRequestHandler):
                     STATE["fail"] = int(q["fail"])
                 if "slow" in q:
                     STATE["slow"] = float(q["slow"])
+                if "die" in q:
+                    STATE["die"] = 1
                 if "reset" in q:
                     STATE.update(fail=0, slow=0.0)
             self._send(200, b"ok\n")
@@ -72,6 +78,7 @@ class Handler(BaseHTTPRequestHandler):
             out = (b"0123456789abcdef" * (int(q["size"]) // 16 + 1))[:int(q["size"])]
         else:
             out = f"{NAME} {self.command} {url.path}\n".encode()
+        self.die_after_head = bool(STATE["die"]) and url.path != "/healthz"
         self._send(status, out, chunked=q.get("chunked") == "1", close=q.get("close") == "1")
 
     def _send(self, status: int, body: bytes, chunked: bool = False,
@@ -100,6 +107,9 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            if self.die_after_head:
+                self.wfile.flush()
+                os._exit(1)
             if self.command != "HEAD":
                 self.wfile.write(body)
 

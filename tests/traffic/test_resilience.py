@@ -20,6 +20,7 @@ from flotilla.traffic.model import (
     Strategy,
     static_model,
 )
+from flotilla.traffic.proxy import HOLD_LIMIT
 from tests.helpers import wait_for
 
 from .conftest import HOST, StartBackend, model_for, url
@@ -162,6 +163,40 @@ async def test_endpoint_killed_mid_load_fails_no_get(start_backend: StartBackend
     assert sum(served.values()) == 300
     assert served["south"] > 60
     assert served["west"] > 60
+
+
+async def test_endpoint_dying_between_head_and_body_is_retried(
+        start_backend: StartBackend, gateway) -> None:
+    """The head is in, the body never comes: the gateway held the small response back,
+    so the client gets the other endpoint's answer instead of a cut one."""
+    dying, other = await start_backend("dying"), await start_backend("other")
+    await dying.control(die=1)
+    gw = await gateway(model_for([dying, other]))
+    async with httpx.AsyncClient(headers={"host": HOST}) as c:
+        rs = [await c.get(url(gw)) for _ in range(4)]
+    assert [r.status_code for r in rs] == [200] * 4
+    assert {r.headers["x-backend"] for r in rs} == {"other"}
+    assert await asyncio.wait_for(dying.proc.wait(), 10) != 0  # it did die mid-response
+
+
+async def test_large_response_cut_mid_body_reaches_the_client_cut(
+        start_backend: StartBackend, gateway) -> None:
+    """Beyond the hold limit a response streams, so a death mid-body cannot be hidden:
+    the client sees a broken response (never a short one passed off as whole), and the
+    next request is served."""
+    dying, other = await start_backend("dying"), await start_backend("other")
+    await dying.control(die=1)
+    gw = await gateway(model_for([dying, other]))
+    size = HOLD_LIMIT + 1
+    async with httpx.AsyncClient(headers={"host": HOST}) as c:
+        outcomes = []
+        for _ in range(2):
+            try:
+                r = await c.get(url(gw, f"/?size={size}"))
+                outcomes.append((r.headers["x-backend"], len(r.content)))
+            except httpx.RemoteProtocolError:
+                outcomes.append(("cut", 0))
+    assert sorted(outcomes) == [("cut", 0), ("other", size)]
 
 
 async def test_slow_endpoint_avoided_by_least_request(start_backend: StartBackend,

@@ -129,6 +129,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.state = _HEAD
         self.buf.clear()
 
+    @property
+    def length_left(self) -> int:
+        """Bytes of a content-length body still to come (0 for any other framing)."""
+        return self.left if self.framing == _LENGTH else 0
+
     def detach(self) -> None:
         """The exchange gives up on this connection (timeout, retry, client gone)."""
         self.exchange = None

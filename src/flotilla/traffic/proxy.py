@@ -9,6 +9,10 @@ Design, driven by measurement (docs/components/traffic.md):
   the forwarding headers appended (`flotilla.traffic.http.heads`);
 - bodies stream in both directions with transport flow control; only up to
   ``replay_limit`` bytes are kept to replay a body on a retry;
+- a small response whose body did not come with its head (at most ``HOLD_LIMIT``
+  bytes, content-length framed) is held until complete when the request could still be
+  retried: an endpoint killed between its head and its body then costs a retry, not a
+  cut response. Most small responses arrive in one read and skip this entirely;
 - timeouts (header, idle, per try, total) are kept by each connection with at most one
   timer (`ClientConnection._on_timer`), re-armed only when a deadline moves *earlier*:
   on a keep-alive connection deadlines move later with every request, so a request
@@ -43,6 +47,9 @@ if TYPE_CHECKING:
 S_HEAD, S_BODY, S_WAIT, S_CLOSED = range(4)
 _NO_BODY, _LENGTH, _CHUNKED = range(3)
 _NEVER = float("inf")
+#: The largest response (head excluded) held back until complete so that an upstream
+#: dying mid-response can still be retried; larger ones stream as they come.
+HOLD_LIMIT = 64 * 1024
 
 #: A bodiless request head and what it parsed to: (head, state it was routed under,
 #: runtime, method, HTTP/1.0, keep-alive, rewritten head, hash key, region).
@@ -62,7 +69,8 @@ _NO_BODY_REPLAY: list[bytes] = []  # shared by bodiless requests: nothing is eve
 
 class ClientConnection(asyncio.Protocol):
     __slots__ = ("body_sent", "buf", "connecting", "ctx", "env", "framing", "generation",
-                 "hash_key", "head_out", "head_since", "http10", "idle_since", "idle_timeout",
+                 "hash_key", "head_out", "head_since", "held", "http10", "idle_since",
+                 "idle_timeout",
                  "in_exchange", "keep_alive", "left", "loop", "max_head", "memo", "method",
                  "parser", "peer", "pending", "pending_size", "proto", "read_paused", "region",
                  "replay", "replay_limit", "replay_size", "request_done", "response_started",
@@ -115,6 +123,8 @@ class ClientConnection(asyncio.Protocol):
         self.retrying = False
         self.status = 0
         self.response_started = False
+        #: A response held back until complete (see HOLD_LIMIT), or None.
+        self.held: list[bytes] | None = None
         self.t_start = 0.0
         self.t_try = 0.0
         self.hash_key: bytes | None = None
@@ -322,6 +332,7 @@ class ClientConnection(asyncio.Protocol):
         self.tried = ()
         self.status = 0
         self.response_started = False
+        self.held = None
         self.in_exchange = True
         self.t_start = now = self.loop.time()
         if now + rt.first_timeout < self.timer_at:
@@ -457,6 +468,7 @@ class ClientConnection(asyncio.Protocol):
     def _abandon_upstream(self) -> None:
         self.generation += 1
         self.connecting = False
+        self.held = None
         if self.uconn is not None:
             self.uconn.detach()
             self.uconn = None
@@ -527,7 +539,6 @@ class ClientConnection(asyncio.Protocol):
             self._retry()
             return False
         self.status = status
-        self.response_started = True
         extra = u.response_header if rt.cluster_header else b""
         if not self.keep_alive or (not self.request_done and self.framing != _NO_BODY) \
                 or conn.until_close:  # the body ends when the connection does
@@ -542,12 +553,20 @@ class ClientConnection(asyncio.Protocol):
             else:
                 out = _rewrite_response(head, low, extra)
                 conn.out_memo = (head, extra, out)
+            left = conn.length_left
+            if left and left + len(body) <= HOLD_LIMIT and self._can_retry("reset"):
+                self.held = [out, body]
+                return True
             self.transport.write(out + body if body else out)
+        self.response_started = True
         self.env.metrics.codes[status // 100 if status < 600 else 0] += 1
         return True
 
     def upstream_body(self, data: bytes) -> None:
-        if self.transport is not None:
+        held = self.held
+        if held is not None:
+            held.append(data)
+        elif self.transport is not None:
             self.transport.write(data)
 
     def upstream_done(self, conn: UpstreamConnection, reusable: bool) -> None:
@@ -557,6 +576,13 @@ class ClientConnection(asyncio.Protocol):
         now = self.loop.time()
         latency = now - self.t_try
         self.trying = False
+        held = self.held
+        if held is not None:
+            self.held = None
+            self.response_started = True
+            self.env.metrics.codes[self.status // 100 if self.status < 600 else 0] += 1
+            if self.transport is not None:
+                self.transport.writelines(held)
         if self.status < 500:
             rt.try_succeeded(u, latency)
         else:
@@ -582,6 +608,7 @@ class ClientConnection(asyncio.Protocol):
             conn.close()
         if not self.in_exchange:
             return
+        self.held = None  # nothing of a held response went out: the exchange can go on
         self._try_failed(reason)
         if self.response_started:  # half a response is out: all we can do is cut it
             self._end_exchange(ok=False)
