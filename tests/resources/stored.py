@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from flotilla.api.registry import Registry
-from flotilla.client.mutate import mutate
+from flotilla.client.desired import converge
 from flotilla.resources.kinds import by_kind
 from flotilla.store.sqlite import open_sqlite_store
 
@@ -53,7 +53,7 @@ async def stored_cluster(
             obj["status"] = wanted
             return True
 
-        await mutate(registry, CLUSTER, "", name, write, status=True)
+        await converge(registry, CLUSTER, "", name, write)
     return await registry.get(CLUSTER, "", name)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flotilla.client.mutate import mutate
+from flotilla.client.desired import converge
 from flotilla.resources.conditions import (
     Condition,
     find,
@@ -109,8 +109,8 @@ async def test_through_the_store_the_time_survives_a_reworded_condition(tmp_path
         await stored_cluster(registry, "east-1")
 
         async def write(condition: Condition, now: str) -> dict[str, Any]:
-            await mutate(registry, CLUSTER, "", "east-1",
-                         lambda obj: set_conditions(obj, [condition], now), status=True)
+            await converge(registry, CLUSTER, "", "east-1",
+                           lambda obj: set_conditions(obj, [condition], now))
             stored = find((await registry.get(CLUSTER, "", "east-1"))["status"]["conditions"],
                           "Ready")
             assert stored is not None

@@ -35,8 +35,8 @@ from flotilla.agent.snapshot import (
     workload_status,
 )
 from flotilla.client.base import ApiError, NotFoundError, Object, ResourceClient
+from flotilla.client.desired import converge
 from flotilla.client.informer import EventHandlers, Informer
-from flotilla.client.mutate import mutate
 from flotilla.lifecycle import Component, FatalError, Loops, Step, serve
 from flotilla.lifecycle.asgi import AsgiServer
 from flotilla.pki import server_ssl_context
@@ -129,7 +129,7 @@ class Agent:
 
     async def register(self) -> Object | None:
         wanted = cluster_manifest(self.cfg, self.api_endpoint)
-        return await mutate(
+        return await converge(
             self.client, CLUSTER, "", self.cfg.cluster,
             lambda cur: merge_cluster_spec(cur, wanted),
             create=lambda: copy.deepcopy(wanted),
@@ -246,8 +246,7 @@ class Agent:
             return True
 
         try:
-            stored = await mutate(self.client, CLUSTER, "", self.cfg.cluster, change,
-                                  status=True)
+            stored = await converge(self.client, CLUSTER, "", self.cfg.cluster, change)
         except BaseException:
             self._forget("cluster")
             raise
@@ -279,7 +278,7 @@ class Agent:
                 return True
 
             try:
-                await mutate(self.client, ENDPOINT_SLICE, ns, name, change,
+                await converge(self.client, ENDPOINT_SLICE, ns, name, change,
                              create=functools.partial(copy.deepcopy, obj))
             except BaseException:
                 self._forget(key)
@@ -314,8 +313,7 @@ class Agent:
                 return True
 
             try:
-                await mutate(self.client, WORK, meta["namespace"], meta["name"], change,
-                             status=True)
+                await converge(self.client, WORK, meta["namespace"], meta["name"], change)
             except ApiError:
                 self._forget(key)
                 raise

@@ -7,7 +7,7 @@ import click
 from flotilla.cli.output import echo
 from flotilla.cli.session import CliError, call, connect, connection_options
 from flotilla.client.base import Object, ResourceClient
-from flotilla.client.mutate import mutate
+from flotilla.client.desired import converge
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.wellknown import now_rfc3339
 
@@ -29,7 +29,7 @@ def _change(name: str, server: str | None, token: str | None, fn: object, done: 
     conn = connect(server, token)
 
     async def work(client: ResourceClient) -> None:
-        result = await mutate(client, CLUSTER, "", name, fn)  # type: ignore[arg-type]
+        result = await converge(client, CLUSTER, "", name, fn)  # type: ignore[arg-type]
         if result is None:
             raise CliError(f'cluster "{name}" not found')
 

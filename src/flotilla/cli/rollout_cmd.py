@@ -23,7 +23,7 @@ from flotilla.cli.output import echo, table
 from flotilla.cli.output import out as console
 from flotilla.cli.session import CliError, call, connect, connection_options
 from flotilla.client.base import NotFoundError, Object, ResourceClient
-from flotilla.client.mutate import mutate
+from flotilla.client.desired import converge
 from flotilla.resources import rollout_state as st
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.naming import binding_name
@@ -129,7 +129,7 @@ def undo(target: str, namespace: str, to_revision: int | None, server: str | Non
             notes[st.CHANGE_CAUSE] = f"undo to revision {wanted.number}"
             return True
 
-        if await mutate(client, DEPLOYMENT, namespace, name, change) is None:
+        if await converge(client, DEPLOYMENT, namespace, name, change) is None:
             raise CliError(f'deployment "{name}" not found')
         return wanted.number
 
@@ -153,7 +153,7 @@ def _request(action: str, done: str) -> Callable[..., None]:
                 obj["metadata"].setdefault("annotations", {})[st.REQUEST] = wanted
                 return True
 
-            await mutate(client, BINDING, namespace, binding["metadata"]["name"], change)
+            await converge(client, BINDING, namespace, binding["metadata"]["name"], change)
 
         call(connect(server, token), work)
         echo(f"deployment/{name} {done}")

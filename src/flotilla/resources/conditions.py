@@ -12,7 +12,7 @@ another an unready one.
 Reads are defensive (a ``conditions`` that is not a list, an entry that is not a
 mapping): readers run on whatever the store holds, including objects written before a
 field was validated. Writes edit a list the caller owns (a copy taken inside
-`flotilla.client.mutate.mutate`, never an informer's cached object).
+`flotilla.client.desired.converge`, never an informer's cached object).
 """
 
 from __future__ import annotations
