@@ -1,4 +1,5 @@
-"""Reading request bodies: a hard size limit, then JSON or YAML into one object.
+"""Reading request bodies: a hard size limit, then JSON or YAML into one object under
+the limits of `flotilla.api.input_limits`.
 
 The limit is enforced twice: up front from ``Content-Length`` (the common case costs
 nothing) and while streaming, for chunked bodies that announce no length; in both cases
@@ -14,19 +15,77 @@ import yaml
 from starlette.requests import Request
 
 from flotilla.api.errors import BadRequestError, RequestTooLargeError, UnsupportedMediaTypeError
+from flotilla.api.input_limits import (
+    MAX_DEPTH,
+    MAX_OBJECT_BYTES,
+    InputLimitError,
+    check_json_nesting,
+    check_number_literal,
+    compact_json,
+    json_constant,
+    json_float,
+    json_int,
+    too_deep,
+)
 
 _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 _JSON_TYPES = ("application/json", "")
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML as Kubernetes reads it: timestamps stay strings (JSON has no datetime)."""
+    """YAML as Kubernetes reads it, made safe against hostile documents.
+
+    Timestamps stay strings (JSON has no datetime). Aliases are refused when met, before
+    anything is expanded: a 1 KB "billion laughs" document of nested aliases would
+    otherwise become an object of a billion nodes once serialised (CVE-2019-11253 in
+    Kubernetes). Nesting and number literals obey the same limits as JSON
+    (`flotilla.api.input_limits`), checked while composing, before the recursive
+    composer could run out of stack or ``int()`` could spend quadratic time.
+    """
+
+    def __init__(self, stream: bytes) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise InputLimitError(
+                f"YAML aliases are not accepted (*{event.anchor} {_where(event.start_mark)}):"
+                " an alias can multiply a small body into a huge object; write the value out")
+        nests = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
+        if nests:
+            self._depth += 1
+            if self._depth > MAX_DEPTH:
+                raise too_deep()
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            if nests:
+                self._depth -= 1
+        return node
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        check_number_literal(str(node.value))
+        value: int = super().construct_yaml_int(node)
+        return value
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        check_number_literal(str(node.value))
+        value: float = super().construct_yaml_float(node)
+        return value
 
 
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
+
+
+def _where(mark: Any) -> str:
+    return f"at line {mark.line + 1}, column {mark.column + 1}"
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -62,34 +121,63 @@ def _describe_yaml_error(exc: yaml.YAMLError) -> str:
 
 
 def decode_object(raw: bytes, content_type: str | None) -> dict[str, Any]:
-    """One object from a JSON or YAML body, or a 400 saying what is wrong with it."""
+    """One object from a JSON or YAML body, or a 400 saying what is wrong with it.
+
+    Both formats obey `flotilla.api.input_limits` (depth, number digits, 1.5 MiB as
+    compact JSON: 413 beyond). A YAML object comes back as what its JSON decodes to
+    (keys are strings, as in JSON), so nothing downstream sees a YAML-only type.
+    """
     media = (content_type or "").split(";", 1)[0].strip().lower()
     if not raw.strip():
         raise BadRequestError("the request body is empty; send one object as JSON or YAML")
-    if media in _YAML_TYPES:
-        try:
-            docs = [d for d in yaml.load_all(raw, Loader=_Loader) if d is not None]
-        except yaml.YAMLError as exc:
-            raise BadRequestError(f"malformed YAML body: {_describe_yaml_error(exc)}") from None
-        if len(docs) != 1:
-            raise BadRequestError(
-                f"the YAML body holds {len(docs)} documents; send exactly one object"
+    try:
+        if media in _YAML_TYPES:
+            value = json.loads(compact_json(_yaml_object(raw)))
+        elif media in _JSON_TYPES:
+            value = _json_value(raw)
+            if isinstance(value, dict):
+                compact_json(value)
+        else:
+            raise UnsupportedMediaTypeError(
+                f"unsupported Content-Type {media!r}; use application/json or application/yaml"
             )
-        value: Any = docs[0]
-    elif media in _JSON_TYPES:
-        try:
-            value = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BadRequestError(f"malformed JSON body: {exc}") from None
-    else:
-        raise UnsupportedMediaTypeError(
-            f"unsupported Content-Type {media!r}; use application/json or application/yaml"
-        )
+    except InputLimitError as exc:
+        if exc.too_large:
+            raise RequestTooLargeError(MAX_OBJECT_BYTES, exc.message) from None
+        raise BadRequestError(exc.message) from None
     if not isinstance(value, dict):
         raise BadRequestError(
             f"the body must be one object (a mapping), not {type(value).__name__}"
         )
     return value
+
+
+def _yaml_object(raw: bytes) -> Any:
+    try:
+        docs = [d for d in yaml.load_all(raw, Loader=_Loader) if d is not None]
+    except yaml.YAMLError as exc:
+        raise BadRequestError(f"malformed YAML body: {_describe_yaml_error(exc)}") from None
+    if len(docs) != 1:
+        raise BadRequestError(
+            f"the YAML body holds {len(docs)} documents; send exactly one object"
+        )
+    if not isinstance(docs[0], dict):
+        raise BadRequestError(
+            f"the body must be one object (a mapping), not {type(docs[0]).__name__}"
+        )
+    return docs[0]
+
+
+def _json_value(raw: bytes) -> Any:
+    try:
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        check_json_nesting(text)
+        return json.loads(text, parse_int=json_int, parse_float=json_float,
+                          parse_constant=json_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequestError(f"malformed JSON body: {exc}") from None
+    except RecursionError:  # not reached below MAX_DEPTH; kept so it can never be a 500
+        raise BadRequestError(too_deep().message) from None
 
 
 async def discard_body(request: Request, cap: int) -> bool:
