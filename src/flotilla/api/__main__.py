@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from flotilla.api.http_guard import HttpLimits
 from flotilla.api.server import DEFAULT_MAX_BODY_BYTES, main
 
 
@@ -20,6 +21,11 @@ def _args() -> argparse.Namespace:
                         help="seconds between BOOKMARK events on an idle watch")
     parser.add_argument("--insecure-http", action="store_true",
                         help="serve plain HTTP (only behind a TLS terminator)")
+    defaults = HttpLimits()
+    parser.add_argument("--max-inflight", type=int, default=defaults.max_inflight)
+    parser.add_argument("--header-timeout", type=float, default=defaults.header_timeout)
+    parser.add_argument("--keep-alive-timeout", type=float,
+                        default=defaults.keep_alive_timeout)
     return parser.parse_args()
 
 
@@ -27,4 +33,6 @@ if __name__ == "__main__":
     args = _args()
     main(args.data_dir, args.listen, max_body_bytes=args.max_body_bytes,
          keep_revisions=args.keep_revisions, bookmark_interval=args.bookmark_interval,
-         insecure_http=args.insecure_http)
+         insecure_http=args.insecure_http,
+         http_limits=HttpLimits(args.max_inflight, args.header_timeout,
+                                args.keep_alive_timeout))

@@ -1,4 +1,5 @@
-"""Reading request bodies: a hard size limit, then JSON or YAML into one object.
+"""Reading request bodies: a hard size limit, then JSON or YAML into one object under
+the limits of `flotilla.api.input_limits`.
 
 The limit is enforced twice: up front from ``Content-Length`` (the common case costs
 nothing) and while streaming, for chunked bodies that announce no length; in both cases
@@ -14,19 +15,80 @@ import yaml
 from starlette.requests import Request
 
 from flotilla.api.errors import BadRequestError, RequestTooLargeError, UnsupportedMediaTypeError
+from flotilla.api.input_limits import (
+    MAX_DEPTH,
+    MAX_OBJECT_BYTES,
+    MAX_YAML_NODES,
+    InputLimitError,
+    check_json_nesting,
+    check_number_literal,
+    compact_json,
+    json_constant,
+    json_float,
+    json_int,
+    too_deep,
+)
 
 _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 _JSON_TYPES = ("application/json", "")
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML as Kubernetes reads it: timestamps stay strings (JSON has no datetime)."""
+class _Loader(yaml.CSafeLoader):
+    """YAML as Kubernetes reads it: timestamps stay strings (JSON has no datetime), and
+    number literals obey the digit limit before ``int()`` sees them. libyaml (C) parses
+    and composes: the pure-Python loader takes ~25 µs a node, so a 3 MiB body would hold
+    the event loop for a minute."""
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        check_number_literal(str(node.value))
+        value: int = super().construct_yaml_int(node)
+        return value
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        check_number_literal(str(node.value))
+        value: float = super().construct_yaml_float(node)
+        return value
 
 
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
+
+_OPEN = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_CLOSE = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+
+
+def _check_yaml_shape(raw: bytes) -> None:
+    """Walk the parser's events (cheap: no nodes are built) and refuse, before anything
+    is composed or expanded: an alias (a 1 KB "billion laughs" document of nested
+    aliases is a billion nodes once serialised; CVE-2019-11253 in Kubernetes), nesting
+    beyond `MAX_DEPTH`, more than `MAX_YAML_NODES` nodes."""
+    depth = nodes = 0
+    for event in yaml.parse(raw, Loader=_Loader):
+        if isinstance(event, yaml.ScalarEvent):
+            nodes += 1
+        elif isinstance(event, _OPEN):
+            nodes += 1
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise too_deep()
+        elif isinstance(event, _CLOSE):
+            depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
+            raise InputLimitError(
+                f"YAML aliases are not accepted (*{event.anchor} {_where(event.start_mark)}):"
+                " an alias can multiply a small body into a huge object; write the value out")
+        if nodes > MAX_YAML_NODES:
+            raise InputLimitError(
+                f"the YAML body has more than the limit of {MAX_YAML_NODES} nodes; "
+                "send a large object as JSON (kubectl and the flotilla CLI do)")
+
+
+def _where(mark: Any) -> str:
+    return f"at line {mark.line + 1}, column {mark.column + 1}"
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -62,34 +124,64 @@ def _describe_yaml_error(exc: yaml.YAMLError) -> str:
 
 
 def decode_object(raw: bytes, content_type: str | None) -> dict[str, Any]:
-    """One object from a JSON or YAML body, or a 400 saying what is wrong with it."""
+    """One object from a JSON or YAML body, or a 400 saying what is wrong with it.
+
+    Both formats obey `flotilla.api.input_limits` (depth, number digits, 1.5 MiB as
+    compact JSON: 413 beyond). A YAML object comes back as what its JSON decodes to
+    (keys are strings, as in JSON), so nothing downstream sees a YAML-only type.
+    """
     media = (content_type or "").split(";", 1)[0].strip().lower()
     if not raw.strip():
         raise BadRequestError("the request body is empty; send one object as JSON or YAML")
-    if media in _YAML_TYPES:
-        try:
-            docs = [d for d in yaml.load_all(raw, Loader=_Loader) if d is not None]
-        except yaml.YAMLError as exc:
-            raise BadRequestError(f"malformed YAML body: {_describe_yaml_error(exc)}") from None
-        if len(docs) != 1:
-            raise BadRequestError(
-                f"the YAML body holds {len(docs)} documents; send exactly one object"
+    try:
+        if media in _YAML_TYPES:
+            value = json.loads(compact_json(_yaml_object(raw)))
+        elif media in _JSON_TYPES:
+            value = _json_value(raw)
+            if isinstance(value, dict):
+                compact_json(value)
+        else:
+            raise UnsupportedMediaTypeError(
+                f"unsupported Content-Type {media!r}; use application/json or application/yaml"
             )
-        value: Any = docs[0]
-    elif media in _JSON_TYPES:
-        try:
-            value = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BadRequestError(f"malformed JSON body: {exc}") from None
-    else:
-        raise UnsupportedMediaTypeError(
-            f"unsupported Content-Type {media!r}; use application/json or application/yaml"
-        )
+    except InputLimitError as exc:
+        if exc.too_large:
+            raise RequestTooLargeError(MAX_OBJECT_BYTES, exc.message) from None
+        raise BadRequestError(exc.message) from None
     if not isinstance(value, dict):
         raise BadRequestError(
             f"the body must be one object (a mapping), not {type(value).__name__}"
         )
     return value
+
+
+def _yaml_object(raw: bytes) -> Any:
+    try:
+        _check_yaml_shape(raw)
+        docs = [d for d in yaml.load_all(raw, Loader=_Loader) if d is not None]
+    except yaml.YAMLError as exc:
+        raise BadRequestError(f"malformed YAML body: {_describe_yaml_error(exc)}") from None
+    if len(docs) != 1:
+        raise BadRequestError(
+            f"the YAML body holds {len(docs)} documents; send exactly one object"
+        )
+    if not isinstance(docs[0], dict):
+        raise BadRequestError(
+            f"the body must be one object (a mapping), not {type(docs[0]).__name__}"
+        )
+    return docs[0]
+
+
+def _json_value(raw: bytes) -> Any:
+    try:
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        check_json_nesting(text)
+        return json.loads(text, parse_int=json_int, parse_float=json_float,
+                          parse_constant=json_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequestError(f"malformed JSON body: {exc}") from None
+    except RecursionError:  # not reached below MAX_DEPTH; kept so it can never be a 500
+        raise BadRequestError(too_deep().message) from None
 
 
 async def discard_body(request: Request, cap: int) -> bool:

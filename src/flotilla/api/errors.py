@@ -49,9 +49,12 @@ class MethodNotAllowedError(ApiError):
 
 
 class RequestTooLargeError(ApiError):
-    def __init__(self, limit: int) -> None:
+    """413: the body (or the object it decodes to) is larger than ``limit`` bytes."""
+
+    def __init__(self, limit: int, message: str = "") -> None:
         super().__init__(
-            413, "RequestEntityTooLarge", f"request body is larger than the limit of {limit} bytes"
+            413, "RequestEntityTooLarge",
+            message or f"request body is larger than the limit of {limit} bytes",
         )
 
 

@@ -31,6 +31,7 @@ import uvloop
 from flotilla.api.app import create_app
 from flotilla.api.audit import AuditLog
 from flotilla.api.auth import Authenticator, ensure_admin_token
+from flotilla.api.http_guard import HttpLimits, InflightLimit, header_timeout_protocol
 from flotilla.api.metrics import ApiMetrics
 from flotilla.api.registry import Registry
 from flotilla.api.routes import ApiContext
@@ -49,6 +50,7 @@ from flotilla.store.sqlite.lock import DataDirLocked
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024
+DEFAULT_HTTP_LIMITS = HttpLimits()
 Background = Callable[[Registry], Awaitable[None]]
 INSECURE_WARNING = (
     "*** --insecure-http: the API is served over PLAIN HTTP. Tokens and every object "
@@ -123,6 +125,7 @@ async def run_server(
     disk_reserve: int | None = None,
     bookmark_interval: float = 5.0,
     insecure_http: bool = False,
+    http_limits: HttpLimits = DEFAULT_HTTP_LIMITS,
 ) -> None:
     """Serve the API on ``listen`` from the store in ``data_dir`` until SIGINT/SIGTERM.
 
@@ -149,8 +152,12 @@ async def run_server(
     def http_config() -> uvicorn.Config:
         ctx = ApiContext(store.registry, Authenticator.from_data_dir(data_dir), ApiMetrics(),
                          max_body_bytes, bookmark_interval, audit=AuditLog(data_dir))
-        return uvicorn.Config(create_app(ctx), loop="none", http="httptools", ws="none",
-                              lifespan="off", access_log=False, log_level="warning",
+        # Hostile clients: `flotilla.api.http_guard` (header timeout, requests in flight).
+        return uvicorn.Config(InflightLimit(create_app(ctx), http_limits.max_inflight),
+                              loop="none", http=header_timeout_protocol(http_limits.header_timeout),
+                              ws="none", lifespan="off", access_log=False, log_level="warning",
+                              # typed int by uvicorn, used as a call_later delay: a float works
+                              timeout_keep_alive=http_limits.keep_alive_timeout,  # type: ignore[arg-type]
                               timeout_graceful_shutdown=5)
 
     # Stopped in reverse: watch streams end first (before_stop), then HTTP, then the
@@ -188,6 +195,7 @@ def main(
     disk_reserve: int | None = None,
     bookmark_interval: float = 5.0,
     insecure_http: bool = False,
+    http_limits: HttpLimits = DEFAULT_HTTP_LIMITS,
 ) -> None:
     """Blocking entry point for the CLI: `run_server` on a uvloop event loop."""
     if not logging.getLogger().handlers:
@@ -196,5 +204,6 @@ def main(
     run_process(functools.partial(
         run_server, data_dir, listen, max_body_bytes=max_body_bytes, background=background,
         keep_revisions=keep_revisions, disk_reserve=disk_reserve,
-        bookmark_interval=bookmark_interval, insecure_http=insecure_http),
+        bookmark_interval=bookmark_interval, insecure_http=insecure_http,
+        http_limits=http_limits),
         loop_factory=uvloop.new_event_loop)

@@ -90,6 +90,8 @@ Examples:
   flotilla server --data-dir ./state --listen 127.0.0.1:8443
   flotilla server --listen 127.0.0.1:0      # any free port; the real one is printed
   flotilla server --insecure-http           # plain HTTP, behind your own TLS proxy only
+  flotilla server --max-inflight 64 --header-timeout 5   # a small machine
+  (API limits and what a client gets: docs/api.md)
 """)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help=_DATA_DIR_HELP)
@@ -97,6 +99,15 @@ Examples:
               help="Address to serve the API on.")
 @click.option("--max-body-bytes", type=click.IntRange(min=1024), default=3 * 1024 * 1024,
               show_default=True, help="Largest request body accepted (413 beyond).")
+@click.option("--max-inflight", type=click.IntRange(min=1), default=256, show_default=True,
+              metavar="N", help="Requests served at once (watches and health probes not "
+              "counted); beyond, 503 with Retry-After.")
+@click.option("--header-timeout", type=click.FloatRange(min=0.1), default=10.0,
+              show_default=True, metavar="SECONDS", help="Time a client has to send a "
+              "request's headers (slowloris guard); then 408 and the connection closes.")
+@click.option("--keep-alive-timeout", type=click.FloatRange(min=0.1), default=5.0,
+              show_default=True, metavar="SECONDS",
+              help="Idle time before a keep-alive connection is closed.")
 @click.option("--keep-revisions", type=click.IntRange(min=1), default=None, metavar="N",
               help="Watch history to keep, in revisions: a watcher resuming from an older "
                    "one must re-list (410). Default: the store's.")
@@ -111,8 +122,9 @@ Examples:
 @click.option("--insecure-http", is_flag=True,
               help="Serve plain HTTP instead of HTTPS: only for a TLS terminator in front "
                    "on the same host (logged as a warning at every start).")
-def server(data_dir: Path | None, listen: str, max_body_bytes: int,
-           keep_revisions: int | None, disk_reserve: str, cluster_grace_period: float,
+def server(data_dir: Path | None, listen: str, max_body_bytes: int, max_inflight: int,
+           header_timeout: float, keep_alive_timeout: float, keep_revisions: int | None,
+           disk_reserve: str, cluster_grace_period: float,
            no_controllers: bool, insecure_http: bool) -> None:
     """Run the control plane's API server until SIGINT/SIGTERM.
 
@@ -122,6 +134,7 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int,
     it creates the admin token and prints it once (unless `flotilla init` already did).
     Ready when GET /readyz answers 200.
     """
+    from flotilla.api.http_guard import HttpLimits
     from flotilla.api.plane import control_plane_tasks
     from flotilla.api.server import main as run  # heavy: import on use
     from flotilla.api.server import parse_listen
@@ -141,7 +154,8 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int,
         data_dir.mkdir(parents=True, exist_ok=True)
         background = () if no_controllers else control_plane_tasks(cluster_grace_period)
         run(data_dir, listen, max_body_bytes=max_body_bytes, keep_revisions=keep_revisions,
-            disk_reserve=reserve, background=background, insecure_http=insecure_http)
+            disk_reserve=reserve, background=background, insecure_http=insecure_http,
+            http_limits=HttpLimits(max_inflight, header_timeout, keep_alive_timeout))
     except KeyboardInterrupt:
         return
     except FatalError as exc:
