@@ -9,7 +9,10 @@ chunked) with its sha256 in ``x-body-sha256``. Behaviour for all later requests 
 ``/control?fail=N`` (answer N to everything but /control), ``/control?slow=S``,
 ``/control?die=1`` (the next response sends its head alone, then the process exits: an
 endpoint killed mid-response) and ``/control?reset=1`` (clear fail and slow).
-``/healthz`` answers 200 unless failing.
+``/healthz`` answers 200 unless failing. ``stall=S`` (with ``size=N``) sends the head and
+the first KiB, then waits S seconds before the rest (an upstream gone quiet mid-body).
+``/control?seen=1`` answers the requests served so far (``METHOD PATH`` per line, in the
+order their heads were read, /control excluded): what really reached the backend.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 NAME = sys.argv[1] if len(sys.argv) > 1 else "backend"
 STATE: dict[str, float] = {"fail": 0, "slow": 0.0, "die": 0}
 LOCK = threading.Lock()
+SEEN: list[str] = []
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -51,8 +55,16 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         url = urlsplit(self.path)
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if url.path != "/control":
+            with LOCK:
+                SEEN.append(f"{self.command} {url.path}")
         body = self._read_body()
         if url.path == "/control":
+            if "seen" in q:
+                with LOCK:
+                    seen = "".join(f"{line}\n" for line in SEEN).encode()
+                self._send(200, seen)
+                return
             with LOCK:
                 if "fail" in q:
                     STATE["fail"] = int(q["fail"])
@@ -79,10 +91,11 @@ class Handler(BaseHTTPRequestHandler):
         else:
             out = f"{NAME} {self.command} {url.path}\n".encode()
         self.die_after_head = bool(STATE["die"]) and url.path != "/healthz"
-        self._send(status, out, chunked=q.get("chunked") == "1", close=q.get("close") == "1")
+        self._send(status, out, chunked=q.get("chunked") == "1", close=q.get("close") == "1",
+                   stall=float(q.get("stall", 0)))
 
     def _send(self, status: int, body: bytes, chunked: bool = False,
-              close: bool = False) -> None:
+              close: bool = False, stall: float = 0.0) -> None:
         self.send_response(status)
         self.send_header("x-backend", NAME)
         self.send_header("x-body-sha256", hashlib.sha256(body).hexdigest())
@@ -110,6 +123,11 @@ class Handler(BaseHTTPRequestHandler):
             if self.die_after_head:
                 self.wfile.flush()
                 os._exit(1)
+            if stall:
+                self.wfile.write(body[:1024])
+                self.wfile.flush()
+                time.sleep(stall)
+                body = body[1024:]
             if self.command != "HEAD":
                 self.wfile.write(body)
 

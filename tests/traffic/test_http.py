@@ -53,12 +53,35 @@ def test_request_fast_path_appends_forwarding_headers_and_keeps_bytes() -> None:
 def test_request_slow_path_drops_hop_by_hop_and_merges() -> None:
     head = (b"GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive, X-Private\r\n"
             b"X-Private: 1\r\nVia: 1.0 edge\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n")
-    out = rewrite_request(head, head.lower(), b"2.2.2.2", b"a", True)
+    out = rewrite_request(head, head.lower(), b"2.2.2.2", b"a", True, trusted=True)
     assert out.startswith(b"GET / HTTP/1.0\r\n")  # so the upstream will not chunk
     assert b"x-private" not in out.lower()
     assert b"connection" not in out.lower()
-    assert b"x-forwarded-for: 1.1.1.1, 2.2.2.2\r\n" in out
+    assert b"x-forwarded-for: 1.1.1.1, 2.2.2.2\r\n" in out  # a trusted proxy's: extended
     assert b"via: 1.0 edge, 1.1 flotilla\r\n" in out
+
+
+@pytest.mark.parametrize("version", [b"1.1", b"1.0"])
+def test_client_forwarding_headers_are_replaced_unless_from_a_trusted_proxy(
+        version: bytes) -> None:
+    """A client cannot choose the address, scheme, host or port a backend is told."""
+    head = (b"GET / HTTP/" + version + b"\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6\r\n"
+            b"x-forwarded-proto: https\r\nX-Forwarded-Host: evil.test\r\n"
+            b"X-Forwarded-Port: 443\r\nForwarded: for=6.6.6.6;proto=https\r\n"
+            b"X-Forwarded-For: 7.7.7.7\r\n\r\n")
+    for trusted, xff in ((False, b"2.2.2.2"), (True, b"6.6.6.6, 7.7.7.7, 2.2.2.2")):
+        out = rewrite_request(head, head.lower(), b"2.2.2.2", b"a", version == b"1.0",
+                              trusted=trusted)
+        lines = out.lower().split(b"\r\n")
+        assert [ln for ln in lines if ln.startswith(b"x-forwarded-for:")] == [
+            b"x-forwarded-for: " + xff]
+        assert [ln for ln in lines if ln.startswith(b"x-forwarded-proto:")] == [
+            b"x-forwarded-proto: http"]
+        assert [ln for ln in lines if ln.startswith(b"x-forwarded-host:")] == [
+            b"x-forwarded-host: a"]
+        assert not [ln for ln in lines if ln.startswith((b"x-forwarded-port:", b"forwarded:"))]
+        assert b"evil" not in out
+        assert (b"6.6.6.6" in out) == trusted
 
 
 def test_response_drops_connection_headers_and_adds_extra() -> None:

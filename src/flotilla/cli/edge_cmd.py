@@ -45,6 +45,13 @@ Example:
   curl -H 'Host: shop.example.test' http://127.0.0.1:8080/
   curl --resolve shop.example.test:8444:127.0.0.1 --cacert ca.crt \\
       https://shop.example.test:8444/
+
+\b
+Abuse limits (defaults suit a public listener; per worker process):
+  flotilla gateway --server https://127.0.0.1:8443 --token-file gateway.token \\
+      --max-connections 20000 --max-connections-per-client 100 \\
+      --write-timeout 15 --max-upstream-connections 256 --max-queued-requests 512 \\
+      --trusted-proxy 10.0.0.0/8 --trusted-proxy 192.168.1.7
 """)
 @click.option("--server", required=True, envvar="FLOTILLA_SERVER", metavar="URL")
 @click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN", help=TOKEN_HELP)
@@ -61,16 +68,57 @@ Example:
                    "certificate per host by SNI.")
 @click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True,
               help="Processes sharing --listen (SO_REUSEPORT); one per core for throughput.")
+@click.option("--max-connections", type=click.IntRange(min=1), default=10000,
+              show_default=True,
+              help="Open client connections per worker; past it a new one gets a 503 and "
+                   "is closed (the open-file limit is raised to fit).")
+@click.option("--max-connections-per-client", type=click.IntRange(min=1), default=256,
+              show_default=True, help="Open client connections per client address.")
+@click.option("--write-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
+              show_default=True, metavar="SECONDS",
+              help="A client that stops reading (writes to it stay blocked this long) is "
+                   "cut off; the upstream connection it held is closed.")
+@click.option("--stream-idle-timeout", type=click.FloatRange(min=0, min_open=True),
+              default=60.0, show_default=True, metavar="SECONDS",
+              help="A response that has started and gets no byte from the upstream for "
+                   "this long is cut.")
+@click.option("--max-upstream-connections", type=click.IntRange(min=1), default=1024,
+              show_default=True, help="Connections per endpoint (per worker).")
+@click.option("--max-queued-requests", type=click.IntRange(min=0), default=1024,
+              show_default=True,
+              help="Requests per endpoint waiting for a connection at that cap; past it: "
+                   "503.")
+@click.option("--queue-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0,
+              show_default=True, metavar="SECONDS",
+              help="How long a request may wait in that queue before its 503.")
+@click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="IP|CIDR",
+              help="A proxy in front of the gateway whose X-Forwarded-For is extended "
+                   "(repeatable). From anyone else it is replaced by the peer address; "
+                   "X-Forwarded-Proto/-Host are always the gateway's own.")
 @click.option("-v", "--verbose", is_flag=True)
 def gateway(server: str, token: str | None, token_file: Path | None,
             ca_file: Path | None, listen: str,
             region: str | None, admin_listen: str | None, tls_listen: str | None,
-            workers: int, verbose: bool) -> None:
+            workers: int, max_connections: int, max_connections_per_client: int,
+            write_timeout: float, stream_idle_timeout: float,
+            max_upstream_connections: int, max_queued_requests: int, queue_timeout: float,
+            trusted_proxies: tuple[str, ...], verbose: bool) -> None:
     """Run the global HTTP gateway: routes by Host (and path) to Service endpoints across
     clusters per TrafficPolicy, with health checks, outlier ejection and retries."""
-    from flotilla.traffic.gateway import run_gateway
+    from flotilla.traffic.gateway import GatewayOptions, run_gateway
 
     token = resolve_token(token, token_file)
+    try:
+        options = GatewayOptions(
+            max_connections=max_connections,
+            max_connections_per_client=max_connections_per_client,
+            write_timeout=write_timeout, stream_idle_timeout=stream_idle_timeout,
+            max_upstream_connections=max_upstream_connections,
+            max_queued_requests=max_queued_requests, queue_timeout=queue_timeout,
+            trusted_proxies=trusted_proxies)
+    except ValueError as exc:
+        raise CliError(f"--trusted-proxy: {exc}" if "trusted proxy" in str(exc)
+                       else str(exc), exit_code=2) from None
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s gateway %(levelname)s %(message)s")
@@ -82,7 +130,7 @@ def gateway(server: str, token: str | None, token_file: Path | None,
             try:
                 serve_until_signal(functools.partial(
                     run_gateway, server, token or "", listen, region, reuse_port=True,
-                    tls_listen=tls_listen, ca=ca_file))
+                    tls_listen=tls_listen, ca=ca_file, options=options))
             except CliError as exc:
                 click.echo(f"Error: {exc.message}", err=True)
                 code = exc.exit_code
@@ -91,7 +139,7 @@ def gateway(server: str, token: str | None, token_file: Path | None,
     try:
         serve_until_signal(functools.partial(
             run_gateway, server, token or "", listen, region, admin_listen=admin_listen,
-            reuse_port=workers > 1, tls_listen=tls_listen, ca=ca_file))
+            reuse_port=workers > 1, tls_listen=tls_listen, ca=ca_file, options=options))
     finally:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):

@@ -10,6 +10,7 @@ or an embedding can run connections without a `Gateway`.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,6 +32,66 @@ class GatewayOptions:
     #: Pooled upstream connections idle longer than this are closed.
     upstream_idle_timeout: float = 30.0
     max_idle_per_endpoint: int = 128
+    # --- abuse limits (defaults safe for a public listener; docs/components/traffic.md) ---
+    #: Open client connections in all; past it a new one gets a 503 and is closed.
+    max_connections: int = 10000
+    #: Open client connections per client address (a NAT may hide many users behind
+    #: one address, hence not lower); past it a new one gets a 503 and is closed.
+    max_connections_per_client: int = 256
+    #: Seconds a write to the client may stay blocked (the client stopped reading):
+    #: then the client connection is cut and the upstream connection serving it closed.
+    write_timeout: float = 30.0
+    #: Seconds a response that has started may go without a byte from the upstream.
+    stream_idle_timeout: float = 60.0
+    #: Upstream connections per endpoint (idle and busy, connects under way included).
+    max_upstream_connections: int = 1024
+    #: Requests waiting for a connection to an endpoint at its cap; past it: 503.
+    max_queued_requests: int = 1024
+    #: Seconds a request may wait in that queue before it is answered 503.
+    queue_timeout: float = 10.0
+    #: Client addresses or CIDRs whose X-Forwarded-For is extended (other proxies in
+    #: front of the gateway); from anyone else it is replaced by the peer address.
+    trusted_proxies: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("max_head", "max_connections", "max_connections_per_client",
+                     "max_upstream_connections"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_queued_requests < 0 or self.replay_limit < 0:
+            raise ValueError("max_queued_requests and replay_limit must be >= 0")
+        for name in ("header_timeout", "idle_timeout", "upstream_idle_timeout",
+                     "write_timeout", "stream_idle_timeout", "queue_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        trusted_networks(self.trusted_proxies)  # names a bad entry
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def trusted_networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
+    """``entries`` (addresses or CIDRs) as networks; ValueError naming a bad one."""
+    out = []
+    for entry in entries:
+        try:
+            out.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"trusted proxy {entry!r} is not an IP address or CIDR "
+                             f"(e.g. 10.0.0.0/8)") from None
+    return tuple(out)
+
+
+def is_trusted(peer: bytes, networks: tuple[Network, ...]) -> bool:
+    """Whether the client address ``peer`` is inside one of ``networks`` (an IPv4
+    address mapped into IPv6 counts as the IPv4 one)."""
+    try:
+        ip = ipaddress.ip_address(peer.decode())
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in n for n in networks)
 
 
 @dataclass(slots=True)
@@ -51,7 +112,7 @@ class Closable(Protocol):
 
 class ProxyEnv:
     __slots__ = ("connections", "connects", "https_port", "loop", "metrics", "options",
-                 "state")
+                 "per_client", "state", "trusted")
 
     def __init__(self, options: GatewayOptions, metrics: GatewayMetrics) -> None:
         self.options = options
@@ -60,6 +121,10 @@ class ProxyEnv:
         self.state = GatewayState(EMPTY_MODEL)
         #: Open client connections (closed on stop).
         self.connections: set[Closable] = set()
+        #: Open client connections per client address (for ``max_connections_per_client``).
+        self.per_client: dict[bytes, int] = {}
+        #: ``options.trusted_proxies``, parsed once.
+        self.trusted = trusted_networks(options.trusted_proxies)
         #: Upstream connects in progress (tasks must be referenced until done).
         self.connects: set[asyncio.Task[None]] = set()
         #: Set when the gateway starts; its ``time()`` and ``call_at`` time every timeout.

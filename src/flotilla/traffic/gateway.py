@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import resource
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -37,6 +38,27 @@ def _split_hostport(listen: str) -> tuple[str, int]:
     if not host or not port.isdigit():
         raise ValueError(f"listen address must be HOST:PORT, got {listen!r}")
     return host.strip("[]"), int(port)
+
+
+def raise_fd_limit(options: GatewayOptions) -> int:
+    """Raise this process's soft open-file limit towards what ``max_connections`` may
+    need (a client connection can hold an upstream one, plus listeners and pools), up
+    to the hard limit; warn when that is not enough. Returns the soft limit.
+
+    Why here: a cap above the fd limit is no cap - accept fails with EMFILE first, and
+    then for everyone. Only the process entry point (`run_gateway`) calls it."""
+    want = 2 * options.max_connections + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        if new > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+            soft = new
+    if soft < want:
+        log.warning("the open-file limit (%d) is below what max_connections=%d may need "
+                    "(%d): lower --max-connections or raise the hard limit (ulimit -Hn)",
+                    soft, options.max_connections, want)
+    return soft
 
 
 class Gateway:
@@ -134,7 +156,9 @@ class Gateway:
             for ep in backend.endpoints:
                 u = previous.get((bid, ep.key))
                 if u is None:
-                    u = Upstream(ep, Pool(opts.max_idle_per_endpoint, opts.upstream_idle_timeout))
+                    u = Upstream(ep, Pool(opts.max_idle_per_endpoint, opts.upstream_idle_timeout,
+                                          opts.max_upstream_connections,
+                                          opts.max_queued_requests))
                 else:
                     u.endpoint = ep  # weight/region may have changed
                     kept.add(id(u))
@@ -167,7 +191,9 @@ class Gateway:
                 "strategy": rt.policy.strategy.type, "panic": rt.panic,
                 "endpoints": [{"cluster": u.endpoint.cluster, "region": u.endpoint.region,
                                "endpoint": u.endpoint.name, "healthy": u.healthy,
-                               "available": u.available, "inflight": u.inflight}
+                               "available": u.available, "inflight": u.inflight,
+                               "connections": u.pool.opened,
+                               "queued": len(u.pool.waiters)}
                               for u in rt.upstreams]}
                 for bid, rt in self.state.runtimes.items()},
             "errors": [*self.state.model.errors, *self.tls_errors],
@@ -179,7 +205,8 @@ class Gateway:
 
 async def run_gateway(server: str, token: str, listen: str, region: str | None, *,
                       admin_listen: str | None = None, reuse_port: bool = False,
-                      tls_listen: str | None = None, ca: Path | None = None) -> None:
+                      tls_listen: str | None = None, ca: Path | None = None,
+                      options: GatewayOptions | None = None) -> None:
     """Serve until SIGINT/SIGTERM or cancelled: watch the API at ``server`` and route per
     TrafficPolicy. Components: the API client, the gateway (listening), the config
     source feeding it; stopped in reverse.
@@ -189,12 +216,15 @@ async def run_gateway(server: str, token: str, listen: str, region: str | None, 
     watches the API itself and exports its own metrics (give each its own
     ``admin_listen``). ``tls_listen`` adds the HTTPS listener; the certificates come
     from the Secrets the TrafficPolicies name, followed like the policies. ``ca``
-    verifies an https API (else ``$FLOTILLA_CA_FILE``).
+    verifies an https API (else ``$FLOTILLA_CA_FILE``). ``options``: limits and
+    timeouts (`GatewayOptions`; the open-file limit is raised to fit its caps).
     """
     from flotilla.traffic.config_source import ConfigSource, http_client
 
+    options = options or GatewayOptions()
+    raise_fd_limit(options)
     gateway = Gateway(EMPTY_MODEL, listen=listen, region=region, admin_listen=admin_listen,
-                      reuse_port=reuse_port, tls_listen=tls_listen)
+                      reuse_port=reuse_port, tls_listen=tls_listen, options=options)
     client = http_client(server, token, ca)
     source = ConfigSource(client, gateway.update, metrics=gateway.metrics)
     await serve([Step("api client", stop=client.close), gateway,
@@ -203,11 +233,12 @@ async def run_gateway(server: str, token: str, listen: str, region: str | None, 
 
 def serve_forever(server: str, token: str, listen: str, region: str | None, *,
                   admin_listen: str | None = None, reuse_port: bool = False,
-                  tls_listen: str | None = None) -> None:
+                  tls_listen: str | None = None,
+                  options: GatewayOptions | None = None) -> None:
     """Blocking entry point on uvloop (the hot path is measured on uvloop)."""
     import uvloop
 
     run_process(functools.partial(run_gateway, server, token, listen, region,
                                   admin_listen=admin_listen, reuse_port=reuse_port,
-                                  tls_listen=tls_listen),
+                                  tls_listen=tls_listen, options=options),
                 loop_factory=uvloop.new_event_loop)

@@ -86,6 +86,14 @@ class GatewayMetrics:
         self.health_checks = Counter("flotilla_gateway_health_checks",
                                      "Active health-check results", (*_LABELS, "result"),
                                      registry=r)
+        self.refused_connections = Counter(
+            "flotilla_gateway_refused_connections",
+            "Client connections refused at accept (503 and closed) by a connection cap",
+            ("reason",), registry=r)
+        self.client_timeouts = Counter(
+            "flotilla_gateway_client_timeouts",
+            "Client connections cut because the client stopped reading (write timeout)",
+            ("kind",), registry=r)
         self.active = Gauge("flotilla_gateway_active_connections",
                             "Open client connections", registry=r)
         self.model_build_failures = Counter(

@@ -7,6 +7,13 @@ side of the proxy implements it), so this module needs nothing of the proxy.
 LIFO because the most recently used connection is the least likely to have been closed
 by the upstream's keep-alive timeout, and it leaves the cold ones to age out. The pool
 expires idle connections with its own timer, armed only while it holds any.
+
+The pool also caps the connections to its endpoint (``max_connections``, connects under
+way included): a request finding none idle and the cap reached waits in a bounded FIFO
+(``max_queue``) until a connection is released to it or one closes and makes room. So a
+flood of slow requests cannot open thousands of connections to one backend; the caller
+answers 503 when the queue is full or the wait too long. Releasing a connection checks
+one field while nobody waits.
 """
 
 from __future__ import annotations
@@ -38,6 +45,10 @@ class Exchange(Protocol):
         ``conn``)."""
         ...
 
+    def upstream_streaming(self) -> None:
+        """The response did not end with its head's read: more reads follow."""
+        ...
+
     def upstream_body(self, data: bytes) -> None: ...
 
     def upstream_done(self, conn: UpstreamConnection, reusable: bool) -> None:
@@ -53,6 +64,15 @@ class Exchange(Protocol):
         ...
 
     def resume_client_reading(self) -> None: ...
+
+
+class Waiter(Protocol):
+    """A request queued in a `Pool` at its connection cap."""
+
+    def pool_ready(self, conn: UpstreamConnection | None) -> None:
+        """``conn`` is handed over (already taken from the pool), or (None) there is
+        room now to open a connection, counted by `Pool.connecting` from the call on."""
+        ...
 
 
 class _NoCallbacks:
@@ -94,8 +114,11 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.pool.opened -= 1
-        self.pool.forget(self)
+        pool = self.pool
+        pool.opened -= 1
+        pool.forget(self)
+        if pool.waiters:
+            pool.wake()
         ex = self.exchange
         if ex is None:
             return
@@ -215,6 +238,8 @@ class UpstreamConnection(asyncio.Protocol):
             return  # the exchange retries elsewhere and has detached us
         if complete:
             self._finish(reusable=self.keep_alive and consumed == n)
+        elif self.exchange is ex:
+            ex.upstream_streaming()
 
     @property
     def until_close(self) -> bool:
@@ -290,16 +315,26 @@ class UpstreamConnection(asyncio.Protocol):
 
 
 class Pool:
-    """Idle keep-alive connections to one endpoint."""
+    """Idle keep-alive connections to one endpoint, its connection cap and the requests
+    queued at it."""
 
-    __slots__ = ("_timer", "idle", "idle_timeout", "max_idle", "opened")
+    __slots__ = ("_timer", "connecting", "idle", "idle_timeout", "max_connections",
+                 "max_idle", "max_queue", "opened", "waiters")
 
-    def __init__(self, max_idle: int = 128, idle_timeout: float = 30.0) -> None:
+    def __init__(self, max_idle: int = 128, idle_timeout: float = 30.0,
+                 max_connections: int = 1024, max_queue: int = 1024) -> None:
         self.idle: list[UpstreamConnection] = []
         self.max_idle = max_idle
         #: Idle connections older than this (seconds) are closed.
         self.idle_timeout = idle_timeout
+        #: Connections open (idle or busy) and connects under way, and their cap.
         self.opened = 0
+        self.connecting = 0
+        self.max_connections = max_connections
+        #: Requests waiting for a connection, oldest first (a dict: O(1) removal of a
+        #: request that gives up), and how many may wait.
+        self.waiters: dict[Waiter, None] = {}
+        self.max_queue = max_queue
         self._timer: asyncio.TimerHandle | None = None
 
     def acquire(self) -> UpstreamConnection | None:
@@ -310,9 +345,43 @@ class Pool:
                 return conn
         return None
 
+    def full(self) -> bool:
+        """No connection may be opened now (call when `acquire` found none idle)."""
+        return self.opened + self.connecting >= self.max_connections
+
+    def enqueue(self, waiter: Waiter) -> bool:
+        """Queue ``waiter`` for a connection; False when the queue is full."""
+        if len(self.waiters) >= self.max_queue:
+            return False
+        self.waiters[waiter] = None
+        return True
+
+    def dequeue(self, waiter: Waiter) -> None:
+        self.waiters.pop(waiter, None)
+
+    def connect_ended(self) -> None:
+        """A connect counted in `connecting` succeeded (the connection is in `opened`
+        already) or failed (its room goes to the next waiter)."""
+        self.connecting -= 1
+        if self.waiters:
+            self.wake()
+
+    def wake(self) -> None:
+        """Let queued requests open connections while there is room."""
+        while self.waiters and not self.full():
+            waiter = next(iter(self.waiters))
+            del self.waiters[waiter]
+            waiter.pool_ready(None)  # counts itself in ``connecting``
+
     def release(self, conn: UpstreamConnection, now: float) -> None:
-        """Keep ``conn`` for reuse; ``now`` is the event loop's time."""
+        """Keep ``conn`` for reuse (or hand it to the oldest waiter); ``now`` is the event
+        loop's time."""
         if conn.closed:
+            return
+        if self.waiters:
+            waiter = next(iter(self.waiters))
+            del self.waiters[waiter]
+            waiter.pool_ready(conn)
             return
         conn.idle_since = now
         self.idle.append(conn)

@@ -13,11 +13,19 @@ Design, driven by measurement (docs/components/traffic.md):
   bytes, content-length framed) is held until complete when the request could still be
   retried: an endpoint killed between its head and its body then costs a retry, not a
   cut response. Most small responses arrive in one read and skip this entirely;
-- timeouts (header, idle, per try, total) are kept by each connection with at most one
-  timer (`ClientConnection._on_timer`), re-armed only when a deadline moves *earlier*:
-  on a keep-alive connection deadlines move later with every request, so a request
-  pays a comparison, and the timer fires once per timeout period to re-arm itself. A
-  timer created and cancelled per request would cost more than the request's routing.
+- timeouts (header, idle, per try, total, queue wait; once a response streams: write
+  blocked and upstream idle) are kept by each connection with at most one timer
+  (`ClientConnection._on_timer`), re-armed only when a deadline moves *earlier*: on a
+  keep-alive connection deadlines move later with every request, so a request pays a
+  comparison, and the timer fires once per timeout period to re-arm itself. A timer
+  created and cancelled per request would cost more than the request's routing. The
+  streaming deadlines are armed only by what is rare: a response that did not come in
+  one read (`upstream_streaming`) and a client buffer over its high-water mark
+  (`pause_writing`);
+- abuse limits (`GatewayOptions`): connection caps checked once per connection in
+  `connection_made`; per endpoint, a cap on upstream connections with a bounded queue
+  of waiting requests (`flotilla.traffic.pool.Pool`), which costs the hot path nothing
+  while an idle connection is pooled.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from flotilla.traffic.balancers.base import PickContext
+from flotilla.traffic.env import is_trusted
 from flotilla.traffic.http.chunked import ChunkedError, ChunkedScanner
 from flotilla.traffic.http.heads import (
     connection_tokens,
@@ -37,7 +46,7 @@ from flotilla.traffic.http.heads import (
 )
 from flotilla.traffic.http.heads import rewrite_response as _rewrite_response
 from flotilla.traffic.model import IDEMPOTENT_METHODS
-from flotilla.traffic.pool import UpstreamConnection
+from flotilla.traffic.pool import Pool, UpstreamConnection
 
 if TYPE_CHECKING:
     from flotilla.traffic.backend import BackendRuntime
@@ -68,15 +77,16 @@ _NO_BODY_REPLAY: list[bytes] = []  # shared by bodiless requests: nothing is eve
 
 
 class ClientConnection(asyncio.Protocol):
-    __slots__ = ("body_sent", "buf", "connecting", "ctx", "env", "framing", "generation",
-                 "hash_key", "head_out", "head_since", "held", "http10", "idle_since",
-                 "idle_timeout",
+    __slots__ = ("admitted", "body_sent", "buf", "connecting", "ctx", "env", "framing",
+                 "generation", "hash_key", "head_out", "head_since", "held", "http10",
+                 "idle_since", "idle_timeout",
                  "in_exchange", "keep_alive", "left", "loop", "max_head", "memo", "method",
-                 "parser", "peer", "pending", "pending_size", "proto", "read_paused", "region",
+                 "parser", "peer", "pending", "pending_size", "progress_at", "proto",
+                 "queued", "queued_at", "read_paused", "region",
                  "replay", "replay_limit", "replay_size", "request_done", "response_started",
                  "retrying", "rt", "scanner", "state", "status", "t_start", "t_try", "timer",
-                 "timer_at", "transport", "tried", "tries", "trying", "uconn", "upstream",
-                 "write_paused")
+                 "timer_at", "transport", "tried", "tries", "trusted", "trying", "uconn",
+                 "upstream", "write_blocked_at", "write_paused")
 
     def __init__(self, env: ProxyEnv, secure: bool = False) -> None:
         self.env = env
@@ -97,6 +107,12 @@ class ClientConnection(asyncio.Protocol):
         self.idle_since = 0.0
         self.read_paused = False
         self.write_paused = False
+        #: When writes to the client last blocked (``write_paused``).
+        self.write_blocked_at = 0.0
+        #: Counted in the connection caps (a refused connection never is).
+        self.admitted = False
+        #: The peer is a trusted proxy: its X-Forwarded-For is extended, not replaced.
+        self.trusted = False
         # --- the current exchange ---
         self.rt: BackendRuntime | None = None
         self.method = b""
@@ -125,6 +141,11 @@ class ClientConnection(asyncio.Protocol):
         self.response_started = False
         #: A response held back until complete (see HOLD_LIMIT), or None.
         self.held: list[bytes] | None = None
+        #: When the streaming response last got bytes from the upstream (0: it came whole).
+        self.progress_at = 0.0
+        #: The pool this request waits in for a connection (its endpoint is at its cap).
+        self.queued: Pool | None = None
+        self.queued_at = 0.0
         self.t_start = 0.0
         self.t_try = 0.0
         self.hash_key: bytes | None = None
@@ -145,18 +166,50 @@ class ClientConnection(asyncio.Protocol):
         peer = self.transport.get_extra_info("peername")
         if peer:
             self.peer = str(peer[0]).encode()
+        env = self.env
+        opts = env.options
+        if len(env.connections) >= opts.max_connections:
+            self._refuse("max-connections", "the gateway is at its connection limit")
+            return
+        same = env.per_client.get(self.peer, 0)
+        if same >= opts.max_connections_per_client:
+            self._refuse("max-connections-per-client",
+                         f"too many connections from {self.peer.decode()}")
+            return
+        env.per_client[self.peer] = same + 1
+        self.admitted = True
+        if env.trusted:
+            self.trusted = is_trusted(self.peer, env.trusted)
         self.idle_since = now = self.loop.time()
         self._arm(now + self.idle_timeout)
-        self.env.connections.add(self)
-        self.env.metrics.active.inc()
+        env.connections.add(self)
+        env.metrics.active.inc()
+
+    def _refuse(self, reason: str, message: str) -> None:
+        """Over a connection cap: a 503 saying why, and the connection closed, before any
+        byte of it is read."""
+        self.state = S_CLOSED
+        self.env.metrics.refused_connections.labels(reason).inc()
+        assert self.transport is not None
+        self.transport.write(error_response(503, message))
+        self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = S_CLOSED
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        self.env.connections.discard(self)
-        self.env.metrics.active.dec()
+        if not self.admitted:
+            return
+        self.admitted = False
+        env = self.env
+        env.connections.discard(self)
+        env.metrics.active.dec()
+        left = env.per_client[self.peer] - 1
+        if left:
+            env.per_client[self.peer] = left
+        else:
+            del env.per_client[self.peer]
         if self.in_exchange:
             self._abandon_upstream()
             self._end_exchange(ok=False)
@@ -166,12 +219,20 @@ class ClientConnection(asyncio.Protocol):
             self.transport.close()
 
     def pause_writing(self) -> None:
+        """The client reads slower than we write: stop reading the upstream, and give
+        the client ``write_timeout`` to drain before it is cut off."""
         self.write_paused = True
+        self.write_blocked_at = now = self.loop.time()
+        deadline = now + self.env.options.write_timeout
+        if deadline < self.timer_at:
+            self._arm(deadline)
         if self.uconn is not None and self.uconn.transport is not None:
             self.uconn.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        if self.progress_at:  # the upstream was paused by us, not idle
+            self.progress_at = self.loop.time()
         if self.uconn is not None and self.uconn.transport is not None \
                 and not self.uconn.closed:
             self.uconn.transport.resume_reading()
@@ -259,7 +320,12 @@ class ClientConnection(asyncio.Protocol):
         sp = head.find(b" ")
         self.method = method = head[:sp]
         eol = head.find(b"\r\n")
-        self.http10 = http10 = head[eol - 3:eol] == b"1.0"
+        version = head[eol - 9:eol]
+        if version != b" HTTP/1.1" and version != b" HTTP/1.0":
+            # llhttp also takes HTTP/0.9-style lines and other versions; we speak 1.x.
+            return self._local(400, "only HTTP/1.0 and HTTP/1.1 requests are served",
+                               "bad-request")
+        self.http10 = http10 = version == b" HTTP/1.0"
         if low.find(b"\nconnection:") < 0:
             self.keep_alive = not http10
         else:
@@ -273,6 +339,9 @@ class ClientConnection(asyncio.Protocol):
         host = host[:host.find("]") + 1] if host.startswith("[") else host.partition(":")[0]
         # body framing first: a local answer must know whether a body follows
         if low.find(b"\ntransfer-encoding:") >= 0:
+            if http10:  # RFC 9112 6.1: faulty framing; a 1.0 hop may not know chunked
+                return self._local(400, "Transfer-Encoding in an HTTP/1.0 request",
+                                   "bad-request")
             if header_value(low, b"\ntransfer-encoding:") != b"chunked":
                 return self._local(400, "unsupported transfer-encoding", "bad-request")
             self.framing, self.scanner = _CHUNKED, ChunkedScanner()
@@ -298,7 +367,7 @@ class ClientConnection(asyncio.Protocol):
         self.state = S_WAIT if self.request_done else S_BODY
         self.rt = rt
         self.head_out = rewrite_request(head, low, self.peer, host_raw, self.http10,
-                                        self.proto)
+                                        self.proto, self.trusted)
         self.hash_key = None
         if rt.hash_source:
             if rt.hash_source == "header":
@@ -333,6 +402,7 @@ class ClientConnection(asyncio.Protocol):
         self.status = 0
         self.response_started = False
         self.held = None
+        self.progress_at = 0.0
         self.in_exchange = True
         self.t_start = now = self.loop.time()
         if now + rt.first_timeout < self.timer_at:
@@ -412,15 +482,45 @@ class ClientConnection(asyncio.Protocol):
         self.trying = True
         self.t_try = self.loop.time()
         self.generation += 1
-        conn = u.pool.acquire()
+        pool = u.pool
+        conn = pool.acquire()
+        if conn is not None:
+            self._attach(conn)
+        elif pool.full():
+            # The endpoint has all the connections it may have: wait for one of them
+            # (`pool_ready`), a bounded number of requests and a bounded time.
+            if not pool.enqueue(self):
+                self._end_exchange(ok=False)
+                self._local(503, f"endpoint {u.endpoint.cluster}/{u.endpoint.name} of "
+                            f"service {rt.service} is busy: {len(pool.waiters)} requests "
+                            f"already wait for a connection", "queue-full",
+                            close=not self.request_done)
+                return
+            self.queued = pool
+            self.queued_at = now = self.loop.time()
+            deadline = now + self.env.options.queue_timeout
+            if deadline < self.timer_at:
+                self._arm(deadline)
+        else:
+            self._start_connect(u)
+
+    def _start_connect(self, u: Upstream) -> None:
+        self.connecting = True
+        u.pool.connecting += 1
+        task = self.loop.create_task(self._connect(u, self.generation))
+        connects = self.env.connects
+        connects.add(task)  # a strong reference until it is done
+        task.add_done_callback(connects.discard)
+
+    def pool_ready(self, conn: UpstreamConnection | None) -> None:
+        """`Pool` callback for a queued request: ``conn`` to use, or None when there is
+        room to open one."""
+        self.queued = None
         if conn is not None:
             self._attach(conn)
         else:
-            self.connecting = True
-            task = self.loop.create_task(self._connect(u, self.generation))
-            connects = self.env.connects
-            connects.add(task)  # a strong reference until it is done
-            task.add_done_callback(connects.discard)
+            assert self.upstream is not None
+            self._start_connect(self.upstream)
 
     async def _connect(self, u: Upstream, generation: int) -> None:
         rt = self.rt
@@ -428,10 +528,13 @@ class ClientConnection(asyncio.Protocol):
         e = u.endpoint
         pool = u.pool
         try:
-            _, conn = await asyncio.wait_for(
-                self.loop.create_connection(lambda: UpstreamConnection(pool),
-                                            e.address, e.port),
-                rt.policy.timeouts.connect)
+            try:
+                _, conn = await asyncio.wait_for(
+                    self.loop.create_connection(lambda: UpstreamConnection(pool),
+                                                e.address, e.port),
+                    rt.policy.timeouts.connect)
+            finally:
+                pool.connect_ended()
         except (OSError, TimeoutError):
             if generation == self.generation and self.in_exchange:
                 self.connecting = False
@@ -469,6 +572,9 @@ class ClientConnection(asyncio.Protocol):
         self.generation += 1
         self.connecting = False
         self.held = None
+        if self.queued is not None:
+            self.queued.dequeue(self)
+            self.queued = None
         if self.uconn is not None:
             self.uconn.detach()
             self.uconn = None
@@ -562,7 +668,16 @@ class ClientConnection(asyncio.Protocol):
         self.env.metrics.codes[status // 100 if status < 600 else 0] += 1
         return True
 
+    def upstream_streaming(self) -> None:
+        """The response continues after its first read: from here the upstream may go
+        ``stream_idle_timeout`` without sending a byte."""
+        self.progress_at = now = self.loop.time()
+        deadline = now + self.env.options.stream_idle_timeout
+        if deadline < self.timer_at:
+            self._arm(deadline)
+
     def upstream_body(self, data: bytes) -> None:
+        self.progress_at = self.loop.time()
         held = self.held
         if held is not None:
             held.append(data)
@@ -641,16 +756,26 @@ class ClientConnection(asyncio.Protocol):
 
     def _deadline(self) -> float:
         """When the current state times out (``_NEVER``: it does not)."""
+        opts = self.env.options
+        # A client that stopped reading, in any state (the response may be complete
+        # upstream and still sit in our buffer).
+        blocked = self.write_blocked_at + opts.write_timeout if self.write_paused else _NEVER
         state = self.state
         if state == S_HEAD:
             if self.head_since:
-                return self.head_since + self.env.options.header_timeout
-            return self.idle_since + self.idle_timeout
+                return min(blocked, self.head_since + opts.header_timeout)
+            return min(blocked, self.idle_since + self.idle_timeout)
         rt = self.rt
-        if self.in_exchange and not self.response_started and rt is not None:
-            t = rt.policy.timeouts
-            return min(self.t_start + t.total, self.t_try + t.per_try)
-        return _NEVER  # streaming a response, or closed: the next state arms again
+        if self.in_exchange and rt is not None:
+            if not self.response_started:
+                t = rt.policy.timeouts
+                deadline = min(blocked, self.t_start + t.total, self.t_try + t.per_try)
+                if self.queued is not None:
+                    deadline = min(deadline, self.queued_at + opts.queue_timeout)
+                return deadline
+            if self.progress_at and not self.write_paused:
+                return self.progress_at + opts.stream_idle_timeout
+        return blocked  # closed, or a response complete upstream: the next state arms
 
     def _on_timer(self) -> None:
         self.timer = None
@@ -659,6 +784,10 @@ class ClientConnection(asyncio.Protocol):
             return
         now = self.loop.time()
         if self._deadline() <= now:
+            opts = self.env.options
+            if self.write_paused and self.write_blocked_at + opts.write_timeout <= now:
+                self._write_timed_out()
+                return
             if self.state == S_HEAD:
                 if self.head_since:  # a head started and not finished in time: slowloris
                     self.head_since = 0.0
@@ -668,6 +797,10 @@ class ClientConnection(asyncio.Protocol):
                     self.state = S_CLOSED
                     self.transport.close()
                     return
+            elif self.response_started:  # the upstream went quiet mid-response
+                self._stream_timed_out()
+            elif self.queued is not None and self.queued_at + opts.queue_timeout <= now:
+                self._queue_timed_out()
             else:
                 rt = self.rt
                 assert rt is not None
@@ -676,6 +809,36 @@ class ClientConnection(asyncio.Protocol):
             # Early (the deadline moved later since arming) or a new state: re-arm. Never
             # sooner than 1 ms: a loop's timers may fire slightly before their time.
             self._arm(max(self._deadline(), now + 0.001))
+
+    def _write_timed_out(self) -> None:
+        """The client has not taken a byte for ``write_timeout``: drop it, and the
+        upstream connection it was pinning (its response is lost either way)."""
+        self.env.metrics.client_timeouts.labels("write").inc()
+        self._abandon_upstream()  # closes the upstream connection; the try is abandoned
+        self._end_exchange(ok=False)
+        self.state = S_CLOSED
+        assert self.transport is not None
+        self.transport.abort()
+
+    def _stream_timed_out(self) -> None:
+        """The upstream sent nothing for ``stream_idle_timeout`` mid-response: a failed
+        try of that endpoint; the client gets the cut response (as on a reset)."""
+        conn = self.uconn
+        self.uconn = None
+        if conn is not None:
+            conn.detach()
+        self.upstream_failed(None, "stream-timeout")
+
+    def _queue_timed_out(self) -> None:
+        rt, u = self.rt, self.upstream
+        assert rt is not None
+        assert u is not None
+        self._abandon_upstream()
+        self._end_exchange(ok=False)
+        self._local(503, f"endpoint {u.endpoint.cluster}/{u.endpoint.name} of service "
+                    f"{rt.service} is busy: no connection free within "
+                    f"{self.env.options.queue_timeout:g}s", "queue-timeout",
+                    close=not self.request_done)
 
     def on_timeout(self, total: bool) -> None:
         """The try (or, ``total``, the whole request) ran out of time."""

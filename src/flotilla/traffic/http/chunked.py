@@ -8,9 +8,25 @@ reject malformed framing (request smuggling is born from lenient chunk parsing).
 
 from __future__ import annotations
 
+import re
+
 _SIZE, _DATA, _DATA_CR, _DATA_LF, _TRAILER = range(5)
 MAX_LINE = 4096
-_HEX = frozenset(b"0123456789abcdefABCDEF")
+#: All trailer lines of one body together.
+MAX_TRAILERS = 16384
+#: RFC 9112 7.1: chunk-size [ BWS ";" chunk-ext ] CRLF, strictly: no whitespace before
+#: the size, no sign, no "0x", at most 15 hex digits (no overflow), and no control
+#: character in an extension. Parsers that disagree on any of these are how a body
+#: smuggles a second request past a proxy, so anything else is refused.
+_SIZE_LINE = re.compile(rb"([0-9a-fA-F]{1,15})(?:[ \t]*;[\t\x20-\x7e\x80-\xff]*)?\r\n")
+#: A trailer field: token ":" value, no obs-fold (a line starting with whitespace), no
+#: control characters.
+_TRAILER_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*\r\n")
+#: Fields that must not appear as trailers (RFC 9110 6.5.1): framing, routing, and what
+#: a backend could merge into the head it already acted on.
+_FORBIDDEN_TRAILERS = frozenset({b"content-length", b"transfer-encoding", b"host",
+                                 b"content-type", b"content-encoding", b"trailer",
+                                 b"connection", b"te"})
 
 
 class ChunkedError(ValueError):
@@ -18,12 +34,13 @@ class ChunkedError(ValueError):
 
 
 class ChunkedScanner:
-    __slots__ = ("_line", "_remaining", "_state")
+    __slots__ = ("_line", "_remaining", "_state", "_trailers")
 
     def __init__(self) -> None:
         self._state = _SIZE
         self._remaining = 0
         self._line = bytearray()
+        self._trailers = 0
 
     def feed(self, data: bytes, pos: int = 0) -> int:
         """Consume ``data[pos:]``; return the index just past the body's end, or -1 when
@@ -60,15 +77,27 @@ class ChunkedScanner:
                 if state == _TRAILER:
                     if line == b"\r\n":
                         self._state = _SIZE
+                        self._trailers = 0
                         return pos
+                    self._trailer(line)
                     continue
-                size_text = line[:-2].split(b";", 1)[0].strip(b" \t")
-                if not size_text or len(size_text) > 15 or not _HEX.issuperset(size_text):
-                    raise ChunkedError(f"bad chunk size {size_text[:20]!r}")
-                size = int(size_text, 16)
+                m = _SIZE_LINE.fullmatch(line)
+                if m is None:
+                    raise ChunkedError(f"bad chunk size line {line[:20]!r}")
+                size = int(m.group(1), 16)
                 if size == 0:
                     self._state = _TRAILER
                 else:
                     self._remaining = size
                     self._state = _DATA
         return -1
+
+    def _trailer(self, line: bytes) -> None:
+        self._trailers += len(line)
+        if self._trailers > MAX_TRAILERS:
+            raise ChunkedError("trailers too large")
+        if _TRAILER_LINE.fullmatch(line) is None:
+            raise ChunkedError(f"bad trailer line {line[:20]!r}")
+        name = line[:line.index(b":")].lower()
+        if name in _FORBIDDEN_TRAILERS:
+            raise ChunkedError(f"{name.decode()} is not allowed as a trailer")

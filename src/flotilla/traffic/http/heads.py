@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import re
 
-#: Hop-by-hop headers (RFC 9110 7.6.1) plus the forwarding headers we merge into.
+#: Hop-by-hop headers (RFC 9110 7.6.1) plus the forwarding headers we write ourselves.
 _SLOW_REQ = re.compile(
     rb"\n(?:connection|keep-alive|proxy-connection|te|upgrade|trailer|proxy-authorization"
-    rb"|proxy-authenticate|x-forwarded-for|x-forwarded-proto|x-forwarded-host|via)[ \t]*:")
+    rb"|proxy-authenticate|x-forwarded-(?:for|proto|host|port)|forwarded|via)[ \t]*:")
 _SLOW_RESP = re.compile(
     rb"\n(?:connection|keep-alive|proxy-connection|te|upgrade|trailer|proxy-authenticate"
     rb"|x-flotilla-cluster)[ \t]*:")
-_FORWARDING = re.compile(rb"\n(?:x-forwarded-for|x-forwarded-proto|x-forwarded-host|via)[ \t]*:")
+_FORWARDING = re.compile(
+    rb"\n(?:x-forwarded-(?:for|proto|host|port)|forwarded|via)[ \t]*:")
+#: What a client says about the scheme, host and port it used: only the gateway knows
+#: (a backend building URLs or security decisions from them must not read the client's).
+_REPLACED = frozenset({b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port",
+                       b"forwarded"})
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"upgrade",
                         b"trailer", b"proxy-authorization", b"proxy-authenticate"})
 
@@ -66,9 +71,14 @@ def _cut_lines(head: bytes, low: bytes, pattern: re.Pattern[bytes]) -> list[byte
 
 
 def rewrite_request(head: bytes, low: bytes, client_ip: bytes, host: bytes,
-                    http10: bool, proto: bytes = b"http") -> bytes:
-    """The head to send upstream: hop-by-hop removed, X-Forwarded-*/Via added
-    (``proto``: the scheme the client used, ``http`` or ``https``)."""
+                    http10: bool, proto: bytes = b"http", trusted: bool = False) -> bytes:
+    """The head to send upstream: hop-by-hop removed, X-Forwarded-*/Via written by us
+    (``proto``: the scheme the client used, ``http`` or ``https``).
+
+    The client's own X-Forwarded-Proto/-Host/-Port and Forwarded are dropped, never
+    passed on: only the gateway knows how the client reached it. Its X-Forwarded-For is
+    extended only when the peer is a ``trusted`` proxy; anyone else's is replaced by the
+    peer address, so a backend can believe the last entry it did not add itself."""
     tail = (b"x-forwarded-for: ", client_ip, b"\r\nx-forwarded-proto: ", proto, b"\r\n"
             b"x-forwarded-host: ", host, b"\r\nvia: 1.1 flotilla\r\n\r\n")
     if not http10:
@@ -79,31 +89,27 @@ def rewrite_request(head: bytes, low: bytes, client_ip: bytes, host: bytes,
             parts = _cut_lines(head, low, _SLOW_REQ)
             if parts is not None:
                 return b"".join((*parts, *tail))
-    drop = HOP_BY_HOP | connection_tokens(low)
+    drop = HOP_BY_HOP | connection_tokens(low) | _REPLACED
     lines = head[:-4].split(b"\r\n")
     # An HTTP/1.0 request stays 1.0 upstream: the upstream then answers with a length or
     # by closing, never chunked, which a 1.0 client could not read.
     out = [lines[0]]
     xff = via = b""
-    have_proto = have_host = False
     for line in lines[1:]:
         name = line.split(b":", 1)[0].strip().lower()
         if name in drop:
             continue
         if name == b"x-forwarded-for":
-            xff = (xff + b", " if xff else b"") + line.split(b":", 1)[1].strip()
+            if trusted:
+                xff = (xff + b", " if xff else b"") + line.split(b":", 1)[1].strip()
             continue
         if name == b"via":
             via = (via + b", " if via else b"") + line.split(b":", 1)[1].strip()
             continue
-        have_proto |= name == b"x-forwarded-proto"
-        have_host |= name == b"x-forwarded-host"
         out.append(line)
     out.append(b"x-forwarded-for: " + (xff + b", " if xff else b"") + client_ip)
-    if not have_proto:
-        out.append(b"x-forwarded-proto: " + proto)
-    if not have_host:
-        out.append(b"x-forwarded-host: " + host)
+    out.append(b"x-forwarded-proto: " + proto)
+    out.append(b"x-forwarded-host: " + host)
     out.append(b"via: " + (via + b", " if via else b"") + b"1.1 flotilla")
     out.append(b"\r\n")
     return b"\r\n".join(out)
