@@ -62,6 +62,7 @@ from flotilla.runtimes.local.procs import (
     children_of,
     environ,
     identify,
+    is_subreaper,
     kill_all,
     pod_processes,
     process_uid,
@@ -139,12 +140,15 @@ class Containment:
         self.reason = reason
         #: pids this runtime started itself (containers, exec probes): never strays
         self.spawned: set[int] = set()
+        self._subreaper = False
 
     def describe(self) -> str:
         return f"containment: {self.mode} ({self.reason})"
 
     def start(self, keep: Iterable[PodKey]) -> None:
-        become_subreaper()
+        if not self._subreaper:
+            _Subreaper.acquire()
+            self._subreaper = True
 
     def spawn(self, pod: PodKey, container: str, start: Callable[[], T]) -> T:
         """Run ``start`` (which forks the container's or a probe's process) so that what
@@ -166,6 +170,9 @@ class Containment:
 
     def stop(self, *, keep_pods: bool) -> None:
         """The agent stops: with ``keep_pods`` everything stays for the next agent."""
+        if self._subreaper:
+            _Subreaper.release()
+            self._subreaper = False
 
     def _strays(self) -> list[ProcessId]:
         """Children of the agent it did not start itself, running as another user than
@@ -196,6 +203,28 @@ class Containment:
         if pending:
             log.warning("cluster %s: processes %s survived SIGKILL for %gs", self.cluster,
                         [v.pid for v in pending], _KILL_WAIT)
+
+
+class _Subreaper:
+    """The subreaper bit is per process, and one process may run several runtimes (the
+    tests do): set it while any runtime in the process mode runs, then put back what
+    was there before (`flotilla up` sets it for itself)."""
+
+    users = 0
+    before = False
+
+    @classmethod
+    def acquire(cls) -> None:
+        if cls.users == 0:
+            cls.before = is_subreaper()
+            become_subreaper()
+        cls.users += 1
+
+    @classmethod
+    def release(cls) -> None:
+        cls.users = max(0, cls.users - 1)
+        if cls.users == 0 and not cls.before:
+            become_subreaper(False)
 
 
 class CgroupContainment(Containment):

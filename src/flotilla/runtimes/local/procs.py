@@ -139,17 +139,37 @@ def reap(proc: ProcessId) -> bool:
     return True
 
 
-def become_subreaper() -> None:
-    """Have orphaned descendants reparented to this process rather than to PID 1 (or
-    the nearest other subreaper), so they stay where this process can find, kill and
-    reap them. Linux only (prctl PR_SET_CHILD_SUBREAPER); elsewhere nothing changes."""
+def _prctl(option: int, value: int) -> int | None:
     if not sys.platform.startswith("linux"):
-        return
+        return None
     import ctypes
 
-    pr_set_child_subreaper = 36
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if option == _PR_GET_CHILD_SUBREAPER:
+            out = ctypes.c_int(0)
+            if libc.prctl(option, ctypes.byref(out), 0, 0, 0) != 0:
+                return None
+            return out.value
+        return int(libc.prctl(option, value, 0, 0, 0))
+    except (OSError, AttributeError):
+        return None
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_GET_CHILD_SUBREAPER = 37
+
+
+def become_subreaper(enable: bool = True) -> None:
+    """Have orphaned descendants reparented to this process rather than to PID 1 (or
+    the nearest other subreaper), so they stay where this process can find, kill and
+    reap them; ``enable=False`` undoes it. Linux only (prctl PR_SET_CHILD_SUBREAPER);
+    elsewhere nothing changes."""
+    _prctl(_PR_SET_CHILD_SUBREAPER, int(enable))
+
+
+def is_subreaper() -> bool:
+    return bool(_prctl(_PR_GET_CHILD_SUBREAPER, 0))
 
 
 def kill_all(processes: list[ProcessId]) -> None:
