@@ -8,7 +8,10 @@ also catches grandchildren the containers started).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
+import subprocess
 import sys
 import urllib.request
 import uuid
@@ -22,6 +25,26 @@ from flotilla.runtimes.base import PodStatus
 from flotilla.runtimes.local import LocalClusterConfig, LocalRuntime, Timings
 from flotilla.runtimes.local.users import PodUser, agent_user
 from tests.helpers import wait_for, wait_for_sync
+
+
+def _mount_cgroup2_in_a_private_namespace() -> None:
+    """`ip netns exec` (how the suite runs on the project's machines) gives the run a
+    private mount namespace with a fresh /sys, which shows no cgroup v2: mount it there,
+    so the runtime's cgroup containment is what these tests exercise. The mount lives
+    and dies with that namespace; in the namespace of the process that started the
+    run (the host's, for a plain ``pytest``) nothing is mounted."""
+    if os.geteuid() != 0 or "cgroup2" in Path("/proc/self/mountinfo").read_text():
+        return
+    with contextlib.suppress(OSError):
+        if os.readlink("/proc/self/ns/mnt") == os.readlink(f"/proc/{os.getppid()}/ns/mnt"):
+            return
+        target = Path("/sys/fs/cgroup")
+        if target.is_dir() and not any(target.iterdir()):
+            subprocess.run(["mount", "-t", "cgroup2", "cgroup2", str(target)],
+                           check=False, capture_output=True, timeout=10)
+
+
+_mount_cgroup2_in_a_private_namespace()
 
 APP = Path(__file__).parent / "apps" / "httpapp.py"
 FAST = Timings(backoff_base=0.2, backoff_cap=1.6, backoff_reset=600.0, max_grace=5.0)
@@ -111,15 +134,16 @@ async def make_cluster(tmp_path: Path) -> AsyncIterator[MakeCluster]:
 
     async def make(*, name: str | None = None, state_dir: Path | None = None,
                    nodes: int = 3, cpu: str = "4",
-                   pod_user: PodUser | None = None) -> LocalRuntime:
+                   pod_user: PodUser | None = None,
+                   containment: str = "auto") -> LocalRuntime:
         """A started cluster; its pods run as ``pod_user``, by default the test's own
-        user (see tests/conftest.py)."""
+        user (see tests/conftest.py), contained as ``containment`` says."""
         name = name or f"t{uuid.uuid4().hex[:10]}"
         address = f"127.0.{random.randint(100, 250)}.{random.randint(2, 250)}"
         config = LocalClusterConfig.uniform(
             name, state_dir or tmp_path / name, nodes=nodes, cpu=cpu, memory="8Gi",
             address=address, region="eu-west", zone="eu-west-1a", timings=FAST,
-            pod_user=pod_user or agent_user())
+            pod_user=pod_user or agent_user(), containment=containment)
         rt = LocalRuntime(config)
         await rt.start()
         made.append(rt)

@@ -33,6 +33,7 @@ from flotilla.client.http import verify_for
 from flotilla.pki import ensure_server_pair, ensure_serving_pair
 from flotilla.pki.files import ensure_private_dir
 from flotilla.pki.layout import PkiLayout
+from flotilla.runtimes.local.procs import become_subreaper
 from flotilla.up.identities import agent_component, issue_all, register_clusters
 from flotilla.up.state import (
     STOPPED,
@@ -171,20 +172,6 @@ def group_state(pgid: int) -> str:
     if not members:
         return "dead"
     return "paused" if all(state in ("T", "t") for _, state in members) else "running"
-
-
-def become_subreaper() -> None:
-    """Have orphaned descendants (a pod whose agent died first) reparented to this
-    process rather than to PID 1. Under a PID 1 that never reaps, as in some CI
-    containers, they would otherwise stay zombies in their agent's process group for
-    good; here ``reap_adopted`` collects them. Linux only; elsewhere nothing changes."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    pr_set_child_subreaper = 36
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
 
 
 def reap_adopted(own: set[int]) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from flotilla.resources.quantity import cpu_millis, memory_bytes
 from flotilla.runtimes.base import Resources, RuntimeOptions
+from flotilla.runtimes.local.containment import ENV as CONTAINMENT_ENV
+from flotilla.runtimes.local.containment import parse_mode
 from flotilla.runtimes.local.users import PodUser, parse_pod_user
 
 
@@ -44,12 +47,17 @@ class LocalClusterConfig:
     #: who pods run as unless their securityContext says; None: nobody when the agent
     #: is root, else the agent's own user (see `flotilla.runtimes.local.users`)
     pod_user: PodUser | None = None
+    #: how pods are contained: "auto" (a cgroup v2 per container when one is writable,
+    #: else process trees + subreaper), "cgroup" (required) or "process" (see
+    #: `flotilla.runtimes.local.containment`)
+    containment: str = "auto"
 
     @classmethod
     def uniform(cls, name: str, state_dir: Path, *, nodes: int = 3, cpu: str = "4",
                 memory: str = "8Gi", pods: int = 110, address: str = "127.0.0.1",
                 region: str = "", zone: str = "", timings: Timings | None = None,
-                pod_user: PodUser | None = None) -> LocalClusterConfig:
+                pod_user: PodUser | None = None,
+                containment: str = "auto") -> LocalClusterConfig:
         """N identical nodes named ``<cluster>-node-<i>``, as ``flotilla agent --nodes`` makes."""
         if nodes < 1:
             raise ValueError(f"nodes: a cluster needs at least one node, got {nodes}")
@@ -61,7 +69,8 @@ class LocalClusterConfig:
                        {**labels, "kubernetes.io/hostname": f"{name}-node-{i}"})
             for i in range(1, nodes + 1))
         return cls(name=name, state_dir=state_dir, address=address, region=region, zone=zone,
-                   nodes=node_list, timings=timings or Timings(), pod_user=pod_user)
+                   nodes=node_list, timings=timings or Timings(), pod_user=pod_user,
+                   containment=parse_mode(containment))
 
     @classmethod
     def from_options(cls, options: RuntimeOptions) -> LocalClusterConfig:
@@ -75,4 +84,6 @@ class LocalClusterConfig:
                            cpu=options.node_cpu, memory=options.node_memory,
                            pods=options.node_pods, address=options.address,
                            region=options.region, zone=options.zone, timings=timings,
-                           pod_user=parse_pod_user(extra.get("pod-user")))
+                           pod_user=parse_pod_user(extra.get("pod-user")),
+                           containment=extra.get("containment")
+                           or os.environ.get(CONTAINMENT_ENV, "auto"))

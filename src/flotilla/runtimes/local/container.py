@@ -13,11 +13,13 @@ import contextlib
 import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from flotilla.runtimes.base import ContainerStatus
 from flotilla.runtimes.local.config import Timings
+from flotilla.runtimes.local.containment import Containment
 from flotilla.runtimes.local.envvars import EnvError, container_argv
 from flotilla.runtimes.local.manifests import ContainerSpec, Probe
 from flotilla.runtimes.local.probes import run_probe
@@ -45,7 +47,9 @@ class ContainerRunner:
                  restart_policy: str, grace: float, resolve_env: EnvResolver,
                  on_change: Callable[[], None], restart_count: int = 0,
                  adopt: ProcessId | None = None, started_at: float | None = None,
-                 pod_user: PodUser | None = None, home: Path | None = None) -> None:
+                 pod_user: PodUser | None = None, home: Path | None = None,
+                 namespace: str = "default", containment: Containment | None = None,
+                 ) -> None:
         self.spec = spec
         self.ports = ports
         self.log_path = log_path
@@ -74,6 +78,8 @@ class ContainerRunner:
         self._home = home
         #: how the process (and its exec probes) is started: user, group, directory
         self._spawn_options: dict[str, object] = {}
+        self._pod_key = (namespace, pod_name)
+        self._contain = containment or Containment("", "no runtime")
 
     # -- control ---------------------------------------------------------------------
     def start(self) -> None:
@@ -157,6 +163,9 @@ class ContainerRunner:
                 if probes:
                     # the loops also end by themselves once ``exited`` is done
                     await asyncio.wait(probes)
+            self._contain.spawned.discard(watch.ident.pid)
+            # what the process left behind (daemons, probe leftovers) ends with it
+            await self._contain.kill_container(self._pod_key, self.spec.name)
             self.last_exit_code = code
             if self.stopping:
                 self._set("terminated", "Completed" if code == 0 else "Error")
@@ -218,9 +227,7 @@ class ContainerRunner:
             # 0600: a pod's output may hold its secrets; other pods must not read it
             fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             with os.fdopen(fd, "ab") as log:
-                child = subprocess.Popen(  # type: ignore[call-overload]
-                    argv, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                    stderr=subprocess.STDOUT, close_fds=True, **self._spawn_options)
+                child = self.launch(argv, env, stdout=log, stderr=subprocess.STDOUT)
         except OSError as exc:
             hint = "" if user == agent_user() else \
                 f" (the container runs as {user}: what it runs must be readable by that user)"
@@ -229,6 +236,23 @@ class ContainerRunner:
         ident = identify(child.pid) or ProcessId(child.pid, 0)
         self.started_at = time.time()
         return ProcessWatch(ident, child)
+
+    def launch(self, argv: Sequence[str], env: dict[str, str],
+               **streams: Any) -> subprocess.Popen[bytes]:
+        """Start a process of this container (its main process or an exec probe) as its
+        user, inside its containment (see `flotilla.runtimes.local.containment`)."""
+        def start() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+                list(argv), env=env, stdin=subprocess.DEVNULL, close_fds=True,
+                **{"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, **streams},
+                **self._spawn_options)
+        child = self._contain.spawn(self._pod_key, self.spec.name, start)
+        self._contain.spawned.add(child.pid)
+        return child
+
+    def forget(self, pid: int) -> None:
+        """A process `launch` started has been reaped."""
+        self._contain.spawned.discard(pid)
 
     async def _probe_loop(self, probe: Probe, liveness: bool,
                           exited: asyncio.Task[int | None]) -> None:
@@ -239,8 +263,7 @@ class ContainerRunner:
         successes = failures = 0
         port = self._probe_port(probe)
         while not exited.done():
-            error = await run_probe(probe, self._address, port, self._env,
-                                    self._spawn_options)
+            error = await run_probe(probe, self._address, port, self._env, self)
             if error is None:
                 successes, failures = successes + 1, 0
                 if not liveness and successes >= probe.success_threshold and not self.ready:

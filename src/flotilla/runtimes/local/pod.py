@@ -22,9 +22,10 @@ from typing import Any
 from flotilla.runtimes.base import PodStatus
 from flotilla.runtimes.local.config import Timings
 from flotilla.runtimes.local.container import ContainerRunner
+from flotilla.runtimes.local.containment import Containment
 from flotilla.runtimes.local.envvars import PodIdentity
 from flotilla.runtimes.local.manifests import ContainerSpec, PodTemplate
-from flotilla.runtimes.local.procs import ProcessId, kill_all, pod_processes
+from flotilla.runtimes.local.procs import ProcessId
 from flotilla.runtimes.local.users import (
     IdentityError,
     PodUser,
@@ -69,7 +70,7 @@ class Pod:
         self.pending_reason = ""
         self.pending_message = ""
         self.home: Path | None = None
-        self._cluster = ""
+        self._contain: Containment | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -84,10 +85,11 @@ class Pod:
              env_builder: EnvBuilder, on_change: Callable[[], None],
              ports: dict[str, dict[str, int]] | None = None,
              adopted: dict[str, AdoptedContainer] | None = None,
-             pod_user: PodUser | None = None) -> None:
+             pod_user: PodUser | None = None,
+             containment: Containment | None = None) -> None:
         """Place the pod on ``node`` and start (or adopt) its containers."""
         self.node = node
-        self._cluster = identity.cluster
+        self._contain = containment or Containment(identity.cluster, "no runtime")
         pod_user = pod_user or agent_user()
         if identity.home:
             self.home = Path(identity.home)
@@ -117,7 +119,8 @@ class Pod:
                 restart_count=previous.restart_count if previous else 0,
                 adopt=previous.process if previous else None,
                 started_at=previous.started_at if previous else None,
-                pod_user=pod_user, home=self.home)
+                pod_user=pod_user, home=self.home, namespace=self.namespace,
+                containment=self._contain)
             self.containers[spec.name] = runner
             runner.start()
 
@@ -125,8 +128,9 @@ class Pod:
         self.terminating = True
         wait = self.template.grace_seconds if grace is None else grace
         await asyncio.gather(*(c.stop(wait) for c in self.containers.values()))
-        if self._cluster:  # whatever left the containers' trees (daemons) goes too
-            kill_all(pod_processes(self._cluster, self.namespace, self.name))
+        if self._contain is not None:  # whatever left the containers' trees goes too
+            await self._contain.kill_pod(self.key)
+            self._contain.forget_pod(self.key)
 
     def remove_home(self) -> None:
         if self.home is not None:

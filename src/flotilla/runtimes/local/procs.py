@@ -24,6 +24,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,7 +79,8 @@ def descendants(pid: int) -> list[ProcessId]:
     return out
 
 
-def _environ(pid: int) -> dict[bytes, bytes]:
+def environ(pid: int) -> dict[bytes, bytes]:
+    """The initial environment of ``pid`` (empty when gone or not ours to read)."""
     try:
         raw = (_PROC / str(pid) / "environ").read_bytes()
     except OSError:  # gone, or not ours to read
@@ -96,12 +98,78 @@ def pod_processes(cluster: str, namespace: str, pod: str) -> list[ProcessId]:
     for entry in _PROC.iterdir():
         if not entry.name.isdigit() or int(entry.name) == me:
             continue
-        env = _environ(int(entry.name))
+        env = environ(int(entry.name))
         if env and all(env.get(k) == v for k, v in want.items()):
             ident = identify(int(entry.name))
             if ident is not None and is_alive(ident):
                 out.append(ident)
     return out
+
+
+def children_of(pid: int) -> list[int]:
+    """Pids of the live (non-zombie) children of ``pid``."""
+    out = []
+    for entry in _PROC.iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields is not None and fields[0] != "Z" and int(fields[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def process_uid(pid: int) -> int | None:
+    """The real uid of ``pid`` (None when it is gone)."""
+    try:
+        return (_PROC / str(pid)).stat().st_uid
+    except OSError:
+        return None
+
+
+def reap(proc: ProcessId) -> bool:
+    """True once ``proc`` no longer runs; a zombie that is the agent's child (an orphan
+    reparented to the subreaper agent) is reaped here, since no Popen waits for it."""
+    fields = _stat_fields(proc.pid)
+    if fields is None or int(fields[19]) != proc.start_time:
+        return True
+    if fields[0] != "Z":
+        return False
+    if int(fields[1]) == os.getpid():
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(proc.pid, os.WNOHANG)
+    return True
+
+
+def _prctl(option: int, value: int) -> int | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if option == _PR_GET_CHILD_SUBREAPER:
+            out = ctypes.c_int(0)
+            if libc.prctl(option, ctypes.byref(out), 0, 0, 0) != 0:
+                return None
+            return out.value
+        return int(libc.prctl(option, value, 0, 0, 0))
+    except (OSError, AttributeError):
+        return None
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_GET_CHILD_SUBREAPER = 37
+
+
+def become_subreaper(enable: bool = True) -> None:
+    """Have orphaned descendants reparented to this process rather than to PID 1 (or
+    the nearest other subreaper), so they stay where this process can find, kill and
+    reap them; ``enable=False`` undoes it. Linux only (prctl PR_SET_CHILD_SUBREAPER);
+    elsewhere nothing changes."""
+    _prctl(_PR_SET_CHILD_SUBREAPER, int(enable))
+
+
+def is_subreaper() -> bool:
+    return bool(_prctl(_PR_GET_CHILD_SUBREAPER, 0))
 
 
 def kill_all(processes: list[ProcessId]) -> None:

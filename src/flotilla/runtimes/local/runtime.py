@@ -33,6 +33,7 @@ from flotilla.runtimes.base import (
     WorkloadStatus,
 )
 from flotilla.runtimes.local.config import LocalClusterConfig
+from flotilla.runtimes.local.containment import Containment, choose
 from flotilla.runtimes.local.envvars import PodIdentity, container_env
 from flotilla.runtimes.local.feed import ChangeFeed
 from flotilla.runtimes.local.ingress import Ingress, Route
@@ -54,6 +55,8 @@ from flotilla.runtimes.local.users import parse_pod_user
 
 log = logging.getLogger(__name__)
 
+#: node label telling how pods are contained on this cluster: "cgroup" or "process"
+CONTAINMENT_LABEL = "local.flotilla.io/containment"
 _SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
 
@@ -81,6 +84,15 @@ class LocalRuntime:
         #: root-owned 0711: pod users may enter their own directory but not list others
         self._pods_dir = config.state_dir / "pods"
         self._pod_user = config.pod_user or parse_pod_user(None)
+        #: chosen at start(): cgroup v2 per container, or process trees + subreaper
+        self._contain: Containment | None = None
+
+    @property
+    def containment(self) -> Containment:
+        """How this cluster's pods are contained (set by `start`)."""
+        if self._contain is None:
+            raise RuntimeError("LocalRuntime.containment read before start()")
+        return self._contain
 
     @property
     def name(self) -> str:
@@ -93,10 +105,14 @@ class LocalRuntime:
         self._log_dir.mkdir(parents=True, exist_ok=True)
         self._pods_dir.mkdir(exist_ok=True)
         self._pods_dir.chmod(0o711)
+        self._contain = choose(self.name, self.config.state_dir, self.config.containment)
+        log.info("cluster %s: %s", self.name, self._contain.describe())
         saved = self._state.load()
         if saved is not None:
             await self._restore(saved)
         self._forget_homes()
+        # cgroups of pods not adopted (deleted while no agent ran, or unwanted) die now
+        self._contain.start(keep=list(self._pods))
         self._loop_task = asyncio.get_running_loop().create_task(
             self._reconcile_loop(), name=f"runtime {self.name}")
         self._kick()
@@ -120,6 +136,8 @@ class LocalRuntime:
         else:
             await asyncio.gather(*(self._remove(p) for p in pods))
             self._save()
+        if self._contain is not None:
+            self._contain.stop(keep_pods=keep_pods)
 
     async def apply(self, manifests: list[Manifest]) -> None:
         desired = parse_manifests(manifests)  # raises before anything changes
@@ -172,8 +190,11 @@ class LocalRuntime:
                            allocatable=n.config.capacity if n.ready else Resources(),
                            allocated=used.get(n.name, Resources()),
                            pods=used.get(n.name, Resources()).pods,
-                           labels=dict(n.config.labels))
+                           labels={**n.config.labels, CONTAINMENT_LABEL: self._mode()})
                 for n in self._nodes.values()]
+
+    def _mode(self) -> str:
+        return self._contain.mode if self._contain is not None else "unknown"
 
     def capacity(self) -> CapacityStatus:
         capacity = allocatable = allocated = Resources()
@@ -297,7 +318,7 @@ class LocalRuntime:
                                home=str(self._pods_dir / f"{pod.namespace}_{pod.name}"))
         pod.bind(node, identity, log_dir=self._log_dir, timings=self.config.timings,
                  env_builder=self._env, on_change=self._kick, ports=ports, adopted=adopted,
-                 pod_user=self._pod_user)
+                 pod_user=self._pod_user, containment=self._contain)
 
     def _env(self, spec: ContainerSpec, pod: PodIdentity, ports: dict[str, int],
              ) -> dict[str, str]:
@@ -446,9 +467,14 @@ class LocalRuntime:
         for ns, name, fp, gen in saved.get("generations", []):
             self._generations[(ns, name)] = (fp, gen)
         unwanted: list[tuple[ProcessId, float]] = []
-        for record in saved.get("pods", []):
+        records = saved.get("pods", [])
+        for record in records:
             unwanted += self._adopt(record)
         await asyncio.gather(*(terminate_tree(proc, grace) for proc, grace in unwanted))
+        gone = {(r["namespace"], r["name"]) for r in records} - set(self._pods)
+        for key in sorted(gone):  # and whatever those pods left behind
+            await self.containment.kill_pod(key)
+            self.containment.forget_pod(key)
 
     def _adopt(self, record: dict[str, Any]) -> list[tuple[ProcessId, float]]:
         """Adopt one recorded pod; returns its processes (with grace) if it is unwanted."""
