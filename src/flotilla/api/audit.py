@@ -128,20 +128,24 @@ def read_entries(data_dir: Path, *, since: float | None = None,
     if not current.exists() and not rotated:
         raise FileNotFoundError(2, "no audit log", str(current))
     for path in [*rotated, current]:
-        try:
-            f = open(path, encoding="utf-8")
-        except FileNotFoundError:
-            continue  # rotated away while we read the others
-        with f:
-            for line in f:
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                if not isinstance(entry, dict):
-                    continue
-                if user is not None and entry.get("user") != user:
-                    continue
-                if cutoff is not None and _parse_time(str(entry.get("time", ""))) < cutoff:
-                    continue
-                yield entry
+        for line in _lines(path):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(entry, dict):
+                continue
+            if user is not None and entry.get("user") != user:
+                continue
+            if cutoff is not None and _parse_time(str(entry.get("time", ""))) < cutoff:
+                continue
+            yield entry
+
+
+def _lines(path: Path) -> Iterator[str]:
+    """The file's lines; none when it was rotated away while the others were read."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            yield from f
+    except FileNotFoundError:
+        return
