@@ -5,6 +5,7 @@ lock out a real query. Real dig, real sockets, a flood from a separate process."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import sys
@@ -235,3 +236,78 @@ async def test_a_peer_that_never_reads_is_cut_off_by_the_write_timeout(serve: Se
     answer = server.answer(dns.message.make_query("global.test", "SOA").to_wire(),
                            "127.0.0.1", "tcp")
     assert answer is not None  # and the server goes on answering
+
+
+# -- a server that does not run for a moment ---------------------------------------------
+
+def _listen_overflows() -> int:
+    """The kernel's count (this network namespace) of connections refused for a full
+    listen queue: each one cost a client a SYN retransmit, 1 s."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            return int(dict(zip(names.split(), values.split(), strict=True))["ListenOverflows"])
+    raise AssertionError("no TcpExt in /proc/net/netstat")
+
+
+async def test_a_burst_that_arrives_while_the_server_is_not_running_is_answered(
+        serve: Serve) -> None:
+    # A shared CPU takes the server off it for milliseconds at a time; a flood keeps
+    # arriving meanwhile. What the kernel buffer cannot hold is dropped for every
+    # source alike, before RRL could tell the flood from anyone else.
+    server = await serve(model_of(_objects()), limits=DnsLimits(rrl_rate=0))
+    count = 3000
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    with contextlib.suppress(OSError):  # past net.core.rmem_max where privileged
+        sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), 4 << 20)
+    sock.connect(("127.0.0.1", server.port))
+    sock.settimeout(0.5)
+    wire = bytearray(dns.message.make_query("shop.global.test", "A").to_wire())
+    try:
+        for i in range(count):  # the event loop is blocked here: the server is not running
+            wire[0:2] = i.to_bytes(2, "big")
+            sock.send(wire)
+
+        def receive() -> set[int]:
+            seen: set[int] = set()
+            deadline = time.monotonic() + 30
+            while len(seen) < count and time.monotonic() < deadline:
+                try:
+                    seen.add(int.from_bytes(sock.recv(4096)[:2], "big"))
+                except TimeoutError:
+                    continue
+            return seen
+
+        answered = await asyncio.to_thread(receive)
+    finally:
+        sock.close()
+    assert len(answered) == count, f"{count - len(answered)} of {count} queries dropped"
+
+
+async def test_a_crowd_of_connections_arriving_at_once_costs_no_client_a_retransmit(
+        serve: Serve) -> None:
+    limits = DnsLimits(tcp_max_connections=512, tcp_max_per_source=32)
+    server = await serve(model_of(_objects()), limits=limits)
+    before = _listen_overflows()
+    crowd = []
+    try:
+        for i in range(600):  # connects complete in the kernel; the loop is blocked
+            s = socket.socket()
+            s.bind((f"127.0.2.{i % 30 + 1}", 0))
+            s.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                s.connect(("127.0.0.1", server.port))
+            crowd.append(s)
+
+        async def settled() -> bool:
+            return len(server._connections) >= limits.tcp_max_connections
+
+        await wait_for(settled, what="the server to admit the crowd up to its cap")
+        answer = await dig(server.port, "-b", OTHER_SOURCE, "+tcp", "shop.global.test", "A")
+        assert answer.status == "NOERROR"
+        assert answer.data("A")
+    finally:
+        for s in crowd:
+            s.close()
+    assert _listen_overflows() == before, "the listen queue overflowed: SYNs were dropped"

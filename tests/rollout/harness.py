@@ -30,8 +30,10 @@ NAMES = [c[0] for c in CLUSTERS]
 HOST = "shop.rollout.test"
 
 
-def deployment(version: str, fail_rate: float = 0.0, ready_path: str = "/healthz"
+def deployment(version: str, fail_rate: float | str = 0.0, ready_path: str = "/healthz"
                ) -> dict[str, Any]:
+    """The shop at ``version``; a ``fail_rate`` that is not a number makes it exit at
+    start (a version that never starts)."""
     env = [{"name": "SHOP_VERSION", "value": version}]
     if fail_rate:
         env.append({"name": "SHOP_FAIL_RATE", "value": str(fail_rate)})

@@ -6,6 +6,7 @@ wave, bad version (v3) rolled back at the canary, undo, and a server restart mid
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -197,6 +198,25 @@ def test_a_version_that_never_becomes_ready_is_rolled_back(plane: Plane) -> None
     assert [r["clusters"] for r in state["records"][-1:]] == [["r-east"]]
     wait_for_sync(lambda: shop_envs() == {n: {"v4"} for n in NAMES}, 60,
                   what="the canary back on v4")
+
+
+def test_a_version_that_never_starts_is_rolled_back_after_ready_timeout(
+        plane: Plane) -> None:
+    # The policy and the Deployment in one apply, as a manifest carrying both is applied
+    # (bench/rollout_bench.py's nostart): the policy's readyTimeout is the one in force.
+    plane.apply([rollout_policy(ready_timeout="8s"),
+                 deployment("v7", fail_rate="not-a-number")], "v7")
+    applied = time.monotonic()
+    code, out = status(plane)
+    assert code != 0, out
+    assert "not ready after 8s" in out, out
+    assert time.monotonic() - applied >= 8  # not before readyTimeout
+    state = plane.annotation(STATE)
+    assert state["phase"] == "Failed"
+    assert [r["clusters"] for r in state["records"][-1:]] == [["r-east"]]
+    assert set(plane.annotation(PINS).values()) == {state["stable"]}
+    wait_for_sync(lambda: shop_envs() == {n: {"v4"} for n in NAMES}, 60,
+                  what="the canary back on v4, no v7 process left")
 
 
 def one_version_everywhere() -> str | None:

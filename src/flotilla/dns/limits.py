@@ -30,6 +30,16 @@ class DnsLimits:
     tcp_lifetime: float = 120.0
     #: Seconds an answer may take to be accepted by a peer that does not read.
     tcp_write_timeout: float = 5.0
+    #: Bytes of kernel receive buffer asked for the UDP socket. The default (~208 KiB,
+    #: a few hundred queries) overflows whenever a flood meets a few milliseconds in
+    #: which the server does not run (a shared CPU), and an overflow drops *everyone's*
+    #: queries before RRL can tell them apart; 4 MiB holds ~0.2 s of a 20k q/s flood.
+    udp_receive_buffer: int = 4 << 20
+    #: Connections the kernel completes and queues for accept (the listen backlog,
+    #: capped by net.core.somaxconn). Above the connection cap, so that a crowd of
+    #: idle clients arriving at once does not make the kernel drop a new client's SYN
+    #: (which costs it a 1 s retransmit) before eviction can make room.
+    tcp_listen_backlog: int = 1024
 
     def __post_init__(self) -> None:
         if self.rrl_rate < 0 or self.rrl_burst < 1:
@@ -38,3 +48,6 @@ class DnsLimits:
             raise ValueError("TCP connection caps must be at least 1")
         if min(self.tcp_idle_timeout, self.tcp_lifetime, self.tcp_write_timeout) <= 0:
             raise ValueError("TCP timeouts must be positive")
+        if self.udp_receive_buffer < 0 or self.tcp_listen_backlog < 1:
+            raise ValueError("the UDP receive buffer must be >= 0 (0: the system's) and "
+                             "the TCP listen backlog >= 1")

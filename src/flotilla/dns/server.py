@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 _ERROR = Outcome("<error>", "-", "SERVFAIL")
 _TCP_SEND_BUFFER = 65536
+#: Linux's SO_RCVBUFFORCE (not in `socket` on every platform or in its stubs)
+_SO_RCVBUFFORCE: int = getattr(socket, "SO_RCVBUFFORCE", 33)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -121,8 +123,10 @@ class DnsServer:
                 lambda: _UdpProtocol(self), local_addr=(self.host, self._port)
             )
             port = int(udp.get_extra_info("sockname")[1])
+            _grow_receive_buffer(udp.get_extra_info("socket"), self.limits.udp_receive_buffer)
             try:
-                self._tcp = await asyncio.start_server(self._serve_tcp, self.host, port)
+                self._tcp = await asyncio.start_server(
+                    self._serve_tcp, self.host, port, backlog=self.limits.tcp_listen_backlog)
             except OSError:
                 udp.close()
                 if self._port != 0 or attempt == 19:
@@ -300,6 +304,21 @@ class _UdpProtocol(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable from a client that went away: not our problem.
         log.debug("dns udp: %s", exc)
+
+
+def _grow_receive_buffer(sock: Any, size: int) -> None:
+    """Ask for a ``size``-byte receive buffer; past net.core.rmem_max the kernel caps
+    SO_RCVBUF, so with the privilege (root, CAP_NET_ADMIN) ask past the cap. Never
+    fails: a smaller buffer only drops more under a flood."""
+    if sock is None or size <= 0:
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        # Linux reports twice what was granted (the bookkeeping overhead it adds)
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < size:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, size)
+        log.debug("dns udp: receive buffer %s bytes",
+                  sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
 
 
 def _ns_addresses(host: str) -> tuple[str, ...]:
