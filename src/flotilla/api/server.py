@@ -31,6 +31,7 @@ import uvloop
 from flotilla.api.app import create_app
 from flotilla.api.audit import AuditLog
 from flotilla.api.auth import Authenticator, ensure_admin_token
+from flotilla.api.fairness import Fairness, FairnessConfig
 from flotilla.api.metrics import ApiMetrics
 from flotilla.api.registry import Registry
 from flotilla.api.routes import ApiContext
@@ -123,6 +124,7 @@ async def run_server(
     disk_reserve: int | None = None,
     bookmark_interval: float = 5.0,
     insecure_http: bool = False,
+    fairness: FairnessConfig | None = None,
 ) -> None:
     """Serve the API on ``listen`` from the store in ``data_dir`` until SIGINT/SIGTERM.
 
@@ -148,7 +150,8 @@ async def run_server(
 
     def http_config() -> uvicorn.Config:
         ctx = ApiContext(store.registry, Authenticator.from_data_dir(data_dir), ApiMetrics(),
-                         max_body_bytes, bookmark_interval, audit=AuditLog(data_dir))
+                         max_body_bytes, bookmark_interval, audit=AuditLog(data_dir),
+                         fairness=Fairness(fairness or FairnessConfig()))
         return uvicorn.Config(create_app(ctx), loop="none", http="httptools", ws="none",
                               lifespan="off", access_log=False, log_level="warning",
                               timeout_graceful_shutdown=5)
@@ -188,6 +191,7 @@ def main(
     disk_reserve: int | None = None,
     bookmark_interval: float = 5.0,
     insecure_http: bool = False,
+    fairness: FairnessConfig | None = None,
 ) -> None:
     """Blocking entry point for the CLI: `run_server` on a uvloop event loop."""
     if not logging.getLogger().handlers:
@@ -196,5 +200,5 @@ def main(
     run_process(functools.partial(
         run_server, data_dir, listen, max_body_bytes=max_body_bytes, background=background,
         keep_revisions=keep_revisions, disk_reserve=disk_reserve,
-        bookmark_interval=bookmark_interval, insecure_http=insecure_http),
+        bookmark_interval=bookmark_interval, insecure_http=insecure_http, fairness=fairness),
         loop_factory=uvloop.new_event_loop)
