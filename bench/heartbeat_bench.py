@@ -340,10 +340,10 @@ def with_server(data_dir: Path, work: Callable[[str, str, int], Awaitable[T]],
             proc.wait()
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "flotilla", "server", "--data-dir", str(data_dir),
-         "--listen", "127.0.0.1:0"],
+         "--listen", "127.0.0.1:0", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
     assert proc.stdout is not None
     deadline = time.monotonic() + 30

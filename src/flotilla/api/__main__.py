@@ -6,8 +6,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from flotilla.api.fairness_config import FairnessConfig
 from flotilla.api.http_guard import HttpLimits
 from flotilla.api.server import DEFAULT_MAX_BODY_BYTES, main
+
+_FAIR = FairnessConfig()
 
 
 def _args() -> argparse.Namespace:
@@ -26,13 +29,31 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--header-timeout", type=float, default=defaults.header_timeout)
     parser.add_argument("--keep-alive-timeout", type=float,
                         default=defaults.keep_alive_timeout)
-    return parser.parse_args()
+    parser.add_argument("--user-rate", type=float, default=_FAIR.user_rate)
+    parser.add_argument("--user-burst", type=int, default=_FAIR.user_burst)
+    parser.add_argument("--users-total-rate", type=float, default=_FAIR.users_total_rate)
+    parser.add_argument("--system-rate", type=float, default=_FAIR.system_rate)
+    parser.add_argument("--system-burst", type=int, default=_FAIR.system_burst)
+    parser.add_argument("--max-watches-per-identity", type=int, default=_FAIR.max_watches)
+    parser.add_argument("--min-watch-timeout", type=float, default=_FAIR.min_watch_timeout)
+    parser.add_argument("--watch-recheck", type=float, default=_FAIR.watch_recheck,
+                        help="seconds between an open watch's token checks")
+    args = parser.parse_args()
+    fairness = FairnessConfig(
+        user_rate=args.user_rate, user_burst=args.user_burst,
+        users_total_rate=args.users_total_rate, system_rate=args.system_rate,
+        system_burst=args.system_burst, max_watches=args.max_watches_per_identity,
+        min_watch_timeout=args.min_watch_timeout, watch_recheck=args.watch_recheck)
+    if fairness.problems():
+        parser.error("; ".join(fairness.problems()))
+    args.fairness = fairness
+    return args
 
 
 if __name__ == "__main__":
     args = _args()
     main(args.data_dir, args.listen, max_body_bytes=args.max_body_bytes,
          keep_revisions=args.keep_revisions, bookmark_interval=args.bookmark_interval,
-         insecure_http=args.insecure_http,
+         insecure_http=args.insecure_http, fairness=args.fairness,
          http_limits=HttpLimits(args.max_inflight, args.header_timeout,
                                 args.keep_alive_timeout))

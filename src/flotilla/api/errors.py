@@ -7,6 +7,7 @@ the same exception class a caller of the in-process registry would have seen.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -61,6 +62,17 @@ class RequestTooLargeError(ApiError):
 class UnsupportedMediaTypeError(ApiError):
     def __init__(self, message: str) -> None:
         super().__init__(415, "UnsupportedMediaType", message)
+
+
+class TooManyRequestsError(ApiError):
+    """429: the caller is over a limit (`flotilla.api.fairness`). ``retry_after`` (whole
+    seconds, at least 1) goes into ``details.retryAfterSeconds`` and the ``Retry-After``
+    header, as Kubernetes answers it."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(429, "TooManyRequests", message,
+                         {"retryAfterSeconds": self.retry_after})
 
 
 class InternalError(ApiError):
@@ -118,4 +130,6 @@ def from_store(exc: store.StoreError, what: str) -> ApiError:
 
 
 def status_response(err: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
+    if isinstance(err, TooManyRequestsError):
+        headers = {**(headers or {}), "Retry-After": str(err.retry_after)}
     return JSONResponse(err.to_status(), status_code=err.status, headers=headers)

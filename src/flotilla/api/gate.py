@@ -1,5 +1,6 @@
-"""The one door of the API: who is calling (authentication), what they ask (the RBAC
-attributes of the request) and whether they may (`flotilla.api.authz`).
+"""The one door of the API: who is calling (authentication), whether they are within
+their share of the server (`flotilla.api.fairness`), what they ask (the RBAC attributes
+of the request) and whether they may (`flotilla.api.authz`).
 
 Every resource request and every view derived from resources passes `admit` before any
 handler runs; `audit` records the outcome afterwards. Keeping both here means a new
@@ -28,11 +29,26 @@ _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def authenticate(request: Request, ctx: ApiContext) -> Principal:
+    """The caller, charged one request against its buckets: 401 or 429 otherwise.
+
+    The rate check comes right after the token and before the body is read or RBAC
+    runs, so a refused request costs the server as little as it can."""
     principal, why = ctx.auth.check(request.headers.get("authorization"))
     if principal is None:
         raise UnauthorizedError(f"Unauthorized: {why}; send Authorization: Bearer <token>")
     request.state.principal = principal
+    ctx.fairness.admit(principal)
     return principal
+
+
+def still_valid(request: Request, ctx: ApiContext) -> None:
+    """Raise the 401 that ends a long-lived request (a watch) whose token was revoked,
+    replaced or expired since it was admitted: the same check as at the door."""
+    admitted: Principal | None = getattr(request.state, "principal", None)
+    principal, why = ctx.auth.check(request.headers.get("authorization"))
+    if principal is None or principal != admitted:
+        raise UnauthorizedError(f"Unauthorized: {why or 'the token changed'}; the watch "
+                                "ended: get a valid token and watch again")
 
 
 def rbac_verb(method: str, target: Target, watch: bool) -> str:

@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from flotilla.api.audit import AuditLog
 from flotilla.api.auth import Authenticator
 from flotilla.api.authz import Authorizer
 from flotilla.api.body import decode_object, read_body
 from flotilla.api.errors import BadRequestError, InternalError, MethodNotAllowedError
+from flotilla.api.fairness import Fairness, WatchTicket
+from flotilla.api.gate import still_valid
 from flotilla.api.metrics import ApiMetrics
 from flotilla.api.paths import Target
 from flotilla.api.registry import Registry
+from flotilla.api.watch import bounded
 from flotilla.client.base import ApiError, NotFoundError
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.labels import SelectorError, parse_selector
@@ -39,6 +43,8 @@ class ApiContext:
     bookmark_interval: float = 5.0
     #: None: the audit trail is off (in-process tests without a data dir).
     audit: AuditLog | None = None
+    #: Rate limits and watch caps per identity (`flotilla.api.fairness`).
+    fairness: Fairness = field(default_factory=Fairness)
     authorizer: Authorizer = field(init=False)
 
     def __post_init__(self) -> None:
@@ -134,6 +140,10 @@ async def _watch(request: Request, target: Target, ctx: ApiContext) -> Response:
     (list resourceVersion "0") and then watches from there misses nothing. Errors after
     the stream opened (410 when the revision is compacted) arrive as an ERROR event
     carrying a Status, then the stream ends.
+
+    Each watch takes a slot of its caller's cap (429 beyond it) and ends cleanly at a
+    server-chosen time (`flotilla.api.fairness`), or with a 401 ERROR event once its
+    token is revoked or expired; clients resume from their last resourceVersion.
     """
     q = request.query_params
     selector = q.get("labelSelector")
@@ -144,6 +154,16 @@ async def _watch(request: Request, target: Target, ctx: ApiContext) -> Response:
     rv = q.get("resourceVersion") or None
     if rv is not None and not rv.isdigit():
         raise BadRequestError(f"resourceVersion must be a non-negative integer, got {rv!r}")
+    ticket = ctx.fairness.open_watch(request.state.principal)
+    try:
+        return _WatchResponse(_stream(request, target, ctx, rv, selector, ticket), ticket)
+    except BaseException:
+        ticket.release()
+        raise
+
+
+def _stream(request: Request, target: Target, ctx: ApiContext, rv: str | None,
+            selector: str | None, ticket: WatchTicket) -> AsyncIterator[bytes]:
     namespace = target.namespace or None
     registry = ctx.registry
     # Parse errors (a malformed resourceVersion) answer 400 before the stream opens.
@@ -164,7 +184,9 @@ async def _watch(request: Request, target: Target, ctx: ApiContext) -> Response:
                     target.kind, namespace, resource_version=listing.resource_version,
                     selector=selector, bookmark_interval=ctx.bookmark_interval,
                 )
-            async for event in events:
+            async for event in bounded(events, deadline=ticket.deadline,
+                                       check=lambda: still_valid(request, ctx),
+                                       every=ctx.fairness.config.watch_recheck):
                 yield _line(event.type, event.object)
         except ApiError as exc:
             yield _line("ERROR", exc.to_status())
@@ -173,8 +195,24 @@ async def _watch(request: Request, target: Target, ctx: ApiContext) -> Response:
             yield _line("ERROR", InternalError("watch failed").to_status())
         finally:
             ctx.metrics.open_watches.dec()
+            ticket.release()
 
-    return StreamingResponse(stream(), media_type="application/json")
+    return stream()
+
+
+class _WatchResponse(StreamingResponse):
+    """A watch stream that gives its slot back however the response ends: the stream's
+    own ``finally`` does not run when the client leaves before it started."""
+
+    def __init__(self, body: AsyncIterator[bytes], ticket: WatchTicket) -> None:
+        super().__init__(body, media_type="application/json")
+        self._on_close: Callable[[], None] = ticket.release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
 
 
 async def _body(request: Request, target: Target, ctx: ApiContext) -> dict[str, Any]:

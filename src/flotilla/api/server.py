@@ -31,6 +31,7 @@ import uvloop
 from flotilla.api.app import create_app
 from flotilla.api.audit import AuditLog
 from flotilla.api.auth import Authenticator, ensure_admin_token
+from flotilla.api.fairness import Fairness, FairnessConfig
 from flotilla.api.http_guard import HttpLimits, InflightLimit, header_timeout_protocol
 from flotilla.api.metrics import ApiMetrics
 from flotilla.api.registry import Registry
@@ -126,6 +127,7 @@ async def run_server(
     bookmark_interval: float = 5.0,
     insecure_http: bool = False,
     http_limits: HttpLimits = DEFAULT_HTTP_LIMITS,
+    fairness: FairnessConfig | None = None,
 ) -> None:
     """Serve the API on ``listen`` from the store in ``data_dir`` until SIGINT/SIGTERM.
 
@@ -151,7 +153,8 @@ async def run_server(
 
     def http_config() -> uvicorn.Config:
         ctx = ApiContext(store.registry, Authenticator.from_data_dir(data_dir), ApiMetrics(),
-                         max_body_bytes, bookmark_interval, audit=AuditLog(data_dir))
+                         max_body_bytes, bookmark_interval, audit=AuditLog(data_dir),
+                         fairness=Fairness(fairness or FairnessConfig()))
         # Hostile clients: `flotilla.api.http_guard` (header timeout, requests in flight).
         return uvicorn.Config(InflightLimit(create_app(ctx), http_limits.max_inflight),
                               loop="none", http=header_timeout_protocol(http_limits.header_timeout),
@@ -196,6 +199,7 @@ def main(
     bookmark_interval: float = 5.0,
     insecure_http: bool = False,
     http_limits: HttpLimits = DEFAULT_HTTP_LIMITS,
+    fairness: FairnessConfig | None = None,
 ) -> None:
     """Blocking entry point for the CLI: `run_server` on a uvloop event loop."""
     if not logging.getLogger().handlers:
@@ -205,5 +209,5 @@ def main(
         run_server, data_dir, listen, max_body_bytes=max_body_bytes, background=background,
         keep_revisions=keep_revisions, disk_reserve=disk_reserve,
         bookmark_interval=bookmark_interval, insecure_http=insecure_http,
-        http_limits=http_limits),
+        http_limits=http_limits, fairness=fairness),
         loop_factory=uvloop.new_event_loop)

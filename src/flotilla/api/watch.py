@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from flotilla.api import errors
 from flotilla.client.base import WatchEvent
@@ -144,3 +146,47 @@ async def watch_events(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def bounded(
+    events: AsyncIterator[WatchEvent],
+    *,
+    deadline: float,
+    check: Callable[[], None],
+    every: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> AsyncIterator[WatchEvent]:
+    """``events`` until the monotonic ``deadline`` (then the stream ends cleanly: the
+    server's watch timeout), calling ``check`` at least every ``every`` seconds; what it
+    raises (the 401 of a revoked token) ends the stream with that error.
+
+    The next event is awaited in a task kept across checks, so a check never cancels
+    (and so never loses) an event on its way; the task is cancelled only at the end.
+    """
+    pending: asyncio.Future[Any] | None = None
+    try:
+        while True:
+            left = deadline - clock()
+            if left <= 0:
+                return
+            check()
+            if pending is None:
+                pending = asyncio.ensure_future(anext(events))
+            done, _ = await asyncio.wait({pending}, timeout=min(every, left))
+            if not done:
+                continue
+            finished, pending = pending, None
+            try:
+                event = finished.result()
+            except StopAsyncIteration:
+                return
+            yield event
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from flotilla.api.fairness_config import FairnessConfig
 from flotilla.cli.config import (
     DEFAULT_CONTEXT,
     DEFAULT_LISTEN,
@@ -28,6 +29,7 @@ def default_data_dir() -> Path:
     return Path(base) / "flotilla"
 
 
+_FAIR = FairnessConfig()
 _DATA_DIR_HELP = "State directory (store, token hashes). Default: $FLOTILLA_DATA_DIR or " \
                  "~/.local/share/flotilla."
 
@@ -91,7 +93,18 @@ Examples:
   flotilla server --listen 127.0.0.1:0      # any free port; the real one is printed
   flotilla server --insecure-http           # plain HTTP, behind your own TLS proxy only
   flotilla server --max-inflight 64 --header-timeout 5   # a small machine
-  (API limits and what a client gets: docs/api.md)
+  flotilla server --user-rate 5 --user-burst 10 --max-watches-per-identity 20
+  flotilla server --min-watch-timeout 300   # watches end after 5-10 min; clients resume
+
+\b
+Limits (docs/api.md): bodies, YAML and JSON shapes, header time, requests in flight.
+
+\b
+Fairness (docs/api-fairness.md): each token gets a request bucket by its role's level:
+admin is exempt; agent, gateway and dns tokens are the system level, each with its own
+--system-rate bucket that no user's traffic draws from; every other token gets
+--user-rate, and all of them together --users-total-rate. Over a limit: 429
+TooManyRequests with Retry-After.
 """)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help=_DATA_DIR_HELP)
@@ -122,10 +135,33 @@ Examples:
 @click.option("--insecure-http", is_flag=True,
               help="Serve plain HTTP instead of HTTPS: only for a TLS terminator in front "
                    "on the same host (logged as a warning at every start).")
+@click.option("--user-rate", type=click.FloatRange(min=0), default=_FAIR.user_rate,
+              show_default=True, metavar="PER_SECOND",
+              help="Requests/s of each user token (not admin, not a component); 0: no limit.")
+@click.option("--user-burst", type=click.IntRange(min=1), default=_FAIR.user_burst,
+              show_default=True, help="Requests a user token may make at once.")
+@click.option("--users-total-rate", type=click.FloatRange(min=0),
+              default=_FAIR.users_total_rate, show_default=True, metavar="PER_SECOND",
+              help="Requests/s of all user tokens together (burst: twice); 0: no limit.")
+@click.option("--system-rate", type=click.FloatRange(min=0), default=_FAIR.system_rate,
+              show_default=True, metavar="PER_SECOND",
+              help="Requests/s of each agent, gateway and dns token; 0: no limit.")
+@click.option("--system-burst", type=click.IntRange(min=1), default=_FAIR.system_burst,
+              show_default=True, help="Requests an agent, gateway or dns token may make "
+              "at once.")
+@click.option("--max-watches-per-identity", type=click.IntRange(min=1),
+              default=_FAIR.max_watches, show_default=True, metavar="N",
+              help="Open watches per token, admin included (429 beyond).")
+@click.option("--min-watch-timeout", type=click.FloatRange(min=0.1, max=7 * 86400),
+              default=_FAIR.min_watch_timeout, show_default=True, metavar="SECONDS",
+              help="Each watch ends after a random time in [SECONDS, 2*SECONDS); clients "
+                   "resume from their last resourceVersion.")
 def server(data_dir: Path | None, listen: str, max_body_bytes: int, max_inflight: int,
            header_timeout: float, keep_alive_timeout: float, keep_revisions: int | None,
            disk_reserve: str, cluster_grace_period: float,
-           no_controllers: bool, insecure_http: bool) -> None:
+           no_controllers: bool, insecure_http: bool, user_rate: float, user_burst: int,
+           users_total_rate: float, system_rate: float, system_burst: int,
+           max_watches_per_identity: int, min_watch_timeout: float) -> None:
     """Run the control plane's API server until SIGINT/SIGTERM.
 
     It serves HTTPS only: the CA and the serving pair (for --listen's host, localhost
@@ -153,9 +189,14 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int, max_inflight
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         background = () if no_controllers else control_plane_tasks(cluster_grace_period)
+        fairness = FairnessConfig(
+            user_rate=user_rate, user_burst=user_burst, users_total_rate=users_total_rate,
+            system_rate=system_rate, system_burst=system_burst,
+            max_watches=max_watches_per_identity, min_watch_timeout=min_watch_timeout)
         run(data_dir, listen, max_body_bytes=max_body_bytes, keep_revisions=keep_revisions,
             disk_reserve=reserve, background=background, insecure_http=insecure_http,
-            http_limits=HttpLimits(max_inflight, header_timeout, keep_alive_timeout))
+            http_limits=HttpLimits(max_inflight, header_timeout, keep_alive_timeout),
+            fairness=fairness)
     except KeyboardInterrupt:
         return
     except FatalError as exc:

@@ -12,6 +12,7 @@ from flotilla.cli.output import as_list, dump, echo, note, table
 from flotilla.cli.session import CliError, call, connect, connection_options
 from flotilla.cli.targets import Target, namespace_for, not_found, parse_targets
 from flotilla.client.base import NotFoundError, Object, ResourceClient
+from flotilla.client.rewatch import follow
 from flotilla.resources.kinds import Kind
 
 OUTPUT_FORMATS = ("table", "wide", "yaml", "json", "name")
@@ -136,7 +137,7 @@ def _print(found: list[tuple[Kind, list[Object]]], fmt: str, *, all_namespaces: 
 async def _follow(client: ResourceClient, kind: Kind, ns: str | None, selector: str | None,
                   rv: str, fmt: str, show_ns: bool) -> None:
     """Print each change as a row (or document) as it happens; Ctrl-C ends it."""
-    async for event in client.watch(kind, ns, resource_version=rv, selector=selector):
+    async for event in follow(client, kind, ns, resource_version=rv, selector=selector):
         if event.type == "BOOKMARK":
             continue
         obj: dict[str, Any] = event.object

@@ -14,8 +14,10 @@ one client keeps its connections alive: no handshake per call.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
+import random
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -147,8 +149,26 @@ def _object_path(obj: Object, suffix: str = "") -> str:
     return f"{_paths(kind, namespace, obj.get('apiVersion'))}/{name}{suffix}"
 
 
+#: Longest ``Retry-After`` a 429 is waited out for; beyond it the 429 is the answer.
+MAX_RETRY_AFTER = 10.0
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds a 429 asks to wait (its ``Retry-After`` header, whole seconds), or None
+    when it names none or too long a wait to sit out."""
+    value = response.headers.get("retry-after", "")
+    if not value.isdigit() or float(value) > MAX_RETRY_AFTER:
+        return None
+    return float(value)
+
+
 class HttpClient(ResourceClient):
-    """A `ResourceClient` talking to a Flotilla server with a bearer token."""
+    """A `ResourceClient` talking to a Flotilla server with a bearer token.
+
+    A 429 (over the caller's rate limit, `flotilla.api.fairness`) is retried after its
+    ``Retry-After`` up to ``rate_limit_retries`` times, as client-go does: the request
+    was refused before it did anything, so any verb may be sent again.
+    """
 
     def __init__(
         self,
@@ -158,6 +178,7 @@ class HttpClient(ResourceClient):
         timeout: float = 10.0,
         watch_idle_timeout: float = 60.0,
         ca: Path | None = None,
+        rate_limit_retries: int = 3,
     ) -> None:
         """``watch_idle_timeout`` bounds the silence on a watch (the server sends a
         BOOKMARK every few seconds), so a dead connection is noticed. ``ca``: the CA
@@ -166,6 +187,7 @@ class HttpClient(ResourceClient):
         self.server = server.rstrip("/")
         self.ca = ca
         self._timeout = timeout
+        self.rate_limit_retries = rate_limit_retries
         self._watch_timeout = httpx.Timeout(timeout, read=watch_idle_timeout)
         self._http = httpx.AsyncClient(base_url=self.server, headers=headers, timeout=timeout,
                                        verify=verify_for(self.server, ca))
@@ -186,12 +208,19 @@ class HttpClient(ResourceClient):
         self, method: str, path: str, *, body: Object | None = None,
         params: dict[str, str] | None = None, headers: dict[str, str] | None = None,
     ) -> Any:
-        try:
-            response = await self._http.request(method, path, json=body, params=params,
-                                                headers=headers)
-        except httpx.TransportError as exc:
-            raise _transport_error(self.server, self.ca, exc,
-                                   f"cannot reach the Flotilla server at {self.server}") from exc
+        for attempt in range(self.rate_limit_retries + 1):
+            try:
+                response = await self._http.request(method, path, json=body, params=params,
+                                                    headers=headers)
+            except httpx.TransportError as exc:
+                raise _transport_error(
+                    self.server, self.ca, exc,
+                    f"cannot reach the Flotilla server at {self.server}") from exc
+            wait = retry_after(response) if response.status_code == 429 else None
+            if wait is None or attempt == self.rate_limit_retries:
+                break
+            # A little jitter: callers refused together do not all come back together.
+            await asyncio.sleep(wait * (1 + 0.2 * random.random()))
         if response.status_code >= 400:
             raise _error_from_response(response)
         return response.json()

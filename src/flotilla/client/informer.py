@@ -7,8 +7,9 @@ resourceVersion, and keeps a cache keyed (namespace, name) that readers use inst
 
 Failure handling is the point of the class:
 
-* a watch that ends or breaks (server restart, network cut) is resumed from the last
-  resourceVersion seen, so nothing is missed and nothing is delivered twice;
+* a watch that ends or breaks (the server's watch timeout, a server restart, a network
+  cut) is resumed from the last resourceVersion seen, so nothing is missed, nothing is
+  delivered twice and nothing is listed again;
 * a resume point the server has compacted away (410 `GoneError`) forces a re-list, and
   the informer diffs the new list against its cache and emits the differences as
   synthetic add/update/delete events, so handlers never miss a deletion that happened
@@ -26,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +39,10 @@ from flotilla.resources.kinds import Kind
 from flotilla.resources.labels import Selector, parse_selector
 
 log = logging.getLogger(__name__)
+
+#: A watch open at least this long that ends without an error was ended by the server
+#: (its watch timeout, a restart): resume at once, as after one that delivered events.
+CLEAN_END_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -206,8 +212,10 @@ class Informer:
                 if self._rv is None:
                     await self._relist()
                     self.backoff.reset()
+                opened = time.monotonic()
                 await self._watch()
-                if self._events_seen > events:
+                if self._events_seen > events or \
+                        time.monotonic() - opened >= CLEAN_END_SECONDS:
                     self.backoff.reset()
                     continue  # the stream ended after delivering: resume at once
                 # A stream that ends at once and empty: not an error, but do not spin.
