@@ -1,11 +1,12 @@
 """The store conformance suite's fixtures: every behaviour test runs on both stores.
 
 ``store`` is parametrized over the embedded SQLite store (a real file in the test's temp
-dir) and the etcd store (a real etcd, one per session, `tests.etcd_server`), so the two
-implementations cannot drift apart. Each etcd test gets its own key prefix and deletes
-it afterwards. Revisions are etcd-wide, so a test compares revisions with the store's
-revision when the test began (``base = await store.current_revision()``), never with
-literal numbers; for SQLite that base is 0.
+dir) and the etcd store (a real etcd, one per session: ``etcd_server`` in
+tests/conftest.py), so the two implementations cannot drift apart. Each etcd test gets
+its own key prefix and deletes it afterwards. Revisions are etcd-wide, so a test compares
+revisions with the store's revision when the test began
+(``base = await store.current_revision()``), never with literal numbers; for SQLite that
+base is 0.
 
 ``open_store`` opens another store on the same backend and place, for tests of close and
 reopen. Tests of what only SQLite has (disk reserve, backup, integrity, group commit)
@@ -15,7 +16,7 @@ use ``sqlite_store`` or `open_sqlite_store` directly.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +26,11 @@ import pytest
 from flotilla.store.base import Store
 from flotilla.store.etcd import EtcdStore, open_etcd_store, parse_etcd_url
 from flotilla.store.sqlite import SqliteStore, open_sqlite_store
-from tests.etcd_server import HOST, EtcdProcess, start_etcd
+from tests.etcd_server import HOST, EtcdProcess
 
 BACKENDS = ["sqlite", "etcd"]
 OpenStore = Callable[..., Awaitable[Store]]
 _prefixes = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdProcess]:
-    etcd = start_etcd(tmp_path_factory.mktemp("etcd"))
-    try:
-        yield etcd
-    finally:
-        etcd.stop()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from flotilla.api.server import DEFAULT_MAX_BODY_BYTES, main
+from flotilla.store.url import parse_store_url
 
 
 def _args() -> argparse.Namespace:
@@ -20,11 +21,17 @@ def _args() -> argparse.Namespace:
                         help="seconds between BOOKMARK events on an idle watch")
     parser.add_argument("--insecure-http", action="store_true",
                         help="serve plain HTTP (only behind a TLS terminator)")
+    parser.add_argument("--store", default=None,
+                        help="sqlite:///DIR (default: the data dir) or etcd://HOST:PORT,...")
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     args = _args()
+    try:
+        spec = parse_store_url(args.store) if args.store else None
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     main(args.data_dir, args.listen, max_body_bytes=args.max_body_bytes,
          keep_revisions=args.keep_revisions, bookmark_interval=args.bookmark_interval,
-         insecure_http=args.insecure_http)
+         insecure_http=args.insecure_http, store_spec=spec)
