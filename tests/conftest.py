@@ -30,6 +30,7 @@ import pytest
 
 if TYPE_CHECKING:
     from flotilla.api.registry import Registry
+    from tests.etcd_server import EtcdProcess
 
 #: Where programs look for per-user files, relative to the (test's own) home.
 USER_DIRS = {"XDG_CONFIG_HOME": ".config", "XDG_DATA_HOME": ".local/share",
@@ -85,3 +86,15 @@ async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
         yield Registry(store)
     finally:
         await store.close()
+
+
+@pytest.fixture(scope="session")
+def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdProcess]:
+    """One real etcd for the session (tests/etcd_server.py); tests share it by key prefix."""
+    from tests.etcd_server import start_etcd
+
+    etcd = start_etcd(tmp_path_factory.mktemp("etcd"))
+    try:
+        yield etcd
+    finally:
+        etcd.stop()

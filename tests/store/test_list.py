@@ -1,4 +1,4 @@
-"""Listing: namespaces, label selectors, paging and its continue token."""
+"""Listing: namespaces, label selectors, paging and its continue token (both stores)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import asyncio
 import pytest
 
 from flotilla.resources.labels import parse_selector
-from flotilla.store.base import Expired
-from flotilla.store.sqlite import SqliteStore
+from flotilla.store.base import Expired, Store
 from tests.store.conftest import cm
 
 R = "configmaps"
@@ -18,20 +17,23 @@ def names(items: list[dict[str, object]]) -> list[str]:
     return [o["metadata"]["name"] for o in items]  # type: ignore[index]
 
 
-async def fill(store: SqliteStore) -> None:
+async def fill(store: Store) -> int:
+    """31 objects; returns the revision before them."""
+    base = await store.current_revision()
     await asyncio.gather(
         *(store.create(R, cm(f"o{i:02}", "ns1" if i % 2 else "ns2",
                              tier="web" if i % 3 == 0 else "db", idx=str(i)))
           for i in range(30)),
         store.create("secrets", cm("s", "ns1")),
     )
+    return base
 
 
-async def test_list_by_namespace_in_key_order(store: SqliteStore) -> None:
-    await fill(store)
+async def test_list_by_namespace_in_key_order(store: Store) -> None:
+    base = await fill(store)
     everything = await store.list(R)
     assert len(everything.items) == 30
-    assert everything.revision == 31
+    assert everything.revision == base + 31
     assert everything.continue_token is None
     assert [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in everything.items] \
         == sorted((o["metadata"]["namespace"], o["metadata"]["name"])
@@ -40,7 +42,7 @@ async def test_list_by_namespace_in_key_order(store: SqliteStore) -> None:
     assert (await store.list(R, "nowhere")).items == []
 
 
-async def test_label_selectors(store: SqliteStore) -> None:
+async def test_label_selectors(store: Store) -> None:
     await fill(store)
     web = await store.list(R, selector=parse_selector("tier=web"))
     assert sorted(names(web.items)) == [f"o{i:02}" for i in range(0, 30, 3)]
@@ -50,8 +52,8 @@ async def test_label_selectors(store: SqliteStore) -> None:
     assert none.items == []
 
 
-async def test_paging_with_selector_covers_everything_once(store: SqliteStore) -> None:
-    await fill(store)
+async def test_paging_with_selector_covers_everything_once(store: Store) -> None:
+    base = await fill(store)
     selector = parse_selector("tier=db")
     seen: list[str] = []
     token: str | None = None
@@ -66,18 +68,18 @@ async def test_paging_with_selector_covers_everything_once(store: SqliteStore) -
             break
     assert sorted(seen) == sorted(names((await store.list(R, selector=selector)).items))
     assert len(seen) == len(set(seen)) == 20
-    assert revisions == {31}  # every page reports the revision the listing started at
+    assert revisions == {base + 31}  # every page reports the revision the listing started at
 
 
-async def test_exact_last_page_has_no_token(store: SqliteStore) -> None:
+async def test_exact_last_page_has_no_token(store: Store) -> None:
     await fill(store)
     first = await store.list(R, "ns1", limit=15)
     assert len(first.items) == 15
     assert first.continue_token is None
 
 
-async def test_bad_and_stale_continue_tokens(store: SqliteStore) -> None:
-    await fill(store)
+async def test_bad_and_stale_continue_tokens(store: Store) -> None:
+    base = await fill(store)
     page = await store.list(R, limit=5)
     assert page.continue_token
     with pytest.raises(ValueError, match="malformed continue token"):
@@ -90,10 +92,10 @@ async def test_bad_and_stale_continue_tokens(store: SqliteStore) -> None:
     await store.compact(await store.current_revision())
     with pytest.raises(Expired) as err:
         await store.list(R, limit=5, continue_token=page.continue_token)
-    assert err.value.compacted_revision == 32
+    assert err.value.compacted_revision == base + 32
 
 
-async def test_pages_show_the_first_pages_revision_despite_changes(store: SqliteStore) -> None:
+async def test_pages_show_the_first_pages_revision_despite_changes(store: Store) -> None:
     """Like an etcd range read at the list's revision: changes made between pages (to
     keys not yet returned) do not show, whatever their kind."""
     await asyncio.gather(*(store.create(R, cm(f"o{i:02}", tier="web")) for i in range(20)))
@@ -123,3 +125,25 @@ async def test_pages_show_the_first_pages_revision_despite_changes(store: Sqlite
     assert "o17" not in now
     assert "o18" not in now
     assert "o10b" in now
+
+
+async def test_order_is_namespace_then_name_whatever_the_characters(store: Store) -> None:
+    """Names sort as (namespace, name) tuples: ``a`` before ``a-b`` and ``a.b`` although
+    ``-`` and ``.`` sort below ``/`` (the etcd store's key layout must not leak)."""
+    pairs = [("a", "x"), ("a-b", "a"), ("a.b", "a"), ("a", "x-y"), ("a", "x.y"), ("ab", "a"),
+             ("", "cluster")]
+    for namespace, name in pairs:
+        await store.create(R, cm(name, namespace))
+    listed = await store.list(R)
+    assert [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in listed.items] == \
+        sorted(pairs)
+    seen: list[str] = []
+    token: str | None = None
+    for _ in range(10):  # bounded: 7 objects in pages of 2
+        page = await store.list(R, limit=2, continue_token=token)
+        seen.extend(names(page.items))
+        token = page.continue_token
+        if token is None:
+            break
+    assert seen == [name for _, name in sorted(pairs)]
+    assert names((await store.list(R, "a")).items) == ["x", "x-y", "x.y"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from flotilla.api.fairness_config import FairnessConfig
 from flotilla.api.http_guard import HttpLimits
 from flotilla.api.server import DEFAULT_MAX_BODY_BYTES, main
+from flotilla.store.url import parse_store_url
 
 _FAIR = FairnessConfig()
 
@@ -38,6 +39,8 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--min-watch-timeout", type=float, default=_FAIR.min_watch_timeout)
     parser.add_argument("--watch-recheck", type=float, default=_FAIR.watch_recheck,
                         help="seconds between an open watch's token checks")
+    parser.add_argument("--store", default=None,
+                        help="sqlite:///DIR (default: the data dir) or etcd://HOST:PORT,...")
     args = parser.parse_args()
     fairness = FairnessConfig(
         user_rate=args.user_rate, user_burst=args.user_burst,
@@ -52,8 +55,13 @@ def _args() -> argparse.Namespace:
 
 if __name__ == "__main__":
     args = _args()
+    try:
+        spec = parse_store_url(args.store) if args.store else None
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     main(args.data_dir, args.listen, max_body_bytes=args.max_body_bytes,
          keep_revisions=args.keep_revisions, bookmark_interval=args.bookmark_interval,
          insecure_http=args.insecure_http, fairness=args.fairness,
          http_limits=HttpLimits(args.max_inflight, args.header_timeout,
-                                args.keep_alive_timeout))
+                                args.keep_alive_timeout),
+         store_spec=spec)

@@ -124,6 +124,8 @@ def from_store(exc: store.StoreError, what: str) -> ApiError:
         )
     if isinstance(exc, store.StoreClosed):
         return UnavailableError("the store is shutting down; retry")
+    if isinstance(exc, store.StoreUnavailable):
+        return UnavailableError(f"the store is unavailable: {exc}; retry")
     if isinstance(exc, store.InsufficientStorage):
         return InsufficientStorageError(f"{what} not written: {exc}")
     return InternalError(f"store error on {what}: {exc}")

@@ -42,11 +42,11 @@ from flotilla.lifecycle.asgi import AsgiServer
 from flotilla.pki import ensure_server_pair, server_ssl_context
 from flotilla.pki.files import ensure_private_dir
 from flotilla.pki.layout import PkiLayout
-from flotilla.store.base import CorruptStore, Store
+from flotilla.store.base import CorruptStore, Store, StoreUnavailable
 from flotilla.store.encrypted import EncryptedStore
 from flotilla.store.envelope import Envelope, KeyFileError
-from flotilla.store.sqlite import open_sqlite_store
 from flotilla.store.sqlite.lock import DataDirLocked
+from flotilla.store.url import StoreSpec, open_store, sqlite_spec
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,9 @@ class _Store:
     name = "store"
 
     def __init__(self, data_dir: Path, keep_revisions: int | None,
-                 disk_reserve: int | None = None) -> None:
+                 disk_reserve: int | None = None, spec: StoreSpec | None = None) -> None:
         self.data_dir = data_dir
+        self.spec = spec or sqlite_spec(data_dir)
         self.keep_revisions = keep_revisions
         self.disk_reserve = disk_reserve
         self.store: Store | None = None
@@ -99,14 +100,12 @@ class _Store:
     async def start(self, tasks: asyncio.TaskGroup) -> None:
         try:
             envelope = Envelope.load_or_create(PkiLayout(self.data_dir).secrets_key)
-            options: dict[str, int] = {}
-            if self.keep_revisions is not None:
-                options["keep_revisions"] = self.keep_revisions
-            if self.disk_reserve is not None:
-                options["disk_reserve"] = self.disk_reserve
-            backend = await open_sqlite_store(self.data_dir, **options)
+            backend = await open_store(self.spec, keep_revisions=self.keep_revisions,
+                                       disk_reserve=self.disk_reserve)
         except (CorruptStore, DataDirLocked, KeyFileError) as exc:  # the operator's to fix
             raise FatalError(str(exc)) from None
+        except StoreUnavailable as exc:
+            raise FatalError(f"cannot open the store: {exc}") from None
         self.store = EncryptedStore(backend, envelope)
         self._registry = Registry(self.store)
 
@@ -128,8 +127,10 @@ async def run_server(
     insecure_http: bool = False,
     http_limits: HttpLimits = DEFAULT_HTTP_LIMITS,
     fairness: FairnessConfig | None = None,
+    store_spec: StoreSpec | None = None,
 ) -> None:
-    """Serve the API on ``listen`` from the store in ``data_dir`` until SIGINT/SIGTERM.
+    """Serve the API on ``listen`` from the store in ``data_dir`` (or ``store_spec``'s)
+    until SIGINT/SIGTERM.
 
     ``background`` coroutines (controllers) get the in-process `Registry` and run until
     shutdown. ``keep_revisions`` bounds the watch history kept in the store.
@@ -149,7 +150,7 @@ async def run_server(
     if token is not None:
         print(f"Admin token (shown only this once; the data dir keeps only its hash): {token}",
               flush=True)
-    store = _Store(data_dir, keep_revisions, disk_reserve)
+    store = _Store(data_dir, keep_revisions, disk_reserve, store_spec)
 
     def http_config() -> uvicorn.Config:
         ctx = ApiContext(store.registry, Authenticator.from_data_dir(data_dir), ApiMetrics(),
@@ -200,6 +201,7 @@ def main(
     insecure_http: bool = False,
     http_limits: HttpLimits = DEFAULT_HTTP_LIMITS,
     fairness: FairnessConfig | None = None,
+    store_spec: StoreSpec | None = None,
 ) -> None:
     """Blocking entry point for the CLI: `run_server` on a uvloop event loop."""
     if not logging.getLogger().handlers:
@@ -209,5 +211,6 @@ def main(
         run_server, data_dir, listen, max_body_bytes=max_body_bytes, background=background,
         keep_revisions=keep_revisions, disk_reserve=disk_reserve,
         bookmark_interval=bookmark_interval, insecure_http=insecure_http,
-        http_limits=http_limits, fairness=fairness),
+        http_limits=http_limits, fairness=fairness,
+        store_spec=store_spec),
         loop_factory=uvloop.new_event_loop)

@@ -95,6 +95,10 @@ Examples:
   flotilla server --max-inflight 64 --header-timeout 5   # a small machine
   flotilla server --user-rate 5 --user-burst 10 --max-watches-per-identity 20
   flotilla server --min-watch-timeout 300   # watches end after 5-10 min; clients resume
+  flotilla server --store sqlite:///srv/store    # the store apart from DATA_DIR
+  flotilla server --store etcd://127.0.0.1:2379              # objects in etcd
+  flotilla server --store etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379 \\
+      --etcd-ca-file ca.crt --etcd-cert-file client.crt --etcd-key-file client.key
 
 \b
 Limits (docs/api.md): bodies, YAML and JSON shapes, header time, requests in flight.
@@ -127,6 +131,16 @@ TooManyRequests with Retry-After.
 @click.option("--disk-reserve", default="64Mi", show_default=True, metavar="QUANTITY",
               help="Free space kept on the store's disk: below it, writes that grow the "
                    "store get 507 (deletes and heartbeats go on). 0 turns it off.")
+@click.option("--store", "store_url", metavar="URL", default=None,
+              help="Where objects live: sqlite:///DIR (default: the data directory) or "
+                   "etcd://HOST:PORT[,HOST:PORT...] (keys under /flotilla/). The data "
+                   "directory keeps the PKI, tokens, audit log and secrets key either way.")
+@click.option("--etcd-ca-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="CA bundle that signed etcd's server certificates: turns TLS to etcd on.")
+@click.option("--etcd-cert-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Client certificate for etcd (with --etcd-key-file).")
+@click.option("--etcd-key-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Private key of --etcd-cert-file.")
 @click.option("--cluster-grace-period", type=click.FloatRange(min=0.1), default=3.0,
               show_default=True, help="Seconds without a heartbeat before a cluster is "
               "Ready=Unknown and tainted unreachable.")
@@ -161,7 +175,9 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int, max_inflight
            disk_reserve: str, cluster_grace_period: float,
            no_controllers: bool, insecure_http: bool, user_rate: float, user_burst: int,
            users_total_rate: float, system_rate: float, system_burst: int,
-           max_watches_per_identity: int, min_watch_timeout: float) -> None:
+           max_watches_per_identity: int, min_watch_timeout: float,
+           store_url: str | None = None, etcd_ca_file: Path | None = None,
+           etcd_cert_file: Path | None = None, etcd_key_file: Path | None = None) -> None:
     """Run the control plane's API server until SIGINT/SIGTERM.
 
     It serves HTTPS only: the CA and the serving pair (for --listen's host, localhost
@@ -176,11 +192,22 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int, max_inflight
     from flotilla.api.server import parse_listen
     from flotilla.lifecycle import FatalError
     from flotilla.resources.quantity import integer_amount
+    from flotilla.store.url import parse_store_url
 
     try:
         parse_listen(listen)
     except ValueError as exc:
         raise CliError(str(exc), exit_code=2) from None
+    spec = None
+    if store_url is None and (etcd_ca_file or etcd_cert_file or etcd_key_file):
+        raise CliError("--etcd-ca-file/--etcd-cert-file/--etcd-key-file need "
+                       "--store etcd://HOST:PORT", exit_code=2)
+    if store_url is not None:
+        try:
+            spec = parse_store_url(store_url, etcd_ca_file=etcd_ca_file,
+                                   etcd_cert_file=etcd_cert_file, etcd_key_file=etcd_key_file)
+        except ValueError as exc:
+            raise CliError(str(exc), exit_code=2) from None
     try:
         reserve = integer_amount("disk-reserve", disk_reserve)
     except ValueError as exc:
@@ -196,7 +223,7 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int, max_inflight
         run(data_dir, listen, max_body_bytes=max_body_bytes, keep_revisions=keep_revisions,
             disk_reserve=reserve, background=background, insecure_http=insecure_http,
             http_limits=HttpLimits(max_inflight, header_timeout, keep_alive_timeout),
-            fairness=fairness)
+            fairness=fairness, store_spec=spec)
     except KeyboardInterrupt:
         return
     except FatalError as exc:

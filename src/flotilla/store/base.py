@@ -60,6 +60,11 @@ class StoreClosed(StoreError):
     """The store is shutting down; the operation did not happen."""
 
 
+class StoreUnavailable(StoreError):
+    """The store's backend (e.g. an etcd cluster) cannot be reached or has no leader now;
+    the operation may or may not have happened. Retry later."""
+
+
 class InsufficientStorage(StoreError):
     """The disk under the store is (nearly) full. The write was refused whole before
     anything of it was stored; writes that free space (deletes, compaction) and updates

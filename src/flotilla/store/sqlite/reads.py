@@ -8,8 +8,6 @@ one consistent snapshot.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import heapq
 import json
 import queue
@@ -22,6 +20,7 @@ from typing import Any, TypeVar
 
 from flotilla.resources.labels import Selector
 from flotilla.store.base import Expired, Object
+from flotilla.store.paging import ContinueToken
 from flotilla.store.sqlite.schema import connect, read_meta
 from flotilla.store.sqlite.writer import RawEvent
 
@@ -64,39 +63,6 @@ def get_object(conn: sqlite3.Connection, resource: str, namespace: str, name: st
         (resource, namespace, name),
     ).fetchone()
     return None if row is None else str(row[0])
-
-
-@dataclass(frozen=True, slots=True)
-class ContinueToken:
-    """Where the next page starts: after key (namespace, name), for a list that began at
-    ``revision``. Bound to the resource and namespace filter it was issued for."""
-
-    revision: int
-    resource: str
-    namespace: str | None
-    after: tuple[str, str]
-
-    def encode(self) -> str:
-        raw = json.dumps(
-            {"v": 1, "rev": self.revision, "res": self.resource, "ns": self.namespace,
-             "after": list(self.after)},
-            separators=(",", ":"),
-        )
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, token: str, resource: str, namespace: str | None) -> ContinueToken:
-        try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            data = json.loads(raw)
-            parsed = cls(int(data["rev"]), str(data["res"]), data["ns"],
-                         (str(data["after"][0]), str(data["after"][1])))
-        except (binascii.Error, ValueError, KeyError, IndexError, TypeError) as exc:
-            raise ValueError(f"malformed continue token {token[:40]!r}") from exc
-        if parsed.resource != resource or parsed.namespace != namespace:
-            raise ValueError("continue token was issued for a different list (resource or"
-                             " namespace differ)")
-        return parsed
 
 
 @dataclass(slots=True)

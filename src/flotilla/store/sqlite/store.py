@@ -29,6 +29,7 @@ from flotilla.store.base import (
     StoreClosed,
     WatchEvent,
 )
+from flotilla.store.paging import ContinueToken
 from flotilla.store.sqlite import ops, reads
 from flotilla.store.sqlite.backup import check_integrity, restore_hint
 from flotilla.store.sqlite.disk import DEFAULT_DISK_RESERVE, DiskReserve
@@ -204,7 +205,7 @@ class SqliteStore:
         if limit < 0:
             raise ValueError(f"limit: must be >= 0, got {limit}")
         token = (
-            reads.ContinueToken.decode(continue_token, resource, namespace)
+            ContinueToken.decode(continue_token, resource, namespace)
             if continue_token else None
         )
         if selector is not None and selector.empty:
