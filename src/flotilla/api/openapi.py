@@ -109,6 +109,10 @@ def _paths_for(kind: Kind, api_version: str) -> dict[str, Any]:
             "get": {"tags": tag, "summary": f"list or watch {kind.plural} in all namespaces",
                     "parameters": params, "responses": _responses(lst)},
         }
+    for path, item in paths.items():  # path parameters, declared as OpenAPI requires
+        item["parameters"] = [{"name": n, "in": "path", "required": True,
+                               "schema": {"type": "string"}}
+                              for n in ("namespace", "name") if f"{{{n}}}" in path]
     return paths
 
 
