@@ -15,6 +15,10 @@ ratio of the medians and, because the targets of one round run within a minute o
 other on a shared machine, the median of the per-round ratios. ``--workers`` gives HAProxy
 (nbthread), nginx (worker_processes) and the gateway (processes on one SO_REUSEPORT port)
 the same number of workers.
+
+``--baseline-src DIR`` adds the target ``flotilla-base``: the same gateway run from
+another checkout's ``src`` (e.g. ``git archive main src | tar -x -C /tmp/base``), so a
+change is measured against the code before it in the same invocation, interleaved.
 """
 
 from __future__ import annotations
@@ -86,10 +90,11 @@ class Procs:
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, cmd: list[str]) -> subprocess.Popen[bytes]:
+    def start(self, cmd: list[str], env: dict[str, str] | None = None
+              ) -> subprocess.Popen[bytes]:
         """Start ``cmd`` in its own session (so it is stopped as a group), output dropped."""
         p = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+                             stderr=subprocess.DEVNULL, env=env)
         self.procs.append(p)
         return p
 
@@ -171,6 +176,8 @@ def main() -> None:
                     help="runs per target, interleaved; the median run is reported")
     ap.add_argument("--tls", action="store_true",
                     help="the proxies terminate TLS (same certificate), wrk uses https")
+    ap.add_argument("--baseline-src", type=Path,
+                    help="also run the gateway from this src directory (flotilla-base)")
     args = ap.parse_args()
     # SIGTERM (e.g. from ``timeout``) unwinds like Ctrl-C, so every process we started
     # is stopped by the ``finally`` below.
@@ -235,13 +242,15 @@ backend be
 
             gport = free_port()
             targets.append(("flotilla", gport))
+            if args.baseline_src:
+                targets.append(("flotilla-base", free_port()))
 
             def start_target(name: str, port: int) -> list[subprocess.Popen[bytes]]:
                 if name == "haproxy":
                     return [procs.start([haproxy, "-f", str(hcfg), "-db"])]
                 if name == "nginx":
                     return [procs.start([nginx, "-c", str(nconf), "-p", str(tmp / "proxy")])]
-                if name == "flotilla":
+                if name in ("flotilla", "flotilla-base"):
                     listen = ["--listen", f"127.0.0.1:{port}"]
                     if args.tls:
                         listen = ["--listen", "127.0.0.1:0", "--tls-listen",
@@ -251,7 +260,13 @@ backend be
                            *[a for p in bports for a in ("--backend", f"127.0.0.1:{p}")]]
                     if args.workers > 1:
                         cmd.append("--reuse-port")
-                    return [procs.start(cmd) for _ in range(args.workers)]
+                    env = None
+                    if name == "flotilla-base":
+                        base = args.baseline_src.resolve()
+                        env = {**os.environ, "PYTHONPATH": str(base)}
+                        cmd[1] = str(base.parent / "bench" / "gateway" / "serve_static.py") \
+                            if (base.parent / "bench").exists() else cmd[1]
+                    return [procs.start(cmd, env) for _ in range(args.workers)]
                 return []
 
             runs: dict[str, list[Result]] = {}
@@ -283,7 +298,7 @@ def report(runs: dict[str, list[Result]], args: argparse.Namespace,
         print(f"{name:<10} {med(r.rps for r in rs):>10.0f} {med(r.p50_ms for r in rs):>8.2f} "
               f"{med(r.p99_ms for r in rs):>8.2f}  {errors}")
     g = runs.get("flotilla")
-    for other in ("haproxy", "nginx"):
+    for other in ("haproxy", "nginx", "flotilla-base"):
         o = runs.get(other)
         if not g or not o:
             continue

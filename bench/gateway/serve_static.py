@@ -1,9 +1,11 @@
 """Run the Flotilla gateway from a static model (no API server): for the benchmark.
 
 ``python serve_static.py --listen HOST:PORT --backend HOST:PORT ... [--strategy S]
-[--reuse-port] [--tls-listen HOST:PORT --cert PEM --key PEM]`` prints ``READY`` once
-listening and serves until SIGTERM/SIGINT. With ``--tls-listen`` the pair serves every
-name (the ``*`` host), as a policy's Secret would.
+[--reuse-port] [--tls-listen HOST:PORT --cert PEM --key PEM] [--admin-listen HOST:PORT]
+[--header-timeout S] [--write-timeout S]`` prints ``READY`` once listening and serves
+until SIGTERM/SIGINT. With ``--tls-listen`` the pair serves every name (the ``*`` host),
+as a policy's Secret would. Other limits are `GatewayOptions`' defaults, and the
+open-file limit is raised for them as ``flotilla gateway`` does.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import uvloop
 
-from flotilla.traffic.gateway import Gateway
+from flotilla.traffic.gateway import Gateway, GatewayOptions, raise_fd_limit
 from flotilla.traffic.model import CertSource, Endpoint, Policy, Strategy, static_model
 
 
@@ -25,8 +27,12 @@ async def main(args: argparse.Namespace, certificates: dict[str, CertSource]) ->
         host, _, port = b.rpartition(":")
         endpoints.append(Endpoint(f"c{i}", "r1", "z1", host, int(port)))
     policy = Policy("bench", "default", "bench", (args.host,), strategy=Strategy(args.strategy))
+    options = GatewayOptions(header_timeout=args.header_timeout,
+                             write_timeout=args.write_timeout)
+    raise_fd_limit(options)
     gw = Gateway(static_model([(policy, endpoints)], certificates), listen=args.listen,
-                 reuse_port=args.reuse_port, tls_listen=args.tls_listen)
+                 reuse_port=args.reuse_port, tls_listen=args.tls_listen,
+                 admin_listen=args.admin_listen, options=options)
     await gw.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -47,6 +53,9 @@ if __name__ == "__main__":
     p.add_argument("--tls-listen")
     p.add_argument("--cert")
     p.add_argument("--key")
+    p.add_argument("--admin-listen")
+    p.add_argument("--header-timeout", type=float, default=GatewayOptions().header_timeout)
+    p.add_argument("--write-timeout", type=float, default=GatewayOptions().write_timeout)
     args = p.parse_args()
     certificates = {}
     if args.tls_listen:
