@@ -8,6 +8,7 @@ they are found by their command line even when they cleared their environment.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import pwd
@@ -39,7 +40,7 @@ from tests.runtimes.conftest import MakeCluster, pods_of
 def _cgroup_available() -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         found = choose("probe", Path(tmp), "auto")
-        found.stop(keep_pods=False)
+        asyncio.run(found.stop(keep_pods=False))
         return isinstance(found, CgroupContainment)
 
 

@@ -145,7 +145,7 @@ class Containment:
     def describe(self) -> str:
         return f"containment: {self.mode} ({self.reason})"
 
-    def start(self, keep: Iterable[PodKey]) -> None:
+    async def start(self, keep: Iterable[PodKey]) -> None:
         if not self._subreaper:
             _Subreaper.acquire()
             self._subreaper = True
@@ -168,7 +168,7 @@ class Containment:
     def forget_pod(self, pod: PodKey) -> None:
         """Remove what the pod left (its cgroup directories)."""
 
-    def stop(self, *, keep_pods: bool) -> None:
+    async def stop(self, *, keep_pods: bool) -> None:
         """The agent stops: with ``keep_pods`` everything stays for the next agent."""
         if self._subreaper:
             _Subreaper.release()
@@ -242,12 +242,12 @@ class CgroupContainment(Containment):
         how = "cgroup.kill" if self.has_kill else "SIGKILL to each pid of cgroup.procs"
         return f"containment: cgroup at {self.root}, killed by {how} ({self.reason})"
 
-    def start(self, keep: Iterable[PodKey]) -> None:
+    async def start(self, keep: Iterable[PodKey]) -> None:
         """Kill and remove the cgroups of pods that are not kept (adopted)."""
         kept = {_pod_dir(p) for p in keep}
         for entry in self._pod_dirs():
             if entry.name not in kept:
-                self._kill_now(entry)
+                await self._kill(entry)
                 _remove_tree(entry)
 
     def _pod_dirs(self) -> list[Path]:
@@ -282,13 +282,16 @@ class CgroupContainment(Containment):
     def forget_pod(self, pod: PodKey) -> None:
         _remove_tree(self.root / _pod_dir(pod))
 
-    def stop(self, *, keep_pods: bool) -> None:
-        if not keep_pods:
-            for entry in self._pod_dirs():
-                self._kill_now(entry)
+    async def stop(self, *, keep_pods: bool) -> None:
+        """Without ``keep_pods`` every pod's cgroup goes; with it only the empty ones
+        (a pod between restarts gets its cgroup again when it next starts)."""
+        for entry in self._pod_dirs():
+            if not keep_pods:
+                await self._kill(entry)
+            if not keep_pods or not _populated(entry):
                 _remove_tree(entry)
-            with contextlib.suppress(OSError):
-                self.root.rmdir()
+        with contextlib.suppress(OSError):
+            self.root.rmdir()
 
     def _kill_now(self, cgroup: Path) -> None:
         """Signal every process in ``cgroup`` and below, never the agent itself."""

@@ -106,13 +106,16 @@ class LocalRuntime:
         self._pods_dir.mkdir(exist_ok=True)
         self._pods_dir.chmod(0o711)
         self._contain = choose(self.name, self.config.state_dir, self.config.containment)
-        log.info("cluster %s: %s", self.name, self._contain.describe())
+        # a fallback the operator did not ask for is worth seeing without --verbose
+        weak = self._contain.mode == "process" and self.config.containment == "auto"
+        log.log(logging.WARNING if weak else logging.INFO, "cluster %s: %s", self.name,
+                self._contain.describe())
         saved = self._state.load()
         if saved is not None:
             await self._restore(saved)
         self._forget_homes()
         # cgroups of pods not adopted (deleted while no agent ran, or unwanted) die now
-        self._contain.start(keep=list(self._pods))
+        await self._contain.start(keep=list(self._pods))
         self._loop_task = asyncio.get_running_loop().create_task(
             self._reconcile_loop(), name=f"runtime {self.name}")
         self._kick()
@@ -137,7 +140,7 @@ class LocalRuntime:
             await asyncio.gather(*(self._remove(p) for p in pods))
             self._save()
         if self._contain is not None:
-            self._contain.stop(keep_pods=keep_pods)
+            await self._contain.stop(keep_pods=keep_pods)
 
     async def apply(self, manifests: list[Manifest]) -> None:
         desired = parse_manifests(manifests)  # raises before anything changes
