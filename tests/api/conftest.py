@@ -111,9 +111,17 @@ def start_server(tmp: Path, *args: str) -> ServerProcess:
     return server
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = start_server(tmp_path_factory.mktemp("api"))
+@pytest.fixture(scope="module", params=["sqlite", "etcd"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[ServerProcess]:
+    """Every module's shared server runs once on each store: the API on an etcd store
+    (the session's etcd, under a key prefix of its own) must behave as on SQLite."""
+    tmp = tmp_path_factory.mktemp("api")
+    args: tuple[str, ...] = ()
+    if request.param == "etcd":
+        etcd = request.getfixturevalue("etcd_server")
+        args = ("--store", f"{etcd.url}/{tmp.name}/")
+    srv = start_server(tmp, *args)
     try:
         yield srv
     finally:

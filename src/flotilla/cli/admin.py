@@ -97,6 +97,7 @@ Examples:
   flotilla server --min-watch-timeout 300   # watches end after 5-10 min; clients resume
   flotilla server --store sqlite:///srv/store    # the store apart from DATA_DIR
   flotilla server --store etcd://127.0.0.1:2379              # objects in etcd
+  flotilla server --store etcd://127.0.0.1:2379/plane-b      # another plane, same etcd
   flotilla server --store etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379 \\
       --etcd-ca-file ca.crt --etcd-cert-file client.crt --etcd-key-file client.key
 
@@ -133,8 +134,9 @@ TooManyRequests with Retry-After.
                    "store get 507 (deletes and heartbeats go on). 0 turns it off.")
 @click.option("--store", "store_url", metavar="URL", default=None,
               help="Where objects live: sqlite:///DIR (default: the data directory) or "
-                   "etcd://HOST:PORT[,HOST:PORT...] (keys under /flotilla/). The data "
-                   "directory keeps the PKI, tokens, audit log and secrets key either way.")
+                   "etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (keys under PREFIX, default "
+                   "/flotilla/). The data directory keeps the PKI, tokens, audit log and "
+                   "secrets key either way.")
 @click.option("--etcd-ca-file", type=click.Path(dir_okay=False, path_type=Path),
               help="CA bundle that signed etcd's server certificates: turns TLS to etcd on.")
 @click.option("--etcd-cert-file", type=click.Path(dir_okay=False, path_type=Path),

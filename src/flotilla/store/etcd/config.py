@@ -1,4 +1,7 @@
-"""Where the etcd cluster is and how to reach it: ``etcd://host:port[,host:port...]``.
+"""Where the etcd cluster is and how to reach it: ``etcd://host:port[,host:port...][/prefix/]``.
+
+The optional path is the key prefix (default ``/flotilla/``), so that several control
+planes (or the tests) can share one etcd without seeing each other's objects.
 
 Parsed once, at the command line, so a bad URL or a missing certificate is refused with
 a message naming it before the server starts. Several endpoints become one gRPC channel
@@ -100,11 +103,14 @@ def parse_etcd_url(
     key_file: Path | None = None,
     prefix: str = DEFAULT_PREFIX,
 ) -> EtcdConfig:
-    """``etcd://host:port[,host:port...]`` into an `EtcdConfig`, or a ValueError saying
-    what is wrong. TLS is on when a CA file is given; a client certificate needs its key."""
+    """``etcd://host:port[,host:port...][/prefix/]`` into an `EtcdConfig`, or a ValueError
+    saying what is wrong. A path in the URL is the key prefix (it wins over ``prefix``).
+    TLS is on when a CA file is given; a client certificate needs its key."""
     if not url.startswith(SCHEME):
         raise ValueError(f"--store: an etcd URL starts with {SCHEME}, got {url!r}")
-    rest = url[len(SCHEME):].rstrip("/")
+    rest, slash, path = url[len(SCHEME):].partition("/")
+    if slash and path.strip("/"):
+        prefix = "/" + path.strip("/") + "/"
     if not rest:
         raise ValueError(f"--store {url}: no endpoint; e.g. etcd://127.0.0.1:2379")
     endpoints = []
