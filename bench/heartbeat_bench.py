@@ -114,10 +114,18 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+#: first server's pid -> every server's pid, when ``--servers`` starts several.
+SERVER_GROUPS: dict[int, list[int]] = {}
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of ``pid`` so far (from /proc, so no dependency is needed)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    """User + system CPU of ``pid`` so far (from /proc, so no dependency is needed);
+    for the first of several servers, of all of them."""
+    total = 0.0
+    for one in SERVER_GROUPS.get(pid, [pid]):
+        fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / TICKS
+    return total
 
 
 @dataclass
@@ -247,10 +255,40 @@ async def disk_reference(n: int, seconds: float, path: Path, server_pid: int) ->
         conn.close()
 
 
+async def etcd_reference(n: int, seconds: float, url: str, server_pid: int) -> Window:
+    """The same rate of raw etcd puts (one small key per simulated agent, once a second,
+    one shared aetcd client = one gRPC channel) on the run's own etcd: the floor of a
+    durable renewal on etcd (Raft + fsync), with no API server in between."""
+    import aetcd
+
+    host, _, port = url.removeprefix("etcd://").partition("/")[0].partition(":")
+    stop, sample = asyncio.Event(), Sample()
+    async with aetcd.Client(host, int(port)) as client:
+        def put(i: int) -> Callable[[], Awaitable[object]]:
+            key = f"/bench-reference/lease/sim-{i:05}".encode()
+            return lambda: client.put(key, str(time.time()).encode())
+
+        tasks = [asyncio.create_task(ticking(put(i), 1.0, sample, stop)) for i in range(n)]
+        try:
+            await asyncio.sleep(WARMUP_SECONDS)
+            return await measure(n, seconds, sample, server_pid)
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+#: Set by ``--store etcd``: the run's etcd, for the servers and the raw reference.
+ETCD_URL = ""
+SERVERS = 1
+
+
 def make_clients(url: str, token: str, n: int, pooled: bool) -> list[HttpClient]:
+    """One client per `AGENTS_PER_CLIENT` agents; with several servers (``url`` is a
+    comma-separated list) the clients, and so the agents, are spread over them."""
+    urls = url.split(",")
     count = -(-n // AGENTS_PER_CLIENT)
-    return [PooledClient(url, token) if pooled else HttpClient(url, token)
-            for _ in range(count)]
+    return [PooledClient(urls[i % len(urls)], token) if pooled
+            else HttpClient(urls[i % len(urls)], token) for i in range(count)]
 
 
 async def ramp(url: str, token: str, server_pid: int, steps: list[int], seconds: float,
@@ -310,11 +348,16 @@ async def references(url: str, token: str, server_pid: int, compare: Window, hel
         await asyncio.gather(*tasks, return_exceptions=True)
         for c in clients:
             await c.close()
-    d = await disk_reference(compare.n, seconds, sqlite_path, server_pid)
-    print(d.line("sqlite3"), flush=True)
+    if ETCD_URL:
+        d = await etcd_reference(compare.n, seconds, ETCD_URL, server_pid)
+        print(d.line("etcd put"), flush=True)
+    else:
+        d = await disk_reference(compare.n, seconds, sqlite_path, server_pid)
+        print(d.line("sqlite3"), flush=True)
     print(f"\nlargest N with heartbeat p99 < {p99_ms:g} ms: "
           f"{compare.n if held else 'none of the steps'}")
-    for name, ref_w in (("GET /healthz", r), ("raw sqlite3 commit", d)):
+    raw = "raw etcd put (aetcd)" if ETCD_URL else "raw sqlite3 commit"
+    for name, ref_w in (("GET /healthz", r), (raw, d)):
         print(f"heartbeat / {name} at N={compare.n}: p50 x{compare.p50_ms / ref_w.p50_ms:.1f},"
               f" p99 x{compare.p99_ms / ref_w.p99_ms:.1f}", flush=True)
 
@@ -326,18 +369,30 @@ def with_server(data_dir: Path, work: Callable[[str, str, int], Awaitable[T]],
                 max_seconds: float) -> T:
     """Start a server in ``data_dir``, run ``work(url, token, pid)`` on uvloop, stop it."""
     token = ensure_admin_token(data_dir) or ""
-    proc, url = start_server(data_dir)  # it inherits this process's niceness
-    print(f"server pid {proc.pid} at {url}", flush=True)
+    # With etcd, every server shares one data directory (one CA, one token file) and
+    # one key prefix, as replicas of one control plane do.
+    extra = ("--store", f"{ETCD_URL}/{data_dir.name}") if ETCD_URL else ()
+    procs: list[subprocess.Popen[bytes]] = []
+    urls: list[str] = []
     try:
+        for _ in range(SERVERS if ETCD_URL else 1):
+            proc, url = start_server(data_dir, *extra)  # inherits this process's niceness
+            procs.append(proc)
+            urls.append(url)
+            print(f"server pid {proc.pid} at {url}", flush=True)
+        SERVER_GROUPS[procs[0].pid] = [p.pid for p in procs]
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(asyncio.wait_for(work(url, token, proc.pid), max_seconds))
+            return runner.run(asyncio.wait_for(work(",".join(urls), token, procs[0].pid),
+                                               max_seconds))
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 def start_server(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -382,7 +437,17 @@ def main() -> None:
                              " run queue it waits in.")
     parser.add_argument("--httpx-default-pool", action="store_true",
                         help="Use HttpClient's default pool (20 kept-alive connections).")
+    parser.add_argument("--store", choices=("sqlite", "etcd"), default="sqlite",
+                        help="sqlite: one server on its own file (default). etcd: start a"
+                             " real etcd (/usr/bin/etcd, as tests/etcd_server.py) and"
+                             " --servers servers on one key prefix; the raw reference is"
+                             " then etcd puts at the same rate.")
+    parser.add_argument("--servers", type=int, default=1,
+                        help="API servers on the etcd store (agents spread over them),"
+                             " e.g. --store etcd --servers 3 --steps 1000,2000,3000.")
     args = parser.parse_args()
+    if args.servers < 1 or (args.servers > 1 and args.store != "etcd"):
+        parser.error("--servers: at least 1, and more than 1 only with --store etcd")
     if args.nice:
         os.nice(args.nice)
     steps = [int(s) for s in args.steps.split(",") if s]
@@ -390,7 +455,17 @@ def main() -> None:
           f" niceness {os.nice(0)}", flush=True)
     pooled, seconds = not args.httpx_default_pool, args.step_seconds
     syn = syn_retransmits()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        global ETCD_URL, SERVERS
+        if args.store == "etcd":
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+            from tests.etcd_server import start_etcd  # the one home of "start an etcd"
+
+            (Path(tmp) / "etcd").mkdir()
+            etcd = start_etcd(Path(tmp) / "etcd")
+            stack.callback(etcd.stop)
+            ETCD_URL, SERVERS = etcd.url, args.servers
+            print(f"etcd pid {etcd.proc.pid} at {etcd.url}; {SERVERS} server(s)", flush=True)
         compare, held = with_server(
             Path(tmp) / "ramp",
             lambda url, token, pid: ramp(url, token, pid, steps, seconds, args.p99_ms, pooled),

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flotilla.api import errors
+from flotilla.api.renewal import renewal
 from flotilla.api.watch import WatchSet, watch_events
 from flotilla.client.base import ConflictError, NotFoundError, ObjectList, WatchEvent
 from flotilla.resources import kinds
@@ -36,8 +37,10 @@ from flotilla.resources.kinds import Kind
 from flotilla.resources.labels import SelectorError, parse_selector
 from flotilla.resources.validation import FieldError, InvalidObject, validate_object
 from flotilla.store import base as store_base
-from flotilla.store.base import Object, Store
+from flotilla.store.base import Modifying, Object, Store
 
+#: Lease updates that only renew take `flotilla.api.renewal`'s fast path.
+_LEASE = kinds.by_kind("Lease")
 #: Read-modify-write attempts before an unconditional update gives up with 409.
 _MAX_ATTEMPTS = 8
 #: Metadata the server owns: a client cannot set or change them through create/update.
@@ -232,6 +235,15 @@ class Registry:
         what = describe(kind, namespace, name)
         rv = incoming["metadata"].get("resourceVersion")
         expected = None if rv in (None, "") else parse_resource_version(rv)
+        if kind is _LEASE and expected is not None and isinstance(self._store, Modifying):
+            try:
+                renewed = await self._store.modify(kind.resource, namespace, name,
+                                                   renewal(incoming),
+                                                   expected_revision=expected)
+            except store_base.StoreError as exc:
+                raise errors.from_store(exc, what) from None
+            if renewed is not None:
+                return renewed  # else not a pure renewal: the general path below
         for _ in range(_MAX_ATTEMPTS):
             current = await self._get(kind, namespace, name)
             revision = self._check_cas(kind, current, expected, what)

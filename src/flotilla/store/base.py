@@ -18,7 +18,7 @@ validation belong to the API layer (`flotilla.api.registry`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -184,3 +184,31 @@ class Store(Protocol):
     async def lease_info(self, lease_id: int) -> Lease: ...
 
     async def close(self) -> None: ...
+
+
+#: `Modifying.modify`'s change: the stored object (the caller's own copy) to the object
+#: to store, or None to decline (the store then writes nothing and returns None).
+Change = Callable[[Object], "Object | None"]
+
+
+@runtime_checkable
+class Modifying(Protocol):
+    """An optional Store capability: read-check-write of one object as one store step.
+
+    `Store.update` needs the caller to read first (one more trip to the store, and for
+    SQLite one more hop to a reader thread); a heartbeat that only moves a timestamp
+    pays that on every renewal. ``modify`` runs ``change`` against the object as stored
+    at the moment of the write (SQLite: inside the writer's transaction; etcd: a read
+    then a compare-and-set transaction on the revision read), so the caller's checks
+    and the write see the same state. Stores without it are used through get + update.
+    """
+
+    async def modify(self, resource: str, namespace: str, name: str, change: Change, *,
+                     expected_revision: int) -> Object | None:
+        """Store ``change(current)`` if the object's revision is ``expected_revision``.
+
+        Raises `NotFound` when absent and `Conflict` when the revision moved; returns
+        None, having written nothing, when ``change`` declined; else the stored object.
+        ``change`` must be quick and pure: SQLite runs it in its writer thread.
+        """
+        ...

@@ -21,7 +21,15 @@ from typing import Any
 
 from flotilla.resources import kinds
 from flotilla.resources.labels import Selector
-from flotilla.store.base import Lease, ListResult, Object, Store, WatchEvent
+from flotilla.store.base import (
+    Change,
+    Lease,
+    ListResult,
+    Modifying,
+    Object,
+    Store,
+    WatchEvent,
+)
 from flotilla.store.envelope import DecryptionError, Envelope
 
 log = logging.getLogger(__name__)
@@ -130,6 +138,15 @@ class EncryptedStore:
         sent = self.seal(resource, obj)
         stored = await self.inner.update(resource, sent, expected_revision=expected_revision)
         return self._returned(sent, obj, stored)
+
+    async def modify(self, resource: str, namespace: str, name: str, change: Change, *,
+                     expected_revision: int) -> Object | None:
+        """`Modifying.modify` for what is stored in clear; sealed kinds (and an inner
+        store without it) decline, so the caller takes the get + update path."""
+        if resource in SEALABLE or not isinstance(self.inner, Modifying):
+            return None
+        return await self.inner.modify(resource, namespace, name, change,
+                                       expected_revision=expected_revision)
 
     async def delete(self, resource: str, namespace: str, name: str, *,
                      expected_revision: int | None = None) -> Object:

@@ -30,6 +30,7 @@ from aetcd import rpc
 from flotilla.resources.labels import Selector
 from flotilla.store.base import (
     AlreadyExists,
+    Change,
     Conflict,
     Expired,
     Lease,
@@ -280,6 +281,21 @@ class EtcdStore:
         if not response.succeeded:
             self._refused(response, resource, namespace, name, expected_revision)
         return keys.decode(value, response.header.revision)
+
+    async def modify(self, resource: str, namespace: str, name: str, change: Change, *,
+                     expected_revision: int) -> Object | None:
+        """`Modifying.modify`: one read, then the write as a transaction comparing the
+        key's mod revision with the one read, so nothing can slip in between."""
+        current = await self.get(resource, namespace, name)
+        revision = int(current["metadata"]["resourceVersion"])
+        if revision != expected_revision:
+            raise Conflict(f"{_describe(resource, namespace, name)} was modified "
+                           f"(resourceVersion {revision}, expected {expected_revision}); "
+                           "read it again and retry", current_revision=revision)
+        new = change(current)
+        if new is None:
+            return None
+        return await self.update(resource, new, expected_revision=revision)
 
     async def delete(self, resource: str, namespace: str, name: str, *,
                      expected_revision: int | None = None) -> Object:

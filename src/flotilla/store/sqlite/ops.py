@@ -9,6 +9,7 @@ so a watch position is always a single, unambiguous point in the log.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from flotilla.store.base import (
@@ -157,3 +158,20 @@ def compact(txn: Txn, revision: int) -> None:
     # Compacting to an already compacted revision is a no-op, so that several
     # compactors (or a retry) never fail on each other.
     compact_log(txn, revision)
+
+
+def modify(
+    txn: Txn, resource: str, namespace: str, name: str, change: Callable[[Object], Any],
+    expected_revision: int,
+) -> str | None:
+    """`Modifying.modify` inside the writer: the current row, the caller's check and
+    the write in one step, with no reader-thread hop before it."""
+    row = _current(txn, resource, namespace, name)
+    what = _describe(resource, namespace, name)
+    if row is None:
+        raise NotFound(f"{what} not found")
+    _check_revision(what, row[0], expected_revision)
+    new = change(json.loads(row[3]))
+    if new is None:
+        return None
+    return update(txn, resource, namespace, name, new, expected_revision)

@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from flotilla.resources.labels import Selector
 from flotilla.store.base import (
+    Change,
     CorruptStore,
     Lease,
     ListResult,
@@ -32,6 +33,7 @@ from flotilla.store.base import (
 from flotilla.store.paging import ContinueToken
 from flotilla.store.sqlite import ops, reads
 from flotilla.store.sqlite.backup import check_integrity, restore_hint
+from flotilla.store.sqlite.checkpoint import Checkpointer
 from flotilla.store.sqlite.disk import DEFAULT_DISK_RESERVE, DiskReserve
 from flotilla.store.sqlite.leases import LeaseKeeper
 from flotilla.store.sqlite.lock import DataDirLock
@@ -97,6 +99,7 @@ def _load(data_dir: Path) -> tuple[sqlite3.Connection, dict[str, int], dict[int,
         except CorruptStore as exc:
             raise CorruptStore(f"{exc}; {restore_hint(data_dir)}") from None
         meta = read_meta(conn)
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # `Checkpointer` does it, off the path
         leases = {int(i): float(t) for i, t in conn.execute("SELECT id, ttl FROM leases")}
     except BaseException:
         conn.close()
@@ -129,6 +132,7 @@ class SqliteStore:
         self._leases = LeaseKeeper(self.revoke_lease)
         self._revision = 0
         self._writer: GroupCommitWriter | None = None
+        self._checkpoints = Checkpointer(data_dir)
         self._reads: reads.ReadPool | None = None
         self._closed = False
         self._closing = False
@@ -154,6 +158,7 @@ class SqliteStore:
             space_check=self._disk.check,
         )
         self._writer.start()
+        self._checkpoints.start()
         self._leases.start(leases)
 
     # -- plumbing --------------------------------------------------------------------
@@ -241,6 +246,18 @@ class SqliteStore:
         result: Object = json.loads(text)
         return result
 
+    async def modify(self, resource: str, namespace: str, name: str, change: Change, *,
+                     expected_revision: int) -> Object | None:
+        """See `Modifying.modify`: one writer-thread step, no read before it."""
+        text: str | None = await self._write(
+            partial(ops.modify, resource=resource, namespace=namespace, name=name,
+                    change=change, expected_revision=expected_revision)
+        )
+        if text is None:
+            return None
+        result: Object = json.loads(text)
+        return result
+
     async def delete(
         self, resource: str, namespace: str, name: str, *, expected_revision: int | None = None
     ) -> Object:
@@ -314,6 +331,7 @@ class SqliteStore:
         await self._leases.stop()
         if self._writer is not None:
             await self._writer.stop()
+        await asyncio.to_thread(self._checkpoints.stop)
         self._closed = True
         self._hub.close()
         if self._reads is not None:
