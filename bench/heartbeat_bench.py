@@ -1,6 +1,11 @@
 """How many member clusters one server on SQLite holds: simulated agents heartbeating.
 
     .venv/bin/python bench/heartbeat_bench.py --steps 50,100,200,400,800 --step-seconds 10
+    .venv/bin/python bench/heartbeat_bench.py --store etcd --servers 3 --steps 1000,3000
+
+With ``--store etcd`` it starts a real etcd (as tests/etcd_server.py does) and
+``--servers`` servers on one key prefix and one data directory, the agents spread over
+them, and the raw reference is etcd puts at the same rate instead of sqlite3 commits.
 
 Starts a real ``flotilla server`` (subprocess, temp data dir, a free loopback port,
 controllers ON: the cluster-health controller watches every Lease and every Cluster) and

@@ -4,8 +4,10 @@ renewal gets the general update's semantics."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -13,13 +15,18 @@ import pytest
 from flotilla.agent.heartbeat import Heartbeat, LeaseLost
 from flotilla.api.registry import Registry
 from flotilla.client.base import ApiError, ConflictError
+from flotilla.controllers import cluster_health
+from flotilla.controllers.manager import ControllerManager
 from flotilla.resources.kinds import by_kind
-from flotilla.resources.wellknown import SYSTEM_NAMESPACE
+from flotilla.resources.views import ClusterView
+from flotilla.resources.wellknown import SYSTEM_NAMESPACE, TAINT_UNREACHABLE
 from flotilla.store.base import Store
 from flotilla.store.etcd import open_etcd_store, parse_etcd_url
 from flotilla.store.sqlite import open_sqlite_store
+from tests.helpers import wait_for
 
 LEASE = by_kind("Lease")
+CLUSTER = by_kind("Cluster")
 _prefixes = itertools.count()
 
 
@@ -99,3 +106,42 @@ async def test_a_body_that_changes_more_than_renew_time_is_a_full_update(
     bad = {**updated, "spec": {**updated["spec"], "renewTime": "yesterday"}}
     with pytest.raises(ApiError, match=r"renewTime"):
         await registry.update(bad)
+
+
+async def test_the_health_controller_sees_renewals_and_their_end(registry: Registry) -> None:
+    """Renewals on the fast path keep the cluster Ready; once they stop it goes Unknown
+    after the grace period (1 s here), with the unreachable taint."""
+    await registry.create({"apiVersion": CLUSTER.api_version, "kind": "Cluster",
+                           "metadata": {"name": "east-1"},
+                           "spec": {"region": "r", "zone": "z", "runtime": "local"}})
+    manager = ControllerManager(registry)
+    cluster_health.build(manager, grace=1.0)
+    hb = Heartbeat(registry, "east-1", 0.2)
+    await hb.acquire()
+
+    async def ready() -> str:
+        view = ClusterView.of(await registry.get(CLUSTER, "", "east-1"))
+        return view.ready_status or ""
+
+    async with manager:
+        beating = asyncio.create_task(hb.run())
+        try:
+            assert await wait_for(lambda: _is(ready, "True"), timeout=20, what="Ready=True")
+            first = hb.renewals
+            await wait_for(lambda: _at_least(hb, first + 5), timeout=20, what="5 renewals")
+            assert await ready() == "True"  # still Ready across renewals
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+        assert await wait_for(lambda: _is(ready, "Unknown"), timeout=20, what="Unknown")
+    taints = (await registry.get(CLUSTER, "", "east-1"))["spec"].get("taints") or []
+    assert {t["key"] for t in taints} == {TAINT_UNREACHABLE}
+
+
+async def _is(read: Callable[[], Awaitable[str]], want: str) -> bool:
+    return await read() == want
+
+
+async def _at_least(hb: Heartbeat, n: int) -> bool:
+    return hb.renewals >= n
