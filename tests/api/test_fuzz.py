@@ -15,6 +15,8 @@ a fixed seed, no Hypothesis example database on disk. About a minute in all
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -74,6 +76,14 @@ def test_document_is_valid_openapi() -> None:
 schema = schemathesis.openapi.from_dict(openapi_document(), config=schemathesis.Config(seed=SEED))
 # The coverage phase ignores max_examples (dozens of cases per operation): too slow here.
 schema.config.phases.coverage.enabled = False
+# The reproduction must carry the real (throwaway, per-run) admin token to be runnable.
+schema.config.output.sanitization.enabled = False
+
+
+def curl_for(case: schemathesis.Case, srv: ServerProcess) -> str:
+    """A curl command line that sends exactly ``case`` to ``srv`` (token and CA included)."""
+    curl = case.as_curl_command(headers=srv.headers(), base_url=srv.url)
+    return curl.replace("curl ", f"curl --cacert {srv.ca} ", 1)
 
 
 @schema.parametrize()
@@ -88,8 +98,7 @@ def test_no_server_errors(case: schemathesis.Case, fuzz_server: ServerProcess) -
                          verify=str(fuzz_server.ca), timeout=30)
     _SEEN["operations"].add(f"{case.method} {case.path}")
     _SEEN["calls"] += 1
-    curl = case.as_curl_command(headers=fuzz_server.headers(), base_url=fuzz_server.url)
-    curl = curl.replace("curl ", f"curl --cacert {fuzz_server.ca} ", 1)
+    curl = curl_for(case, fuzz_server)
     if response.status_code >= 500:
         _SEEN["server_errors"].append(curl)
     assert response.status_code < 500, (
@@ -99,6 +108,21 @@ def test_no_server_errors(case: schemathesis.Case, fuzz_server: ServerProcess) -
                                                  content_type_conformance])
     except AssertionError as exc:
         raise AssertionError(f"{exc}\nreproduce: {curl}") from None
+
+
+def test_the_printed_reproduction_runs_with_curl(fuzz_server: ServerProcess) -> None:
+    """What a failure prints is a working command: real curl creates the object."""
+    create = schema["/api/v1/namespaces/{namespace}/configmaps"]["POST"].Case(
+        path_parameters={"namespace": "default"}, media_type="application/json",
+        body={"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": "from-curl"}, "data": {"k": "v"}})
+    command = curl_for(create, fuzz_server) + " -s -o /dev/null -w %{http_code}"
+    done = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=30,
+                          check=False)
+    assert done.stdout == "201", (command, done.stdout, done.stderr)
+    got = httpx.get(f"{fuzz_server.url}/api/v1/namespaces/default/configmaps/from-curl",
+                    headers=fuzz_server.headers(), verify=fuzz_server.verify, timeout=10)
+    assert got.json()["data"] == {"k": "v"}
 
 
 def test_server_healthy_after_fuzz(fuzz_server: ServerProcess) -> None:
