@@ -172,6 +172,10 @@ async def attacker(port: int, idle: int, slowloris: int, slow_readers: int) -> N
                                         .encode())
                 while True:
                     await asyncio.sleep(1)
+                    # A reset is pending behind what our receive buffer still holds
+                    # (recv would drip that out first, a byte a second): ask directly.
+                    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                        break
                     try:
                         if not sock.recv(1):
                             break
@@ -229,6 +233,16 @@ def scrape(admin_port: int) -> dict[str, float]:
         if name in wanted:
             out[wanted[name]] = float(value)
     return out
+
+
+def check_big(port: int) -> None:
+    """The slow readers' file must come through whole-sized, or they test nothing."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/big", method="HEAD",
+                                 headers={"Host": HOST})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        length = int(r.headers.get("content-length", "0"))
+        if r.status != 200 or length != BIG:
+            raise RuntimeError(f"/big answered {r.status}, {length} bytes; want 200, {BIG}")
 
 
 def loaded_run(args: argparse.Namespace, port: int, admin_port: int, procs: Procs
@@ -299,6 +313,10 @@ def main() -> None:
                        dict[str, float]]] = []
     with tempfile.TemporaryDirectory(prefix="gwabuse-") as tmpdir:
         tmp = Path(tmpdir)
+        # nginx's workers (not root) must read the file: TemporaryDirectory is 0700, and
+        # without this /big was a 153-byte 403 that fitted in the socket buffers, so the
+        # "slow readers" never blocked a write (issue 14's unexplained non-cut).
+        tmp.chmod(0o755)
         try:
             big = tmp / "big.bin"
             with big.open("wb") as f:
@@ -319,6 +337,7 @@ def main() -> None:
             wait_port(gport)
             wait_port(aport)
             run_client(argparse.Namespace(**{**vars(args), "duration": 1}), gport)  # warm-up
+            check_big(gport)
             for i in range(args.rounds):
                 print(f"round {i + 1}/{args.rounds}", flush=True)
                 ref: dict[str, float] = {}

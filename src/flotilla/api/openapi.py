@@ -5,6 +5,12 @@ Built once per process from `flotilla.resources.kinds.KINDS` (paths) and the mod
 A kind whose model cannot render a schema gets an open object schema rather than
 breaking the whole document. Served without authentication: it describes the API,
 holds no data, and lets tools discover the server before a token is configured.
+
+The document is OpenAPI 3.1, not 3.0: its Schema Objects are pydantic's JSON Schema
+(draft 2020-12: ``{"type": "null"}`` in ``anyOf`` for optional fields, a numeric
+``exclusiveMinimum``, ``$ref`` beside ``default``), which 3.1 takes as it is and 3.0's
+draft-4 dialect rejects; tools reading it as 3.0 could not generate a valid body for
+some kinds (``tests/api/test_fuzz.py`` checks it against the OpenAPI meta-schema).
 """
 
 from __future__ import annotations
@@ -136,7 +142,7 @@ def openapi_document() -> dict[str, Any]:
         for api_version in kind.api_versions:
             paths.update(_paths_for(kind, api_version))
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "Flotilla API", "version": "v1alpha1"},
         "components": {
             "schemas": schemas,
