@@ -127,7 +127,8 @@ def test_the_printed_reproduction_runs_with_curl(fuzz_server: ServerProcess) -> 
 
 def test_server_healthy_after_fuzz(fuzz_server: ServerProcess) -> None:
     """Read-only: after every fuzzed request the server still answers health and a list."""
-    assert _SEEN["calls"] > 0, "runs after test_no_server_errors (same module, file order)"
+    if _SEEN["calls"] == 0:  # selected alone: there was no fuzzing to survive
+        pytest.skip("checks the server after test_no_server_errors; run the module")
     with httpx.Client(base_url=fuzz_server.url, headers=fuzz_server.headers(),
                       verify=fuzz_server.verify, timeout=10) as http:
         assert http.get("/healthz").status_code == 200
