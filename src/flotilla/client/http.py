@@ -218,7 +218,12 @@ class HttpClient(ResourceClient):
 
     @property
     def _http(self) -> httpx.AsyncClient:
+        """The current server's pool (bench/heartbeat_bench.py replaces it)."""
         return self._https[self._current]
+
+    @_http.setter
+    def _http(self, http: httpx.AsyncClient) -> None:
+        self._https[self._current] = http
 
     def _switch(self, index: int, why: str) -> None:
         """Move from server ``index`` to the next -- unless another request already
