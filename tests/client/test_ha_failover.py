@@ -5,7 +5,7 @@ they carry on through B with no missed change.
 - a Work created right after the kill, while the agent's watches are breaking and
   moving to B, is applied (its pods run);
 - a TrafficPolicy and the EndpointSlice of that Work's Service, made after the switch,
-  are routed by the gateway, which by then talks only to B.
+  are routed by the gateway and answered by DNS (real dig), which by then talk only to B.
 
 Both servers run controllers (leader election is issue 15 point 3, another change).
 """
@@ -108,6 +108,17 @@ def test_agent_and_gateway_carry_on_through_b_when_a_is_killed(
                      "--admin-listen", f"127.0.0.1:{gw_admin}", "-v",
                      "--region", "r1"], tmp_path / "gateway.log")
 
+    dns_port = free_port()
+    dns = start([FLOTILLA, "dns", "--server", servers, "--token", a.token, "--ca-file",
+                 str(a.ca), "--listen", f"127.0.0.1:{dns_port}", "--zone", "example.test"],
+                tmp_path / "dns.log")
+
+    def resolves(host: str) -> bool:
+        out = subprocess.run(["dig", "@127.0.0.1", "-p", str(dns_port), "+short",
+                              "+tries=1", "+time=2", host], capture_output=True,
+                             text=True, timeout=20, check=False).stdout
+        return ADDRESS in out.split()
+
     def state() -> str:
         """What the gateway routes and what the API holds, for a failure message."""
         routes = httpx.get(f"http://127.0.0.1:{gw_admin}/routes", timeout=5).text
@@ -127,6 +138,8 @@ def test_agent_and_gateway_carry_on_through_b_when_a_is_killed(
                           60, what="the gateway to route shop (through A)")
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{state()}") from None
+        wait_for_sync(lambda: resolves("shop.example.test"), 30, what="DNS to answer shop")
+        assert not resolves("late.example.test")
 
         os.killpg(a.proc.pid if a.proc else 0, signal.SIGKILL)
         # A change made while the clients are losing A and moving to B.
@@ -139,8 +152,9 @@ def test_agent_and_gateway_carry_on_through_b_when_a_is_killed(
             text = log.read_text(errors="replace")
             return f"API server {a.url} failed" in text and f"switching to {b.url}" in text
 
-        wait_for_sync(lambda: switched(tmp_path / "gateway.log"), 30,
-                      what="the gateway to log its switch to B")
+        for part in ("gateway", "dns"):
+            wait_for_sync(lambda part=part: switched(tmp_path / f"{part}.log"), 30,
+                          what=f"the {part} to log its switch to B")
         assert switched(tmp_path / "agent.log"), (tmp_path / "agent.log").read_text()[-3000:]
         # After the switch: a new route to the late Work's endpoints (the agent reports
         # them through B, the gateway sees them through B).
@@ -150,9 +164,12 @@ def test_agent_and_gateway_carry_on_through_b_when_a_is_killed(
         wait_for_sync(lambda: routed(gw_port, "late.example.test").startswith("late"), 60,
                       what="the gateway to route a change made after the switch")
         assert routed(gw_port, "shop.example.test").startswith("shop")
+        wait_for_sync(lambda: resolves("late.example.test"), 30,
+                      what="DNS to answer a name made after the switch")
         # Heartbeats go on through B: the cluster stays Ready.
         assert api_b.ready(CLUSTER) == "True"
     finally:
+        stop(dns)
         stop(gateway)
         stop(agent)
         wait_for_sync(lambda: app_processes(CLUSTER) == [], 15, what="pods gone")
