@@ -113,3 +113,16 @@ def test_a_bad_servers_entry_names_the_file_and_context(
     assert named in r.stderr
     assert "(context bad)" in r.stderr
     assert str(Path(config_path())) in r.stderr
+
+
+@pytest.mark.parametrize("command", [["agent", "--cluster", "c1"], ["gateway"], ["dns"]])
+def test_agent_gateway_and_dns_refuse_a_bad_list_naming_the_item(command: list[str]) -> None:
+    r = flotilla(*command, "--server", "https://a:1,https://a:1/", "--token", "t",
+                 env={**os.environ})
+    assert r.returncode == 2
+    assert "--server" in r.stderr
+    assert "https://a:1 is listed twice (items 1 and 2)" in r.stderr
+    r = flotilla(*command, "--token", "t",
+                 env={**os.environ, "FLOTILLA_SERVER": "https://a:1,gopher://b"})
+    assert r.returncode == 2
+    assert "item 2 of 2: 'gopher://b'" in r.stderr
