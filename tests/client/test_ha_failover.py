@@ -12,6 +12,7 @@ Both servers run controllers (leader election is issue 15 point 3, another chang
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -24,13 +25,17 @@ from typing import Any
 import httpx
 import pytest
 
+from flotilla.client.http import HttpClient
+from flotilla.client.informer import Informer, ObjectKey
+from flotilla.resources.kinds import for_api_version
 from tests.cli.serverproc import FLOTILLA, ServerProcess
 from tests.etcd_server import EtcdProcess
-from tests.helpers import agent_tls_args, free_port, wait_for_sync
+from tests.helpers import agent_tls_args, free_port, wait_for, wait_for_sync
 from tests.up.harness import Api, app_processes, work_manifest
 
 pytestmark = pytest.mark.slow
 CLUSTER = "ha-1"
+CONFIGMAP = for_api_version("v1", "ConfigMap")
 ADDRESS = "127.0.173.1"
 
 
@@ -173,3 +178,41 @@ def test_agent_and_gateway_carry_on_through_b_when_a_is_killed(
         stop(gateway)
         stop(agent)
         wait_for_sync(lambda: app_processes(CLUSTER) == [], 15, what="pods gone")
+
+
+async def test_an_informer_on_both_servers_misses_no_change_when_a_is_killed(
+        pair: tuple[ServerProcess, ServerProcess]) -> None:
+    """In-process: one `HttpClient` on A,B feeding an informer (its list and watch) and
+    the writes. kill -9 A between two writes; the second goes to B (the refused
+    connection carried nothing, so a create may be repeated) and the informer, resuming
+    on B from the last resourceVersion it saw, holds both, with no re-list."""
+    a, b = pair
+    async with HttpClient([a.url, b.url], a.token, ca=a.ca) as client:
+        informer = Informer(client, CONFIGMAP, namespace="default")
+        task = asyncio.create_task(informer.run())
+        try:
+            await asyncio.wait_for(informer.wait_synced(), 20)
+
+            async def held(name: str) -> bool:
+                return informer.cache.get(ObjectKey("default", name)) is not None
+
+            await client.create(configmap("before"))
+            await wait_for(lambda: held("before"), 20, what="'before' in the informer")
+            lists = informer.lists
+            os.killpg(a.proc.pid if a.proc else 0, signal.SIGKILL)
+            made = await client.create(configmap("during"))
+            assert client.server == b.url
+            await wait_for(lambda: held("during"), 30, what="'during' via B's watch")
+            cached = informer.cache.get(ObjectKey("default", "during"))
+            assert cached is not None
+            assert cached["metadata"]["resourceVersion"] == made["metadata"]["resourceVersion"]
+            assert informer.lists == lists, "resumed from its resourceVersion, no re-list"
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def configmap(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "default"}, "data": {"k": name}}
