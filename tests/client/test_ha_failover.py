@@ -28,7 +28,7 @@ import pytest
 from flotilla.client.http import HttpClient
 from flotilla.client.informer import Informer, ObjectKey
 from flotilla.resources.kinds import for_api_version
-from tests.cli.serverproc import FLOTILLA, ServerProcess
+from tests.cli.serverproc import FLOTILLA, ServerProcess, flotilla
 from tests.etcd_server import EtcdProcess
 from tests.helpers import agent_tls_args, free_port, wait_for, wait_for_sync
 from tests.up.harness import Api, app_processes, work_manifest
@@ -173,6 +173,11 @@ def test_agent_and_gateway_carry_on_through_b_when_a_is_killed(
                       what="DNS to answer a name made after the switch")
         # Heartbeats go on through B: the cluster stays Ready.
         assert api_b.ready(CLUSTER) == "True"
+        # The CLI with the dead server first.
+        got = flotilla("get", "works", "-A", "--server", servers, "--token", a.token,
+                       "--ca-file", str(a.ca))
+        assert got.returncode == 0, got.stderr
+        assert "late-test" in got.stdout
     finally:
         stop(dns)
         stop(gateway)
