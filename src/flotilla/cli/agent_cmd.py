@@ -13,7 +13,9 @@ from flotilla.agent.agent import run_agent
 from flotilla.agent.config import AgentConfig
 from flotilla.cli.credential import TOKEN_HELP, resolve_token, token_file_option
 from flotilla.cli.edge_cmd import serve_until_signal
+from flotilla.cli.server_list import SERVER_LIST_HELP, SERVERS
 from flotilla.cli.session import CliError
+from flotilla.client.servers import format_servers
 from flotilla.runtimes import runtime_names
 from flotilla.runtimes.local.users import parse_pod_user
 
@@ -56,11 +58,14 @@ Example:
       --ca-file ./state/pki/ca.crt --cluster east-1 --region cn-east \\
       --zone cn-east-a --address 127.0.11.1 \\
       --tls-cert ./east-1/east-1.crt --tls-key ./east-1/east-1.key
+  # several API servers of one control plane (fails over between them):
+  flotilla agent --server https://10.0.0.5:8443,https://10.0.0.6:8443 ...
   # as root, pods run as nobody; or as a dedicated account:
   sudo flotilla agent ... --pod-user flotilla-pods:flotilla-pods
 """)
-@click.option("--server", required=True, envvar="FLOTILLA_SERVER", metavar="URL",
-              help="The control plane's API.")
+@click.option("--server", required=True, envvar="FLOTILLA_SERVER", type=SERVERS,
+              metavar="URL[,URL...]",
+              help=f"The control plane's API (env FLOTILLA_SERVER). {SERVER_LIST_HELP}")
 @click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN", help=TOKEN_HELP)
 @token_file_option
 @click.option("--cluster", required=True, help="This member cluster's name.")
@@ -93,9 +98,9 @@ Example:
                    "Env: FLOTILLA_POD_USER.")
 @tls_options
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
-def agent(server: str, token: str | None, token_file: Path | None, cluster: str, region: str,
-          zone: str, provider: str, runtime: str, labels: str | None, nodes: int, node_cpu: str,
-          node_memory: str, node_pods: int, address: str, state_dir: Path | None,
+def agent(server: tuple[str, ...], token: str | None, token_file: Path | None, cluster: str,
+          region: str, zone: str, provider: str, runtime: str, labels: str | None, nodes: int,
+          node_cpu: str, node_memory: str, node_pods: int, address: str, state_dir: Path | None,
           heartbeat_interval: float, admin_listen: str | None, pod_user: str | None,
           ca_file: Path | None, tls_cert: Path | None, tls_key: Path | None,
           insecure_http: bool,
@@ -113,7 +118,7 @@ def agent(server: str, token: str | None, token_file: Path | None, cluster: str,
                         format=f"%(asctime)s agent[{cluster}] %(levelname)s %(message)s")
     token = resolve_token(token, token_file)
     cfg = AgentConfig(
-        server=server, token=token, cluster=cluster, region=region, zone=zone,
+        server=format_servers(server), token=token, cluster=cluster, region=region, zone=zone,
         provider=provider, runtime=runtime, labels=parse_labels(labels), address=address,
         nodes=nodes, node_cpu=node_cpu, node_memory=node_memory, node_pods=node_pods,
         state_dir=state_dir or Path(".flotilla") / "clusters" / cluster,

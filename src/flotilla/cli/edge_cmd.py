@@ -14,7 +14,9 @@ from typing import Any
 import click
 
 from flotilla.cli.credential import TOKEN_HELP, resolve_token, token_file_option
+from flotilla.cli.server_list import SERVER_LIST_HELP, SERVERS
 from flotilla.cli.session import CliError
+from flotilla.client.servers import format_servers
 
 
 def serve_until_signal(main: Callable[[], Coroutine[Any, Any, None]], *,
@@ -52,8 +54,16 @@ Abuse limits (defaults suit a public listener; per worker process):
       --max-connections 20000 --max-connections-per-client 100 \\
       --write-timeout 15 --max-upstream-connections 256 --max-queued-requests 512 \\
       --trusted-proxy 10.0.0.0/8 --trusted-proxy 192.168.1.7
+
+\b
+Several API servers of one control plane (the gateway fails over between them):
+  flotilla gateway --server https://10.0.0.5:8443,https://10.0.0.6:8443 \\
+      --token-file gateway.token --ca-file ca.crt
 """)
-@click.option("--server", required=True, envvar="FLOTILLA_SERVER", metavar="URL")
+@click.option("--server", "server_list", required=True, envvar="FLOTILLA_SERVER",
+              type=SERVERS,
+              metavar="URL[,URL...]",
+              help=f"The control plane's API (env FLOTILLA_SERVER). {SERVER_LIST_HELP}")
 @click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN", help=TOKEN_HELP)
 @token_file_option
 @click.option("--ca-file", type=click.Path(dir_okay=False, path_type=Path),
@@ -96,7 +106,7 @@ Abuse limits (defaults suit a public listener; per worker process):
                    "(repeatable). From anyone else it is replaced by the peer address; "
                    "X-Forwarded-Proto/-Host are always the gateway's own.")
 @click.option("-v", "--verbose", is_flag=True)
-def gateway(server: str, token: str | None, token_file: Path | None,
+def gateway(server_list: tuple[str, ...], token: str | None, token_file: Path | None,
             ca_file: Path | None, listen: str,
             region: str | None, admin_listen: str | None, tls_listen: str | None,
             workers: int, max_connections: int, max_connections_per_client: int,
@@ -107,6 +117,7 @@ def gateway(server: str, token: str | None, token_file: Path | None,
     clusters per TrafficPolicy, with health checks, outlier ejection and retries."""
     from flotilla.traffic.gateway import GatewayOptions, run_gateway
 
+    server = format_servers(server_list)
     token = resolve_token(token, token_file)
     try:
         options = GatewayOptions(
@@ -165,8 +176,13 @@ Example:
       --listen 127.0.0.1:8053 --zone example.test --geo 127.0.11.0/24=cn-east
   dig @127.0.0.1 -p 8053 shop.example.test
   dig @127.0.0.1 -p 8053 shop.default.svc.clusterset.local
+  # several API servers of one control plane (fails over between them):
+  flotilla dns --server https://10.0.0.5:8443,https://10.0.0.6:8443 --token-file dns.token
 """)
-@click.option("--server", required=True, envvar="FLOTILLA_SERVER", metavar="URL")
+@click.option("--server", "server_list", required=True, envvar="FLOTILLA_SERVER",
+              type=SERVERS,
+              metavar="URL[,URL...]",
+              help=f"The control plane's API (env FLOTILLA_SERVER). {SERVER_LIST_HELP}")
 @click.option("--token", envvar="FLOTILLA_TOKEN", metavar="TOKEN", help=TOKEN_HELP)
 @token_file_option
 @click.option("--ca-file", type=click.Path(dir_okay=False, path_type=Path),
@@ -186,8 +202,8 @@ Example:
 @click.option("--tcp-max-per-source", type=click.IntRange(min=1), default=32,
               show_default=True, help="Open TCP connections per source address.")
 @click.option("-v", "--verbose", is_flag=True)
-def dns(server: str, token: str | None, token_file: Path | None, ca_file: Path | None,
-        listen: str, zone: str,
+def dns(server_list: tuple[str, ...], token: str | None, token_file: Path | None,
+        ca_file: Path | None, listen: str, zone: str,
         ttl: int, geo: tuple[str, ...], admin_listen: str | None, rrl_rate: float,
         tcp_max_per_source: int, verbose: bool) -> None:
     """Run the authoritative smart DNS for the global zone and clusterset.local."""
@@ -195,6 +211,7 @@ def dns(server: str, token: str | None, token_file: Path | None, ca_file: Path |
     from flotilla.dns.model import check_zone
     from flotilla.dns.server import run_dns
 
+    server = format_servers(server_list)
     token = resolve_token(token, token_file)
 
     try:

@@ -10,6 +10,10 @@ the certificate problem and the CA used.
 An ``https://`` server is verified against ``ca`` (else ``$FLOTILLA_CA_FILE``, else the
 system's roots) with the process-wide context of `flotilla.pki.verifying_context`, and
 one client keeps its connections alive: no handshake per call.
+
+Several servers (replicas of one control plane on one etcd) may be given; the client
+sticks to one and moves to the next when it fails, retrying the request there only when
+that is safe -- `flotilla.client.failover` holds the rules and the reasons.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import logging
 import random
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -38,9 +43,14 @@ from flotilla.client.base import (
     ResourceClient,
     WatchEvent,
 )
+from flotilla.client.failover import Attempt, response_outcome, transport_outcome
+from flotilla.client.failover import Kind as AttemptKind
+from flotilla.client.servers import parse_servers
 from flotilla.pki import ca_file_from_env, verifying_context
 from flotilla.resources import kinds
 from flotilla.resources.kinds import Kind
+
+log = logging.getLogger(__name__)
 
 ApplyResult = Literal["created", "configured", "unchanged"]
 #: Fields that are not compared by `apply` (server-owned, or written by controllers).
@@ -168,11 +178,18 @@ class HttpClient(ResourceClient):
     A 429 (over the caller's rate limit, `flotilla.api.fairness`) is retried after its
     ``Retry-After`` up to ``rate_limit_retries`` times, as client-go does: the request
     was refused before it did anything, so any verb may be sent again.
+
+    ``server`` may name several servers (``"URL,URL"`` or a sequence, parsed by
+    `flotilla.client.servers.parse_servers`): one token and one CA serve them all (they
+    are one control plane). The client sticks to the current one; a failure that
+    `flotilla.client.failover` says is the server's (refused, timed out, 503) moves it
+    to the next, logged once with both URLs, and the request is sent there when it is
+    safe to repeat. Each request tries every server at most once.
     """
 
     def __init__(
         self,
-        server: str,
+        server: str | Sequence[str],
         token: str | None,
         *,
         timeout: float = 10.0,
@@ -184,13 +201,33 @@ class HttpClient(ResourceClient):
         BOOKMARK every few seconds), so a dead connection is noticed. ``ca``: the CA
         file an https server is verified against (a `CaFileError` when unusable)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.server = server.rstrip("/")
+        self.servers = parse_servers(server if isinstance(server, str) else list(server))
         self.ca = ca
         self._timeout = timeout
         self.rate_limit_retries = rate_limit_retries
         self._watch_timeout = httpx.Timeout(timeout, read=watch_idle_timeout)
-        self._http = httpx.AsyncClient(base_url=self.server, headers=headers, timeout=timeout,
-                                       verify=verify_for(self.server, ca))
+        self._current = 0
+        self._https = [httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout,
+                                         verify=verify_for(url, ca))
+                       for url in self.servers]
+
+    @property
+    def server(self) -> str:
+        """The server requests go to now."""
+        return self.servers[self._current]
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        return self._https[self._current]
+
+    def _switch(self, index: int, why: str) -> None:
+        """Move from server ``index`` to the next -- unless another request already
+        moved on from it (many requests fail together; the switch is logged once)."""
+        if len(self.servers) < 2 or index != self._current:
+            return
+        self._current = (index + 1) % len(self.servers)
+        log.warning("API server %s failed (%s); switching to %s", self.servers[index], why,
+                    self.servers[self._current])
 
     async def __aenter__(self) -> HttpClient:
         return self
@@ -202,28 +239,61 @@ class HttpClient(ResourceClient):
         await self.close()
 
     async def close(self) -> None:
-        await self._http.aclose()
+        for http in self._https:
+            await http.aclose()
 
-    async def _call(
-        self, method: str, path: str, *, body: Object | None = None,
-        params: dict[str, str] | None = None, headers: dict[str, str] | None = None,
-    ) -> Any:
+    async def _send(
+        self, index: int, method: str, path: str, *, body: Object | None,
+        params: dict[str, str] | None, headers: dict[str, str] | None,
+    ) -> httpx.Response:
+        """One request to server ``index``, with its 429s waited out."""
+        http = self._https[index]
         for attempt in range(self.rate_limit_retries + 1):
-            try:
-                response = await self._http.request(method, path, json=body, params=params,
-                                                    headers=headers)
-            except httpx.TransportError as exc:
-                raise _transport_error(
-                    self.server, self.ca, exc,
-                    f"cannot reach the Flotilla server at {self.server}") from exc
+            response = await http.request(method, path, json=body, params=params,
+                                          headers=headers)
             wait = retry_after(response) if response.status_code == 429 else None
             if wait is None or attempt == self.rate_limit_retries:
                 break
             # A little jitter: callers refused together do not all come back together.
             await asyncio.sleep(wait * (1 + 0.2 * random.random()))
-        if response.status_code >= 400:
-            raise _error_from_response(response)
-        return response.json()
+        return response
+
+    async def _call(
+        self, method: str, path: str, *, body: Object | None = None,
+        params: dict[str, str] | None = None, headers: dict[str, str] | None = None,
+        attempt: Attempt | None = None,
+    ) -> Any:
+        """Send the request, failing over by `flotilla.client.failover`'s rules;
+        ``attempt`` says whether it may be repeated after an ambiguous failure (default:
+        reads may, writes may not)."""
+        attempt = attempt or Attempt.for_method(method, params)
+        for tried in range(len(self.servers)):
+            index = self._current
+            server = self.servers[index]
+            last = tried == len(self.servers) - 1
+            try:
+                response = await self._send(index, method, path, body=body, params=params,
+                                            headers=headers)
+            except httpx.TransportError as exc:
+                error = _transport_error(server, self.ca, exc,
+                                         f"cannot reach the Flotilla server at {server}")
+                outcome = transport_outcome(exc, is_tls=isinstance(error, TlsError))
+                if outcome.switch:
+                    self._switch(index, outcome.why)
+                if last or not attempt.may_repeat(outcome):
+                    raise error from exc
+                attempt.note(outcome)
+                continue
+            if response.status_code == 503:
+                outcome = response_outcome(response)
+                self._switch(index, outcome.why)
+                if not last and attempt.may_repeat(outcome):
+                    attempt.note(outcome)
+                    continue
+            if response.status_code >= 400:
+                raise _error_from_response(response)
+            return response.json()
+        raise AssertionError("unreachable: the last server's answer is returned")
 
     async def review_access(self, authorization: str, attributes: Object) -> tuple[bool, str]:
         """Ask the server whether the holder of ``authorization`` (someone else's
@@ -235,7 +305,8 @@ class HttpClient(ResourceClient):
                 body={"apiVersion": "authorization.k8s.io/v1",
                       "kind": "SelfSubjectAccessReview",
                       "spec": {"resourceAttributes": attributes}},
-                headers={"Authorization": authorization})
+                headers={"Authorization": authorization},
+                attempt=Attempt(AttemptKind.READ))  # a question: safe to ask again
         except ApiError as exc:
             if exc.status == 401:
                 return False, exc.message
@@ -272,15 +343,33 @@ class HttpClient(ResourceClient):
         kind = _kind_of(obj)
         namespace = (obj.get("metadata") or {}).get("namespace") or "default"
         path = _paths(kind, namespace if kind.namespaced else None, obj.get("apiVersion"))
-        result: Object = await self._call("POST", path, body=obj)
+        attempt = Attempt(AttemptKind.CREATE)
+        try:
+            result: Object = await self._call("POST", path, body=obj, attempt=attempt)
+        except AlreadyExistsError:
+            if not attempt.maybe_done:
+                raise
+            # Our first try may have landed (`flotilla.client.failover`): ours only if
+            # the stored object is what we sent.
+            meta = obj.get("metadata") or {}
+            stored = await self.get(kind, (meta.get("namespace") or "default")
+                                    if kind.namespaced else "", str(meta.get("name")))
+            if _comparable(stored) != _comparable(obj):
+                raise
+            log.warning("create of %s %s was repeated on %s after an unknown outcome; "
+                        "the stored object is the one sent, taken as created", kind.kind,
+                        meta.get("name"), self.server)
+            return stored
         return result
 
     async def update(self, obj: Object) -> Object:
-        result: Object = await self._call("PUT", _object_path(obj), body=obj)
+        result: Object = await self._call("PUT", _object_path(obj), body=obj,
+                                          attempt=_put_attempt(obj))
         return result
 
     async def update_status(self, obj: Object) -> Object:
-        result: Object = await self._call("PUT", _object_path(obj, "/status"), body=obj)
+        result: Object = await self._call("PUT", _object_path(obj, "/status"), body=obj,
+                                          attempt=_put_attempt(obj))
         return result
 
     async def delete(
@@ -313,23 +402,49 @@ class HttpClient(ResourceClient):
         if selector:
             params["labelSelector"] = selector
         path = _paths(kind, namespace)
-        try:
-            async with self._http.stream(
-                "GET", path, params=params, timeout=self._watch_timeout
-            ) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise _error_from_response(response)
-                async for line in response.aiter_lines():
-                    if not line.strip():
-                        continue
-                    event = json.loads(line)
-                    if event.get("type") == "ERROR":
-                        raise error_from_status(event.get("object"))
-                    yield WatchEvent(event["type"], event["object"])
-        except httpx.TransportError as exc:
-            raise _transport_error(self.server, self.ca, exc,
-                                   f"watch of {kind.plural} on {self.server} broke") from exc
+        # Until the first event, a failing server is simply replaced by the next one
+        # (each tried once); after it, the caller resumes from its last resourceVersion,
+        # and its next watch goes to the server this one switched to.
+        for tried in range(len(self.servers)):
+            index = self._current
+            server = self.servers[index]
+            last = tried == len(self.servers) - 1
+            started = False
+            try:
+                async with self._https[index].stream(
+                    "GET", path, params=params, timeout=self._watch_timeout
+                ) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        if response.status_code == 503:
+                            self._switch(index, response_outcome(response).why)
+                            if not last:
+                                continue
+                        raise _error_from_response(response)
+                    async for line in response.aiter_lines():
+                        if not line.strip():
+                            continue
+                        event = json.loads(line)
+                        if event.get("type") == "ERROR":
+                            raise error_from_status(event.get("object"))
+                        started = True
+                        yield WatchEvent(event["type"], event["object"])
+                return
+            except httpx.TransportError as exc:
+                error = _transport_error(server, self.ca, exc,
+                                         f"watch of {kind.plural} on {server} broke")
+                outcome = transport_outcome(exc, is_tls=isinstance(error, TlsError))
+                if outcome.switch:
+                    self._switch(index, outcome.why)
+                if started or last or not outcome.switch:
+                    raise error from exc
+
+
+def _put_attempt(obj: Object) -> Attempt:
+    """A PUT carrying resourceVersion is compare-and-set, safe to repeat."""
+    if (obj.get("metadata") or {}).get("resourceVersion"):
+        return Attempt(AttemptKind.CAS)
+    return Attempt(AttemptKind.WRITE)
 
 
 #: Annotations the server writes itself; their difference is not a user's change.
