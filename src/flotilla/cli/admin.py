@@ -62,7 +62,10 @@ def init(data_dir: Path | None, server_url: str, context: str) -> None:
     from flotilla.pki import ensure_server_pair
 
     data_dir = data_dir or default_data_dir()
-    url = normalise_server(server_url)
+    try:
+        url = normalise_server(server_url)
+    except ConfigError as exc:
+        raise CliError(f"--server: {exc}", exit_code=2) from None
     host = urlsplit(url).hostname or "127.0.0.1"
     try:
         data_dir.mkdir(parents=True, exist_ok=True)

@@ -21,15 +21,28 @@ precedence order:
          token-file: ~/.flotilla-prod-token        # or token: ...
 
    Only the selected context is a source: the other contexts' tokens are never sent.
+   A context may name several replicas of one control plane instead (the client fails
+   over between them, `flotilla.client.failover`)::
 
-The server is the first one a source names (else the built-in default). The token goes
-with it: the same source's token, else the token of the first source naming the *same*
-server. A token is never sent to a server another source named -- a ``.flotilla/up.json``
-in a cloned folder must not receive the token of the user's config file -- and a token
-given without its server (``--token`` alone) is refused rather than sent to whichever
-server a lower source names. A CA is public, so a CA given without a server
-(``--ca-file`` or ``FLOTILLA_CA_FILE`` alone) is trusted for whichever server is used;
-otherwise the server's own source's CA, else that of a source naming the same server.
+       - name: prod-ha
+         servers: [https://10.0.0.5:8443, https://10.0.0.6:8443]
+         certificate-authority: /etc/flotilla/ca.crt
+         token-file: ~/.flotilla-prod-token
+
+   (``server`` and ``servers`` together: ``server`` must be one of ``servers``.) Any
+   source may name a list: ``--server URL,URL`` and ``FLOTILLA_SERVER=URL,URL`` too,
+   parsed by `flotilla.client.servers.parse_servers`.
+
+The server (or list) is the first one a source names (else the built-in default). The
+token goes with it: the same source's token, else the token of the first source naming
+every server used (a context listing ``servers: [a, b]`` lends its token to ``--server
+b``, but a token given for ``a`` is never sent to a list holding another). A token is
+never sent to a server another source named -- a ``.flotilla/up.json`` in a cloned
+folder must not receive the token of the user's config file -- and a token given without
+its server (``--token`` alone) is refused rather than sent to whichever server a lower
+source names. A CA is public, so a CA given without a server (``--ca-file`` or
+``FLOTILLA_CA_FILE`` alone) is trusted for whichever server is used; otherwise the
+server's own source's CA, else that of a source naming the same server.
 
 When up.json is used and the `up` that wrote it has stopped or died, resolving fails
 with the one-line "not running" message of `flotilla.up.state`, never a bare
@@ -47,6 +60,7 @@ from typing import Any
 
 import yaml
 
+from flotilla.client.servers import ServerListError, format_servers, parse_servers
 from flotilla.up.state import DEFAULT_DATA_DIR, UpNotRunning, require_running, up_path
 
 DEFAULT_SERVER = "https://127.0.0.1:8443"
@@ -61,6 +75,7 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Connection:
+    #: The server, or several as ``URL,URL`` (`flotilla.client.servers`).
     server: str
     token: str | None
     #: Where the server address came from, to say so when it cannot be reached.
@@ -70,6 +85,10 @@ class Connection:
     #: The CA file the server is verified against (None: the system's roots).
     ca: Path | None = None
     ca_source: str | None = None
+
+    @property
+    def servers(self) -> tuple[str, ...]:
+        return parse_servers(self.server)
 
 
 def config_path() -> Path:
@@ -169,7 +188,25 @@ def _context_source(path: Path, name: str | None, explicit: str) -> Source | Non
             raise ConfigError(f"{where}: cannot read token-file {token_file}: "
                               f"{exc.strerror or exc}") from None
     ca = _near(_text(found, "certificate-authority", where), path)
-    return Source(_text(found, "server", where), token, where, where, ca, where)
+    return Source(_context_servers(found, where), token, where, where, ca, where)
+
+
+def _context_servers(context: dict[str, Any], where: str) -> str | None:
+    """A context's ``server``, or its ``servers`` list as ``URL,URL``."""
+    one = _text(context, "server", where)
+    many = context.get("servers")
+    if many is None or many == []:
+        return one
+    if not isinstance(many, list) or not all(isinstance(u, str) for u in many):
+        raise ConfigError(f"{where}: 'servers' must be a list of URLs")
+    try:
+        listed = parse_servers(many)
+    except ServerListError as exc:
+        raise ConfigError(f"{where}: 'servers': {exc}") from None
+    if one is not None and normalise_server(one) not in listed:
+        raise ConfigError(f"{where}: 'server' {one} is not one of 'servers' "
+                          f"({', '.join(listed)}); give one of them, or only 'servers'")
+    return format_servers(listed)
 
 
 def write_context(name: str, server: str, *, token: str | None = None,
@@ -249,8 +286,15 @@ def sources(server: str | None, token: str | None, ca: Path | None = None,
     if file is not None:
         # An explicit --context is a flag: it comes right after the other flags.
         found.insert(1 if context else len(found), file)
-    return [replace(s, server=normalise_server(s.server) if s.server else None,
+    return [replace(s, server=_normalise_list(s.server, s.server_from) if s.server else None,
                     token=s.token or None) for s in found]
+
+
+def _normalise_list(text: str, source: str) -> str:
+    try:
+        return format_servers(parse_servers(text))
+    except ServerListError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def pair(found: list[Source]) -> Connection:
@@ -273,7 +317,9 @@ def pair(found: list[Source]) -> Connection:
             f"{named.server_from}): "
             + (f"add its server to {loose.server_from}" if loose.server_from == loose.token_from
                else f"give {loose.server_from} too"))
-    same = [s for s in found if s.server == named.server]
+    wanted = set(named.server.split(","))
+    # A source vouches for a list only when it named every server on it itself.
+    same = [s for s in found if s.server and wanted <= set(s.server.split(","))]
     cad = next((s for s in [*above, *same] if s.ca), None)
     ca, ca_from = (cad.ca, cad.ca_from) if cad else (None, None)
     if named.token:
@@ -304,8 +350,12 @@ def _require_up_running() -> None:
 
 def normalise_server(server: str) -> str:
     """Accept ``host:port`` as well as a URL, as people type both; the scheme defaults to
-    https, as every Flotilla server serves it unless started with ``--insecure-http``."""
-    server = server.strip().rstrip("/")
-    if "://" not in server:
-        server = "https://" + server
-    return server
+    https, as every Flotilla server serves it unless started with ``--insecure-http``.
+    The rule is `flotilla.client.servers.normalise_server`'s; a bad one is a
+    `ConfigError`."""
+    from flotilla.client.servers import normalise_server as rule
+
+    try:
+        return rule(server)
+    except ServerListError as exc:
+        raise ConfigError(str(exc)) from None

@@ -31,6 +31,7 @@ Examples:
   flotilla get works -A --watch
   flotilla get pods --cluster east-1       # live, from the cluster's agent
   flotilla get nodes
+  flotilla get clusters --server https://10.0.0.5:8443,https://10.0.0.6:8443  # fails over
 """)
 @click.argument("what", nargs=-1, required=True, metavar="KIND[,KIND...] [NAME...] | KIND/NAME...")
 @click.option("-o", "--output", "fmt", type=click.Choice(OUTPUT_FORMATS), default="table",

@@ -67,10 +67,12 @@ def connection_options(fn: F) -> F:
              "server used.",
     )(fn)
     fn = click.option(
-        "--server", "-s", metavar="URL",
-        help="API server, e.g. https://127.0.0.1:8443 (env FLOTILLA_SERVER). Else "
-             "./.flotilla/up.json, then the config file ($FLOTILLA_CONFIG or "
-             "~/.config/flotilla/config.yaml).",
+        "--server", "-s", metavar="URL[,URL...]",
+        help="API server, e.g. https://127.0.0.1:8443, or several replicas of one control "
+             "plane, e.g. https://10.0.0.5:8443,https://10.0.0.6:8443 (tried in turn when "
+             "one fails) (env FLOTILLA_SERVER). Else ./.flotilla/up.json, then the config "
+             "file ($FLOTILLA_CONFIG or ~/.config/flotilla/config.yaml; a context may list "
+             "'servers').",
     )(fn)
     return fn
 
@@ -115,7 +117,9 @@ def unreachable(conn: Connection, exc: BaseException) -> str:
     reason = "connection refused" if _refused(exc) else (str(exc) or type(exc).__name__)
     if conn.server.startswith("http://") and "disconnected" in reason.lower():
         reason += "; Flotilla servers speak HTTPS unless started with --insecure-http"
-    return (f"cannot reach the Flotilla server at {conn.server} ({reason}; address from "
+    where = (f"the Flotilla server at {conn.server}" if "," not in conn.server else
+             f"any of the Flotilla servers {', '.join(conn.servers)}")
+    return (f"cannot reach {where} ({reason}; address from "
             f"{conn.source}). Start one with 'flotilla server --data-dir DIR --listen "
             f"HOST:PORT' or 'flotilla up', or point --server / FLOTILLA_SERVER at yours")
 
