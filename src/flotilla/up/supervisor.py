@@ -485,10 +485,10 @@ class Up:
         # --ha: the servers once their clients are gone, etcd last (servers need it to
         # stop cleanly); as recorded in up.json, so revived ones too.
         for kind in ("servers", "etcd"):
-            names = {e["name"] for e in state.get(kind, [])}
+            prefix = "server-" if kind == "servers" else "etcd-"
             self._terminate(sorted({int(e["pgid"]) for e in state.get(kind, [])}
-                                   | {p.pid for n, p in self.ha_procs.items() if n in names}),
-                            grace)
+                                   | {p.pid for n, p in self.ha_procs.items()
+                                      if n.startswith(prefix)}), grace)
         for p in self.ha_procs.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=5)
