@@ -50,6 +50,8 @@ REPLICAS = 3
 HOST = "127.0.0.1"
 STORE_PREFIX = "flotilla"
 PORTS_FILE = "ha.json"
+#: Where Debian's etcd-server installs the binary (looked at when it is not on PATH).
+_FALLBACK = "/usr/bin/etcd"
 #: The etcd client identity of `up` itself and of `flotilla status` (health checks).
 UP_CLIENT = "flotilla-up"
 
@@ -60,7 +62,7 @@ class HaError(RuntimeError):
 
 def etcd_binary() -> str:
     """The etcd executable: $FLOTILLA_ETCD, else ``etcd`` on PATH, else /usr/bin/etcd."""
-    for candidate in (os.environ.get(ETCD_ENV), shutil.which("etcd"), "/usr/bin/etcd"):
+    for candidate in (os.environ.get(ETCD_ENV), shutil.which("etcd"), _FALLBACK):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     raise HaError(f"flotilla up --ha needs etcd, which is not installed: install Debian's "
