@@ -42,3 +42,11 @@ def test_ports_are_kept_for_the_next_start(tmp_path: Path) -> None:
     assert first.store_url().startswith("etcd://127.0.0.1:")
     assert first.store_url().endswith("/flotilla")
     assert first.server_list().count("https://") == 3
+
+
+def test_a_moved_listen_never_collides_with_a_recorded_server(tmp_path: Path) -> None:
+    first = ha.plan_ha(tmp_path, "127.0.0.1:8443")
+    taken = first.servers[1].listen
+    moved = ha.plan_ha(tmp_path, taken)
+    assert moved.servers[0].listen == taken
+    assert len({s.listen for s in moved.servers}) == 3

@@ -82,8 +82,13 @@ def test_up_json_lists_three_servers_and_three_etcd_members(
 def test_leases_readable_through_the_cli(up: tuple[UpProcess, Api]) -> None:
     running, _ = up
     out = running.cli("get", "leases", "-n", "flotilla-system", "-o", "json").stdout
-    doc = json.loads(out)
-    assert "items" in doc or doc.get("kind") == "Lease", doc
+    leases = {item["metadata"]["name"]: item for item in json.loads(out)["items"]}
+    # the clusters' heartbeat Leases, renewed through the servers on etcd
+    assert {"ha-east", "ha-south"} <= set(leases), sorted(leases)
+    servers = {s["name"] for s in running.state()["servers"]}
+    leader = leases.get("flotilla-controllers")
+    if leader is not None:  # the controller leader Lease (leader election, issue 15.3)
+        assert leader["spec"]["holderIdentity"] in servers, leader
 
 
 def test_killed_server_the_others_still_serve(up: tuple[UpProcess, Api]) -> None:

@@ -157,7 +157,8 @@ def plan_ha(data_dir: Path, first_listen: str) -> HaPlan:
         name = f"server-{i}"
         listen = old.get(name, "")
         h, _, p = listen.rpartition(":")
-        if not listen or h != host or not p.isdigit() or _busy(h, int(p)):
+        if (not listen or listen == first_listen or h != host or not p.isdigit()
+                or _busy(h, int(p))):
             listen = f"{host}:{next(spare)}"
         servers.append(ServerReplica(name, listen))
     ensure_private_dir(data_dir)
