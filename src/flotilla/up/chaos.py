@@ -98,15 +98,18 @@ def kill_part(data_dir: Path, kind: str, name: str) -> int:
 
 
 def revive_part(data_dir: Path, kind: str, name: str) -> int:
-    """Start a killed server or etcd member again with the command line `up` used: the
-    same ports, data dir and certificates (an etcd member rejoins with its data)."""
+    """Start a killed server or etcd member again with the command line (and extra
+    environment) `up` used: the same ports, data dir and certificates (an etcd member
+    rejoins with its data)."""
     with locked(data_dir):
         state = require_running(data_dir)
         entry = ha_entry(state, kind, name)
         if group_alive(int(entry["pgid"])):
             raise RuntimeError(f"{HA_KINDS[kind]} {name} is still running (pid "
                                f"{entry['pid']}); kill it first")
-        proc = start_process(list(entry["argv"]), Path(entry["log"]), new_group=True)
+        env = {str(k): str(v) for k, v in (entry.get("env") or {}).items()}
+        proc = start_process(list(entry["argv"]), Path(entry["log"]), new_group=True,
+                             env=env)
         for e in state[kind]:
             if e["name"] == name:
                 e["pid"] = e["pgid"] = proc.pid

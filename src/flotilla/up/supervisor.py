@@ -316,11 +316,12 @@ class Up:
                 "--cluster-grace-period", str(opts.cluster_grace_period),
                 *ha.server_store_argv(opts.data_dir, plan, replica))
             log = logs / f"{replica.name}.log"
-            proc = start_process(argv, log, new_group=True, env=self._server_env())
+            env = self._server_env()
+            proc = start_process(argv, log, new_group=True, env=env)
             self.ha_procs[replica.name] = proc
             out["servers"].append({"name": replica.name, "url": replica.url, "pid": proc.pid,
                                    "pgid": proc.pid, "argv": argv, "log": str(log),
-                                   "dataDir": str(folder.resolve())})
+                                   "dataDir": str(folder.resolve()), "env": env})
             self.say(f"  server {replica.name:<8} {replica.url}  (pgid {proc.pid})")
         for replica in plan.servers:
             wait_until(functools.partial(self._replica_ready, replica.name, replica.url), 60,
