@@ -26,6 +26,11 @@ Examples:
   flotilla chaos resume-cluster south-1
   flotilla chaos fail-node east-1 east-1-node-1
   flotilla chaos kill-pod east-1 default/shop-7d4f9-abcde
+With 'flotilla up --ha':
+  flotilla chaos kill-server server-2     # SIGKILL one API server
+  flotilla chaos revive-server server-2   # same ports, data dir and certificates
+  flotilla chaos kill-etcd etcd-1         # SIGKILL one etcd member (2 of 3 keep quorum)
+  flotilla chaos revive-etcd etcd-1       # it rejoins with its data dir
 """)
 def chaos() -> None:
     """Break things on purpose (clusters started by 'flotilla up')."""
@@ -104,3 +109,44 @@ def kill_pod(cluster: str, pod: str, server: str | None, token: str | None) -> N
     endpoint, tok = agent_endpoint(cluster, server, token)
     member_call(endpoint, tok, "POST", f"/pods/{ns or 'default'}/{name}/kill")
     echo(f"pod {ns or 'default'}/{name} in cluster {cluster} killed")
+
+
+def _run_part(action: str, fn: Callable[[Path, str, str], int], kind: str, data_dir: Path,
+              name: str) -> None:
+    try:
+        pid = fn(data_dir, kind, name)
+    except (KeyError, RuntimeError, FileNotFoundError) as exc:
+        raise CliError(str(exc.args[0] if exc.args else exc)) from None
+    echo(f"{actions.HA_KINDS[kind]} {name}: {action} (pid {pid})")
+
+
+@chaos.command("kill-server")
+@click.argument("name")
+@data_dir_option
+def kill_server(name: str, data_dir: Path) -> None:
+    """SIGKILL one API server of 'flotilla up --ha' (server-1, server-2, server-3)."""
+    _run_part("killed", actions.kill_part, "servers", data_dir, name)
+
+
+@chaos.command("revive-server")
+@click.argument("name")
+@data_dir_option
+def revive_server(name: str, data_dir: Path) -> None:
+    """Start a killed API server again, on its ports, data dir and certificates."""
+    _run_part("started again", actions.revive_part, "servers", data_dir, name)
+
+
+@chaos.command("kill-etcd")
+@click.argument("name")
+@data_dir_option
+def kill_etcd(name: str, data_dir: Path) -> None:
+    """SIGKILL one etcd member of 'flotilla up --ha' (etcd-1, etcd-2, etcd-3)."""
+    _run_part("killed", actions.kill_part, "etcd", data_dir, name)
+
+
+@chaos.command("revive-etcd")
+@click.argument("name")
+@data_dir_option
+def revive_etcd(name: str, data_dir: Path) -> None:
+    """Start a killed etcd member again: it rejoins the cluster with its data dir."""
+    _run_part("started again", actions.revive_part, "etcd", data_dir, name)

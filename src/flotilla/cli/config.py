@@ -279,7 +279,7 @@ def sources(server: str | None, token: str | None, ca: Path | None = None,
         Source(env.get("FLOTILLA_SERVER"), env.get("FLOTILLA_TOKEN"),
                "FLOTILLA_SERVER", "FLOTILLA_TOKEN", Path(env_ca) if env_ca else None,
                "FLOTILLA_CA_FILE"),
-        Source(_text(up, "server", UP_STATE), _text(up, "token", UP_STATE),
+        Source(_up_servers(up), _text(up, "token", UP_STATE),
                str(UP_STATE), str(UP_STATE), _near(_text(up, "ca", UP_STATE), UP_STATE),
                str(UP_STATE)),
     ]
@@ -288,6 +288,16 @@ def sources(server: str | None, token: str | None, ca: Path | None = None,
         found.insert(1 if context else len(found), file)
     return [replace(s, server=_normalise_list(s.server, s.server_from) if s.server else None,
                     token=s.token or None) for s in found]
+
+
+def _up_servers(up: dict[str, Any]) -> str | None:
+    """up.json's server; with `up --ha`, every server (first one first) as ``URL,URL``,
+    so that a CLI in that folder carries on when one is killed."""
+    many = up.get("servers")
+    if isinstance(many, list) and many and all(isinstance(e, dict) and
+                                               isinstance(e.get("url"), str) for e in many):
+        return ",".join(str(e["url"]) for e in many)
+    return _text(up, "server", UP_STATE)
 
 
 def _normalise_list(text: str, source: str) -> str:

@@ -21,10 +21,12 @@ Examples:
   flotilla up --demo                    # 3 clusters, gateway, DNS and the shop demo
   flotilla up --clusters 5
   flotilla up --config clusters.yaml    # name, region, zone, labels, nodes per cluster
+  flotilla up --ha --clusters 2         # 3 etcd members + 3 API servers (needs etcd-server)
 Then, in another terminal in the same folder:
   flotilla status
   flotilla get clusters
   flotilla chaos kill-cluster east-1
+  flotilla chaos kill-server server-2   # with --ha; also kill-etcd etcd-1, revive-...
 """)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               default=DEFAULT_DATA_DIR, show_default=True,
@@ -53,11 +55,15 @@ Then, in another terminal in the same folder:
               show_default=True, help="Seconds without heartbeat before a cluster is "
               "Unknown and tainted unreachable.")
 @click.option("--demo", is_flag=True, help="Apply the shop example once everything is up.")
+@click.option("--ha", is_flag=True, help="A highly available control plane: three etcd "
+              "members (Debian's etcd-server) and three API servers on them (server-1 on "
+              "--listen, the others on free ports), every agent, the gateway and the DNS "
+              "given all three. See docs/ha-up.md.")
 def up(data_dir: Path, count: int, config_path: Path | None, listen: str,
        gateway_listen: str, gateway_admin_listen: str, gateway_tls_listen: str,
        dns_listen: str,
        dns_admin_listen: str, dns_zone: str, heartbeat_interval: float,
-       cluster_grace_period: float, demo: bool) -> None:
+       cluster_grace_period: float, demo: bool, ha: bool) -> None:
     """Run a whole Flotilla on this machine until Ctrl-C: a control plane on SQLite, local
     member clusters whose pods are real processes, a global gateway and a smart DNS.
 
@@ -77,7 +83,7 @@ def up(data_dir: Path, count: int, config_path: Path | None, listen: str,
         gateway_tls_listen=gateway_tls_listen or None,
         dns_listen=dns_listen or None, dns_admin_listen=dns_admin_listen or None,
         dns_zone=dns_zone, heartbeat_interval=heartbeat_interval,
-        cluster_grace_period=cluster_grace_period,
+        cluster_grace_period=cluster_grace_period, ha=ha,
     )
     runner = Up(opts, say=echo)
     try:
@@ -117,6 +123,10 @@ def _summary(state: dict[str, Any], opts: UpOptions) -> None:
     echo("")
     echo("Flotilla is up. Ctrl-C stops everything.")
     echo(f"  API server   {state['server']}")
+    for srv in state.get("servers", [])[1:]:
+        echo(f"               {srv['url']}   ({srv['name']})")
+    for member in state.get("etcd", []):
+        echo(f"  etcd         {member['url']}   ({member['name']})")
     if "gateway" in state:
         echo(f"  gateway      http://{state['gateway']['listen']}   "
              f"(metrics http://{opts.gateway_admin_listen}/metrics)")
@@ -152,3 +162,23 @@ def status(data_dir: Path) -> None:
             rows.append([part, "", "", p.get("listen", ""), str(p.get("pgid", "")),
                          group_state(int(p["pgid"]))])
     table(["NAME", "REGION", "ZONE", "ADDRESS", "PGID", "STATE"], rows)
+    if "servers" in state or "etcd" in state:
+        _control_plane(state)
+
+
+def _control_plane(state: dict[str, Any]) -> None:
+    """`up --ha`'s servers (GET /readyz) and etcd members (/health: has a leader and
+    quorum), each with its process state."""
+    from flotilla.up.ha import etcd_healthy, server_ready
+
+    data_dir, ca = Path(state["dataDir"]), Path(state["ca"])
+    rows = []
+    for kind in ("servers", "etcd"):
+        for entry in state.get(kind, []):
+            process = group_state(int(entry["pgid"]))
+            url = str(entry["url"])
+            ok = server_ready(url, ca) if kind == "servers" else etcd_healthy(data_dir, url)
+            health = ("healthy" if ok else "unhealthy") if process == "running" else "-"
+            rows.append([entry["name"], entry["url"], str(entry["pid"]), process, health])
+    echo("")
+    table(["CONTROL PLANE", "URL", "PID", "STATE", "HEALTH"], rows)

@@ -95,7 +95,8 @@ class CertificateAuthority:
         write_private(directory / CA_CERT, self.cert_pem, mode=0o644)
         write_private(directory / CA_KEY, _key_pem(self._key))
 
-    def _issue(self, subject: x509.Name, usage: x509.ObjectIdentifier,
+    def _issue(self, subject: x509.Name,
+               usage: x509.ObjectIdentifier | list[x509.ObjectIdentifier],
                hosts: Iterable[str] = (), days: int = LEAF_DAYS) -> IssuedPair:
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
@@ -105,7 +106,8 @@ class CertificateAuthority:
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - _BACKDATE).not_valid_after(now + dt.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usage if isinstance(usage, list)
+                                                 else [usage]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 self._key.public_key()), critical=False)
         )
@@ -120,6 +122,14 @@ class CertificateAuthority:
         """A serving certificate valid for every name/address in ``hosts`` (SANs)."""
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         return self._issue(subject, ExtendedKeyUsageOID.SERVER_AUTH, hosts, days)
+
+    def issue_peer(self, common_name: str, hosts: Iterable[str],
+                   days: int = LEAF_DAYS) -> IssuedPair:
+        """A certificate that both serves and dials, as an etcd member's peer
+        certificate must (members are each other's servers and clients)."""
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        return self._issue(subject, [ExtendedKeyUsageOID.SERVER_AUTH,
+                                     ExtendedKeyUsageOID.CLIENT_AUTH], hosts, days)
 
     def issue_client(self, common_name: str, organization: str | None = None,
                      days: int = LEAF_DAYS) -> IssuedPair:

@@ -63,3 +63,57 @@ def revive_cluster(data_dir: Path, cluster: str) -> int:
                 c["pid"] = c["pgid"] = proc.pid
         write_state(data_dir, state)
     return proc.pid
+
+
+# -- `up --ha`: API servers and etcd members -------------------------------------------
+
+#: up.json's list for each kind of control-plane part, and how messages name one.
+HA_KINDS = {"servers": "API server", "etcd": "etcd member"}
+
+
+def ha_entry(state: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
+    """The up.json entry of server or etcd member ``name``; a clear error when this `up`
+    was not started with --ha or has no part of that name (the known ones listed)."""
+    what = HA_KINDS[kind]
+    entries = state.get(kind)
+    if not isinstance(entries, list):
+        raise KeyError(f"this 'flotilla up' was not started with --ha: it has no {what}s "
+                       "to kill or revive (start it with 'flotilla up --ha')")
+    for entry in entries:
+        if entry.get("name") == name:
+            return dict(entry)
+    known = ", ".join(str(e.get("name", "?")) for e in entries)
+    raise KeyError(f"no {what} {name!r} in this 'flotilla up' ({kind}: {known})")
+
+
+def kill_part(data_dir: Path, kind: str, name: str) -> int:
+    """SIGKILL a server's or etcd member's process group (no goodbye, as a machine
+    dying); returns its pid."""
+    entry = ha_entry(require_running(data_dir), kind, name)
+    pgid = int(entry["pgid"])
+    if not (group_alive(pgid) and signal_group(pgid, signal.SIGKILL)):
+        raise RuntimeError(f"{HA_KINDS[kind]} {name} is not running (process group "
+                           f"{pgid} is gone)")
+    return int(entry["pid"])
+
+
+def revive_part(data_dir: Path, kind: str, name: str) -> int:
+    """Start a killed server or etcd member again with the command line (and extra
+    environment) `up` used: the same ports, data dir and certificates (an etcd member
+    rejoins with its data)."""
+    with locked(data_dir):
+        state = require_running(data_dir)
+        entry = ha_entry(state, kind, name)
+        if group_alive(int(entry["pgid"])):
+            raise RuntimeError(f"{HA_KINDS[kind]} {name} is still running (pid "
+                               f"{entry['pid']}); kill it first")
+        env = {str(k): str(v) for k, v in (entry.get("env") or {}).items()}
+        proc = start_process(list(entry["argv"]), Path(entry["log"]), new_group=True,
+                             env=env)
+        for e in state[kind]:
+            if e["name"] == name:
+                e["pid"] = e["pgid"] = proc.pid
+        if kind == "servers" and state[kind][0]["name"] == name:
+            state["serverPid"] = proc.pid
+        write_state(data_dir, state)
+    return proc.pid

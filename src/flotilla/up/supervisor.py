@@ -14,6 +14,7 @@ and so do `up`'s own readiness checks and every CLI reading up.json's ``ca``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import ssl
@@ -34,6 +35,7 @@ from flotilla.pki import ensure_server_pair, ensure_serving_pair
 from flotilla.pki.files import ensure_private_dir
 from flotilla.pki.layout import PkiLayout
 from flotilla.runtimes.local.procs import become_subreaper
+from flotilla.up import ha
 from flotilla.up.identities import agent_component, issue_all, register_clusters
 from flotilla.up.state import (
     STOPPED,
@@ -69,6 +71,9 @@ class UpOptions:
     gateway_region: str | None = None
     ready_timeout: float = 60.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: three etcd members and three servers on them (`flotilla.up.ha`) instead of one
+    #: server on SQLite
+    ha: bool = False
 
 
 def flotilla_argv(*args: str) -> list[str]:
@@ -207,6 +212,10 @@ class Up:
         self._verify: ssl.SSLContext | bool = True
         self.token = ""
         self.server: subprocess.Popen[bytes] | None = None
+        #: what agents, gateway and DNS get as --server: every server's URL with --ha
+        self.client_servers = self.server_url
+        #: with --ha: the etcd members' and servers' processes, by name
+        self.ha_procs: dict[str, subprocess.Popen[bytes]] = {}
         self.credentials: dict[str, Path] = {}
         self.others: dict[str, subprocess.Popen[bytes]] = {}
         #: Set by the signal handler. A plain flag, not a threading.Event: Event.set()
@@ -230,22 +239,26 @@ class Up:
         self._verify = verify_for(self.server_url, self.ca)
         self.credentials = issue_all(opts.data_dir, opts.clusters,
                                      gateway=bool(opts.gateway_listen), dns=bool(opts.dns_listen))
-        self.say(f"starting the control plane on {self.server_url} (SQLite in {opts.data_dir})")
-        self.server = start_process(
-            flotilla_argv("server", "--data-dir", str(opts.data_dir), "--listen", opts.listen,
-                          "--cluster-grace-period", str(opts.cluster_grace_period)),
-            logs / "server.log", new_group=True, env=self._server_env())
-        wait_until(self._server_ready, 30, f"the API server on {self.server_url} "
-                   f"(see {logs / 'server.log'})")
-
         state: dict[str, Any] = {
             "server": self.server_url, "token": self.token, "ca": str(self.ca),
-            "dataDir": str(opts.data_dir.resolve()), **owner(),
-            "serverPid": self.server.pid, "clusters": [],
+            "dataDir": str(opts.data_dir.resolve()), **owner(), "clusters": [],
         }
+        if opts.ha:
+            state.update(self._start_ha(logs))
+        else:
+            self.say(f"starting the control plane on {self.server_url} "
+                     f"(SQLite in {opts.data_dir})")
+            self.server = start_process(
+                flotilla_argv("server", "--data-dir", str(opts.data_dir), "--listen",
+                              opts.listen, "--cluster-grace-period",
+                              str(opts.cluster_grace_period)),
+                logs / "server.log", new_group=True, env=self._server_env())
+            wait_until(self._server_ready, 30, f"the API server on {self.server_url} "
+                       f"(see {logs / 'server.log'})")
+            state["serverPid"] = self.server.pid
         register_clusters(self._call, opts.clusters)
         for plan in opts.clusters:
-            argv = agent_argv(opts, plan, self.server_url,
+            argv = agent_argv(opts, plan, self.client_servers,
                               self.credentials[agent_component(plan.name)])
             argv += agent_tls_argv(self.pki, plan.name, plan.address)
             log = logs / f"agent-{plan.name}.log"
@@ -271,6 +284,72 @@ class Up:
                    interval=0.2)
         return state
 
+    def _start_ha(self, logs: Path) -> dict[str, Any]:
+        """Three etcd members, then three servers on them; their up.json entries."""
+        opts = self.opts
+        binary = ha.etcd_binary()
+        plan = ha.plan_ha(opts.data_dir, opts.listen)
+        ha.ensure_shared_secrets_key(opts.data_dir)
+        ha.issue_etcd_identities(self.pki, plan,
+                                 [*(s.name for s in plan.servers), ha.UP_CLIENT])
+        self.client_servers = plan.server_list()
+        out: dict[str, Any] = {"etcd": [], "servers": [], "store": plan.store_url()}
+        self.say(f"starting {len(plan.members)} etcd members ({binary})")
+        for m in plan.members:
+            ensure_private_dir(ha.member_dir(opts.data_dir, m.name))
+            argv = ha.etcd_argv(binary, opts.data_dir, plan, m)
+            log = logs / f"{m.name}.log"
+            proc = start_process(argv, log, new_group=True)
+            self.ha_procs[m.name] = proc
+            out["etcd"].append({"name": m.name, "url": m.client_url, "peerUrl": m.peer_url,
+                                "pid": proc.pid, "pgid": proc.pid, "argv": argv,
+                                "log": str(log)})
+            self.say(f"  etcd {m.name:<8} {m.client_url}  (pgid {proc.pid})")
+        wait_until(lambda: self._etcd_ready(plan), 60, "the etcd cluster to have a leader "
+                   f"(see {logs}/etcd-*.log)", interval=0.2)
+        self.say(f"starting {len(plan.servers)} API servers on {plan.store_url()}")
+        for replica in plan.servers:
+            folder = ha.prepare_server_dir(opts.data_dir, replica)
+            argv = flotilla_argv(
+                "server", "--data-dir", str(folder.resolve()), "--listen", replica.listen,
+                "--name", replica.name,
+                "--cluster-grace-period", str(opts.cluster_grace_period),
+                *ha.server_store_argv(opts.data_dir, plan, replica))
+            log = logs / f"{replica.name}.log"
+            env = self._server_env()
+            proc = start_process(argv, log, new_group=True, env=env)
+            self.ha_procs[replica.name] = proc
+            out["servers"].append({"name": replica.name, "url": replica.url, "pid": proc.pid,
+                                   "pgid": proc.pid, "argv": argv, "log": str(log),
+                                   "dataDir": str(folder.resolve()), "env": env})
+            self.say(f"  server {replica.name:<8} {replica.url}  (pgid {proc.pid})")
+        for replica in plan.servers:
+            wait_until(functools.partial(self._replica_ready, replica.name, replica.url), 60,
+                       f"the API server {replica.name} on {replica.url} "
+                       f"(see {logs / (replica.name + '.log')})")
+        out["serverPid"] = self.ha_procs[plan.servers[0].name].pid
+        return out
+
+    def _etcd_ready(self, plan: ha.HaPlan) -> bool:
+        for m in plan.members:
+            proc = self.ha_procs[m.name]
+            if proc.poll() is not None:
+                raise RuntimeError(f"etcd member {m.name} exited with code "
+                                   f"{proc.returncode}; see "
+                                   f"{self.opts.data_dir / 'logs' / (m.name + '.log')}")
+        return all(ha.etcd_healthy(self.opts.data_dir, m.client_url) for m in plan.members)
+
+    def _replica_ready(self, name: str, url: str) -> bool:
+        proc = self.ha_procs[name]
+        if proc.poll() is not None:
+            raise RuntimeError(f"the API server {name} exited with code {proc.returncode}; "
+                               f"see {self.opts.data_dir / 'logs' / (name + '.log')}")
+        try:
+            r = httpx.get(url + "/readyz", timeout=2.0, verify=self._verify)
+        except httpx.HTTPError:
+            return False
+        return r.status_code == 200
+
     def _server_env(self) -> dict[str, str]:
         """The rollout controller's analysis gates read the gateway's /metrics."""
         o, env = self.opts, dict(self.opts.extra_env)
@@ -282,7 +361,7 @@ class Up:
     def _edge_commands(self) -> list[tuple[str, str, list[str]]]:
         o, out = self.opts, []
         if o.gateway_listen:
-            argv = flotilla_argv("gateway", "--server", self.server_url,
+            argv = flotilla_argv("gateway", "--server", self.client_servers,
                                  "--token-file", str(self._credential(GATEWAY)),
                                  "--listen", o.gateway_listen, "--region",
                                  o.gateway_region or o.clusters[0].region)
@@ -292,7 +371,7 @@ class Up:
                 argv += ["--tls-listen", o.gateway_tls_listen]
             out.append(("gateway", o.gateway_listen, argv))
         if o.dns_listen:
-            argv = flotilla_argv("dns", "--server", self.server_url,
+            argv = flotilla_argv("dns", "--server", self.client_servers,
                                  "--token-file", str(self._credential(DNS)),
                                  "--listen", o.dns_listen, "--zone", o.dns_zone)
             if o.dns_admin_listen:
@@ -351,7 +430,7 @@ class Up:
         signal.signal(signal.SIGTERM, self.request_stop)
         while not self._stop_requested:
             time.sleep(0.2)  # a signal runs the handler at once; the flag is seen next
-            for p in self.others.values():
+            for p in [*self.others.values(), *self.ha_procs.values()]:
                 p.poll()  # reap parts killed by chaos, so they do not linger as zombies
             reap_adopted(self._own_pids())
             if self.server is not None and self.server.poll() is not None:
@@ -361,15 +440,27 @@ class Up:
     # -- stop --------------------------------------------------------------------------
 
     def _own_pids(self) -> set[int]:
-        own = {p.pid for p in self.others.values()}
+        own = {p.pid for p in [*self.others.values(), *self.ha_procs.values()]}
         return own | ({self.server.pid} if self.server is not None else set())
 
     def _wait_groups_gone(self, groups: list[int], deadline: float) -> None:
         while any(group_alive(g) for g in groups) and time.monotonic() < deadline:
-            for p in self.others.values():
+            for p in [*self.others.values(), *self.ha_procs.values()]:
                 p.poll()  # reap, so the group leader does not linger as a zombie
             reap_adopted(self._own_pids())
             time.sleep(0.05)
+
+    def _terminate(self, groups: list[int], grace: float) -> None:
+        """SIGTERM ``groups`` (SIGCONT first: a paused one cannot exit), SIGKILL what is
+        left after ``grace`` seconds, and wait (bounded) until they are gone."""
+        for pgid in groups:
+            with contextlib.suppress(ProcessLookupError):
+                signal_group(pgid, signal.SIGCONT)
+            signal_group(pgid, signal.SIGTERM)
+        self._wait_groups_gone(groups, time.monotonic() + grace)
+        for pgid in groups:
+            signal_group(pgid, signal.SIGKILL)
+        self._wait_groups_gone(groups, time.monotonic() + 5.0)  # SIGKILL is not instant
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM every group (clusters as recorded in up.json, so revived ones too),
@@ -388,17 +479,18 @@ class Up:
         groups += [int(state[k]["pgid"]) for k in ("gateway", "dns")
                    if isinstance(state.get(k), dict)]
         groups += [p.pid for p in self.others.values()]
-        groups = sorted(set(groups))
-        for pgid in groups:
-            with contextlib.suppress(ProcessLookupError):
-                signal_group(pgid, signal.SIGCONT)  # a paused cluster cannot exit
-            signal_group(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        self._wait_groups_gone(groups, deadline)
-        for pgid in groups:
-            signal_group(pgid, signal.SIGKILL)
-        self._wait_groups_gone(groups, time.monotonic() + 5.0)  # SIGKILL is not instant
+        self._terminate(sorted(set(groups)), grace)
         for p in self.others.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=5)
+        # --ha: the servers once their clients are gone, etcd last (servers need it to
+        # stop cleanly); as recorded in up.json, so revived ones too.
+        for kind in ("servers", "etcd"):
+            prefix = "server-" if kind == "servers" else "etcd-"
+            self._terminate(sorted({int(e["pgid"]) for e in state.get(kind, [])}
+                                   | {p.pid for n, p in self.ha_procs.items()
+                                      if n.startswith(prefix)}), grace)
+        for p in self.ha_procs.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=5)
         if self.server is not None and self.server.poll() is None:

@@ -65,6 +65,12 @@ class EtcdConfig:
         if not self.tls:
             return grpc.aio.insecure_channel(self.target(), options=options)
         assert self.ca_file is not None
+        hosts = {h for h, _ in self.endpoints}
+        if len(self.endpoints) > 1 and len(hosts) == 1:
+            # An address-list target has no single authority, so gRPC checks every
+            # member's certificate against the whole list and fails; members on one
+            # host (`flotilla up --ha`: loopback ports) are checked against that host.
+            options.append(("grpc.ssl_target_name_override", next(iter(hosts))))
         creds = grpc.ssl_channel_credentials(
             root_certificates=self.ca_file.read_bytes(),
             private_key=self.key_file.read_bytes() if self.key_file else None,

@@ -41,6 +41,10 @@ def translate(exc: grpc.aio.AioRpcError, where: str, lease_id: int | None = None
     text, status = details(exc), code(exc)
     if LEASE_NOT_FOUND in text:
         return NotFound(f"lease {lease_id} not found (expired or revoked)")
+    if "no leader" in text or "etcdserver: request timed out" in text:
+        # etcd answers, but cannot commit: fewer than a majority of members are up.
+        return StoreUnavailable(f"etcd at {where} has no quorum (no leader, or too few "
+                                f"members up to commit a write): {text}")
     if status in _UNAVAILABLE or "no leader" in text or "timed out" in text:
         return StoreUnavailable(f"etcd at {where} did not answer: {text}")
     if "database space exceeded" in text:
