@@ -10,6 +10,8 @@ controllers themselves see nothing but the `ResourceClient` seam.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Awaitable, Callable
 
 from flotilla.api.registry import Registry
@@ -18,10 +20,23 @@ from flotilla.controllers.failover.controller import DEFAULT_HEARTBEAT
 from flotilla.controllers.plane import PlaneSettings, control_plane
 
 
-def control_plane_tasks(cluster_grace_period: float
+def default_server_name(listen: str) -> str:
+    """``HOSTNAME-PORT`` of ``--listen``: unique among replicas on one host (they cannot
+    share a port) and across hosts. With port 0 the port is unknown before binding, so the
+    process id stands in (``HOSTNAME-pPID``)."""
+    _, _, port = listen.rpartition(":")
+    host = socket.gethostname() or "localhost"
+    return f"{host}-{port}" if port not in ("", "0") else f"{host}-p{os.getpid()}"
+
+
+def control_plane_tasks(cluster_grace_period: float, *, server_name: str = ""
                         ) -> tuple[Callable[[Registry], Awaitable[None]], ...]:
-    """The background tasks for `flotilla.api.server.main`: admission checks, controllers."""
-    settings = PlaneSettings(cluster_grace_period=cluster_grace_period)
+    """The background tasks for `flotilla.api.server.main`: admission checks, controllers.
+
+    ``server_name`` is this replica's identity (``flotilla server --name``): the
+    holderIdentity of the controller leader Lease."""
+    settings = PlaneSettings(cluster_grace_period=cluster_grace_period,
+                             server_name=server_name)
     controllers = control_plane(settings)
 
     async def plane(registry: Registry) -> None:

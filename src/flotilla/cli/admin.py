@@ -100,6 +100,7 @@ Examples:
   flotilla server --store etcd://127.0.0.1:2379/plane-b      # another plane, same etcd
   flotilla server --store etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379 \\
       --etcd-ca-file ca.crt --etcd-cert-file client.crt --etcd-key-file client.key
+  flotilla server --store etcd://127.0.0.1:2379 --name cp-1   # one of several replicas
 
 \b
 Limits (docs/api.md): bodies, YAML and JSON shapes, header time, requests in flight.
@@ -143,6 +144,9 @@ TooManyRequests with Retry-After.
               help="Client certificate for etcd (with --etcd-key-file).")
 @click.option("--etcd-key-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Private key of --etcd-cert-file.")
+@click.option("--name", "server_name", metavar="NAME", default=None,
+              help="This server's identity among replicas: the holderIdentity it writes "
+                   "in the controller leader Lease. Default: HOSTNAME-PORT of --listen.")
 @click.option("--cluster-grace-period", type=click.FloatRange(min=0.1), default=3.0,
               show_default=True, help="Seconds without a heartbeat before a cluster is "
               "Ready=Unknown and tainted unreachable.")
@@ -179,7 +183,8 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int, max_inflight
            users_total_rate: float, system_rate: float, system_burst: int,
            max_watches_per_identity: int, min_watch_timeout: float,
            store_url: str | None = None, etcd_ca_file: Path | None = None,
-           etcd_cert_file: Path | None = None, etcd_key_file: Path | None = None) -> None:
+           etcd_cert_file: Path | None = None, etcd_key_file: Path | None = None,
+           server_name: str | None = None) -> None:
     """Run the control plane's API server until SIGINT/SIGTERM.
 
     It serves HTTPS only: the CA and the serving pair (for --listen's host, localhost
@@ -189,7 +194,7 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int, max_inflight
     Ready when GET /readyz answers 200.
     """
     from flotilla.api.http_guard import HttpLimits
-    from flotilla.api.plane import control_plane_tasks
+    from flotilla.api.plane import control_plane_tasks, default_server_name
     from flotilla.api.server import main as run  # heavy: import on use
     from flotilla.api.server import parse_listen
     from flotilla.lifecycle import FatalError
@@ -200,6 +205,9 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int, max_inflight
         parse_listen(listen)
     except ValueError as exc:
         raise CliError(str(exc), exit_code=2) from None
+    if server_name is not None and not server_name.strip():
+        raise CliError("--name must not be empty", exit_code=2)
+    name = server_name.strip() if server_name else default_server_name(listen)
     spec = None
     if store_url is None and (etcd_ca_file or etcd_cert_file or etcd_key_file):
         raise CliError("--etcd-ca-file/--etcd-cert-file/--etcd-key-file need "
@@ -217,7 +225,8 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int, max_inflight
     data_dir = data_dir or default_data_dir()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        background = () if no_controllers else control_plane_tasks(cluster_grace_period)
+        background = () if no_controllers else control_plane_tasks(cluster_grace_period,
+                                                                  server_name=name)
         fairness = FairnessConfig(
             user_rate=user_rate, user_burst=user_burst, users_total_rate=users_total_rate,
             system_rate=system_rate, system_burst=system_burst,

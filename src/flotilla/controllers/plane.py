@@ -21,6 +21,8 @@ from flotilla.controllers.rollout import controller as rollout
 @dataclass(frozen=True, slots=True)
 class PlaneSettings:
     cluster_grace_period: float = cluster_health.DEFAULT_GRACE
+    #: This replica's identity (``flotilla server --name``): the leader Lease's holder.
+    server_name: str = ""
 
 
 def control_plane(settings: PlaneSettings) -> Callable[[ResourceClient], Awaitable[None]]:
