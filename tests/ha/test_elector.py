@@ -96,26 +96,49 @@ async def test_a_released_lease_is_taken_at_once_and_counted(store: Store) -> No
         assert spec["leaseTransitions"] == 1
 
 
-async def test_a_stuck_leader_is_replaced_and_its_in_flight_write_is_fenced(
+class Freezable:
+    """The elector's view of the API, frozen on demand: every call waits while frozen,
+    as every step of a SIGSTOPped process does (the real SIGSTOP is in
+    test_replicas.py)."""
+
+    def __init__(self, inner: Registry) -> None:
+        self.inner = inner
+        self.running = asyncio.Event()
+        self.running.set()
+
+    def __getattr__(self, name: str) -> object:
+        method = getattr(self.inner, name)
+
+        async def gated(*args: object, **kwargs: object) -> object:
+            await self.running.wait()
+            return await method(*args, **kwargs)
+        return gated
+
+
+async def test_a_frozen_leader_is_replaced_and_its_in_flight_write_is_fenced(
         store: Store) -> None:
-    """A leader whose renewals cannot run (here: a write holds the fence, as a process
-    paused mid-write would) loses the Lease to another after the lease duration; the
-    write it then sends with its old fence is refused by the store, writes nothing,
-    and the old leader steps down."""
+    """A leader that freezes right after taking a fence for a write loses the Lease to
+    another after the lease duration; the write it then sends with that fence is
+    refused by the store and writes nothing; once thawed it finds the Lease taken,
+    steps down, and its controllers' writes are refused (503)."""
     fencing = FencingStore(store)
     registry = Registry(fencing)
-    a, b = LeaseElector(registry, "a", FAST), LeaseElector(registry, "b", FAST)
+    frozen = Freezable(registry)
+    a = LeaseElector(frozen, "a", FAST)  # type: ignore[arg-type]
+    b = LeaseElector(registry, "b", FAST)
     async with campaigning(a):
         await asyncio.wait_for(a.wait_until_leader(), 10)
         async with campaigning(b):
-            async with a.hold() as fence:  # a's renewals now wait behind this write
-                await asyncio.wait_for(b.wait_until_leader(), 20)
-                assert await holder(registry) == "b"
-                with pytest.raises(Fenced):
-                    await fencing.create("configmaps", configmap("stale"), fence=fence)
+            async with a.hold() as fence:
+                pass
+            frozen.running.clear()
+            await asyncio.wait_for(b.wait_until_leader(), 20)
+            assert await holder(registry) == "b"
+            with pytest.raises(Fenced):
+                await fencing.create("configmaps", configmap("stale"), fence=fence)
             with pytest.raises(NotFound):
                 await store.get("configmaps", "default", "stale")
-            # a cannot renew any more: it steps down, and its controllers' writes fail
+            frozen.running.set()
             await wait_for(lambda: _not_leading(a), timeout=10, what="a steps down")
             with pytest.raises(ApiError) as refused:
                 await as_controller(a, lambda: registry.create(configmap("late")))
@@ -123,9 +146,10 @@ async def test_a_stuck_leader_is_replaced_and_its_in_flight_write_is_fenced(
             assert "no longer leads" in refused.value.message
             with pytest.raises(NotFound):
                 await store.get("configmaps", "default", "late")
-            # b's controllers write fine, and b stays the leader
+            # b's controllers write fine, b stays the leader, a campaigns again
             await as_controller(b, lambda: registry.create(configmap("fresh")))
             assert b.is_leader
+            assert not a.is_leader
             assert await holder(registry) == "b"
 
 
@@ -156,3 +180,18 @@ def test_timers_are_checked() -> None:
     assert ElectionTimers().problems() == []
     assert ElectionTimers(lease_duration=2, renew_deadline=3).problems()
     assert ElectionTimers(renew_interval=3.0).problems()
+
+
+def test_server_name_flag_is_checked_and_defaulted() -> None:
+    from flotilla.api.plane import default_server_name
+    from tests.cli.serverproc import clean_env, flotilla
+
+    assert default_server_name("127.0.0.1:8443").endswith("-8443")
+    assert default_server_name("127.0.0.1:0").rsplit("-", 1)[1].startswith("p")
+    empty = flotilla("server", "--name", " ", env=clean_env())
+    assert empty.returncode == 2
+    assert "--name must not be empty" in empty.stderr
+    timers = flotilla("server", "--leader-lease-duration", "2", "--leader-renew-deadline",
+                      "3", env=clean_env())
+    assert timers.returncode == 2
+    assert "must be shorter than the lease duration" in timers.stderr

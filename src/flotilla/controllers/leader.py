@@ -199,11 +199,9 @@ class LeaseElector:
             await asyncio.sleep(self.timers.renew_interval)
             deadline = self._renewed_at + self.timers.renew_deadline
             while self._leading.is_set():
-                try:
-                    async with self._lock.exclusive():
-                        renewed = await asyncio.wait_for(
-                            self._try_acquire_or_renew(),
-                            max(0.01, deadline - self._clock()))
+                try:  # the wait for the lock counts too: a stuck write cannot hold it
+                    renewed = await asyncio.wait_for(self._renew_exclusive(),
+                                                     max(0.01, deadline - self._clock()))
                 except (ApiError, OSError, TimeoutError) as exc:
                     log.warning("leader %s: renewing the Lease: %s", self.identity,
                                 exc or "timed out")
@@ -214,6 +212,10 @@ class LeaseElector:
                     self._step_down(f"Lease not renewed within {self.timers.renew_deadline}s")
                     break
                 await asyncio.sleep(self.timers.retry_period)
+
+    async def _renew_exclusive(self) -> bool:
+        async with self._lock.exclusive():
+            return await self._try_acquire_or_renew()
 
     async def _try_acquire_or_renew(self) -> bool:
         """One client-go ``tryAcquireOrRenew``: True when this process holds the Lease
@@ -237,6 +239,9 @@ class LeaseElector:
         holder = str(old.get("holderIdentity") or "")
         duration = float(old.get("leaseDurationSeconds") or self.timers.lease_duration)
         if holder and holder != self.identity:
+            if self._leading.is_set():  # taken over behind this leader's back
+                self._step_down(f"the Lease is held by {holder}")
+                return False
             if self._clock() - self._observed[1] < duration:
                 return False  # held and renewed recently, as far as this clock knows
             log.warning("leader election: Lease of %s unchanged for %.1fs: taking over",
