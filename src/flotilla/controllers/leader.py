@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from flotilla.client.base import ApiError, NotFoundError, Object, ResourceClient
 from flotilla.controllers.manager import ControllerManager, LostLeadership
 from flotilla.resources.kinds import by_kind
-from flotilla.resources.wellknown import SYSTEM_NAMESPACE, now_rfc3339
+from flotilla.resources.wellknown import CONTROLLER_LEADER_LEASE, SYSTEM_NAMESPACE, now_rfc3339
 from flotilla.store.base import Fence, Fenced
 from flotilla.store.fence import FENCE_SOURCE
 
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 LEASE = by_kind("Lease")
 #: The controller leader's Lease, in `SYSTEM_NAMESPACE`.
-LEADER_LEASE = "flotilla-controllers"
+LEADER_LEASE = CONTROLLER_LEADER_LEASE
 
 
 @dataclass(frozen=True, slots=True)
