@@ -34,7 +34,10 @@ def test_an_agent_cannot_write_the_leader_lease(server: ServerProcess) -> None:
     assert held["spec"]["holderIdentity"] == "cp-1"
     token = create_token(server.data_dir, "agent-x", "--cluster", LEADER)
     taken = {**held, "spec": {**held["spec"], "holderIdentity": "agent-x"}}
-    refused = call(server, token, "PUT", f"{LEASES}/{LEADER}", taken)
+    # the server re-reads its token file every few seconds: wait until it knows this one
+    refused = wait_for_sync(
+        lambda: (r := call(server, token, "PUT", f"{LEASES}/{LEADER}", taken)).status_code
+        != 401 and r, timeout=20, what="the new agent token to be known")
     assert refused.status_code == 403, refused.text
     assert "controller leader" in refused.json()["message"]
     assert _held(server)["spec"]["holderIdentity"] == "cp-1"
