@@ -126,6 +126,8 @@ def from_store(exc: store.StoreError, what: str) -> ApiError:
         return UnavailableError("the store is shutting down; retry")
     if isinstance(exc, store.StoreUnavailable):
         return UnavailableError(f"the store is unavailable: {exc}; retry")
+    if isinstance(exc, store.Fenced):  # only the deposed leader's own controllers see it
+        return UnavailableError(f"{what} not written: this server no longer leads ({exc})")
     if isinstance(exc, store.InsufficientStorage):
         return InsufficientStorageError(f"{what} not written: {exc}")
     return InternalError(f"store error on {what}: {exc}")

@@ -17,7 +17,10 @@ from collections.abc import Awaitable, Callable
 from flotilla.api.registry import Registry
 from flotilla.controllers.failover.admission import budget_check
 from flotilla.controllers.failover.controller import DEFAULT_HEARTBEAT
+from flotilla.controllers.leader import ElectionTimers
 from flotilla.controllers.plane import PlaneSettings, control_plane
+
+__all__ = ["ElectionTimers", "control_plane_tasks", "default_server_name"]
 
 
 def default_server_name(listen: str) -> str:
@@ -29,14 +32,16 @@ def default_server_name(listen: str) -> str:
     return f"{host}-{port}" if port not in ("", "0") else f"{host}-p{os.getpid()}"
 
 
-def control_plane_tasks(cluster_grace_period: float, *, server_name: str = ""
+def control_plane_tasks(cluster_grace_period: float, *, server_name: str = "",
+                        election: ElectionTimers | None = None,
                         ) -> tuple[Callable[[Registry], Awaitable[None]], ...]:
     """The background tasks for `flotilla.api.server.main`: admission checks, controllers.
 
     ``server_name`` is this replica's identity (``flotilla server --name``): the
     holderIdentity of the controller leader Lease."""
     settings = PlaneSettings(cluster_grace_period=cluster_grace_period,
-                             server_name=server_name)
+                             server_name=server_name,
+                             election=election or ElectionTimers())
     controllers = control_plane(settings)
 
     async def plane(registry: Registry) -> None:

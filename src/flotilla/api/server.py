@@ -45,6 +45,7 @@ from flotilla.pki.layout import PkiLayout
 from flotilla.store.base import CorruptStore, Store, StoreUnavailable
 from flotilla.store.encrypted import EncryptedStore
 from flotilla.store.envelope import Envelope, KeyFileError
+from flotilla.store.fence import FencingStore
 from flotilla.store.sqlite.lock import DataDirLocked
 from flotilla.store.url import StoreSpec, open_store, sqlite_spec
 
@@ -107,7 +108,8 @@ class _Store:
         except StoreUnavailable as exc:
             raise FatalError(f"cannot open the store: {exc}") from None
         self.store = EncryptedStore(backend, envelope)
-        self._registry = Registry(self.store)
+        # the controllers' writes are fenced by the leader Lease (flotilla.store.fence)
+        self._registry = Registry(FencingStore(self.store))
 
     async def stop(self) -> None:
         if self.store is not None:

@@ -62,10 +62,7 @@ def init(data_dir: Path | None, server_url: str, context: str) -> None:
     from flotilla.pki import ensure_server_pair
 
     data_dir = data_dir or default_data_dir()
-    try:
-        url = normalise_server(server_url)
-    except ConfigError as exc:
-        raise CliError(f"--server: {exc}", exit_code=2) from None
+    url = normalise_server(server_url)
     host = urlsplit(url).hostname or "127.0.0.1"
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -104,6 +101,13 @@ Examples:
   flotilla server --store etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379 \\
       --etcd-ca-file ca.crt --etcd-cert-file client.crt --etcd-key-file client.key
   flotilla server --store etcd://127.0.0.1:2379 --name cp-1   # one of several replicas
+  flotilla server --store etcd://127.0.0.1:2379 --name cp-2 --leader-lease-duration 8 \\
+      --leader-renew-deadline 6     # a slower etcd: fail over in ~8 s instead of ~4.5 s
+
+\b
+Replicas (docs/ha.md): every server serves the API; only the holder of the Lease
+flotilla-system/flotilla-controllers (holderIdentity = --name) runs the controllers, and
+their writes are fenced by that Lease's revision.
 
 \b
 Limits (docs/api.md): bodies, YAML and JSON shapes, header time, requests in flight.
@@ -150,6 +154,16 @@ TooManyRequests with Retry-After.
 @click.option("--name", "server_name", metavar="NAME", default=None,
               help="This server's identity among replicas: the holderIdentity it writes "
                    "in the controller leader Lease. Default: HOSTNAME-PORT of --listen.")
+@click.option("--leader-lease-duration", type=click.FloatRange(min=1), default=4.0,
+              show_default=True, metavar="SECONDS", help="Replicas: a leader Lease not "
+              "renewed this long (on the observer's clock) may be taken over.")
+@click.option("--leader-renew-deadline", type=click.FloatRange(min=0.1), default=3.0,
+              show_default=True, metavar="SECONDS", help="Replicas: the leader stops its "
+              "controllers when it could not renew for this long (< the lease duration); "
+              "it renews every third of it.")
+@click.option("--leader-retry-period", type=click.FloatRange(min=0.05), default=0.5,
+              show_default=True, metavar="SECONDS",
+              help="Replicas: how often a candidate tries to take the leader Lease.")
 @click.option("--cluster-grace-period", type=click.FloatRange(min=0.1), default=3.0,
               show_default=True, help="Seconds without a heartbeat before a cluster is "
               "Ready=Unknown and tainted unreachable.")
@@ -187,7 +201,8 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int, max_inflight
            max_watches_per_identity: int, min_watch_timeout: float,
            store_url: str | None = None, etcd_ca_file: Path | None = None,
            etcd_cert_file: Path | None = None, etcd_key_file: Path | None = None,
-           server_name: str | None = None) -> None:
+           server_name: str | None = None, leader_lease_duration: float = 4.0,
+           leader_renew_deadline: float = 3.0, leader_retry_period: float = 0.5) -> None:
     """Run the control plane's API server until SIGINT/SIGTERM.
 
     It serves HTTPS only: the CA and the serving pair (for --listen's host, localhost
@@ -197,7 +212,7 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int, max_inflight
     Ready when GET /readyz answers 200.
     """
     from flotilla.api.http_guard import HttpLimits
-    from flotilla.api.plane import control_plane_tasks, default_server_name
+    from flotilla.api.plane import ElectionTimers, control_plane_tasks, default_server_name
     from flotilla.api.server import main as run  # heavy: import on use
     from flotilla.api.server import parse_listen
     from flotilla.lifecycle import FatalError
@@ -211,6 +226,10 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int, max_inflight
     if server_name is not None and not server_name.strip():
         raise CliError("--name must not be empty", exit_code=2)
     name = server_name.strip() if server_name else default_server_name(listen)
+    election = ElectionTimers(leader_lease_duration, leader_renew_deadline,
+                              leader_renew_deadline / 3, leader_retry_period)
+    if election.problems():
+        raise CliError("; ".join(election.problems()), exit_code=2)
     spec = None
     if store_url is None and (etcd_ca_file or etcd_cert_file or etcd_key_file):
         raise CliError("--etcd-ca-file/--etcd-cert-file/--etcd-key-file need "
@@ -228,8 +247,8 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int, max_inflight
     data_dir = data_dir or default_data_dir()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        background = () if no_controllers else control_plane_tasks(cluster_grace_period,
-                                                                  server_name=name)
+        background = () if no_controllers else control_plane_tasks(
+            cluster_grace_period, server_name=name, election=election)
         fairness = FairnessConfig(
             user_rate=user_rate, user_burst=user_burst, users_total_rate=users_total_rate,
             system_rate=system_rate, system_burst=system_burst,

@@ -4,10 +4,11 @@ One informer per kind, shared: the scheduler, the renderer and the status aggreg
 watch ResourceBindings, and three watches and three caches of the same objects would
 triple the server's watch load and the process's memory for nothing.
 
-Leader election is a seam, not an implementation: with several control-plane replicas
-only one may run the controllers, so the manager awaits ``leader.wait_until_leader()``
-before starting anything, and stops everything if ``leader.lost()`` completes. The
-default `AlwaysLeader` fits the embedded single-server set-up.
+Leader election is a seam: with several control-plane replicas only one may run the
+controllers, so the manager awaits ``leader.wait_until_leader()`` before starting
+anything, and stops everything if ``leader.lost()`` completes. `flotilla server` uses
+`flotilla.controllers.leader.LeaseElector` (one manager per term); `AlwaysLeader` is
+for tests and embedded uses with a single writer.
 """
 
 from __future__ import annotations

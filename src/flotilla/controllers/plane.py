@@ -8,12 +8,13 @@ and a ``build(manager)`` function in its own module. The server side
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flotilla.client.base import ResourceClient
 from flotilla.controllers import cluster_health, discovery
 from flotilla.controllers.failover import controller as failover
-from flotilla.controllers.manager import ControllerManager, background
+from flotilla.controllers.leader import ElectionTimers, LeaseElector, run_while_leading
+from flotilla.controllers.manager import ControllerManager
 from flotilla.controllers.placement import binder, rendering, scheduling, status
 from flotilla.controllers.rollout import controller as rollout
 
@@ -23,10 +24,12 @@ class PlaneSettings:
     cluster_grace_period: float = cluster_health.DEFAULT_GRACE
     #: This replica's identity (``flotilla server --name``): the leader Lease's holder.
     server_name: str = ""
+    election: ElectionTimers = field(default_factory=ElectionTimers)
 
 
 def control_plane(settings: PlaneSettings) -> Callable[[ResourceClient], Awaitable[None]]:
-    """The background task `run_server` runs: every controller on the in-process client."""
+    """The background task `run_server` runs: every controller on the in-process client,
+    while this replica holds the controller leader Lease (`flotilla.controllers.leader`)."""
 
     def build(manager: ControllerManager) -> None:
         cluster_health.build(manager, grace=settings.cluster_grace_period)
@@ -38,4 +41,10 @@ def control_plane(settings: PlaneSettings) -> Callable[[ResourceClient], Awaitab
         failover.build(manager, grace=settings.cluster_grace_period)
         discovery.build(manager)
 
-    return background(build)
+    async def run(client: ResourceClient) -> None:
+        # Every replica campaigns; only the holder of the leader Lease runs controllers.
+        elector = LeaseElector(client, settings.server_name or "flotilla-server",
+                               settings.election)
+        await run_while_leading(elector, client, build)
+
+    return run

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 
 #: Where per-cluster heartbeat Leases live.
 SYSTEM_NAMESPACE = "flotilla-system"
+#: The controller leader's Lease in `SYSTEM_NAMESPACE` (never a cluster's heartbeat).
+CONTROLLER_LEADER_LEASE = "flotilla-controllers"
 #: Works for cluster C live in namespace ``flotilla-es-C`` (Karmada's "execution space").
 EXECUTION_NAMESPACE_PREFIX = "flotilla-es-"
 

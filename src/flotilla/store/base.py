@@ -56,6 +56,12 @@ class Expired(StoreError):
         self.compacted_revision = compacted_revision
 
 
+class Fenced(StoreError):
+    """A fenced write was refused: the Lease named by its `Fence` moved on (another
+    replica took the leadership, or this one renewed since). Nothing was written; the
+    writer is no longer the leader it thought it was and must step down."""
+
+
 class StoreClosed(StoreError):
     """The store is shutting down; the operation did not happen."""
 
@@ -102,6 +108,19 @@ class Lease:
     remaining: float = field(default=0.0)
 
 
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """A write precondition on another key: the Lease object (resource, namespace, name)
+    must still be at mod revision ``revision`` when the write applies, checked in the
+    same transaction. Controllers of the elected leader write with the revision of the
+    leader Lease they last wrote, so a deposed leader can never write (`Fenced`)."""
+
+    resource: str
+    namespace: str
+    name: str
+    revision: int
+
+
 @runtime_checkable
 class Store(Protocol):
     """A revisioned object store. All methods are safe to call concurrently."""
@@ -126,16 +145,21 @@ class Store(Protocol):
         """
         ...
 
-    async def create(self, resource: str, obj: Object, *, lease_id: int | None = None) -> Object:
+    async def create(self, resource: str, obj: Object, *, lease_id: int | None = None,
+                     fence: Fence | None = None) -> Object:
         """Store a new object; raise `AlreadyExists` if the name is taken.
 
         Returns the stored object with ``metadata.resourceVersion`` set. With
         ``lease_id`` the object is deleted when that lease expires or is revoked.
+        With ``fence`` the write applies only while the fence holds, else `Fenced`
+        (checked before anything else, in the write's own transaction; same for
+        `update` and `delete`).
         """
         ...
 
     async def update(
-        self, resource: str, obj: Object, *, expected_revision: int | None = None
+        self, resource: str, obj: Object, *, expected_revision: int | None = None,
+        fence: Fence | None = None,
     ) -> Object:
         """Replace an existing object (found by its metadata namespace/name).
 
@@ -145,7 +169,8 @@ class Store(Protocol):
         ...
 
     async def delete(
-        self, resource: str, namespace: str, name: str, *, expected_revision: int | None = None
+        self, resource: str, namespace: str, name: str, *, expected_revision: int | None = None,
+        fence: Fence | None = None,
     ) -> Object:
         """Delete and return the last state (with the deletion revision)."""
         ...

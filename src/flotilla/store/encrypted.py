@@ -23,6 +23,7 @@ from flotilla.resources import kinds
 from flotilla.resources.labels import Selector
 from flotilla.store.base import (
     Change,
+    Fence,
     Lease,
     ListResult,
     Modifying,
@@ -128,15 +129,17 @@ class EncryptedStore:
         return page
 
     async def create(self, resource: str, obj: Object, *,
-                     lease_id: int | None = None) -> Object:
+                     lease_id: int | None = None, fence: Fence | None = None) -> Object:
         sent = self.seal(resource, obj)
-        stored = await self.inner.create(resource, sent, lease_id=lease_id)
+        stored = await self.inner.create(resource, sent, lease_id=lease_id, fence=fence)
         return self._returned(sent, obj, stored)
 
     async def update(self, resource: str, obj: Object, *,
-                     expected_revision: int | None = None) -> Object:
+                     expected_revision: int | None = None,
+                     fence: Fence | None = None) -> Object:
         sent = self.seal(resource, obj)
-        stored = await self.inner.update(resource, sent, expected_revision=expected_revision)
+        stored = await self.inner.update(resource, sent, expected_revision=expected_revision,
+                                         fence=fence)
         return self._returned(sent, obj, stored)
 
     async def modify(self, resource: str, namespace: str, name: str, change: Change, *,
@@ -149,9 +152,10 @@ class EncryptedStore:
                                        expected_revision=expected_revision)
 
     async def delete(self, resource: str, namespace: str, name: str, *,
-                     expected_revision: int | None = None) -> Object:
+                     expected_revision: int | None = None,
+                     fence: Fence | None = None) -> Object:
         stored = await self.inner.delete(resource, namespace, name,
-                                         expected_revision=expected_revision)
+                                         expected_revision=expected_revision, fence=fence)
         try:
             return self.open(resource, stored)
         except DecryptionError as exc:

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from flotilla.api.authz.attributes import Attributes
 from flotilla.resources.labels import SelectorError, parse_selector
 from flotilla.resources.wellknown import (
+    CONTROLLER_LEADER_LEASE,
     LABEL_CLUSTER,
     SYSTEM_NAMESPACE,
     execution_namespace,
@@ -135,6 +136,9 @@ class AgentRestriction:
         if attrs.namespace != SYSTEM_NAMESPACE or attrs.name != cluster:
             raise Refused(f"an agent of cluster {cluster} may only hold Lease "
                           f"{SYSTEM_NAMESPACE}/{cluster}")
+        if attrs.name == CONTROLLER_LEADER_LEASE:  # a cluster named like it: no hijack
+            raise Refused(f"Lease {SYSTEM_NAMESPACE}/{CONTROLLER_LEADER_LEASE} is the "
+                          f"controller leader's; rename cluster {cluster}")
 
     # -- EndpointSlice -----------------------------------------------------------------
 

@@ -33,6 +33,8 @@ from flotilla.store.base import (
     Change,
     Conflict,
     Expired,
+    Fence,
+    Fenced,
     Lease,
     ListResult,
     NotFound,
@@ -161,6 +163,28 @@ class EtcdStore:
     def _key(self, resource: str, namespace: str, name: str) -> bytes:
         return keys.key_of(self._root, resource, namespace, name)
 
+    def _fenced(self, fence: Fence | None, compare: list[Any], failure: list[Any]
+                ) -> list[Any]:
+        """Add the fence's compare (the Lease key at its mod revision) to a write's
+        transaction, and a read of it to the failure branch, so a refusal is told apart
+        from the write's own precondition in the same round trip."""
+        if fence is None:
+            return compare
+        key = self._key(fence.resource, fence.namespace, fence.name)
+        failure.append(_read(key))
+        return [_mod_equals(key, fence.revision), *compare]
+
+    def _check_fence(self, fence: Fence | None, response: Any) -> None:
+        if fence is None or response.succeeded:
+            return
+        found = response.responses[-1].response_range.kvs
+        current = int(found[0].mod_revision) if found else None
+        if current != fence.revision:
+            now = "gone" if current is None else f"at revision {current}"
+            raise Fenced(f"fenced write refused: "
+                         f"{_describe(fence.resource, fence.namespace, fence.name)} is "
+                         f"{now}, not {fence.revision}")
+
     # -- objects -----------------------------------------------------------------------
 
     async def get(self, resource: str, namespace: str, name: str) -> Object:
@@ -251,33 +275,38 @@ class EtcdStore:
         finally:
             call.cancel()
 
-    async def create(self, resource: str, obj: Object, *, lease_id: int | None = None
-                     ) -> Object:
+    async def create(self, resource: str, obj: Object, *, lease_id: int | None = None,
+                     fence: Fence | None = None) -> Object:
         namespace, name = _object_key(obj, f"create {resource}")
         key = self._key(resource, namespace, name)
         value = keys.encode(obj)
+        failure: list[Any] = []
         response = await self._txn(
-            [_absent(key)],
+            self._fenced(fence, [_absent(key)], failure),
             [rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value,
                                                       lease=lease_id or 0))],
-            [], lease_id)
+            failure, lease_id)
+        self._check_fence(fence, response)
         if not response.succeeded:
             raise AlreadyExists(f"{_describe(resource, namespace, name)} already exists")
         return keys.decode(value, response.header.revision)
 
     async def update(self, resource: str, obj: Object, *,
-                     expected_revision: int | None = None) -> Object:
+                     expected_revision: int | None = None,
+                     fence: Fence | None = None) -> Object:
         namespace, name = _object_key(obj, f"update {resource}")
         key = self._key(resource, namespace, name)
         value = keys.encode(obj)
         check = _exists(key) if expected_revision is None else _mod_equals(
             key, expected_revision)
         # ignore_lease: an update keeps the object's lease, as in the SQLite store
+        failure = [_read(key)]
         response = await self._txn(
-            [check],
+            self._fenced(fence, [check], failure),
             [rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value,
                                                       ignore_lease=True))],
-            [_read(key)])
+            failure)
+        self._check_fence(fence, response)
         if not response.succeeded:
             self._refused(response, resource, namespace, name, expected_revision)
         return keys.decode(value, response.header.revision)
@@ -298,15 +327,18 @@ class EtcdStore:
         return await self.update(resource, new, expected_revision=revision)
 
     async def delete(self, resource: str, namespace: str, name: str, *,
-                     expected_revision: int | None = None) -> Object:
+                     expected_revision: int | None = None,
+                     fence: Fence | None = None) -> Object:
         key = self._key(resource, namespace, name)
         check = _exists(key) if expected_revision is None else _mod_equals(
             key, expected_revision)
+        failure = [_read(key)]
         response = await self._txn(
-            [check],
+            self._fenced(fence, [check], failure),
             [rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key,
                                                                        prev_kv=True))],
-            [_read(key)])
+            failure)
+        self._check_fence(fence, response)
         if not response.succeeded:
             self._refused(response, resource, namespace, name, expected_revision)
         # the compare and the delete are one transaction: the key was there to delete

@@ -15,6 +15,8 @@ from typing import Any
 from flotilla.store.base import (
     AlreadyExists,
     Conflict,
+    Fence,
+    Fenced,
     InsufficientStorage,
     NotFound,
     Object,
@@ -58,9 +60,24 @@ def _check_revision(
         )
 
 
+def check_fence(txn: Txn, fence: Fence | None) -> None:
+    """Refuse the write (`Fenced`) unless the fence's Lease is still at its revision:
+    read in the writer's own transaction, so nothing can move it in between."""
+    if fence is None:
+        return
+    row = _current(txn, fence.resource, fence.namespace, fence.name)
+    if row is None or row[0] != fence.revision:
+        now = "gone" if row is None else f"at revision {row[0]}"
+        raise Fenced(f"fenced write refused: "
+                     f"{_describe(fence.resource, fence.namespace, fence.name)} is {now}, "
+                     f"not {fence.revision}")
+
+
 def create(
-    txn: Txn, resource: str, namespace: str, name: str, obj: Object, lease_id: int | None
+    txn: Txn, resource: str, namespace: str, name: str, obj: Object, lease_id: int | None,
+    fence: Fence | None = None,
 ) -> str:
+    check_fence(txn, fence)
     if _current(txn, resource, namespace, name) is not None:
         raise AlreadyExists(f"{_describe(resource, namespace, name)} already exists")
     if lease_id is not None and txn.conn.execute(
@@ -83,8 +100,9 @@ def create(
 
 def update(
     txn: Txn, resource: str, namespace: str, name: str, obj: Object,
-    expected_revision: int | None,
+    expected_revision: int | None, fence: Fence | None = None,
 ) -> str:
+    check_fence(txn, fence)
     row = _current(txn, resource, namespace, name)
     what = _describe(resource, namespace, name)
     if row is None:
@@ -108,8 +126,10 @@ def update(
 
 
 def delete(
-    txn: Txn, resource: str, namespace: str, name: str, expected_revision: int | None
+    txn: Txn, resource: str, namespace: str, name: str, expected_revision: int | None,
+    fence: Fence | None = None,
 ) -> str:
+    check_fence(txn, fence)
     row = _current(txn, resource, namespace, name)
     what = _describe(resource, namespace, name)
     if row is None:

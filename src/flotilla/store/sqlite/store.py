@@ -23,6 +23,7 @@ from flotilla.resources.labels import Selector
 from flotilla.store.base import (
     Change,
     CorruptStore,
+    Fence,
     Lease,
     ListResult,
     NotFound,
@@ -223,25 +224,27 @@ class SqliteStore:
         return ListResult(page.items, page.revision, next_token)
 
     async def create(
-        self, resource: str, obj: Object, *, lease_id: int | None = None
+        self, resource: str, obj: Object, *, lease_id: int | None = None,
+        fence: Fence | None = None,
     ) -> Object:
         namespace, name = _key(obj, f"create {resource}")
         if lease_id is not None:
             self._leases.info(lease_id)  # fail fast on an expired lease
         text: str = await self._write(
             partial(ops.create, resource=resource, namespace=namespace, name=name, obj=obj,
-                    lease_id=lease_id)
+                    lease_id=lease_id, fence=fence)
         )
         result: Object = json.loads(text)
         return result
 
     async def update(
-        self, resource: str, obj: Object, *, expected_revision: int | None = None
+        self, resource: str, obj: Object, *, expected_revision: int | None = None,
+        fence: Fence | None = None,
     ) -> Object:
         namespace, name = _key(obj, f"update {resource}")
         text: str = await self._write(
             partial(ops.update, resource=resource, namespace=namespace, name=name, obj=obj,
-                    expected_revision=expected_revision)
+                    expected_revision=expected_revision, fence=fence)
         )
         result: Object = json.loads(text)
         return result
@@ -259,11 +262,12 @@ class SqliteStore:
         return result
 
     async def delete(
-        self, resource: str, namespace: str, name: str, *, expected_revision: int | None = None
+        self, resource: str, namespace: str, name: str, *, expected_revision: int | None = None,
+        fence: Fence | None = None,
     ) -> Object:
         text: str = await self._write(
             partial(ops.delete, resource=resource, namespace=namespace, name=name,
-                    expected_revision=expected_revision)
+                    expected_revision=expected_revision, fence=fence)
         )
         result: Object = json.loads(text)
         return result
