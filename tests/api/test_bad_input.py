@@ -106,13 +106,19 @@ def _peak_rss_kib(server: ServerProcess) -> int:
     raise AssertionError("no VmHWM in /proc/PID/status")
 
 
+#: Peak RSS may grow by up to the body limit read before the 413 plus what the shared
+#: server does meanwhile (its store's checkpoint thread, other connections): 4 MiB was
+#: exceeded by 0.4 MiB once in CI. Holding the whole 10 MiB body would pass 8 MiB.
+_NOT_BUFFERED_KIB = 8 * 1024
+
+
 async def test_ten_megabyte_body_with_length(http: httpx.AsyncClient,
                                              server: ServerProcess) -> None:
     big = b'{"data": "' + b"x" * (10 * 1024 * 1024) + b'"}'
     before = _peak_rss_kib(server)
     r = await http.post(CMS, content=big, headers={"Content-Type": "application/json"})
     _status(r, 413, "larger than the limit")
-    assert _peak_rss_kib(server) - before < 4096, "the server buffered the body"
+    assert _peak_rss_kib(server) - before < _NOT_BUFFERED_KIB, "the server buffered the body"
 
 
 async def test_ten_megabyte_chunked_body(http: httpx.AsyncClient,
@@ -124,7 +130,7 @@ async def test_ten_megabyte_chunked_body(http: httpx.AsyncClient,
     before = _peak_rss_kib(server)
     r = await http.post(CMS, content=chunks(), headers={"Content-Type": "application/json"})
     _status(r, 413, "larger than the limit")
-    assert _peak_rss_kib(server) - before < 4096, "the server buffered the body"
+    assert _peak_rss_kib(server) - before < _NOT_BUFFERED_KIB, "the server buffered the body"
 
 
 async def test_no_token_and_wrong_token(server: ServerProcess) -> None:
