@@ -9,6 +9,10 @@ token, or when the control plane, asked with the caller's token
 ``clusters/proxy`` of this cluster: the admin, edit and view roles may, an agent of
 another cluster may not. Answers are kept for a few seconds per token and verb, so a
 ``flotilla get pods`` costs the control plane one review, not one per call.
+
+``/metrics`` (`flotilla.agent.metrics`) is open, like the API server's: it holds counts
+and latencies, never a name, a log line or a token, and Prometheus needs no credential
+of the control plane to scrape every cluster.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from flotilla.agent.metrics import CONTENT_TYPE, AgentMetrics
 from flotilla.runtimes.base import Runtime
 
 
@@ -46,8 +51,9 @@ _REVIEW_TTL = 5.0
 _REVIEW_CACHE_MAX = 1024
 
 
-def admin_app(runtime: Runtime, token: str | None, review: Review | None = None) -> Starlette:
-    """Routes: GET /healthz, /pods, /nodes, /workloads, /endpoints, /logs/{ns}/{pod};
+def admin_app(runtime: Runtime, token: str | None, review: Review | None = None,
+              metrics: AgentMetrics | None = None) -> Starlette:
+    """Routes: GET /healthz, /metrics, /pods, /nodes, /workloads, /endpoints, /logs/{ns}/{pod};
     POST /nodes/{name}/fail, /nodes/{name}/recover, /pods/{ns}/{pod}/kill."""
     decided: dict[tuple[str, str], tuple[float, bool, str]] = {}
 
@@ -95,6 +101,12 @@ def admin_app(runtime: Runtime, token: str | None, review: Review | None = None)
     async def healthz(_request: Request) -> Response:
         return PlainTextResponse("ok")
 
+    async def metrics_page(_request: Request) -> Response:
+        # Open like the API server's /metrics: counts by phase and latencies, no names.
+        if metrics is None:
+            return _error(404, "this agent exports no metrics")
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
     async def pods(_request: Request) -> Response:
         return _json([dataclasses.asdict(p) for p in runtime.pods()])
 
@@ -128,6 +140,7 @@ def admin_app(runtime: Runtime, token: str | None, review: Review | None = None)
 
     return Starlette(routes=[
         Route("/healthz", healthz),
+        Route("/metrics", metrics_page),
         Route("/pods", guarded(pods)),
         Route("/nodes", guarded(nodes)),
         Route("/workloads", guarded(workloads)),

@@ -16,6 +16,7 @@ import json
 import logging
 import socket
 import ssl
+import time
 from typing import Any
 
 import uvicorn
@@ -23,6 +24,7 @@ import uvicorn
 from flotilla.agent.admin import admin_app
 from flotilla.agent.config import AgentConfig
 from flotilla.agent.heartbeat import Heartbeat
+from flotilla.agent.metrics import AgentMetrics
 from flotilla.agent.snapshot import (
     CLUSTER,
     ENDPOINT_SLICE,
@@ -57,6 +59,8 @@ class Agent:
         self.client = client
         self.runtime = runtime or get_runtime(cfg.runtime)(cfg.runtime_options())
         self.heartbeat = Heartbeat(client, cfg.cluster, cfg.heartbeat_interval)
+        self.metrics = AgentMetrics(self.runtime)
+        self.heartbeat.observe = self._heartbeat_observed
         self.works = Informer(client, WORK, namespace=execution_namespace(cfg.cluster))
         self._works_changed = asyncio.Event()
         self._report_now = asyncio.Event()
@@ -110,10 +114,18 @@ class Agent:
         self.api_endpoint = f"{'http' if tls is None else 'https'}://{host}:{bound_port}"
 
         def config() -> uvicorn.Config:
-            return uvicorn.Config(admin_app(self.runtime, self.cfg.token, self._review),
+            return uvicorn.Config(admin_app(self.runtime, self.cfg.token, self._review,
+                                            self.metrics),
                                   log_level="warning", lifespan="off", access_log=False)
 
         return AsgiServer("agent endpoint", config, sock, tls=tls)
+
+    def _heartbeat_observed(self, seconds: float, ok: bool) -> None:
+        self.metrics.heartbeat_latency.observe(seconds)
+        if ok:
+            self.metrics.last_heartbeat.set_to_current_time()
+        else:
+            self.metrics.heartbeat_failures.inc()
 
     async def _review(self, authorization: str, verb: str) -> tuple[bool, str]:
         """May the holder of ``authorization`` use this cluster's endpoint?"""
@@ -185,11 +197,14 @@ class Agent:
             desired = self.desired_manifests()
             if desired == self._applied:
                 continue
+            started = time.monotonic()
             try:
                 await self.runtime.apply(copy.deepcopy(desired))
+                self.metrics.apply_latency.observe(time.monotonic() - started)
                 self._applied = desired
                 self._apply_error = None
             except ManifestError as exc:
+                self.metrics.apply_errors.inc()
                 log.warning("cluster %s cannot apply its Works: %s", self.cfg.cluster, exc)
                 self._apply_error = str(exc)
             self._report_now.set()

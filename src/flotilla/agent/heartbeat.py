@@ -33,6 +33,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 
 from flotilla.client.base import (
     AlreadyExistsError,
@@ -140,6 +141,8 @@ class Heartbeat:
         self.last_ok: float | None = None
         self.renewals = 0
         self._lease: Object | None = None
+        #: called after each renewal with (seconds it took, whether it succeeded)
+        self.observe: Callable[[float, bool], None] = lambda _s, _ok: None
 
     @property
     def duration(self) -> float:
@@ -249,11 +252,14 @@ class Heartbeat:
         a Lease taken over by another agent, which ends the agent."""
         next_tick = time.monotonic()
         while True:
+            started = time.monotonic()
             try:
                 await self.renew_once()
+                self.observe(time.monotonic() - started, True)
             except LeaseLost:
                 raise
             except Exception as exc:  # API errors and transport errors alike: retry
+                self.observe(time.monotonic() - started, False)
                 log.warning("heartbeat for %s failed: %s", self.cluster, exc)
             next_tick += self.interval
             delay = next_tick - time.monotonic()

@@ -46,6 +46,7 @@ from flotilla.store.base import CorruptStore, Store, StoreUnavailable
 from flotilla.store.encrypted import EncryptedStore
 from flotilla.store.envelope import Envelope, KeyFileError
 from flotilla.store.fence import FencingStore
+from flotilla.store.metrics import StoreCollector, StoreTelemetry
 from flotilla.store.sqlite.lock import DataDirLocked
 from flotilla.store.url import StoreSpec, open_store, sqlite_spec
 
@@ -92,11 +93,18 @@ class _Store:
         self.disk_reserve = disk_reserve
         self.store: Store | None = None
         self._registry: Registry | None = None
+        #: the store under encryption and fencing, whose `telemetry` /metrics shows
+        self._backend: object = None
 
     @property
     def registry(self) -> Registry:
         assert self._registry is not None, "the store is not open yet"
         return self._registry
+
+    def telemetry(self) -> StoreTelemetry | None:
+        """The SQLite store's batch, commit and watch figures (None for etcd)."""
+        telemetry = getattr(self._backend, "telemetry", None)
+        return telemetry() if callable(telemetry) else None
 
     async def start(self, tasks: asyncio.TaskGroup) -> None:
         try:
@@ -107,6 +115,7 @@ class _Store:
             raise FatalError(str(exc)) from None
         except StoreUnavailable as exc:
             raise FatalError(f"cannot open the store: {exc}") from None
+        self._backend = backend
         self.store = EncryptedStore(backend, envelope)
         # the controllers' writes are fenced by the leader Lease (flotilla.store.fence)
         self._registry = Registry(FencingStore(self.store))
@@ -130,12 +139,14 @@ async def run_server(
     http_limits: HttpLimits = DEFAULT_HTTP_LIMITS,
     fairness: FairnessConfig | None = None,
     store_spec: StoreSpec | None = None,
+    metrics: ApiMetrics | None = None,
 ) -> None:
     """Serve the API on ``listen`` from the store in ``data_dir`` (or ``store_spec``'s)
     until SIGINT/SIGTERM.
 
     ``background`` coroutines (controllers) get the in-process `Registry` and run until
     shutdown. ``keep_revisions`` bounds the watch history kept in the store.
+    ``metrics`` is the registry /metrics shows (the controllers' count there too).
     """
     host, port = parse_listen(listen)
     # The store, its WAL, the audit log and the logs hold secrets or who did what: private
@@ -153,9 +164,11 @@ async def run_server(
         print(f"Admin token (shown only this once; the data dir keeps only its hash): {token}",
               flush=True)
     store = _Store(data_dir, keep_revisions, disk_reserve, store_spec)
+    metrics = metrics or ApiMetrics()
+    metrics.registry.register(StoreCollector(store.telemetry))
 
     def http_config() -> uvicorn.Config:
-        ctx = ApiContext(store.registry, Authenticator.from_data_dir(data_dir), ApiMetrics(),
+        ctx = ApiContext(store.registry, Authenticator.from_data_dir(data_dir), metrics,
                          max_body_bytes, bookmark_interval, audit=AuditLog(data_dir),
                          fairness=Fairness(fairness or FairnessConfig()))
         # Hostile clients: `flotilla.api.http_guard` (header timeout, requests in flight).
@@ -204,6 +217,7 @@ def main(
     http_limits: HttpLimits = DEFAULT_HTTP_LIMITS,
     fairness: FairnessConfig | None = None,
     store_spec: StoreSpec | None = None,
+    metrics: ApiMetrics | None = None,
 ) -> None:
     """Blocking entry point for the CLI: `run_server` on a uvloop event loop."""
     if not logging.getLogger().handlers:
@@ -214,5 +228,5 @@ def main(
         keep_revisions=keep_revisions, disk_reserve=disk_reserve,
         bookmark_interval=bookmark_interval, insecure_http=insecure_http,
         http_limits=http_limits, fairness=fairness,
-        store_spec=store_spec),
+        store_spec=store_spec, metrics=metrics),
         loop_factory=uvloop.new_event_loop)

@@ -22,6 +22,7 @@ Examples:
   flotilla up --clusters 5
   flotilla up --config clusters.yaml    # name, region, zone, labels, nodes per cluster
   flotilla up --ha --clusters 2         # 3 etcd members + 3 API servers (needs etcd-server)
+  flotilla up --demo --prometheus       # and Prometheus on 127.0.0.1:9090 with the alerts
 Then, in another terminal in the same folder:
   flotilla status
   flotilla get clusters
@@ -59,11 +60,17 @@ Then, in another terminal in the same folder:
               "members (Debian's etcd-server) and three API servers on them (server-1 on "
               "--listen, the others on free ports), every agent, the gateway and the DNS "
               "given all three. See docs/ha-up.md.")
+@click.option("--prometheus", is_flag=True, help="Start Debian's prometheus scraping every "
+              "process started here, with the alerts of deploy/prometheus/alerts.yml "
+              "(see docs/observability.md).")
+@click.option("--prometheus-listen", default="127.0.0.1:9090", show_default=True,
+              metavar="HOST:PORT", help="Where Prometheus serves (with --prometheus).")
 def up(data_dir: Path, count: int, config_path: Path | None, listen: str,
        gateway_listen: str, gateway_admin_listen: str, gateway_tls_listen: str,
        dns_listen: str,
        dns_admin_listen: str, dns_zone: str, heartbeat_interval: float,
-       cluster_grace_period: float, demo: bool, ha: bool) -> None:
+       cluster_grace_period: float, demo: bool, ha: bool, prometheus: bool,
+       prometheus_listen: str) -> None:
     """Run a whole Flotilla on this machine until Ctrl-C: a control plane on SQLite, local
     member clusters whose pods are real processes, a global gateway and a smart DNS.
 
@@ -84,6 +91,7 @@ def up(data_dir: Path, count: int, config_path: Path | None, listen: str,
         dns_listen=dns_listen or None, dns_admin_listen=dns_admin_listen or None,
         dns_zone=dns_zone, heartbeat_interval=heartbeat_interval,
         cluster_grace_period=cluster_grace_period, ha=ha,
+        prometheus_listen=prometheus_listen if prometheus else None,
     )
     runner = Up(opts, say=echo)
     try:
@@ -137,6 +145,9 @@ def _summary(state: dict[str, Any], opts: UpOptions) -> None:
         echo(f"  DNS          {state['dns']['listen']} zone {opts.dns_zone}   "
              f"(dig @{state['dns']['listen'].split(':')[0]} -p "
              f"{state['dns']['listen'].split(':')[1]} shop.{opts.dns_zone})")
+    if "prometheus" in state:
+        echo(f"  prometheus   {state['prometheus']['url']}   (alerts: "
+             f"{state['prometheus']['url']}/alerts)")
     echo(f"  admin token  {state['token']}")
     echo(f"  state        {state['dataDir']}/up.json  (flotilla commands here use it)")
     echo("Try: flotilla get clusters | flotilla get deploy -o wide | flotilla status")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -26,6 +27,7 @@ from typing import Protocol
 from flotilla.client.base import InvalidError, Object, ResourceClient
 from flotilla.controllers.events import EventRecorder
 from flotilla.controllers.informer import EventHandlers, Informer, ObjectKey
+from flotilla.controllers.metrics import ACTIVE
 from flotilla.controllers.permanent import (
     PermanentError,
     Stall,
@@ -175,31 +177,41 @@ class Controller:
                 key = await self.queue.get()
             except QueueShutDown:
                 return
+            metrics = ACTIVE.get()
+            if metrics is not None:
+                metrics.queue_wait.labels(self.name).observe(self.queue.last_wait)
+            started = time.monotonic()
             try:
-                await self._reconcile(key)
+                result = await self._reconcile(key)
             finally:
                 self.queue.done(key)
+            if metrics is not None:
+                metrics.reconcile_latency.labels(self.name).observe(time.monotonic() - started)
+                metrics.reconciles.labels(self.name, result).inc()
 
-    async def _reconcile(self, key: ObjectKey) -> None:
+    async def _reconcile(self, key: ObjectKey) -> str:
+        """Reconcile ``key``; returns the outcome for the metrics: success, error,
+        stalled."""
         try:
             result = await self.reconciler.reconcile(key)
         except PermanentError as exc:
             await self._stall(key, exc)
-            return
+            return "stalled"
         except Exception:
             self.failed += 1
             log.exception("controller %s: reconcile %s failed (attempt %d)", self.name, key,
                           self.queue.num_requeues(key) + 1)
             self.queue.add_rate_limited(key)
-            return
+            return "error"
         self.reconciled += 1
         await self._unstall(key)
         if result is not None and result.requeue:
             self.queue.add_rate_limited(key)
-            return
+            return "success"
         self.queue.forget(key)
         if result is not None and result.requeue_after is not None:
             self.queue.add_after(key, result.requeue_after)
+        return "success"
 
     async def _stall(self, key: ObjectKey, exc: PermanentError) -> None:
         """Tell the user once per cause, then wait for the object to change."""

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from flotilla.client.base import ApiError, ConflictError, NotFoundError, Object, ResourceClient
+from flotilla.controllers.metrics import ACTIVE
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.naming import CLUSTER_EVENTS_NAMESPACE
 
@@ -79,6 +80,9 @@ class EventRecorder:
 
     async def record(self, obj: Object, type: EventType, reason: str, message: str) -> None:
         """Record that ``reason``/``message`` happened to ``obj``. Never raises."""
+        metrics = ACTIVE.get()
+        if metrics is not None:
+            metrics.event(self.component, type, reason)
         try:
             async with self._lock:
                 await self._record(obj, type, reason, message)

@@ -15,6 +15,7 @@ from flotilla.controllers import cluster_health, discovery
 from flotilla.controllers.failover import controller as failover
 from flotilla.controllers.leader import ElectionTimers, LeaseElector, run_while_leading
 from flotilla.controllers.manager import ControllerManager
+from flotilla.controllers.metrics import ACTIVE, ControllerMetrics
 from flotilla.controllers.placement import binder, rendering, scheduling, status
 from flotilla.controllers.rollout import controller as rollout
 
@@ -25,6 +26,8 @@ class PlaneSettings:
     #: This replica's identity (``flotilla server --name``): the leader Lease's holder.
     server_name: str = ""
     election: ElectionTimers = field(default_factory=ElectionTimers)
+    #: where the controllers count (exported on the API server's /metrics)
+    metrics: ControllerMetrics = field(default_factory=ControllerMetrics)
 
 
 def control_plane(settings: PlaneSettings) -> Callable[[ResourceClient], Awaitable[None]]:
@@ -32,6 +35,7 @@ def control_plane(settings: PlaneSettings) -> Callable[[ResourceClient], Awaitab
     while this replica holds the controller leader Lease (`flotilla.controllers.leader`)."""
 
     def build(manager: ControllerManager) -> None:
+        settings.metrics.manager = manager  # the state metrics read this term's caches
         cluster_health.build(manager, grace=settings.cluster_grace_period)
         binder.build(manager)
         scheduling.build(manager)
@@ -45,6 +49,7 @@ def control_plane(settings: PlaneSettings) -> Callable[[ResourceClient], Awaitab
         # Every replica campaigns; only the holder of the leader Lease runs controllers.
         elector = LeaseElector(client, settings.server_name or "flotilla-server",
                                settings.election)
+        ACTIVE.set(settings.metrics)  # this task's and its children's (`ACTIVE`)
         await run_while_leading(elector, client, build)
 
     return run

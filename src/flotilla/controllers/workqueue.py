@@ -101,6 +101,10 @@ class WorkQueue(Generic[K]):
         #: Pending `add_after` timers, and when each fires (loop time).
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
         self._shutting_down = False
+        #: when each waiting key was added (loop time), and how long the key `get`
+        #: handed out last had waited: the queue latency in the controller metrics
+        self._added: dict[K, float] = {}
+        self.last_wait = 0.0
         self.rate_limiter: RateLimiter[K] = rate_limiter or ExponentialBackoff()
 
     def __len__(self) -> int:
@@ -116,6 +120,7 @@ class WorkQueue(Generic[K]):
         if self._shutting_down or key in self._dirty:
             return
         self._dirty.add(key)
+        self._added[key] = asyncio.get_running_loop().time()
         if key in self._processing:
             return  # `done` queues it again
         self._queue.append(key)
@@ -169,6 +174,8 @@ class WorkQueue(Generic[K]):
         key = self._queue.popleft()
         self._processing.add(key)
         self._dirty.discard(key)
+        added = self._added.pop(key, None)
+        self.last_wait = asyncio.get_running_loop().time() - added if added else 0.0
         return key
 
     def done(self, key: K) -> None:
@@ -186,6 +193,7 @@ class WorkQueue(Generic[K]):
         self._shutting_down = True
         self._queue.clear()
         self._dirty.clear()
+        self._added.clear()
         for _, handle in self._timers.values():
             handle.cancel()
         self._timers.clear()

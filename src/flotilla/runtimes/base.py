@@ -162,6 +162,20 @@ class ServiceEndpoints:
     endpoints: tuple[Endpoint, ...]
 
 
+@dataclass(slots=True)
+class RuntimeCounters:
+    """Monotonic counts a runtime keeps for the agent's /metrics: events that leave no
+    trace in the status snapshots (a probe that failed once and then passed). Optional:
+    a runtime that has one exposes it as ``counters``; the agent exports zeros else."""
+
+    #: failed probe runs by probe kind ("liveness", "readiness")
+    probe_failures: dict[str, int] = field(default_factory=lambda: {
+        "liveness": 0, "readiness": 0})
+
+    def probe_failed(self, kind: str) -> None:
+        self.probe_failures[kind] = self.probe_failures.get(kind, 0) + 1
+
+
 class Runtime(Protocol):
     """One member cluster as the agent sees it. See the module docstring for the contract."""
 

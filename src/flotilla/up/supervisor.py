@@ -36,6 +36,7 @@ from flotilla.pki.files import ensure_private_dir
 from flotilla.pki.layout import PkiLayout
 from flotilla.runtimes.local.procs import become_subreaper
 from flotilla.up import ha
+from flotilla.up import prometheus as prom
 from flotilla.up.identities import agent_component, issue_all, register_clusters
 from flotilla.up.state import (
     STOPPED,
@@ -74,6 +75,8 @@ class UpOptions:
     #: three etcd members and three servers on them (`flotilla.up.ha`) instead of one
     #: server on SQLite
     ha: bool = False
+    #: start Prometheus on this HOST:PORT (`flotilla.up.prometheus`); None: do not
+    prometheus_listen: str | None = None
 
 
 def flotilla_argv(*args: str) -> list[str]:
@@ -277,12 +280,52 @@ class Up:
             self.others[name] = proc
             state[name] = {"listen": listen, "pid": proc.pid, "pgid": proc.pid,
                            "argv": argv}
+            admin = opts.gateway_admin_listen if name == "gateway" else opts.dns_admin_listen
+            if admin:
+                state[name]["admin"] = admin
+        if opts.prometheus_listen:
+            state["prometheus"] = self._start_prometheus(state, logs)
         with locked(opts.data_dir):
             write_state(opts.data_dir, state)
         self.say(f"waiting for {len(opts.clusters)} cluster(s) to report Ready...")
         wait_until(self._clusters_ready, opts.ready_timeout, "every cluster to become Ready",
                    interval=0.2)
         return state
+
+    def _start_prometheus(self, state: dict[str, Any], logs: Path) -> dict[str, Any]:
+        """Prometheus with the generated config; the agents' targets follow the
+        Clusters while `up` runs (`refresh_targets`)."""
+        opts, listen = self.opts, str(self.opts.prometheus_listen)
+        binary = prom.prometheus_binary()
+        config = prom.generate_config(opts.data_dir, self.ca)
+        prom.static_targets(opts.data_dir, state)
+        self.refresh_targets()
+        argv = prom.prometheus_argv(binary, opts.data_dir, config, listen)
+        proc = start_process(argv, logs / "prometheus.log", new_group=True)
+        self.others["prometheus"] = proc
+        url = f"http://{listen}"
+        self.say(f"  prometheus   {url}  (pgid {proc.pid}; config {config})")
+        wait_until(lambda: self._prometheus_ready(proc, url), 30,
+                   f"Prometheus on {url} (see {logs / 'prometheus.log'})")
+        return {"url": url, "pid": proc.pid, "pgid": proc.pid, "argv": argv,
+                "config": str(config.resolve())}
+
+    def _prometheus_ready(self, proc: subprocess.Popen[bytes], url: str) -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"Prometheus exited with code {proc.returncode}; see "
+                               f"{self.opts.data_dir / 'logs' / 'prometheus.log'}")
+        try:
+            return httpx.get(url + "/-/ready", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def refresh_targets(self) -> None:
+        """Rewrite the agents' scrape targets from the Clusters (a revived agent has a
+        new port; clusters come and go). Quietly skipped while the API does not answer:
+        the last file stays, and Prometheus reports those targets down."""
+        r = self._get("/apis/cluster.flotilla.io/v1alpha1/clusters")
+        if r is not None and r.status_code == 200:
+            prom.agent_targets(self.opts.data_dir, list(r.json().get("items", [])))
 
     def _start_ha(self, logs: Path) -> dict[str, Any]:
         """Three etcd members, then three servers on them; their up.json entries."""
@@ -428,8 +471,12 @@ class Up:
         """Block until SIGINT/SIGTERM (or the API server dies)."""
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGTERM, self.request_stop)
+        refreshed = time.monotonic()
         while not self._stop_requested:
             time.sleep(0.2)  # a signal runs the handler at once; the flag is seen next
+            if self.opts.prometheus_listen and time.monotonic() - refreshed >= 1.0:
+                self.refresh_targets()
+                refreshed = time.monotonic()
             for p in [*self.others.values(), *self.ha_procs.values()]:
                 p.poll()  # reap parts killed by chaos, so they do not linger as zombies
             reap_adopted(self._own_pids())
@@ -476,7 +523,7 @@ class Up:
         state = mark_mine(self.opts.data_dir, STOPPING)
         for c in state.get("clusters", []):
             groups += [int(c["pgid"]), *(int(g) for g in c.get("groups", []))]
-        groups += [int(state[k]["pgid"]) for k in ("gateway", "dns")
+        groups += [int(state[k]["pgid"]) for k in ("gateway", "dns", "prometheus")
                    if isinstance(state.get(k), dict)]
         groups += [p.pid for p in self.others.values()]
         self._terminate(sorted(set(groups)), grace)

@@ -38,6 +38,7 @@ from flotilla.controllers.failover.unhealthy import (
 )
 from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
+from flotilla.controllers.metrics import ACTIVE
 from flotilla.resources.conditions import Condition, set_conditions
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.views import ResourceBindingView
@@ -139,7 +140,10 @@ class FailoverController:
                     done: list[Finished], rebalanced: list[dict[str, Any]] | None,
                     blocked: str | None) -> None:
         """The Events of what the write decided, after it succeeded."""
+        metrics = ACTIVE.get()
         for e in evict:
+            if metrics is not None:
+                metrics.failovers.labels(e.cluster).inc()
             log.info("binding %s/%s: evicting %s (%s)", view.namespace, view.name,
                      e.cluster, e.message)
             await self.events.record(

@@ -9,6 +9,7 @@ The outcome is a ``Scheduled`` condition, and an Event whenever the decision cha
 from __future__ import annotations
 
 import logging
+import time
 
 from flotilla.client.base import Object, ResourceClient
 from flotilla.client.desired import converge
@@ -16,6 +17,7 @@ from flotilla.controllers.controller import Controller, Result
 from flotilla.controllers.events import EventRecorder
 from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
+from flotilla.controllers.metrics import ACTIVE
 from flotilla.controllers.permanent import PermanentError
 from flotilla.resources.conditions import Condition, set_conditions
 from flotilla.resources.kinds import by_kind
@@ -62,6 +64,7 @@ class SchedulingController:
         view = ResourceBindingView.of(binding)
         if binding is None or view.meta.deleting:
             return None
+        started = time.monotonic()
         try:
             result = self.decide(binding)
         except (InvalidQuantity, QuantityError) as exc:  # the binding's own bad input
@@ -70,6 +73,9 @@ class SchedulingController:
             raise PermanentError("InvalidPlacement", f"invalid placement: {exc}") from None
         except ValueError as exc:  # a count in the binding that does not parse
             raise PermanentError("InvalidInput", f"cannot schedule: {exc}") from None
+        metrics = ACTIVE.get()
+        if metrics is not None:
+            metrics.scheduling.observe(time.monotonic() - started)
         current = [{"name": t.name, "replicas": t.replicas} for t in view.clusters]
         targets = target_clusters(result) if result.scheduled else current
         # Objects without replicas carry none per cluster.

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from flotilla.runtimes.base import ContainerStatus
+from flotilla.runtimes.base import ContainerStatus, RuntimeCounters
 from flotilla.runtimes.local.config import Timings
 from flotilla.runtimes.local.containment import Containment
 from flotilla.runtimes.local.envvars import EnvError, container_argv
@@ -49,6 +49,7 @@ class ContainerRunner:
                  adopt: ProcessId | None = None, started_at: float | None = None,
                  pod_user: PodUser | None = None, home: Path | None = None,
                  namespace: str = "default", containment: Containment | None = None,
+                 counters: RuntimeCounters | None = None,
                  ) -> None:
         self.spec = spec
         self.ports = ports
@@ -80,6 +81,7 @@ class ContainerRunner:
         self._spawn_options: dict[str, object] = {}
         self._pod_key = (namespace, pod_name)
         self._contain = containment or Containment("", "no runtime")
+        self._counters = counters or RuntimeCounters()
 
     # -- control ---------------------------------------------------------------------
     def start(self) -> None:
@@ -270,6 +272,7 @@ class ContainerRunner:
                     self._set("running", "Running", ready=True)
             else:
                 successes, failures = 0, failures + 1
+                self._counters.probe_failed("liveness" if liveness else "readiness")
                 if failures >= probe.failure_threshold:
                     if liveness:
                         await self._restart_unhealthy(error)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flotilla.runtimes.base import PodStatus
+from flotilla.runtimes.base import PodStatus, RuntimeCounters
 from flotilla.runtimes.local.config import Timings
 from flotilla.runtimes.local.container import ContainerRunner
 from flotilla.runtimes.local.containment import Containment
@@ -86,7 +86,8 @@ class Pod:
              ports: dict[str, dict[str, int]] | None = None,
              adopted: dict[str, AdoptedContainer] | None = None,
              pod_user: PodUser | None = None,
-             containment: Containment | None = None) -> None:
+             containment: Containment | None = None,
+             counters: RuntimeCounters | None = None) -> None:
         """Place the pod on ``node`` and start (or adopt) its containers."""
         self.node = node
         self._contain = containment or Containment(identity.cluster, "no runtime")
@@ -120,7 +121,7 @@ class Pod:
                 adopt=previous.process if previous else None,
                 started_at=previous.started_at if previous else None,
                 pod_user=pod_user, home=self.home, namespace=self.namespace,
-                containment=self._contain)
+                containment=self._contain, counters=counters)
             self.containers[spec.name] = runner
             runner.start()
 

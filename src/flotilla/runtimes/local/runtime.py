@@ -28,6 +28,7 @@ from flotilla.runtimes.base import (
     NodeSummary,
     PodStatus,
     Resources,
+    RuntimeCounters,
     ServiceEndpoints,
     ServicePortStatus,
     WorkloadStatus,
@@ -86,6 +87,8 @@ class LocalRuntime:
         self._pod_user = config.pod_user or parse_pod_user(None)
         #: chosen at start(): cgroup v2 per container, or process trees + subreaper
         self._contain: Containment | None = None
+        #: probe failures for the agent's /metrics (`RuntimeCounters`)
+        self.counters = RuntimeCounters()
 
     @property
     def containment(self) -> Containment:
@@ -321,7 +324,8 @@ class LocalRuntime:
                                home=str(self._pods_dir / f"{pod.namespace}_{pod.name}"))
         pod.bind(node, identity, log_dir=self._log_dir, timings=self.config.timings,
                  env_builder=self._env, on_change=self._kick, ports=ports, adopted=adopted,
-                 pod_user=self._pod_user, containment=self._contain)
+                 pod_user=self._pod_user, containment=self._contain,
+                 counters=self.counters)
 
     def _env(self, spec: ContainerSpec, pod: PodIdentity, ports: dict[str, int],
              ) -> dict[str, str]:

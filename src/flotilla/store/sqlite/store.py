@@ -31,6 +31,7 @@ from flotilla.store.base import (
     StoreClosed,
     WatchEvent,
 )
+from flotilla.store.metrics import StoreTelemetry
 from flotilla.store.paging import ContinueToken
 from flotilla.store.sqlite import ops, reads
 from flotilla.store.sqlite.backup import check_integrity, restore_hint
@@ -300,6 +301,13 @@ class SqliteStore:
         writer = self._writer.stats if self._writer is not None else WriterStats()
         return StoreStats(writer.batches, writer.writes, len(self._hub),
                           self._hub.overflows, self._leases.count)
+
+    def telemetry(self) -> StoreTelemetry:
+        """Commit times, batch sizes and watch lag for /metrics (`flotilla.store.metrics`)."""
+        writer = self._writer.stats if self._writer is not None else WriterStats()
+        lag, backlog = self._hub.lag()
+        return StoreTelemetry(writer.commit_seconds, writer.batch_size, self._hub.overflows,
+                              lag, backlog)
 
     async def current_revision(self) -> int:
         return self._revision

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 
@@ -36,6 +37,8 @@ class Subscription:
         self._waiter: asyncio.Future[None] | None = None
         self.lagged = False
         self.closed = False
+        #: when the buffer last went from empty to not empty (for the watch lag metric)
+        self.waiting_since = 0.0
 
     def wants(self, event: RawEvent) -> bool:
         return (self.resource is None or event.resource == self.resource) and (
@@ -53,8 +56,14 @@ class Subscription:
             self._buffer.clear()
             self._hub.overflows += 1
         else:
+            if not self._buffer:
+                self.waiting_since = time.monotonic()
             self._buffer.extend(events)
         self._wake()
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
 
     def close(self) -> None:
         self.closed = True
@@ -69,7 +78,10 @@ class Subscription:
             if self.lagged:
                 raise Lagged
             if self._buffer:
-                return self._buffer.popleft()
+                event = self._buffer.popleft()
+                if self._buffer:
+                    self.waiting_since = time.monotonic()
+                return event
             if self.closed:
                 raise StoreClosed("store closed while watching")
             self._waiter = asyncio.get_running_loop().create_future()
@@ -108,6 +120,16 @@ class WatchHub:
 
     def __len__(self) -> int:
         return len(self._subs)
+
+    def lag(self) -> tuple[float, int]:
+        """(seconds, changes) the worst subscriber is behind; see `StoreStats`."""
+        now, worst, backlog = time.monotonic(), 0.0, 0
+        for sub in list(self._subs):
+            waiting = sub.pending
+            if waiting:
+                worst = max(worst, now - sub.waiting_since)
+                backlog = max(backlog, waiting)
+        return worst, backlog
 
 
 def to_watch_event(raw: RawEvent) -> WatchEvent:

@@ -19,11 +19,13 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from flotilla.store.base import EventType, InsufficientStorage, StoreClosed, StoreError
+from flotilla.store.metrics import BATCH_BUCKETS, COMMIT_BUCKETS, Buckets
 
 T = TypeVar("T")
 
@@ -98,6 +100,9 @@ class WriterStats:
 
     batches: int = 0
     writes: int = 0
+    #: commit times and batch sizes for /metrics (`flotilla.store.metrics`)
+    commit_seconds: Buckets = field(default_factory=lambda: Buckets(COMMIT_BUCKETS))
+    batch_size: Buckets = field(default_factory=lambda: Buckets(BATCH_BUCKETS))
 
 
 _STOP = object()
@@ -173,6 +178,7 @@ class GroupCommitWriter:
         revision, compacted, next_lease = self._state
         txn = Txn(self._conn, revision, compacted, next_lease)
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        started = time.perf_counter()
         try:
             txn.low_space = self._space_check()
             self._conn.execute("BEGIN IMMEDIATE")
@@ -195,6 +201,8 @@ class GroupCommitWriter:
         self._state = (txn.revision, txn.compacted, txn.next_lease)
         self.stats.batches += 1
         self.stats.writes += len(jobs)
+        self.stats.commit_seconds.observe(time.perf_counter() - started)
+        self.stats.batch_size.observe(len(jobs))
         committed = Committed(txn.events, txn.revision, txn.compacted, outcomes)
         # RuntimeError: the loop is gone, so nobody is left waiting; the data is committed.
         with contextlib.suppress(RuntimeError):
