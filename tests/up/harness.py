@@ -148,9 +148,10 @@ class UpProcess:
 
     def __init__(self, folder: Path, clusters: list[dict[str, Any]],
                  grace: float = 3.0, *, gateway: str = "", dns: str = "",
-                 ha: bool = False) -> None:
+                 ha: bool = False, extra: tuple[str, ...] = ()) -> None:
         """``gateway``/``dns``: HOST:PORT to start them on ("" leaves them out); ``ha``:
-        `up --ha` (three etcd members, three servers)."""
+        `up --ha` (three etcd members, three servers); ``extra``: more `up` options
+        (later ones win over the defaults above)."""
         self.folder = folder
         self.data_dir = folder / ".flotilla"
         config = folder / "clusters.yaml"
@@ -163,7 +164,7 @@ class UpProcess:
              "--listen", f"127.0.0.1:{self.port}", "--gateway-listen", gateway,
              "--gateway-admin-listen", "", "--gateway-tls-listen", "",
              "--dns-listen", dns, "--dns-admin-listen", "",
-             "--cluster-grace-period", str(grace), *(["--ha"] if ha else [])],
+             "--cluster-grace-period", str(grace), *(["--ha"] if ha else []), *extra],
             cwd=folder, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
@@ -201,7 +202,8 @@ class UpProcess:
     def pgids(self) -> set[int]:
         state = self.state()
         out = {int(c["pgid"]) for c in state["clusters"]}
-        out |= {int(state[k]["pgid"]) for k in ("gateway", "dns") if k in state}
+        out |= {int(state[k]["pgid"]) for k in ("gateway", "dns", "prometheus")
+                if k in state}
         out.add(int(state["serverPid"]))
         out |= {int(e["pgid"]) for kind in ("servers", "etcd") for e in state.get(kind, [])}
         out.add(self.proc.pid)
