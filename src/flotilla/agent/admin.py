@@ -17,18 +17,20 @@ of the control plane to scrape every cluster.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import hmac
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from flotilla.agent.metrics import CONTENT_TYPE, AgentMetrics
@@ -37,6 +39,55 @@ from flotilla.runtimes.base import Runtime
 
 def _json(data: Any, status: int = 200) -> Response:
     return Response(json.dumps(data, default=str), status, media_type="application/json")
+
+
+def _count(value: str | None, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise ValueError(f"{name}: expected a whole number of lines, got {value!r}")
+    return int(value)
+
+
+def _quiet_since(path: Path, since: str) -> bool:
+    """Did the container write nothing in the last ``since`` seconds? Lines carry no
+    time (the process writes straight to the file), so the file's mtime decides."""
+    try:
+        window = float(since)
+    except ValueError:
+        raise ValueError(f"sinceSeconds: expected seconds, got {since!r}") from None
+    if window <= 0:
+        raise ValueError(f"sinceSeconds: must be more than 0, got {since!r}")
+    return path.stat().st_mtime < time.time() - window
+
+
+#: How often a followed log file is checked for new bytes, and how much is sent at once.
+FOLLOW_INTERVAL = 0.2
+_CHUNK = 64 * 1024
+
+
+async def follow_file(path: Path, tail: int | None, runtime: Runtime, namespace: str,
+                      pod: str) -> AsyncIterator[bytes]:
+    """The file (its last ``tail`` lines), then what the container appends, until the
+    pod is gone or the client hangs up (the response is then cancelled). A container's
+    output goes straight from its process to the file, so the file is the only place
+    to follow it from; after the first read it is read only at its end, every
+    `FOLLOW_INTERVAL`. Local files, read in small pieces: blocking reads are short."""
+    with open(path, "rb") as f:  # noqa: ASYNC230 - a local file, read in pieces
+        start = f.read()
+        if tail is not None:
+            lines = start.splitlines(keepends=True)
+            start = b"".join(lines[-tail:]) if tail > 0 else b""
+        if start:
+            yield start
+        while True:
+            chunk = f.read(_CHUNK)
+            if chunk:
+                yield chunk
+                continue
+            if not any(p.namespace == namespace and p.name == pod for p in runtime.pods()):
+                return
+            await asyncio.sleep(FOLLOW_INTERVAL)
 
 
 def _error(status: int, message: str) -> Response:
@@ -53,7 +104,8 @@ _REVIEW_CACHE_MAX = 1024
 
 def admin_app(runtime: Runtime, token: str | None, review: Review | None = None,
               metrics: AgentMetrics | None = None) -> Starlette:
-    """Routes: GET /healthz, /metrics, /pods, /nodes, /workloads, /endpoints, /logs/{ns}/{pod};
+    """Routes: GET /healthz, /metrics, /pods, /nodes, /workloads, /endpoints,
+    /logs/{ns}/{pod} (``?container=&tail=&follow=1``: streamed as the pod writes);
     POST /nodes/{name}/fail, /nodes/{name}/recover, /pods/{ns}/{pod}/kill."""
     decided: dict[tuple[str, str], tuple[float, bool, str]] = {}
 
@@ -120,11 +172,17 @@ def admin_app(runtime: Runtime, token: str | None, review: Review | None = None,
         return _json([dataclasses.asdict(e) for e in runtime.endpoints()])
 
     async def logs(request: Request) -> Response:
-        tail = request.query_params.get("tail")
-        text = runtime.logs(request.path_params["ns"], request.path_params["pod"],
-                            request.query_params.get("container") or None,
-                            int(tail) if tail else None)
-        return PlainTextResponse(text)
+        ns, pod = request.path_params["ns"], request.path_params["pod"]
+        container = request.query_params.get("container") or None
+        tail = _count(request.query_params.get("tail"), "tail")
+        since = request.query_params.get("sinceSeconds")
+        path = runtime.log_path(ns, pod, container)  # KeyError: 404 now, not mid-stream
+        if since is not None and _quiet_since(path, since):
+            tail = 0  # nothing written in the window: only what comes next
+        if request.query_params.get("follow") in ("1", "true"):
+            return StreamingResponse(follow_file(path, tail, runtime, ns, pod),
+                                     media_type="text/plain")
+        return PlainTextResponse(runtime.logs(ns, pod, container, tail))
 
     async def fail_node(request: Request) -> Response:
         await runtime.fail_node(request.path_params["name"])

@@ -43,7 +43,7 @@ COMMANDS: dict[str, str] = {
     "status": "flotilla.cli.up_cmd:status",
     "chaos": "flotilla.cli.chaos_cmd:chaos",
     "cluster": "flotilla.cli.cluster_cmd:cluster",
-    "logs": "flotilla.cli.members:logs",
+    "logs": "flotilla.cli.logs_cmd:logs",
     "gateway": "flotilla.cli.edge_cmd:gateway",
     "dns": "flotilla.cli.edge_cmd:dns",
     "rollout": "flotilla.cli.rollout_cmd:rollout",

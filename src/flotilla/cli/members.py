@@ -13,7 +13,7 @@ import click
 
 from flotilla.cli.config import Connection
 from flotilla.cli.output import dump, echo, human_duration, table
-from flotilla.cli.session import CliError, call, connect, connection_options
+from flotilla.cli.session import CliError, call, connect
 from flotilla.client.base import ResourceClient
 from flotilla.resources.kinds import by_kind
 from flotilla.up.members import MemberError, agent_call
@@ -111,23 +111,3 @@ def show_nodes(cluster: str | None, fmt: str, server: str | None, token: str | N
         echo(dump(raw, fmt))
     else:
         table(["CLUSTER", "NAME", "STATUS", "CPU", "MEMORY", "PODS"], rows)
-
-
-@click.command(epilog="""\b
-Examples:
-  flotilla logs --cluster east-1 shop-6f7c9-x2k4q
-  flotilla logs --cluster east-1 -n shop shop-6f7c9-x2k4q --tail 20
-""")
-@click.argument("pod")
-@click.option("--cluster", "-c", "cluster", required=True, help="The member cluster.")
-@click.option("-n", "--namespace", default="default", show_default=True)
-@click.option("--container", help="Container name (default: the first).")
-@click.option("--tail", type=click.IntRange(min=0), help="Only the last N lines.")
-@connection_options
-def logs(pod: str, cluster: str, namespace: str, container: str | None, tail: int | None,
-         server: str | None, token: str | None) -> None:
-    """Print a pod's log (stdout and stderr of its container)."""
-    endpoint, tok = agent_endpoint(cluster, server, token)
-    params = {k: str(v) for k, v in (("container", container), ("tail", tail)) if v}
-    text = member_call(endpoint, tok, "GET", f"/logs/{namespace}/{pod}", params)
-    click.echo(text, nl=False)
