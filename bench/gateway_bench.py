@@ -19,6 +19,8 @@ the same number of workers.
 ``--baseline-src DIR`` adds the target ``flotilla-base``: the same gateway run from
 another checkout's ``src`` (e.g. ``git archive main src | tar -x -C /tmp/base``), so a
 change is measured against the code before it in the same invocation, interleaved.
+``--access-log`` adds ``flotilla-log``: this gateway with its access log written to a
+file (a JSON line per request), to measure what the log costs.
 """
 
 from __future__ import annotations
@@ -178,6 +180,8 @@ def main() -> None:
                     help="the proxies terminate TLS (same certificate), wrk uses https")
     ap.add_argument("--baseline-src", type=Path,
                     help="also run the gateway from this src directory (flotilla-base)")
+    ap.add_argument("--access-log", action="store_true",
+                    help="also run this gateway with its access log on (flotilla-log)")
     args = ap.parse_args()
     # SIGTERM (e.g. from ``timeout``) unwinds like Ctrl-C, so every process we started
     # is stopped by the ``finally`` below.
@@ -244,13 +248,15 @@ backend be
             targets.append(("flotilla", gport))
             if args.baseline_src:
                 targets.append(("flotilla-base", free_port()))
+            if args.access_log:
+                targets.append(("flotilla-log", free_port()))
 
             def start_target(name: str, port: int) -> list[subprocess.Popen[bytes]]:
                 if name == "haproxy":
                     return [procs.start([haproxy, "-f", str(hcfg), "-db"])]
                 if name == "nginx":
                     return [procs.start([nginx, "-c", str(nconf), "-p", str(tmp / "proxy")])]
-                if name in ("flotilla", "flotilla-base"):
+                if name in ("flotilla", "flotilla-base", "flotilla-log"):
                     listen = ["--listen", f"127.0.0.1:{port}"]
                     if args.tls:
                         listen = ["--listen", "127.0.0.1:0", "--tls-listen",
@@ -260,6 +266,8 @@ backend be
                            *[a for p in bports for a in ("--backend", f"127.0.0.1:{p}")]]
                     if args.workers > 1:
                         cmd.append("--reuse-port")
+                    if name == "flotilla-log":
+                        cmd += ["--access-log", str(tmp / "access.log")]
                     env = None
                     if name == "flotilla-base":
                         base = args.baseline_src.resolve()
@@ -298,7 +306,7 @@ def report(runs: dict[str, list[Result]], args: argparse.Namespace,
         print(f"{name:<10} {med(r.rps for r in rs):>10.0f} {med(r.p50_ms for r in rs):>8.2f} "
               f"{med(r.p99_ms for r in rs):>8.2f}  {errors}")
     g = runs.get("flotilla")
-    for other in ("haproxy", "nginx", "flotilla-base"):
+    for other in ("haproxy", "nginx", "flotilla-base", "flotilla-log"):
         o = runs.get(other)
         if not g or not o:
             continue

@@ -2,10 +2,10 @@
 
 ``python serve_static.py --listen HOST:PORT --backend HOST:PORT ... [--strategy S]
 [--reuse-port] [--tls-listen HOST:PORT --cert PEM --key PEM] [--admin-listen HOST:PORT]
-[--header-timeout S] [--write-timeout S]`` prints ``READY`` once listening and serves
-until SIGTERM/SIGINT. With ``--tls-listen`` the pair serves every name (the ``*`` host),
-as a policy's Secret would. Other limits are `GatewayOptions`' defaults, and the
-open-file limit is raised for them as ``flotilla gateway`` does.
+[--header-timeout S] [--write-timeout S] [--access-log PATH]`` prints ``READY`` once
+listening and serves until SIGTERM/SIGINT. With ``--tls-listen`` the pair serves every
+name (the ``*`` host), as a policy's Secret would. Other limits are `GatewayOptions`'
+defaults, and the open-file limit is raised for them as ``flotilla gateway`` does.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ async def main(args: argparse.Namespace, certificates: dict[str, CertSource]) ->
         host, _, port = b.rpartition(":")
         endpoints.append(Endpoint(f"c{i}", "r1", "z1", host, int(port)))
     policy = Policy("bench", "default", "bench", (args.host,), strategy=Strategy(args.strategy))
+    extra = {"access_log": args.access_log} if args.access_log else {}
     options = GatewayOptions(header_timeout=args.header_timeout,
-                             write_timeout=args.write_timeout)
+                             write_timeout=args.write_timeout, **extra)
     raise_fd_limit(options)
     gw = Gateway(static_model([(policy, endpoints)], certificates), listen=args.listen,
                  reuse_port=args.reuse_port, tls_listen=args.tls_listen,
@@ -54,6 +55,7 @@ if __name__ == "__main__":
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--admin-listen")
+    p.add_argument("--access-log", help="write the access log here (default: none)")
     p.add_argument("--header-timeout", type=float, default=GatewayOptions().header_timeout)
     p.add_argument("--write-timeout", type=float, default=GatewayOptions().write_timeout)
     args = p.parse_args()

@@ -11,6 +11,8 @@ chunked) with its sha256 in ``x-body-sha256``. Behaviour for all later requests 
 endpoint killed mid-response) and ``/control?reset=1`` (clear fail and slow).
 ``/healthz`` answers 200 unless failing. ``stall=S`` (with ``size=N``) sends the head and
 the first KiB, then waits S seconds before the rest (an upstream gone quiet mid-body).
+Request headers the gateway sets come back as ``x-seen-<name>`` (and how many
+traceparent headers arrived as ``x-seen-traceparent-count``).
 ``/control?seen=1`` answers the requests served so far (``METHOD PATH`` per line, in the
 order their heads were read, /control excluded): what really reached the backend.
 """
@@ -101,9 +103,11 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("x-body-sha256", hashlib.sha256(body).hexdigest())
         seen = {k.lower(): v for k, v in self.headers.items()}
         for h in ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "via",
-                  "connection", "te", "x-hop"):
+                  "connection", "te", "x-hop", "traceparent"):
             if h in seen:
                 self.send_header(f"x-seen-{h}", seen[h])
+        self.send_header("x-seen-traceparent-count",
+                         str(len(self.headers.get_all("traceparent") or [])))
         if close:  # no length: the body ends when the connection closes
             self.end_headers()
             self.wfile.write(body)

@@ -105,6 +105,13 @@ Several API servers of one control plane (the gateway fails over between them):
               help="A proxy in front of the gateway whose X-Forwarded-For is extended "
                    "(repeatable). From anyone else it is replaced by the peer address; "
                    "X-Forwarded-Proto/-Host are always the gateway's own.")
+@click.option("--access-log", metavar="PATH|-|off", default="off", show_default=True,
+              help="One JSON line per request (time, host, path, status, cluster, "
+                   "endpoint, tries, upstream and total ms, trace id) appended to PATH "
+                   "(created 0600), or '-' for stdout.")
+@click.option("--otlp-endpoint", metavar="URL", envvar="FLOTILLA_OTLP_ENDPOINT",
+              help="Export a span per request over OTLP/HTTP, e.g. "
+                   "http://127.0.0.1:4318/v1/traces (default: no spans).")
 @click.option("-v", "--verbose", is_flag=True)
 def gateway(server_list: tuple[str, ...], token: str | None, token_file: Path | None,
             ca_file: Path | None, listen: str,
@@ -112,9 +119,13 @@ def gateway(server_list: tuple[str, ...], token: str | None, token_file: Path | 
             workers: int, max_connections: int, max_connections_per_client: int,
             write_timeout: float, stream_idle_timeout: float,
             max_upstream_connections: int, max_queued_requests: int, queue_timeout: float,
-            trusted_proxies: tuple[str, ...], verbose: bool) -> None:
+            trusted_proxies: tuple[str, ...], access_log: str, otlp_endpoint: str | None,
+            verbose: bool) -> None:
     """Run the global HTTP gateway: routes by Host (and path) to Service endpoints across
-    clusters per TrafficPolicy, with health checks, outlier ejection and retries."""
+    clusters per TrafficPolicy, with health checks, outlier ejection and retries.
+
+    Every request goes upstream with a W3C traceparent (the client's, or a new one);
+    see docs/observability.md for the access log and OTLP spans."""
     from flotilla.traffic.gateway import GatewayOptions, run_gateway
 
     server = format_servers(server_list)
@@ -126,7 +137,9 @@ def gateway(server_list: tuple[str, ...], token: str | None, token_file: Path | 
             write_timeout=write_timeout, stream_idle_timeout=stream_idle_timeout,
             max_upstream_connections=max_upstream_connections,
             max_queued_requests=max_queued_requests, queue_timeout=queue_timeout,
-            trusted_proxies=trusted_proxies)
+            trusted_proxies=trusted_proxies,
+            access_log=None if access_log == "off" else access_log,
+            otlp_endpoint=otlp_endpoint or None)
     except ValueError as exc:
         raise CliError(f"--trusted-proxy: {exc}" if "trusted proxy" in str(exc)
                        else str(exc), exit_code=2) from None

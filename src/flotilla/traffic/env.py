@@ -17,6 +17,7 @@ from typing import Protocol
 from flotilla.traffic.backend import BackendRuntime
 from flotilla.traffic.metrics import GatewayMetrics
 from flotilla.traffic.model import EMPTY_MODEL, RoutingModel
+from flotilla.traffic.tracing import AccessLog, SpanExporter
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,10 @@ class GatewayOptions:
     #: Client addresses or CIDRs whose X-Forwarded-For is extended (other proxies in
     #: front of the gateway); from anyone else it is replaced by the peer address.
     trusted_proxies: tuple[str, ...] = ()
+    #: One JSON line per request to this file, or ``-`` for stdout; None: no access log.
+    access_log: str | None = None
+    #: Export a span per request over OTLP/HTTP to this URL; None: no spans.
+    otlp_endpoint: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_head", "max_connections", "max_connections_per_client",
@@ -111,8 +116,8 @@ class Closable(Protocol):
 
 
 class ProxyEnv:
-    __slots__ = ("connections", "connects", "https_port", "loop", "metrics", "options",
-                 "per_client", "state", "trusted")
+    __slots__ = ("access_log", "connections", "connects", "https_port", "loop", "metrics",
+                 "observed", "options", "per_client", "state", "tracer", "trusted")
 
     def __init__(self, options: GatewayOptions, metrics: GatewayMetrics) -> None:
         self.options = options
@@ -132,3 +137,12 @@ class ProxyEnv:
         #: Where plain-HTTP requests of a ``redirectHTTP`` policy are sent (the TLS
         #: listener's port; 443 is left out of the URL).
         self.https_port = 443
+        #: Where each request is written once done, and who makes spans of them (both
+        #: None unless configured, `flotilla.traffic.tracing`); ``observed``: either is.
+        self.access_log: AccessLog | None = None
+        self.tracer: SpanExporter | None = None
+        self.observed = False
+
+    def observe(self, access_log: AccessLog | None, tracer: SpanExporter | None) -> None:
+        self.access_log, self.tracer = access_log, tracer
+        self.observed = access_log is not None or tracer is not None

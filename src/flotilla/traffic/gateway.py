@@ -14,7 +14,7 @@ import resource
 from collections.abc import Mapping
 from pathlib import Path
 
-from flotilla.lifecycle import Loops, Step, serve
+from flotilla.lifecycle import FatalError, Loops, Step, serve
 from flotilla.lifecycle import run as run_process
 from flotilla.traffic.admin import serve_admin
 from flotilla.traffic.backend import BackendRuntime
@@ -26,6 +26,7 @@ from flotilla.traffic.model import EMPTY_MODEL, RoutingModel
 from flotilla.traffic.pool import Pool
 from flotilla.traffic.proxy import ClientConnection
 from flotilla.traffic.tls import Certificates
+from flotilla.traffic.tracing import AccessLog, SpanExporter
 from flotilla.traffic.upstream import Upstream
 
 __all__ = ["Gateway", "GatewayOptions", "GatewayState", "run_gateway", "serve_forever"]
@@ -101,6 +102,7 @@ class Gateway:
         """Listen; returns once both listeners accept (a `flotilla.lifecycle` Component:
         ``tasks`` is accepted for the protocol; connections time themselves out)."""
         self.loop = self.env.loop = asyncio.get_running_loop()
+        self._observe()
         self.update(self._initial)
         host, port = _split_hostport(self.listen)
         env = self.env
@@ -123,6 +125,19 @@ class Gateway:
             self.admin_port = self._admin.sockets[0].getsockname()[1]
         log.info("gateway listening on %s:%d", host, self.port)
 
+    def _observe(self) -> None:
+        """The access log and the OTLP exporter, when configured (else nothing is
+        imported or opened: `flotilla.traffic.tracing`)."""
+        o = self.options
+        access = AccessLog(o.access_log) if o.access_log else None
+        if access is not None:
+            try:
+                access.open()
+            except OSError as exc:
+                raise FatalError(f"cannot open the access log {o.access_log}: {exc}") from None
+        tracer = SpanExporter(o.otlp_endpoint) if o.otlp_endpoint else None
+        self.env.observe(access, tracer)
+
     async def stop(self) -> None:
         await self.health.stop()
         connects = list(self.env.connects)
@@ -138,6 +153,11 @@ class Gateway:
             rt.close()
             for u in rt.upstreams:
                 u.pool.close()
+        if self.env.access_log is not None:
+            self.env.access_log.close()
+        if self.env.tracer is not None:
+            self.env.tracer.close()
+        self.env.observe(None, None)
         for server in (self._server, self._tls_server, self._admin):
             if server is not None:
                 await server.wait_closed()

@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import socket
 import struct
+import time
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -50,6 +51,12 @@ from flotilla.traffic.http.heads import (
 from flotilla.traffic.http.heads import rewrite_response as _rewrite_response
 from flotilla.traffic.model import IDEMPOTENT_METHODS
 from flotilla.traffic.pool import Pool, UpstreamConnection
+from flotilla.traffic.tracing import (
+    Record,
+    client_traceparent,
+    drop_traceparent,
+    new_traceparent,
+)
 
 if TYPE_CHECKING:
     from flotilla.traffic.backend import BackendRuntime
@@ -64,9 +71,10 @@ _NEVER = float("inf")
 HOLD_LIMIT = 64 * 1024
 
 #: A bodiless request head and what it parsed to: (head, state it was routed under,
-#: runtime, method, HTTP/1.0, keep-alive, rewritten head, hash key, region).
+#: runtime, method, HTTP/1.0, keep-alive, rewritten head, hash key, region, the client's
+#: valid traceparent).
 _RequestMemo = tuple[bytes, "GatewayState", "BackendRuntime", bytes, bool, bool, bytes,
-                     "bytes | None", "str | None"]
+                     "bytes | None", "str | None", "bytes | None"]
 
 
 class _NoCallbacks:
@@ -80,16 +88,16 @@ _NO_BODY_REPLAY: list[bytes] = []  # shared by bodiless requests: nothing is eve
 
 
 class ClientConnection(asyncio.Protocol):
-    __slots__ = ("admitted", "body_sent", "buf", "connecting", "ctx", "env", "framing",
-                 "generation", "hash_key", "head_out", "head_since", "held", "http10",
-                 "idle_since", "idle_timeout",
-                 "in_exchange", "keep_alive", "left", "loop", "max_head", "memo", "method",
-                 "parser", "peer", "pending", "pending_size", "progress_at", "proto",
-                 "queued", "queued_at", "read_paused", "region",
-                 "replay", "replay_limit", "replay_size", "request_done", "response_started",
-                 "retrying", "rt", "scanner", "state", "status", "t_start", "t_try", "timer",
-                 "timer_at", "transport", "tried", "tries", "trusted", "trying", "uconn",
-                 "upstream", "write_blocked_at", "write_paused")
+    __slots__ = ("admitted", "body_sent", "buf", "client_tp", "connecting", "ctx", "env",
+                 "framing", "generation", "hash_key", "head_out", "head_since", "held",
+                 "http10", "idle_since", "idle_timeout", "in_exchange", "keep_alive",
+                 "left", "loop", "max_head", "memo", "method", "parser", "peer", "pending",
+                 "pending_size", "progress_at", "proto", "queued", "queued_at",
+                 "read_paused", "region", "replay", "replay_limit", "replay_size",
+                 "req_head", "request_done", "response_started", "retrying", "rt",
+                 "scanner", "span", "state", "status", "t_start", "t_try", "timer",
+                 "timer_at", "tp_line", "trace", "transport", "tried", "tries", "trusted",
+                 "trying", "uconn", "upstream", "write_blocked_at", "write_paused")
 
     def __init__(self, env: ProxyEnv, secure: bool = False) -> None:
         self.env = env
@@ -160,6 +168,15 @@ class ClientConnection(asyncio.Protocol):
         #: The one timer of this connection and when it fires (``_NEVER``: none).
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = _NEVER
+        # --- tracing (`flotilla.traffic.tracing`) ---
+        #: The client's valid traceparent (forwarded as is), or None: one is started.
+        self.client_tp: bytes | None = None
+        #: The traceparent line added to the head upstream (b"": the client's is in it).
+        self.tp_line = b""
+        #: This request's traceparent, and its head (for the access log) and span.
+        self.trace = b""
+        self.req_head = b""
+        self.span: object = None
 
     # --- asyncio callbacks -----------------------------------------------------------------
 
@@ -275,6 +292,7 @@ class ClientConnection(asyncio.Protocol):
         max_head = self.max_head
         if end < 0 or end + 4 > max_head:
             if len(data) > max_head or end + 4 > max_head:
+                self.req_head = b""
                 self._local(431, "request header too large", "header-too-large")
                 return
             if not self.head_since:
@@ -292,7 +310,8 @@ class ClientConnection(asyncio.Protocol):
             if end + 4 < len(data):
                 self.buf += data[end + 4:]  # a pipelined request
             (_, _, self.rt, self.method, self.http10, self.keep_alive, self.head_out,
-             self.hash_key, self.region) = memo
+             self.hash_key, self.region, self.client_tp) = memo
+            self.req_head = head
             self.framing = _NO_BODY
             self.request_done = True
             self.state = S_WAIT
@@ -304,6 +323,7 @@ class ClientConnection(asyncio.Protocol):
         try:
             self.parser.feed_data(head)
         except httptools.HttpParserError as e:
+            self.req_head = b""
             self._local(400, f"malformed request: {e}", "bad-request")
             return
         if end + 4 < len(data):
@@ -320,6 +340,7 @@ class ClientConnection(asyncio.Protocol):
         # llhttp validated the head; read its parts from the bytes (the parser's own
         # accessors reset once a bodiless message completes).
         low = head.lower()
+        self.req_head = head
         sp = head.find(b" ")
         self.method = method = head[:sp]
         eol = head.find(b"\r\n")
@@ -371,6 +392,11 @@ class ClientConnection(asyncio.Protocol):
         self.rt = rt
         self.head_out = rewrite_request(head, low, self.peer, host_raw, self.http10,
                                         self.proto, self.trusted)
+        self.client_tp = None
+        if low.find(b"\ntraceparent:") >= 0:
+            self.client_tp, _ = client_traceparent(head, low)
+            if self.client_tp is None or self.env.tracer is not None:
+                self.head_out = drop_traceparent(self.head_out)  # ours replaces it
         self.hash_key = None
         if rt.hash_source:
             if rt.hash_source == "header":
@@ -386,7 +412,7 @@ class ClientConnection(asyncio.Protocol):
         if self.framing == _NO_BODY:
             self.replay = _NO_BODY_REPLAY
             self.memo = (head, state, rt, method, http10, self.keep_alive, self.head_out,
-                         self.hash_key, self.region)
+                         self.hash_key, self.region, self.client_tp)
         else:
             self.pending.clear()
             self.pending_size = 0
@@ -407,6 +433,17 @@ class ClientConnection(asyncio.Protocol):
         self.held = None
         self.progress_at = 0.0
         self.in_exchange = True
+        tracer = self.env.tracer
+        if tracer is not None:
+            self.span, tp = tracer.start(self.client_tp, rt.service)
+            self.tp_line = b"traceparent: " + tp + b"\r\n\r\n"
+        elif self.client_tp is None:
+            tp = new_traceparent()
+            self.tp_line = b"traceparent: " + tp + b"\r\n\r\n"
+        else:
+            tp = self.client_tp
+            self.tp_line = b""
+        self.trace = tp
         self.t_start = now = self.loop.time()
         if now + rt.first_timeout < self.timer_at:
             self._arm(now + rt.first_timeout)
@@ -554,14 +591,15 @@ class ClientConnection(asyncio.Protocol):
         conn.begin(self, self.method == b"HEAD")
         transport = conn.transport
         assert transport is not None
+        head = self.head_out[:-2] + self.tp_line if self.tp_line else self.head_out
         if self.pending:
-            transport.writelines([self.head_out, *self.pending])
+            transport.writelines([head, *self.pending])
             self.body_sent = True
             self.pending.clear()
             self.pending_size = 0
             self.resume_client_reading()
         else:
-            transport.write(self.head_out)
+            transport.write(head)
         # A pooled connection may come back with reading paused: the previous exchange
         # paused it (its client was slow) and finished before the client drained, so
         # nobody resumed it. Set it from *this* exchange's state, or its response would
@@ -708,6 +746,8 @@ class ClientConnection(asyncio.Protocol):
             # per-cluster error rate for rollout gates (controllers/rollout/gates.py)
             self.env.metrics.error(u.metrics, "response-5xx")
         u.metrics.observe(latency)
+        if self.env.observed:
+            self._record(self.status, now)
         self.uconn = None
         if not self.request_done:
             reusable = False
@@ -910,9 +950,12 @@ class ClientConnection(asyncio.Protocol):
     def _local(self, status: int, message: str, reason: str, close: bool = True,
                extra: bytes = b"") -> bool:
         """Answer from the gateway itself; False so callers can ``return self._local()``."""
-        metrics = self.env.metrics
+        env = self.env
+        metrics = env.metrics
         metrics.local_errors.labels(str(status), reason).inc()
         metrics.count(status)
+        if env.observed:
+            self._record(status, self.loop.time())
         transport = self.transport
         close = close or not self.keep_alive
         if transport is not None and not transport.is_closing():
@@ -924,6 +967,38 @@ class ClientConnection(asyncio.Protocol):
         self.state = S_WAIT
         self._next_request(self.loop.time())
         return False
+
+
+    def _record(self, status: int, now: float) -> None:
+        """The access log line and the span of the request that ends now (only with
+        an access log or an OTLP endpoint configured: `ProxyEnv.observed`)."""
+        rt, u, head = self.rt, self.upstream, self.req_head
+        routed = rt is not None  # else answered before routing (404, 400, a redirect)
+        line_end = head.find(b"\r\n")
+        first = head[:line_end].split(b" ") if line_end > 0 else [b"", b""]
+        host = header_value(head.lower(), b"\nhost:") or b""
+        if routed and rt is not None:
+            tp, started = self.trace, self.t_start
+        else:
+            tp = self.client_tp or new_traceparent()
+            started = now
+        cluster = endpoint = ""
+        if routed and u is not None:
+            _, cluster, endpoint = u.metrics.key
+        record = Record(
+            started=time.time() - (now - started), host=host.decode("latin-1"),
+            method=first[0].decode("latin-1"),
+            path=first[1].decode("latin-1") if len(first) > 1 else "",
+            status=status, cluster=cluster, endpoint=endpoint,
+            tries=self.tries + 1 if routed else 0,
+            upstream_seconds=now - self.t_try if routed and u is not None else 0.0,
+            total_seconds=now - started, traceparent=tp)
+        env = self.env
+        if env.access_log is not None:
+            env.access_log.write(record)
+        if env.tracer is not None and self.span is not None:
+            env.tracer.end(self.span, record)
+            self.span = None
 
 
 def _cookie(head: bytes, low: bytes, name: bytes) -> bytes | None:

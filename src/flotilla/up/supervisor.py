@@ -412,6 +412,9 @@ class Up:
                 argv += ["--admin-listen", o.gateway_admin_listen]
             if o.gateway_tls_listen:
                 argv += ["--tls-listen", o.gateway_tls_listen]
+            # a JSON line per request, trace id included (docs/observability.md)
+            argv += ["--access-log", str((o.data_dir / "logs" / "gateway-access.log")
+                                         .resolve())]
             out.append(("gateway", o.gateway_listen, argv))
         if o.dns_listen:
             argv = flotilla_argv("dns", "--server", self.client_servers,
