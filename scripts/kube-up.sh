@@ -225,7 +225,7 @@ start_controllers() {
     "${c}/controller-manager.log" "${BIN}/kube-controller-manager" \
     --kubeconfig "${c}/kubeconfig" --leader-elect=false --port 0 --secure-port 0 \
     --service-account-private-key-file "${p}/sa.key" --root-ca-file "${p}/ca.crt" \
-    --use-service-account-credentials=false --controllers '*,-nodeipam,-nodelifecycle' \
+    --use-service-account-credentials=false --controllers '*,-nodeipam' \
     --logtostderr
   pid_alive "${c}/scheduler.pid" || spawn "${c}/scheduler.pid" "${c}/scheduler.log" \
     "${BIN}/kube-scheduler" --kubeconfig "${c}/kubeconfig" --leader-elect=false \
