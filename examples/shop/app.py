@@ -56,10 +56,13 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", int(os.environ.get("PORT", "8080"))), Handler)
+    # HOST is the pod's address: 127.0.0.1 on a local cluster, the pod's own loopback IP
+    # under the node agent of a Kubernetes member (where every pod listens on 8080)
+    host = os.environ.get("HOST", "127.0.0.1")
+    server = ThreadingHTTPServer((host, int(os.environ.get("PORT", "8080"))), Handler)
     server.daemon_threads = True
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    print(f"shop {VERSION} serving on 127.0.0.1:{server.server_address[1]} as {WHO}",
+    print(f"shop {VERSION} serving on {host}:{server.server_address[1]} as {WHO}",
           flush=True)
     server.serve_forever()
 

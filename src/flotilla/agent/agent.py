@@ -250,13 +250,22 @@ class Agent:
 
     async def _report_cluster(self) -> None:
         status = capacity_status(self.runtime.capacity())
-        if self._unchanged("cluster", status):
+        info = self.runtime.info()
+        if info.kubernetes_version:
+            status["kubernetesVersion"] = info.kubernetes_version
+        # The runtime's own conditions (e.g. APIServerReachable): merged by type, so
+        # the control plane's Ready condition is left alone.
+        conditions = [Condition(c.type, c.status, c.reason, c.message)
+                      for c in info.conditions]
+        if self._unchanged("cluster", {**status, "conditions": [
+                (c.type, c.status, c.reason, c.message) for c in conditions]}):
             return
 
         def change(obj: Object) -> bool:
             cur = obj.setdefault("status", {})
+            changed = set_conditions(obj, conditions) if conditions else False
             if all(cur.get(k) == v for k, v in status.items()):
-                return False
+                return changed
             cur.update(status)
             return True
 

@@ -42,6 +42,10 @@ class AgentConfig:
     insecure_http: bool = False
     #: ``USER[:GROUP]`` the local runtime runs pods as (None: nobody when root)
     pod_user: str | None = None
+    #: the kubernetes runtime's cluster: its kubeconfig, context and ingress address
+    kubeconfig: Path | None = None
+    context: str | None = None
+    ingress: str = ""
 
     def runtime_options(self) -> RuntimeOptions:
         return RuntimeOptions(
@@ -54,5 +58,17 @@ class AgentConfig:
             node_cpu=self.node_cpu,
             node_memory=self.node_memory,
             node_pods=self.node_pods,
-            extra={"pod-user": self.pod_user} if self.pod_user else {},
+            extra=self._extra(),
         )
+
+    def _extra(self) -> dict[str, str]:
+        extra: dict[str, str] = {}
+        if self.pod_user:
+            extra["pod-user"] = self.pod_user
+        if self.kubeconfig is not None:
+            extra["kubeconfig"] = str(self.kubeconfig)
+        if self.context:
+            extra["context"] = self.context
+        if self.ingress:
+            extra["ingress"] = self.ingress
+        return extra

@@ -62,6 +62,8 @@ Example:
   flotilla agent --server https://10.0.0.5:8443,https://10.0.0.6:8443 ...
   # as root, pods run as nobody; or as a dedicated account:
   sudo flotilla agent ... --pod-user flotilla-pods:flotilla-pods
+  # a real Kubernetes cluster as the member (see docs/kubernetes.md):
+  flotilla agent ... --runtime kubernetes --kubeconfig ~/.kube/east-1 --context east-1
 """)
 @click.option("--server", required=True, envvar="FLOTILLA_SERVER", type=SERVERS,
               metavar="URL[,URL...]",
@@ -96,6 +98,13 @@ Example:
                    "choice then). Naming the agent's own user (e.g. root) gives pods its "
                    "privileges: only for tests and single-user machines. "
                    "Env: FLOTILLA_POD_USER.")
+@click.option("--kubeconfig", type=_FILE, metavar="PATH",
+              help="kubernetes runtime: the kubeconfig of the member's cluster.")
+@click.option("--context", metavar="NAME",
+              help="kubernetes runtime: the kubeconfig context (default: its current one).")
+@click.option("--ingress", metavar="ADDRESS", default="",
+              help="kubernetes runtime: where the cluster's Services are reached from "
+                   "outside (spec.ingress); default: the pods' own addresses.")
 @tls_options
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def agent(server: tuple[str, ...], token: str | None, token_file: Path | None, cluster: str,
@@ -103,7 +112,7 @@ def agent(server: tuple[str, ...], token: str | None, token_file: Path | None, c
           node_cpu: str, node_memory: str, node_pods: int, address: str, state_dir: Path | None,
           heartbeat_interval: float, admin_listen: str | None, pod_user: str | None,
           ca_file: Path | None, tls_cert: Path | None, tls_key: Path | None,
-          insecure_http: bool,
+          insecure_http: bool, kubeconfig: Path | None, context: str | None, ingress: str,
           verbose: bool) -> None:
     """Run the agent of one member cluster: register it, heartbeat, run its Works.
 
@@ -114,6 +123,8 @@ def agent(server: tuple[str, ...], token: str | None, token_file: Path | None, c
         parse_pod_user(pod_user)
     except ValueError as exc:
         raise CliError(str(exc), exit_code=2) from None
+    if runtime == "kubernetes" and kubeconfig is None:
+        raise CliError("--runtime kubernetes needs --kubeconfig PATH", exit_code=2)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format=f"%(asctime)s agent[{cluster}] %(levelname)s %(message)s")
     token = resolve_token(token, token_file)
@@ -125,5 +136,6 @@ def agent(server: tuple[str, ...], token: str | None, token_file: Path | None, c
         heartbeat_interval=heartbeat_interval,
         admin_listen=admin_listen or f"{address}:0", pod_user=pod_user,
         ca_file=ca_file, tls_cert=tls_cert, tls_key=tls_key, insecure_http=insecure_http,
+        kubeconfig=kubeconfig, context=context, ingress=ingress,
     )
     serve_until_signal(functools.partial(run_agent, cfg))

@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "delete": "flotilla.cli.delete:delete",
     "events": "flotilla.cli.events:events",
     "agent": "flotilla.cli.agent_cmd:agent",
+    "node-agent": "flotilla.cli.node_agent_cmd:node_agent",
     "up": "flotilla.cli.up_cmd:up",
     "status": "flotilla.cli.up_cmd:status",
     "chaos": "flotilla.cli.chaos_cmd:chaos",

@@ -17,6 +17,7 @@ __all__ = ["Runtime", "RuntimeOptions", "UnknownRuntimeError", "get_runtime",
 #: running ``local`` never imports a Kubernetes client and vice versa.
 _BUILTIN: dict[str, str] = {
     "local": "flotilla.runtimes.local:create",
+    "kubernetes": "flotilla.runtimes.kubernetes:create",
 }
 _REGISTERED: dict[str, RuntimeFactory] = {}
 

@@ -175,6 +175,15 @@ class RuntimeCounters:
     def probe_failed(self, kind: str) -> None:
         self.probe_failures[kind] = self.probe_failures.get(kind, 0) + 1
 
+@dataclass(frozen=True, slots=True)
+class ClusterInfo:
+    """What a runtime knows about its cluster beyond capacity: conditions the agent
+    reports on the Cluster (e.g. ``APIServerReachable`` of a Kubernetes member) and the
+    cluster software's version ("" when it has none)."""
+
+    conditions: tuple[Condition, ...] = ()
+    kubernetes_version: str = ""
+
 
 class Runtime(Protocol):
     """One member cluster as the agent sees it. See the module docstring for the contract."""
@@ -199,6 +208,8 @@ class Runtime(Protocol):
     def endpoints(self) -> list[ServiceEndpoints]: ...
 
     def capacity(self) -> CapacityStatus: ...
+
+    def info(self) -> ClusterInfo: ...
 
     def estimate_replicas(self, pod_template: Manifest) -> int:
         """How many more pods of this template would fit now (input for dynamic weights)."""

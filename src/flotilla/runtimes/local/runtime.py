@@ -20,6 +20,7 @@ from typing import Any
 
 from flotilla.runtimes.base import (
     CapacityStatus,
+    ClusterInfo,
     Condition,
     Endpoint,
     Manifest,
@@ -213,6 +214,9 @@ class LocalRuntime:
         ready = sum(n.ready for n in self._nodes.values())
         return CapacityStatus(capacity, allocatable, allocated,
                               NodeSummary(total=len(self._nodes), ready=ready))
+
+    def info(self) -> ClusterInfo:
+        return ClusterInfo()
 
     def estimate_replicas(self, pod_template: Manifest) -> int:
         template = parse_template(pod_template)
