@@ -14,13 +14,14 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 
+from flotilla.api.metrics import ApiMetrics
 from flotilla.api.registry import Registry
 from flotilla.controllers.failover.admission import budget_check
 from flotilla.controllers.failover.controller import DEFAULT_HEARTBEAT
-from flotilla.controllers.leader import ElectionTimers
+from flotilla.controllers.leader import ElectionTimers, LeaderMetrics
 from flotilla.controllers.plane import PlaneSettings, control_plane
 
-__all__ = ["ElectionTimers", "control_plane_tasks", "default_server_name"]
+__all__ = ["ApiMetrics", "ElectionTimers", "control_plane_tasks", "default_server_name"]
 
 
 def default_server_name(listen: str) -> str:
@@ -34,14 +35,18 @@ def default_server_name(listen: str) -> str:
 
 def control_plane_tasks(cluster_grace_period: float, *, server_name: str = "",
                         election: ElectionTimers | None = None,
+                        metrics: ApiMetrics | None = None,
                         ) -> tuple[Callable[[Registry], Awaitable[None]], ...]:
     """The background tasks for `flotilla.api.server.main`: admission checks, controllers.
 
     ``server_name`` is this replica's identity (``flotilla server --name``): the
-    holderIdentity of the controller leader Lease."""
+    holderIdentity of the controller leader Lease. Whether it leads goes on ``metrics``
+    (the API server's, so its /metrics shows ``flotilla_leader``)."""
     settings = PlaneSettings(cluster_grace_period=cluster_grace_period,
                              server_name=server_name,
-                             election=election or ElectionTimers())
+                             election=election or ElectionTimers(),
+                             leader=LeaderMetrics(
+                                 metrics.registry if metrics is not None else None))
     controllers = control_plane(settings)
 
     async def plane(registry: Registry) -> None:

@@ -130,12 +130,14 @@ async def run_server(
     http_limits: HttpLimits = DEFAULT_HTTP_LIMITS,
     fairness: FairnessConfig | None = None,
     store_spec: StoreSpec | None = None,
+    metrics: ApiMetrics | None = None,
 ) -> None:
     """Serve the API on ``listen`` from the store in ``data_dir`` (or ``store_spec``'s)
     until SIGINT/SIGTERM.
 
     ``background`` coroutines (controllers) get the in-process `Registry` and run until
     shutdown. ``keep_revisions`` bounds the watch history kept in the store.
+    ``metrics`` is the registry /metrics shows (the controllers' count there too).
     """
     host, port = parse_listen(listen)
     # The store, its WAL, the audit log and the logs hold secrets or who did what: private
@@ -153,9 +155,10 @@ async def run_server(
         print(f"Admin token (shown only this once; the data dir keeps only its hash): {token}",
               flush=True)
     store = _Store(data_dir, keep_revisions, disk_reserve, store_spec)
+    metrics = metrics or ApiMetrics()
 
     def http_config() -> uvicorn.Config:
-        ctx = ApiContext(store.registry, Authenticator.from_data_dir(data_dir), ApiMetrics(),
+        ctx = ApiContext(store.registry, Authenticator.from_data_dir(data_dir), metrics,
                          max_body_bytes, bookmark_interval, audit=AuditLog(data_dir),
                          fairness=Fairness(fairness or FairnessConfig()))
         # Hostile clients: `flotilla.api.http_guard` (header timeout, requests in flight).
@@ -204,6 +207,7 @@ def main(
     http_limits: HttpLimits = DEFAULT_HTTP_LIMITS,
     fairness: FairnessConfig | None = None,
     store_spec: StoreSpec | None = None,
+    metrics: ApiMetrics | None = None,
 ) -> None:
     """Blocking entry point for the CLI: `run_server` on a uvloop event loop."""
     if not logging.getLogger().handlers:
@@ -214,5 +218,5 @@ def main(
         keep_revisions=keep_revisions, disk_reserve=disk_reserve,
         bookmark_interval=bookmark_interval, insecure_http=insecure_http,
         http_limits=http_limits, fairness=fairness,
-        store_spec=store_spec),
+        store_spec=store_spec, metrics=metrics),
         loop_factory=uvloop.new_event_loop)

@@ -212,7 +212,12 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int, max_inflight
     Ready when GET /readyz answers 200.
     """
     from flotilla.api.http_guard import HttpLimits
-    from flotilla.api.plane import ElectionTimers, control_plane_tasks, default_server_name
+    from flotilla.api.plane import (
+        ApiMetrics,
+        ElectionTimers,
+        control_plane_tasks,
+        default_server_name,
+    )
     from flotilla.api.server import main as run  # heavy: import on use
     from flotilla.api.server import parse_listen
     from flotilla.lifecycle import FatalError
@@ -247,8 +252,9 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int, max_inflight
     data_dir = data_dir or default_data_dir()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
+        metrics = ApiMetrics()  # the controllers count on the API server's /metrics
         background = () if no_controllers else control_plane_tasks(
-            cluster_grace_period, server_name=name, election=election)
+            cluster_grace_period, server_name=name, election=election, metrics=metrics)
         fairness = FairnessConfig(
             user_rate=user_rate, user_burst=user_burst, users_total_rate=users_total_rate,
             system_rate=system_rate, system_burst=system_burst,
@@ -256,7 +262,7 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int, max_inflight
         run(data_dir, listen, max_body_bytes=max_body_bytes, keep_revisions=keep_revisions,
             disk_reserve=reserve, background=background, insecure_http=insecure_http,
             http_limits=HttpLimits(max_inflight, header_timeout, keep_alive_timeout),
-            fairness=fairness, store_spec=spec)
+            fairness=fairness, store_spec=spec, metrics=metrics)
     except KeyboardInterrupt:
         return
     except FatalError as exc:

@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from flotilla.client.base import ResourceClient
 from flotilla.controllers import cluster_health, discovery
 from flotilla.controllers.failover import controller as failover
-from flotilla.controllers.leader import ElectionTimers, LeaseElector, run_while_leading
+from flotilla.controllers.leader import (
+    ElectionTimers,
+    LeaderMetrics,
+    LeaseElector,
+    run_while_leading,
+)
 from flotilla.controllers.manager import ControllerManager
 from flotilla.controllers.placement import binder, rendering, scheduling, status
 from flotilla.controllers.rollout import controller as rollout
@@ -25,6 +30,8 @@ class PlaneSettings:
     #: This replica's identity (``flotilla server --name``): the leader Lease's holder.
     server_name: str = ""
     election: ElectionTimers = field(default_factory=ElectionTimers)
+    #: ``flotilla_leader`` and its transitions (exported on the API server's /metrics)
+    leader: LeaderMetrics = field(default_factory=LeaderMetrics)
 
 
 def control_plane(settings: PlaneSettings) -> Callable[[ResourceClient], Awaitable[None]]:
@@ -44,7 +51,7 @@ def control_plane(settings: PlaneSettings) -> Callable[[ResourceClient], Awaitab
     async def run(client: ResourceClient) -> None:
         # Every replica campaigns; only the holder of the leader Lease runs controllers.
         elector = LeaseElector(client, settings.server_name or "flotilla-server",
-                               settings.election)
+                               settings.election, on_change=settings.leader.changed)
         await run_while_leading(elector, client, build)
 
     return run
