@@ -58,7 +58,7 @@ Then, in another terminal in the same folder:
 @click.option("--ha", is_flag=True, help="A highly available control plane: three etcd "
               "members (Debian's etcd-server) and three API servers on them (server-1 on "
               "--listen, the others on free ports), every agent, the gateway and the DNS "
-              "given all three. See docs/ha-up.md.")
+              "given all three. See docs/ha.md.")
 def up(data_dir: Path, count: int, config_path: Path | None, listen: str,
        gateway_listen: str, gateway_admin_listen: str, gateway_tls_listen: str,
        dns_listen: str,
