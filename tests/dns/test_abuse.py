@@ -311,3 +311,46 @@ async def test_a_crowd_of_connections_arriving_at_once_costs_no_client_a_retrans
         for s in crowd:
             s.close()
     assert _listen_overflows() == before, "the listen queue overflowed: SYNs were dropped"
+
+
+async def test_a_slow_reader_cut_by_the_write_timeout_gets_a_reset(serve: Serve) -> None:
+    # A peer that reads a little now and then must not be fed the kernel's queue after
+    # the cut (an orphan socket trickling megabytes): the cut is a RST (SO_LINGER 0).
+    server = await serve(model_of(_objects()), limits=DnsLimits(tcp_write_timeout=0.5))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    sock.setblocking(False)
+    wire = dns.message.make_query("shop.global.test", "A", use_edns=0).to_wire()
+    framed = (len(wire).to_bytes(2, "big") + wire) * 2000
+    seen: list[str] = []  # what the peer's socket said: errors, or "data"
+    try:
+        async def timed_out() -> bool:
+            try:
+                sock.send(framed)
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                seen.append(repr(exc))
+            return server.metrics.tcp_closed.labels("write_timeout")._value.get() >= 1
+
+        await wait_for(timed_out, timeout=30, what="the write timeout to cut the peer")
+
+        async def reset() -> bool:
+            if any("ConnectionReset" in e for e in seen):
+                return True  # the send side saw the RST first
+            try:
+                sock.recv(512)  # the slow reader's sip
+            except BlockingIOError:
+                return False
+            except ConnectionResetError:
+                return True
+            except OSError as exc:
+                seen.append(repr(exc))
+                return False
+            seen.append("data")
+            return False
+        await wait_for(reset, timeout=10, interval=0.05,
+                       what=f"a RST to the slow reader, not {seen[-3:]}")
+    finally:
+        sock.close()

@@ -410,3 +410,35 @@ async def test_a_paused_leader_steps_down_before_writing(plane: Plane) -> None:
                    timeout=20, what="the resumed leader to step down")
     print(f"{old.name}: {old.output().count('fenced off')} write(s) fenced off by the "
           f"store after waking")
+
+
+async def leader_metrics(plane: Plane, r: Replica) -> tuple[float, float]:
+    """``(flotilla_leader, flotilla_leader_transitions_total)`` on ``r``'s /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+    async with plane.client(r, timeout=3) as c:
+        got = await c.get("/metrics")
+    assert got.status_code == 200, got.text
+    values = {s.name: s.value for f in text_string_to_metric_families(got.text)
+              for s in f.samples}
+    return values["flotilla_leader"], values["flotilla_leader_transitions_total"]
+
+
+async def test_leader_gauge_follows_the_lease_across_a_kill_9(plane: Plane) -> None:
+    # Two servers on one etcd: the one the Lease names says 1, the other 0, and after a
+    # kill -9 of the leader the survivor says 1 with one transition more.
+    first = plane.add("cp-m1")
+    plane.wait_ready(first)
+    assert (await plane.leader()) is first
+    second = plane.add("cp-m2")
+    plane.wait_ready(second)
+
+    async def shown(r: Replica, want: tuple[float, float]) -> bool:
+        return await leader_metrics(plane, r) == want
+    await wait_for(lambda: shown(first, (1.0, 1.0)), timeout=15, what="cp-m1 leads")
+    assert await leader_metrics(plane, second) == (0.0, 0.0)
+    assert await plane.holder() == first.name
+
+    first.kill9()
+    await wait_for(lambda: shown(second, (1.0, 1.0)), timeout=30, interval=0.1,
+                   what="cp-m2 to report itself leader on /metrics")
+    assert await plane.holder([second]) == second.name

@@ -86,9 +86,10 @@ def test_leases_readable_through_the_cli(up: tuple[UpProcess, Api]) -> None:
     # the clusters' heartbeat Leases, renewed through the servers on etcd
     assert {"ha-east", "ha-south"} <= set(leases), sorted(leases)
     servers = {s["name"] for s in running.state()["servers"]}
-    leader = leases.get("flotilla-controllers")
-    if leader is not None:  # the controller leader Lease (leader election, issue 15.3)
-        assert leader["spec"]["holderIdentity"] in servers, leader
+    # the controller leader Lease (issue 15.3): held by one of up.json's servers
+    assert "flotilla-controllers" in leases, sorted(leases)
+    leader = leases["flotilla-controllers"]
+    assert leader["spec"]["holderIdentity"] in servers, leader
 
 
 def test_killed_server_the_others_still_serve(up: tuple[UpProcess, Api]) -> None:

@@ -18,7 +18,7 @@ from flotilla.api.metrics import ApiMetrics
 from flotilla.api.registry import Registry
 from flotilla.controllers.failover.admission import budget_check
 from flotilla.controllers.failover.controller import DEFAULT_HEARTBEAT
-from flotilla.controllers.leader import ElectionTimers
+from flotilla.controllers.leader import ElectionTimers, LeaderMetrics
 from flotilla.controllers.metrics import ControllerMetrics
 from flotilla.controllers.plane import PlaneSettings, control_plane
 
@@ -43,11 +43,12 @@ def control_plane_tasks(cluster_grace_period: float, *, server_name: str = "",
     ``server_name`` is this replica's identity (``flotilla server --name``): the
     holderIdentity of the controller leader Lease. The controllers' metrics go on
     ``metrics`` (the API server's, so one /metrics shows both)."""
+    registry = metrics.registry if metrics is not None else None
     settings = PlaneSettings(cluster_grace_period=cluster_grace_period,
                              server_name=server_name,
                              election=election or ElectionTimers(),
-                             metrics=ControllerMetrics(
-                                 metrics.registry if metrics is not None else None))
+                             metrics=ControllerMetrics(registry),
+                             leader=LeaderMetrics(registry))
     controllers = control_plane(settings)
 
     async def plane(registry: Registry) -> None:

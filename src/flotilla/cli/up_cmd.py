@@ -59,7 +59,7 @@ Then, in another terminal in the same folder:
 @click.option("--ha", is_flag=True, help="A highly available control plane: three etcd "
               "members (Debian's etcd-server) and three API servers on them (server-1 on "
               "--listen, the others on free ports), every agent, the gateway and the DNS "
-              "given all three. See docs/ha-up.md.")
+              "given all three. See docs/ha.md.")
 @click.option("--prometheus", is_flag=True, help="Start Debian's prometheus scraping every "
               "process started here, with the alerts of deploy/prometheus/alerts.yml "
               "(see docs/observability.md).")

@@ -32,6 +32,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
 from flotilla.client.base import ApiError, NotFoundError, Object, ResourceClient
 from flotilla.controllers.manager import ControllerManager, LostLeadership
 from flotilla.resources.kinds import by_kind
@@ -69,6 +71,30 @@ class ElectionTimers:
             out.append(f"renew interval ({self.renew_interval}s) must be shorter than the "
                        f"renew deadline ({self.renew_deadline}s)")
         return out
+
+
+class LeaderMetrics:
+    """Whether this replica leads the controllers, on the API server's /metrics.
+
+    Every replica exports both, so a scrape of all of them shows exactly one 1 (two
+    would be a split brain, none a plane without controllers) and which one it is; the
+    counter shows flapping, which the Lease's ``leaseTransitions`` cannot (it counts only
+    changes of holder, and only as the newest holder wrote it). Kept by `LeaseElector`
+    through its ``on_change``, so the gauge moves in the same step as the term."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = registry or CollectorRegistry(auto_describe=True)
+        self.leader = Gauge(
+            "flotilla_leader",
+            "1 while this server leads the controllers (holds the leader Lease), else 0",
+            registry=r)
+        self.transitions = Counter(
+            "flotilla_leader_transitions_total",
+            "Times this server started or ended a term as controller leader", registry=r)
+
+    def changed(self, leading: bool) -> None:
+        self.leader.set(1 if leading else 0)
+        self.transitions.inc()
 
 
 class _SharedExclusive:

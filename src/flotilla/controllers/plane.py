@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from flotilla.client.base import ResourceClient
 from flotilla.controllers import cluster_health, discovery
 from flotilla.controllers.failover import controller as failover
-from flotilla.controllers.leader import ElectionTimers, LeaseElector, run_while_leading
+from flotilla.controllers.leader import (
+    ElectionTimers,
+    LeaderMetrics,
+    LeaseElector,
+    run_while_leading,
+)
 from flotilla.controllers.manager import ControllerManager
 from flotilla.controllers.metrics import ACTIVE, ControllerMetrics
 from flotilla.controllers.placement import binder, rendering, scheduling, status
@@ -28,6 +33,8 @@ class PlaneSettings:
     election: ElectionTimers = field(default_factory=ElectionTimers)
     #: where the controllers count (exported on the API server's /metrics)
     metrics: ControllerMetrics = field(default_factory=ControllerMetrics)
+    #: ``flotilla_leader`` and its transitions (exported on the API server's /metrics)
+    leader: LeaderMetrics = field(default_factory=LeaderMetrics)
 
 
 def control_plane(settings: PlaneSettings) -> Callable[[ResourceClient], Awaitable[None]]:
@@ -48,7 +55,7 @@ def control_plane(settings: PlaneSettings) -> Callable[[ResourceClient], Awaitab
     async def run(client: ResourceClient) -> None:
         # Every replica campaigns; only the holder of the leader Lease runs controllers.
         elector = LeaseElector(client, settings.server_name or "flotilla-server",
-                               settings.election)
+                               settings.election, on_change=settings.leader.changed)
         ACTIVE.set(settings.metrics)  # this task's and its children's (`ACTIVE`)
         await run_while_leading(elector, client, build)
 

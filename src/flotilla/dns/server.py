@@ -35,6 +35,7 @@ from flotilla.dns.responder import Outcome, Responder, header_only, truncated_re
 from flotilla.dns.select import Selector
 from flotilla.dns.zone import compile_zones
 from flotilla.lifecycle import Loops, Step, serve
+from flotilla.lifecycle.net import reset_on_close
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +259,7 @@ class DnsServer:
             if conn.writer in self._connections:
                 self.metrics.tcp_closed.labels(reason).inc()
             if reason == "write_timeout":
+                reset_on_close(writer.transport)  # RST: no orphan trickling the queue
                 writer.transport.abort()  # a peer that does not read: drop its buffer
         except (asyncio.IncompleteReadError, ConnectionError):
             pass

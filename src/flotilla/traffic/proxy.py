@@ -31,14 +31,12 @@ Design, driven by measurement (docs/components/traffic.md):
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-import struct
 import time
 from typing import TYPE_CHECKING, cast
 
 import httptools
 
+from flotilla.lifecycle.net import reset_on_close
 from flotilla.traffic.balancers.base import PickContext
 from flotilla.traffic.env import is_trusted
 from flotilla.traffic.http.chunked import ChunkedError, ChunkedScanner
@@ -1014,20 +1012,3 @@ def _cookie(head: bytes, low: bytes, name: bytes) -> bytes | None:
     return None
 
 
-_LINGER_RESET = struct.pack("ii", 1, 0)
-
-
-def reset_on_close(transport: asyncio.BaseTransport) -> None:
-    """Make the coming close send a RST and drop what the kernel still holds to send.
-
-    Why: a plain close (``abort`` included) of a socket whose send queue is full leaves
-    the kernel an orphan that keeps trickling that queue (up to ``tcp_wmem``'s maximum,
-    megabytes on loopback) to a client that reads a byte now and then, for as long as
-    it keeps reading: the client is never cut and the memory stays pinned. SO_LINGER
-    with a zero timeout is nginx's ``reset_timedout_connection``.
-    """
-    sock = transport.get_extra_info("socket")
-    if sock is None:
-        return
-    with contextlib.suppress(OSError):  # already closed: nothing is left to drop
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
