@@ -90,11 +90,11 @@ async def handle(request: Request, target: Target, ctx: ApiContext) -> Response:
         raise MethodNotAllowedError(
             f"{method} is not allowed on a collection; use GET (list, watch) or POST (create)"
         )
+    if target.subresource == "scale":
+        return await scale(request, target, ctx, stamp_author)
     if method in ("GET", "HEAD"):
         obj = await ctx.registry.get(target.kind, target.namespace or "", target.name)
         return JSONResponse(obj)
-    if target.subresource == "scale":
-        return await scale(request, target, ctx, stamp_author)
     if method == "PUT":
         return await _update(request, target, ctx)
     if method == "PATCH":
