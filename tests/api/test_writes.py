@@ -236,3 +236,19 @@ async def test_the_scale_subresource(http: httpx.AsyncClient) -> None:
     assert r.status_code == 400
     r = await http.get("/api/v1/namespaces/wr/configmaps/x/scale")
     assert r.status_code == 404
+
+
+async def test_openapi_v3_is_served_without_a_token_and_v2_is_not(
+    server: Any, http: httpx.AsyncClient,
+) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10,
+                                 verify=server.verify) as anon:
+        index = (await anon.get("/openapi/v3")).json()
+        url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
+        doc = (await anon.get(url)).json()
+        assert doc["openapi"] == "3.0.0"
+        assert "/apis/apps/v1/namespaces/{namespace}/deployments/{name}" in doc["paths"]
+        assert (await anon.get("/openapi/v3/apis/example.com/v1")).status_code == 404
+        v2 = await anon.get("/openapi/v2")
+        assert v2.status_code == 404
+        assert v2.json()["kind"] == "Status"
