@@ -252,3 +252,11 @@ async def test_openapi_v3_is_served_without_a_token_and_v2_is_not(
         v2 = await anon.get("/openapi/v2")
         assert v2.status_code == 404
         assert v2.json()["kind"] == "Status"
+
+
+async def test_protobuf_bodies_get_a_415_saying_what_to_do(http: httpx.AsyncClient) -> None:
+    r = await http.post("/api/v1/namespaces/wr/configmaps", content=b"k8s\x00\n\x0f",
+                        headers={"Content-Type": "application/vnd.kubernetes.protobuf"})
+    assert r.status_code == 415
+    assert r.json()["reason"] == "UnsupportedMediaType"
+    assert "--dry-run=client -o yaml | kubectl apply -f -" in r.json()["message"]

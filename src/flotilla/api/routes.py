@@ -227,6 +227,8 @@ async def _body(request: Request, target: Target, ctx: ApiContext) -> dict[str, 
     if obj is None:
         obj = decode_object(await read_body(request, ctx.max_body_bytes),
                             request.headers.get("content-type"))
+    if "kind" not in obj and "apiVersion" not in obj:  # as Kubernetes: from the path
+        obj = {"apiVersion": target.api_version, "kind": target.kind.kind, **obj}
     kind = Registry.kind_of(obj)
     if kind is not target.kind:
         raise BadRequestError(
