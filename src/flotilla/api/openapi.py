@@ -30,6 +30,7 @@ import copy
 import hashlib
 import json
 import logging
+import re
 from functools import cache
 from typing import Any
 
@@ -197,6 +198,9 @@ def _kube_schema(node: Any) -> Any:
             continue
         if key == "const":
             out["enum"] = [value]
+        elif key == "description" and isinstance(value, str):
+            # Docstrings wrap at 90 columns; kubectl explain re-wraps, keeping newlines.
+            out[key] = re.sub(r"(?<!\n)\n(?!\n)", " ", value)
         elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
             out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
             out[key] = True
@@ -222,6 +226,12 @@ def _kube_schema(node: Any) -> Any:
             out[key] = {k: _kube_schema(v) for k, v in value.items()}
         else:
             out[key] = _kube_schema(value)
+    if out.get("additionalProperties") is True:  # an open object (a Kubernetes kind's)
+        del out["additionalProperties"]
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    if not ({"type", "$ref", "allOf", "anyOf", "oneOf", "enum", "properties", "items"}
+            & set(out)):  # any value: kubectl explain needs a non-empty schema to name it
+        out["x-kubernetes-preserve-unknown-fields"] = True
     if "$ref" in out and len(out) > 1:  # 3.0 ignores siblings of $ref: wrap it
         out = {**{k: v for k, v in out.items() if k != "$ref"}, "allOf": [{"$ref": out["$ref"]}]}
     return out

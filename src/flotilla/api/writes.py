@@ -131,7 +131,9 @@ def check_fields(obj: Object, kind: Kind, mode: str) -> list[str]:
     if mode == "Strict":
         listed = ", ".join(f'unknown field "{n}"' for n in names)
         raise BadRequestError(
-            f"{kind.kind} in version {obj.get('apiVersion', '')!r} cannot be handled as a "
+            f"{kind.kind} in version "
+            f"{json.dumps(str(obj.get('apiVersion', '')).rpartition('/')[2])} cannot be "
+            f"handled as a "
             f"{kind.kind}: strict decoding error: {listed}",
             {"kind": kind.kind, "causes": [
                 {"reason": "FieldValueInvalid", "field": n, "message": "unknown field"}
