@@ -127,3 +127,9 @@ def test_server_set_metadata_and_status_are_owned_by_nobody() -> None:
     fields = fields_of(obj, KUBE_SCHEMAS["Deployment"])
     assert not any(p[0] in ("f:status", "f:apiVersion") for p in fields)
     assert not any(len(p) > 1 and p[1] in ("f:uid", "f:annotations") for p in fields)
+
+
+def test_an_unchanged_apply_by_the_first_of_two_managers_changes_nothing() -> None:
+    live = server_side_apply(None, deploy(app="shop"), "alice", force=False, now=T0)
+    both = server_side_apply(live, deploy(app="shop"), "bob", force=False, now=T1)
+    assert server_side_apply(both, deploy(app="shop"), "alice", force=False, now=T1) == both

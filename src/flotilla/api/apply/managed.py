@@ -185,7 +185,11 @@ def server_side_apply(live: dict[str, Any] | None, config: dict[str, Any], manag
         and _same(live, merged)
     when = mine.time if unchanged and mine is not None else now
     api_version = str(config.get("apiVersion", ""))
-    set_entries(merged, [*others, Entry(manager, APPLY, api_version, when, applied)])
+    entry = Entry(manager, APPLY, api_version, when, applied)
+    # The manager's entry keeps its place, so an unchanged apply leaves managedFields
+    # exactly as stored (and is not written at all).
+    position = entries.index(mine) if mine is not None else len(others)
+    set_entries(merged, [*others[:position], entry, *others[position:]])
     return merged
 
 
