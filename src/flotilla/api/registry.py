@@ -247,8 +247,9 @@ class Registry:
         what = describe(kind, namespace, name)
         rv = incoming["metadata"].get("resourceVersion")
         expected = None if rv in (None, "") else parse_resource_version(rv)
+        # A pure renewal keeps its one-step fast path; its managedFields are not touched.
         if kind is _LEASE and expected is not None and isinstance(self._store, Modifying) \
-                and before_write is None and not dry_run:
+                and not dry_run:
             try:
                 renewed = await self._store.modify(kind.resource, namespace, name,
                                                    renewal(incoming),

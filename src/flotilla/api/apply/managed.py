@@ -171,8 +171,8 @@ def server_side_apply(live: dict[str, Any] | None, config: dict[str, Any], manag
         else frozenset()
     before = mine.fields if mine is not None else frozenset()
     dropped = before - applied - owned_by_others
-    # Deepest first, so a removed item's fields go before the item.
-    for path in sorted(dropped, key=len, reverse=True):
+    # Whole list items first (found by their key), then the remaining fields.
+    for path in sorted(dropped, key=lambda p: (p[-1] != ".", len(p))):
         remove_path(current, path, schema)
     body = {k: v for k, v in config.items() if k not in ("apiVersion", "kind")}
     meta = body.get("metadata")
