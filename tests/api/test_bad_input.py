@@ -147,8 +147,12 @@ async def test_no_token_and_wrong_token(server: ServerProcess) -> None:
 async def test_not_found_and_method_not_allowed(http: httpx.AsyncClient) -> None:
     _status(await http.get(f"{CMS}/nope"), 404, "nope")
     _status(await http.delete(CMS), 405, "DELETE")
-    _status(await http.patch(f"{CMS}/nope", json={}), 405, "PATCH")
-    _status(await http.get("/apis/apps/v1/namespaces/bad/deployments/x/scale"), 404, "scale")
+    _status(await http.patch(CMS, content=b"{}",
+                             headers={"Content-Type": "application/merge-patch+json"}),
+            405, "PATCH")
+    # A PATCH body must say which patch it is: plain JSON is ambiguous.
+    _status(await http.patch(f"{CMS}/nope", json={}), 415, "merge-patch+json")
+    _status(await http.get("/api/v1/namespaces/bad/configmaps/x/scale"), 404, "scale")
     _status(await http.get("/nothing-here"), 404)
 
 

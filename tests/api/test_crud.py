@@ -147,7 +147,7 @@ async def test_health_metrics_openapi_without_token(client: HttpClient) -> None:
                     if line.startswith("flotilla_store_revision ")]
         assert revision
         assert float(revision[0].split()[1]) > 0
-        doc = (await anon.get("/openapi/v3")).json()
+        doc = (await anon.get("/openapi.json")).json()
         assert "/apis/policy.karmada.io/v1alpha1/namespaces/{namespace}/propagationpolicies" \
             in doc["paths"]
         assert "Cluster" in doc["components"]["schemas"]

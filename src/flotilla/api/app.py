@@ -28,7 +28,7 @@ from flotilla.api.errors import (
 )
 from flotilla.api.gate import admit, audit, authenticate
 from flotilla.api.metrics import CONTENT_TYPE
-from flotilla.api.openapi import openapi_document
+from flotilla.api.openapi import group_version_document, openapi_document, openapi_v3_index
 from flotilla.api.paths import parse_path
 from flotilla.api.routes import ApiContext, handle, is_watch, verb_of
 from flotilla.client.base import ApiError, NotFoundError
@@ -96,6 +96,20 @@ async def _openapi(request: Request) -> Response:
     return JSONResponse(openapi_document())
 
 
+async def _openapi_v3_index(request: Request) -> Response:
+    return JSONResponse(openapi_v3_index())
+
+
+async def _openapi_v3_document(request: Request) -> Response:
+    doc = group_version_document(request.path_params["gv"])
+    if doc is None:
+        return status_response(NotFoundError(
+            f"no OpenAPI document for {request.path_params['gv']!r}; /openapi/v3 lists "
+            "them"))
+    return JSONResponse(doc, headers={"Cache-Control": "public, max-age=86400"}
+                        if request.query_params.get("hash") else None)
+
+
 async def _http_exception(request: Request, exc: Exception) -> Response:
     """Starlette's own 404/405 (paths outside /api and /apis) as JSON Status too."""
     code = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -119,7 +133,9 @@ def create_app(ctx: ApiContext) -> Starlette:
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz, methods=["GET"]),
         Route("/metrics", _metrics, methods=["GET"]),
-        Route("/openapi/v3", _openapi, methods=["GET"]),
+        Route("/openapi.json", _openapi, methods=["GET"]),
+        Route("/openapi/v3", _openapi_v3_index, methods=["GET"]),
+        Route("/openapi/v3/{gv:path}", _openapi_v3_document, methods=["GET"]),
         Route(ENDPOINTS_PATH, serviceimport_endpoints, methods=["GET"]),
         Route(REVIEW_PATH, self_subject_access_review, methods=["POST"]),
         Route("/api/{rest:path}", _api, methods=_METHODS),

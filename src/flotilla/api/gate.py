@@ -16,7 +16,7 @@ from starlette.requests import Request
 from flotilla.api.audit import AuditEntry, now_iso, should_record
 from flotilla.api.auth import Principal
 from flotilla.api.authz import Attributes
-from flotilla.api.body import decode_object, read_body
+from flotilla.api.body import decode_object, decode_patch, read_body
 from flotilla.api.errors import UnauthorizedError
 from flotilla.api.paths import Target, parse_path
 from flotilla.client.base import ApiError
@@ -92,10 +92,13 @@ async def admit(request: Request, ctx: ApiContext, target: Target, *, watch: boo
     if principal is None:
         principal = authenticate(request, ctx)
     body: Object | None = None
-    if request.method in ("POST", "PUT", "PATCH"):
+    if request.method in ("POST", "PUT"):
         body = decode_object(await read_body(request, ctx.max_body_bytes),
                              request.headers.get("content-type"))
         request.state.body_obj = body
+    elif request.method == "PATCH":  # a patch, not an object: the authorizer sees None
+        request.state.body_obj = decode_patch(await read_body(request, ctx.max_body_bytes),
+                                              request.headers.get("content-type"))
     attrs = attributes_of(request, target, watch, body, subresource=subresource)
     if verb is not None:
         attrs = Attributes(verb, attrs.api_group, attrs.resource, attrs.namespace, attrs.name,

@@ -4,6 +4,7 @@
     /api/v1/{plural}                                          core group, all namespaces
     /apis/{group}/{version}/namespaces/{ns}/{plural}[/...]    named groups, likewise
     /apis/{group}/{version}/{plural}[/{name}[/status]]        cluster-scoped kinds
+    .../{plural}/{name}/scale                                 kinds with has_scale
 
 Every group a kind is served under (policies: policy.flotilla.io and
 policy.karmada.io) and every version in its table entry resolves to the same `Kind`,
@@ -76,7 +77,8 @@ def parse_path(path: str) -> Target:
     if name is not None and kind.namespaced and namespace is None:
         raise _not_found(path, f"{kind.kind} is namespaced; use namespaces/{{ns}}/{plural}/{name}")
     subresource = rest[2] if len(rest) > 2 else None
-    if subresource is not None and (subresource != "status" or not kind.has_status):
+    served = {"status": kind.has_status, "scale": kind.has_scale}
+    if subresource is not None and not served.get(subresource, False):
         raise _not_found(path, f"{kind.kind} has no sub-resource {subresource!r}")
     if not kind.namespaced:
         namespace = ""

@@ -49,6 +49,12 @@ _SERVER_METADATA = ("uid", "creationTimestamp", "generation", "deletionTimestamp
 _NOT_DESIRED_STATE = frozenset({"apiVersion", "kind", "metadata", "status"})
 
 
+#: Called with (stored object or None, object about to be written) inside the
+#: compare-and-set loop, so what it adds (managedFields) is computed against exactly the
+#: revision the write replaces.
+BeforeWrite = Callable[[Object | None, Object], None]
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -209,7 +215,8 @@ class Registry:
             raise errors.BadRequestError(f"invalid continue token: {exc}") from None
         return ObjectList(result.items, str(result.revision), result.continue_token)
 
-    async def create(self, obj: Object) -> Object:
+    async def create(self, obj: Object, *, before_write: BeforeWrite | None = None,
+                     dry_run: bool = False) -> Object:
         obj = copy.deepcopy(obj)
         kind = self.kind_of(obj)
         namespace, name = self._key(kind, obj)
@@ -222,20 +229,27 @@ class Registry:
         meta["generation"] = 1
         if kind.has_status:
             obj.pop("status", None)
+        if before_write is not None:
+            before_write(None, obj)
         self._validate(obj)
+        if dry_run:
+            return obj
         try:
             return await self._store.create(kind.resource, obj)
         except store_base.StoreError as exc:
             raise errors.from_store(exc, describe(kind, namespace, name)) from None
 
-    async def update(self, obj: Object) -> Object:
+    async def update(self, obj: Object, *, before_write: BeforeWrite | None = None,
+                     dry_run: bool = False) -> Object:
         kind = self.kind_of(obj)
         incoming = copy.deepcopy(obj)
         namespace, name = self._key(kind, incoming)
         what = describe(kind, namespace, name)
         rv = incoming["metadata"].get("resourceVersion")
         expected = None if rv in (None, "") else parse_resource_version(rv)
-        if kind is _LEASE and expected is not None and isinstance(self._store, Modifying):
+        # A pure renewal keeps its one-step fast path; its managedFields are not touched.
+        if kind is _LEASE and expected is not None and isinstance(self._store, Modifying) \
+                and not dry_run:
             try:
                 renewed = await self._store.modify(kind.resource, namespace, name,
                                                    renewal(incoming),
@@ -248,7 +262,11 @@ class Registry:
             current = await self._get(kind, namespace, name)
             revision = self._check_cas(kind, current, expected, what)
             new = self._merge_update(kind, current, incoming)
+            if before_write is not None:
+                before_write(current, new)
             self._validate(new)
+            if dry_run:
+                return {**new, "metadata": {**new["metadata"], "resourceVersion": str(revision)}}
             try:
                 if new["metadata"].get("deletionTimestamp") and not new["metadata"].get(
                     "finalizers"

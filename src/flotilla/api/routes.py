@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from flotilla.api import writes
 from flotilla.api.audit import AuditLog
 from flotilla.api.auth import Authenticator
 from flotilla.api.authz import Authorizer
@@ -23,8 +24,9 @@ from flotilla.api.gate import still_valid
 from flotilla.api.metrics import ApiMetrics
 from flotilla.api.paths import Target
 from flotilla.api.registry import Registry
+from flotilla.api.scale import scale
 from flotilla.api.watch import bounded
-from flotilla.client.base import ApiError, NotFoundError
+from flotilla.client.base import ApiError, ConflictError, NotFoundError
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.labels import SelectorError, parse_selector
 
@@ -88,15 +90,19 @@ async def handle(request: Request, target: Target, ctx: ApiContext) -> Response:
         raise MethodNotAllowedError(
             f"{method} is not allowed on a collection; use GET (list, watch) or POST (create)"
         )
+    if target.subresource == "scale":
+        return await scale(request, target, ctx, stamp_author)
     if method in ("GET", "HEAD"):
         obj = await ctx.registry.get(target.kind, target.namespace or "", target.name)
         return JSONResponse(obj)
     if method == "PUT":
         return await _update(request, target, ctx)
+    if method == "PATCH":
+        return await writes.patch(request, target, ctx, stamp_author)
     if method == "DELETE":
         return await _delete(request, target, ctx)
     raise MethodNotAllowedError(
-        f"{method} is not allowed on an object; use GET, PUT or DELETE"
+        f"{method} is not allowed on an object; use GET, PUT, PATCH or DELETE"
     )
 
 
@@ -221,6 +227,8 @@ async def _body(request: Request, target: Target, ctx: ApiContext) -> dict[str, 
     if obj is None:
         obj = decode_object(await read_body(request, ctx.max_body_bytes),
                             request.headers.get("content-type"))
+    if "kind" not in obj and "apiVersion" not in obj:  # as Kubernetes: from the path
+        obj = {"apiVersion": target.api_version, "kind": target.kind.kind, **obj}
     kind = Registry.kind_of(obj)
     if kind is not target.kind:
         raise BadRequestError(
@@ -270,26 +278,46 @@ async def _create(request: Request, target: Target, ctx: ApiContext) -> Response
             f"create {target.kind.kind} objects under namespaces/{{ns}}/{target.kind.plural}"
         )
     obj = stamp_author(await _body(request, target, ctx), request)
-    return JSONResponse(await ctx.registry.create(obj), status_code=201)
+    warnings = writes.check_fields(obj, target.kind, writes.validation_mode(request))
+    created = await ctx.registry.create(
+        obj, dry_run=writes.dry_run(request),
+        before_write=writes.recorder(writes.field_manager(request), target.api_version))
+    return writes.with_warnings(JSONResponse(created, status_code=201), warnings)
 
 
 async def _update(request: Request, target: Target, ctx: ApiContext) -> Response:
     obj = await _body(request, target, ctx)
+    warnings = writes.check_fields(obj, target.kind, writes.validation_mode(request))
     if target.subresource == "status":
-        return JSONResponse(await ctx.registry.update_status(obj))
-    return JSONResponse(await ctx.registry.update(stamp_author(obj, request)))
+        return writes.with_warnings(JSONResponse(await ctx.registry.update_status(obj)),
+                                    warnings)
+    updated = await ctx.registry.update(
+        stamp_author(obj, request), dry_run=writes.dry_run(request),
+        before_write=writes.recorder(writes.field_manager(request), target.api_version))
+    return writes.with_warnings(JSONResponse(updated), warnings)
 
 
 async def _delete(request: Request, target: Target, ctx: ApiContext) -> Response:
     """DELETE; a precondition comes from ``?resourceVersion=`` or a DeleteOptions body."""
     rv = request.query_params.get("resourceVersion") or None
+    uid: str | None = None
     raw = await read_body(request, ctx.max_body_bytes)
+    dry = writes.dry_run(request)
     if raw.strip():
         options = decode_object(raw, request.headers.get("content-type"))
-        pre = options.get("preconditions") or {}
-        if isinstance(pre, dict) and pre.get("resourceVersion"):
-            rv = str(pre["resourceVersion"])
+        pre_rv, uid = writes.delete_options(options)
+        rv = pre_rv or rv
+        dry = dry or bool(options.get("dryRun"))
     assert target.name is not None
+    if uid is not None or dry:
+        current = await ctx.registry.get(target.kind, target.namespace or "", target.name)
+        if uid is not None and current["metadata"].get("uid") != uid:
+            raise ConflictError(
+                f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
+                f"{current['metadata'].get('uid')}")
+        if dry:
+            return JSONResponse(current)
+        rv = rv or str(current["metadata"]["resourceVersion"])
     obj = await ctx.registry.delete(
         target.kind, target.namespace or "", target.name, resource_version=rv
     )

@@ -24,6 +24,9 @@ class Kind:
     #: Kubernetes kinds are stored as given and validated only for the fields we use;
     #: our own kinds reject unknown fields.
     strict: bool = True
+    #: Whether ``.../scale`` serves an ``autoscaling/v1`` Scale of ``spec.replicas``
+    #: (``kubectl scale``).
+    has_scale: bool = False
     #: Extra API versions accepted and served for the same stored object.
     extra_versions: tuple[str, ...] = field(default=())
 
@@ -55,7 +58,7 @@ _RBAC = "rbac.authorization.k8s.io"
 KINDS: tuple[Kind, ...] = (
     Kind("Cluster", "clusters", ("cluster.flotilla.io",), "v1alpha1", False, ("cluster",)),
     Kind("Deployment", "deployments", ("apps",), "v1", True, ("deploy", "deployment"),
-         strict=False),
+         strict=False, has_scale=True),
     Kind("Service", "services", ("",), "v1", True, ("svc", "service"), strict=False),
     Kind("ConfigMap", "configmaps", ("",), "v1", True, ("cm", "configmap"), has_status=False,
          strict=False),

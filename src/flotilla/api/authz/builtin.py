@@ -28,6 +28,7 @@ APPLICATION_RESOURCES = [
     "deployments", "services", "configmaps", "secrets", "propagationpolicies",
     "clusterpropagationpolicies", "overridepolicies", "clusteroverridepolicies",
     "trafficpolicies", "serviceexports", "rolloutpolicies", "federatedautoscalers", "events",
+    "deployments/scale",
 ]
 #: Every resource except RBAC's, for the read rules of edit and view.
 READABLE = [

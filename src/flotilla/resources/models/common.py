@@ -88,6 +88,9 @@ class Model(BaseModel):
         extra="forbid",
         alias_generator=to_camel,
         populate_by_name=True,
+        # A docstring under a field is its description in the OpenAPI documents
+        # (`kubectl explain`).
+        use_attribute_docstrings=True,
     )
 
     @model_validator(mode="before")
@@ -104,6 +107,7 @@ class Loose(BaseModel):
         extra="allow",
         alias_generator=to_camel,
         populate_by_name=True,
+        use_attribute_docstrings=True,
     )
 
     @model_validator(mode="before")

@@ -172,11 +172,22 @@ class ReplicaSchedulingStrategy(Model):
 
 
 class Placement(Model):
+    """Which member clusters the selected resources may run in, and how their replicas
+    are divided among them (Karmada's Placement)."""
+
     cluster_affinity: ClusterAffinity | None = None
+    """The clusters allowed: by name, label selector or field selector (provider,
+    region, zone); mutually exclusive with clusterAffinities."""
     cluster_affinities: list[ClusterAffinityTerm] = []
+    """Ordered fallback groups of clusters: the first group that can hold the workload
+    is used, the next ones only when it cannot."""
     cluster_tolerations: list[Toleration] = []
+    """Taints of clusters this placement tolerates."""
     spread_constraints: list[SpreadConstraint] = []
+    """How many clusters (or regions, zones, providers) the replicas spread over."""
     replica_scheduling: ReplicaSchedulingStrategy | None = None
+    """Duplicated (every cluster runs all replicas) or Divided (static or dynamic
+    weights split them)."""
     # Karmada >= 1.15: co-locate / separate workloads by a label. Not implemented.
     workload_affinity: Unsupported = None
 
@@ -240,11 +251,19 @@ class FailoverBehavior(Model):
 # --- PropagationPolicy -----------------------------------------------------------------
 
 class PropagationSpec(Model):
+    """What to propagate and where (Karmada's PropagationSpec)."""
+
     resource_selectors: list[ResourceSelector] = Field(min_length=1)
+    """The resource templates this policy applies to (apiVersion, kind, name,
+    namespace, labelSelector)."""
     propagate_deps: bool = False
+    """Also propagate the ConfigMaps and Secrets the selected workloads use."""
     placement: Placement = Field(default_factory=Placement)
+    """Where the selected resources run and how their replicas are divided."""
     priority: int = 0
+    """Among several matching policies, the highest priority wins."""
     failover: FailoverBehavior | None = None
+    """When and how replicas leave a failed cluster or a failing application."""
     #: Flotilla: move replicas back to the original split when a cluster recovers.
     rebalance: Annotated[Literal["OnRecovery"] | None, FlotillaOnly] = None
 
@@ -264,6 +283,8 @@ class PropagationSpec(Model):
 
 
 class PropagationPolicy(Object):
+    """Places resource templates of its namespace on member clusters."""
+
     spec: PropagationSpec
 
 
