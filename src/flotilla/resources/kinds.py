@@ -26,6 +26,8 @@ class Kind:
     strict: bool = True
     #: Extra API versions accepted and served for the same stored object.
     extra_versions: tuple[str, ...] = field(default=())
+    #: Discovery categories: ``all`` puts the kind in ``kubectl get all``.
+    categories: tuple[str, ...] = ()
 
     @property
     def group(self) -> str:
@@ -55,8 +57,9 @@ _RBAC = "rbac.authorization.k8s.io"
 KINDS: tuple[Kind, ...] = (
     Kind("Cluster", "clusters", ("cluster.flotilla.io",), "v1alpha1", False, ("cluster",)),
     Kind("Deployment", "deployments", ("apps",), "v1", True, ("deploy", "deployment"),
-         strict=False),
-    Kind("Service", "services", ("",), "v1", True, ("svc", "service"), strict=False),
+         strict=False, categories=("all",)),
+    Kind("Service", "services", ("",), "v1", True, ("svc", "service"), strict=False,
+         categories=("all",)),
     Kind("ConfigMap", "configmaps", ("",), "v1", True, ("cm", "configmap"), has_status=False,
          strict=False),
     Kind("Secret", "secrets", ("",), "v1", True, ("secret",), has_status=False, strict=False),
