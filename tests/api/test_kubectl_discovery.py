@@ -60,3 +60,11 @@ def test_api_resources_lists_every_kind_with_short_names(
     assert "apps/v1" in deploy.split()
     groups = {ln.split()[-3] for ln in lines}
     assert any(g.startswith("policy.karmada.io/") for g in groups)
+
+
+def test_kubectl_prints_a_not_found_status(kube: tuple[ServerProcess, Path]) -> None:
+    _, config = kube
+    out = kubectl(config, "get", "cluster", "nowhere")
+    assert out.returncode != 0
+    assert 'Error from server (NotFound): clusters.cluster.flotilla.io "nowhere" not found' \
+        in out.stderr
