@@ -27,6 +27,7 @@ from flotilla.api.errors import (
     status_response,
 )
 from flotilla.api.gate import admit, audit, authenticate
+from flotilla.api.kube import discovery as kube_discovery
 from flotilla.api.metrics import CONTENT_TYPE
 from flotilla.api.openapi import group_version_document, openapi_document, openapi_v3_index
 from flotilla.api.paths import parse_path
@@ -47,11 +48,16 @@ async def _api(request: Request) -> Response:
     message = ""
     try:
         authenticate(request, ctx)  # 401 before 404: paths are not probed anonymously
-        target = parse_path(request.url.path)
-        resource = target.resource
-        verb = verb_of(request.method, target, is_watch(request))
-        await admit(request, ctx, target, watch=is_watch(request))
-        response = await handle(request, target, ctx)
+        doc = kube_discovery.document(request.url.path)
+        if doc is not None and request.method in ("GET", "HEAD"):
+            verb, resource = "get", "discovery"  # any authenticated caller may read it
+            response: Response = JSONResponse(doc)
+        else:
+            target = parse_path(request.url.path)
+            resource = target.resource
+            verb = verb_of(request.method, target, is_watch(request))
+            await admit(request, ctx, target, watch=is_watch(request))
+            response = await handle(request, target, ctx)
     except ApiError as exc:
         message = exc.message
         response = status_response(
@@ -90,6 +96,11 @@ async def _metrics(request: Request) -> Response:
     except Exception:
         log.warning("store revision unavailable for /metrics", exc_info=True)
     return Response(ctx.metrics.render(), media_type=CONTENT_TYPE)
+
+
+async def _version(request: Request) -> Response:
+    """``/version`` answers anyone, as Kubernetes does: it names only API levels."""
+    return JSONResponse(kube_discovery.version_info())
 
 
 async def _openapi(request: Request) -> Response:
@@ -138,6 +149,11 @@ def create_app(ctx: ApiContext) -> Starlette:
         Route("/openapi/v3/{gv:path}", _openapi_v3_document, methods=["GET"]),
         Route(ENDPOINTS_PATH, serviceimport_endpoints, methods=["GET"]),
         Route(REVIEW_PATH, self_subject_access_review, methods=["POST"]),
+        Route("/version", _version, methods=["GET"]),
+        # Exact paths too: kubectl's discovery reads /api and /apis and follows no
+        # redirect to /api/ (Starlette's default for a path-only route).
+        Route("/api", _api, methods=_METHODS),
+        Route("/apis", _api, methods=_METHODS),
         Route("/api/{rest:path}", _api, methods=_METHODS),
         Route("/apis/{rest:path}", _api, methods=_METHODS),
     ]

@@ -29,6 +29,8 @@ class Kind:
     has_scale: bool = False
     #: Extra API versions accepted and served for the same stored object.
     extra_versions: tuple[str, ...] = field(default=())
+    #: Discovery categories: ``all`` puts the kind in ``kubectl get all``.
+    categories: tuple[str, ...] = ()
 
     @property
     def group(self) -> str:
@@ -58,8 +60,9 @@ _RBAC = "rbac.authorization.k8s.io"
 KINDS: tuple[Kind, ...] = (
     Kind("Cluster", "clusters", ("cluster.flotilla.io",), "v1alpha1", False, ("cluster",)),
     Kind("Deployment", "deployments", ("apps",), "v1", True, ("deploy", "deployment"),
-         strict=False, has_scale=True),
-    Kind("Service", "services", ("",), "v1", True, ("svc", "service"), strict=False),
+         strict=False, has_scale=True, categories=("all",)),
+    Kind("Service", "services", ("",), "v1", True, ("svc", "service"), strict=False,
+         categories=("all",)),
     Kind("ConfigMap", "configmaps", ("",), "v1", True, ("cm", "configmap"), has_status=False,
          strict=False),
     Kind("Secret", "secrets", ("",), "v1", True, ("secret",), has_status=False, strict=False),
