@@ -20,7 +20,7 @@ from flotilla.resources.kinds import KINDS, Kind
 
 Object = dict[str, Any]
 
-#: The verbs every kind answers (PATCH: `flotilla.api.writes`); the list is the same for every kind because the
+#: The verbs every kind answers (PATCH: `flotilla.api.writes`): one list, because the
 #: registry gives every kind the same semantics.
 VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
 #: The verbs of a ``status`` sub-resource.
