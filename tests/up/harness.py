@@ -148,8 +148,9 @@ class UpProcess:
 
     def __init__(self, folder: Path, clusters: list[dict[str, Any]],
                  grace: float = 3.0, *, gateway: str = "", dns: str = "",
-                 ha: bool = False) -> None:
-        """``gateway``/``dns``: HOST:PORT to start them on ("" leaves them out); ``ha``:
+                 ha: bool = False, gateway_admin: str = "") -> None:
+        """``gateway``/``dns``: HOST:PORT to start them on ("" leaves them out);
+        ``gateway_admin``: the gateway's /metrics listener ("": none); ``ha``:
         `up --ha` (three etcd members, three servers)."""
         self.folder = folder
         self.data_dir = folder / ".flotilla"
@@ -161,7 +162,7 @@ class UpProcess:
         self.proc = subprocess.Popen(
             [*FLOTILLA, "up", "--data-dir", str(self.data_dir), "--config", str(config),
              "--listen", f"127.0.0.1:{self.port}", "--gateway-listen", gateway,
-             "--gateway-admin-listen", "", "--gateway-tls-listen", "",
+             "--gateway-admin-listen", gateway_admin, "--gateway-tls-listen", "",
              "--dns-listen", dns, "--dns-admin-listen", "",
              "--cluster-grace-period", str(grace), *(["--ha"] if ha else [])],
             cwd=folder, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -349,7 +349,8 @@ function pageApp(ns, name) {
   const targets = binding.spec.clusters || [];
   const names = [...new Set([...targets.map((t) => t.name), ...Object.keys(ready)])].sort();
   const desiredTotal = targets.reduce((x, t) => x + (t.replicas || 0), 0);
-  const readyTotal = Object.values(ready).reduce((x, y) => x + y, 0);
+  // Ready where replicas are placed: a dead cluster's last report is not capacity.
+  const readyTotal = targets.filter((t) => t.replicas).reduce((x, t) => x + Math.min(ready[t.name] || 0, t.replicas), 0);
   const placement = names.map((c) => {
     const t = targets.find((x) => x.name === c);
     const cl = state.clusters.get(`/${c}`);
@@ -361,7 +362,7 @@ function pageApp(ns, name) {
       h("td", {}, (agg.get(c) || {}).health || ""));
   });
   const out = [h("h1", {}, `deploy/${name}`, h("span", { class: "muted" }, ` in ${ns}`)),
-    h("p", {}, `${readyTotal}/${binding.spec.replicas ?? desiredTotal} replicas ready; placed ${desiredTotal}`),
+    h("p", { id: "app-summary" }, `${readyTotal}/${binding.spec.replicas ?? desiredTotal} replicas ready; placed ${desiredTotal}`),
     h("h2", {}, "Placement"), table(["CLUSTER", "STATE", "DESIRED", "READY", "HEALTH"], placement, { id: "placement" })];
   const sched = ((binding.status || {}).conditions || []).find((c) => c.type === "Scheduled");
   if (sched) out.push(h("p", { class: sched.status === "True" ? "muted" : "bad" }, `Scheduled: ${sched.reason}: ${sched.message}`));
@@ -379,8 +380,8 @@ function pageApp(ns, name) {
     (ro.waves || []).forEach((clusters, i) => {
       const rec = [...(ro.records || [])].reverse().find((r) => r.wave === i);
       const mark = rec ? rec.result : (i === ro.wave && ro.phase === "Progressing" ? "running" : "");
-      const f = rec && rec.figures && rec.figures.requests ? rec.figures : (i === ro.wave ? ro.figures || {} : {});
-      const figures = f.requests ? `requests ${f.requests}, error rate ${f.errorRate}, p99 ${f.p99Seconds}s` : "";
+      const f = rec ? rec.figures || {} : (i === ro.wave ? ro.figures || {} : {});
+      const figures = "requests" in f ? `requests ${f.requests}, error rate ${f.errorRate}, p99 ${f.p99Seconds}s` : "";
       waves.append(h("div", { class: `wave ${mark}`, "data-wave": i + 1, "data-result": mark || "pending" },
         h("strong", {}, `wave ${i + 1}`), ` ${clusters.map((c) => `${c}@r${pins[c] ?? "?"}`).join(", ") || "(none)"} `,
         h("span", { class: "result" }, mark || "pending"), figures ? h("div", { class: "muted" }, `gate: ${figures}`) : null));
@@ -594,6 +595,7 @@ function render() {
   const pos = focused && document.activeElement.selectionStart;
   main.replaceChildren(...(pages[page] || pagePlatform)());
   main.dataset.page = page;
+  setLive();
   for (const a of document.querySelectorAll("nav a")) {
     a.classList.toggle("active", a.dataset.page === page || (page === "app" && a.dataset.page === "apps"));
   }
