@@ -7,12 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System tools the tests drive for real: dig (DNS tests), curl (HTTP checks), etcd and
-# etcdctl (the store conformance suite runs every store test on a real etcd too).
+# etcdctl (the store conformance suite runs every store test on a real etcd too), chromium
+# (the dashboard's browser tests drive it headless through Playwright, never a browser
+# Playwright downloads itself).
 need=()
 command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 [ -x /usr/bin/etcd ] || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
   echo "== installing Debian packages: ${need[*]}"

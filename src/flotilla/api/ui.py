@@ -80,15 +80,18 @@ async def _static(request: Request) -> Response:
                         headers=HEADERS)
 
 
-async def _guarded(request: Request, reads: tuple[str, ...], work: Any) -> Response:
-    """Authenticate, check the caller may list every kind in ``reads``, run ``work``;
-    errors as a JSON Status, like every API path."""
+async def _guarded(request: Request, reads: tuple[str | tuple[str, str], ...],
+                   work: Any) -> Response:
+    """Authenticate, check the caller may ``get``/``list`` every path in ``reads`` (a
+    ``(path, subresource)`` pair names a subresource), run ``work``; errors as a JSON
+    Status, like every API path."""
     ctx = _ctx(request)
     code, message = 200, ""
     try:
         authenticate(request, ctx)
-        for path in reads:
-            await admit(request, ctx, parse_path(path))
+        for read in reads:
+            path, sub = (read, None) if isinstance(read, str) else read
+            await admit(request, ctx, parse_path(path), subresource=sub)
         response: Response = await work(ctx)
     except ApiError as exc:
         code, message = exc.status, exc.message
@@ -151,15 +154,16 @@ def _ca(ctx: ApiContext) -> Path | None:
 async def _member(request: Request) -> Response:
     cluster = request.path_params["cluster"]
     view = request.path_params["view"]
+    # The agents' live views are the ``clusters/proxy`` subresource in RBAC (the roles
+    # that may use them: flotilla.api.authz.builtin); the agent checks the token again.
+    reads = ((f"{_CLUSTERS}/{cluster}", "proxy"),)
     if view in ("pods", "nodes"):
         agent_path, params = f"/{view}", {}
-        reads: tuple[str, ...] = (_CLUSTERS,)
     elif view.startswith("logs/") and view.count("/") == 2:
         _, namespace, pod = view.split("/")
         agent_path = f"/logs/{namespace}/{pod}"
         params = {k: v for k in ("container", "tail")
                   if (v := request.query_params.get(k, ""))}
-        reads = (_CLUSTERS,)
     else:
         return status_response(NotFoundError(
             f"no dashboard view {view!r}; use pods, nodes or logs/NAMESPACE/POD"))
