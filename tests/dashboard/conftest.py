@@ -143,9 +143,9 @@ def browser() -> Iterator[Any]:
 
 
 def save_readme_image(shot: Path, name: str) -> None:
-    """With FLOTILLA_UPDATE_DOCS_IMG=1, copy ``shot`` to docs/img/ (how the README's
+    """With UPDATE_DOCS_IMG=1, copy ``shot`` to docs/img/ (how the README's
     picture is refreshed); otherwise the repository is not touched."""
-    if os.environ.get("FLOTILLA_UPDATE_DOCS_IMG") == "1":
+    if os.environ.get("UPDATE_DOCS_IMG") == "1":
         target = Path(__file__).resolve().parents[2] / "docs" / "img" / name
         target.parent.mkdir(exist_ok=True)
         shutil.copyfile(shot, target)

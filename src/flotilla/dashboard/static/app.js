@@ -247,7 +247,8 @@ function trafficShare(service) {
 function shareText(share, cluster) {
   if (!share) return "n/a";
   const p = share.per[cluster];
-  if (!share.total || !p) return "0%";
+  if (!share.total) return "no requests";
+  if (!p) return "0%";
   return `${Math.round((100 * p.requests) / share.total)}%`;
 }
 
@@ -268,14 +269,14 @@ function pagePlatform() {
   const out = [h("h1", {}, `Platform: ${ready}/${state.clusters.size} clusters Ready`),
     h("p", { class: "muted" }, share ? `traffic share ${share.window}` :
       `traffic share n/a${state.traffic && state.traffic.reason ? ` (${state.traffic.reason})` : ""}`)];
+  const sections = [];
   for (const [region, zones] of [...regions].sort()) {
-    const sec = h("section", { class: "region" }, h("h2", {}, `Region ${region}`));
-    for (const [zone, clusters] of [...zones].sort()) {
-      sec.append(h("div", { class: "zone" }, `zone ${zone}`),
-        h("div", { class: "grid" }, clusters.map((c) => clusterCard(c, share))));
-    }
-    out.push(sec);
+    sections.push(h("section", { class: "region" }, h("h2", {}, `Region ${region}`),
+      h("div", { class: "zones" }, [...zones].sort().map(([zone, clusters]) => h("div", { class: "zone" },
+        h("div", { class: "zone-name" }, `zone ${zone}`),
+        h("div", { class: "grid" }, clusters.map((c) => clusterCard(c, share))))))));
   }
+  out.push(h("div", { class: "regions" }, sections));
   if (!state.clusters.size) out.push(h("p", { class: "muted" }, state.synced.has("clusters") ? "No clusters." : "Loading..."));
   return out;
 }
