@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 
 # System tools the tests drive for real: dig (DNS tests), curl (HTTP checks), etcd and
 # etcdctl (the store conformance suite runs every store test on a real etcd too),
-# prometheus and promtool (alert rules, `flotilla up --prometheus`).
+# prometheus and promtool (alert rules, `flotilla up --prometheus`), chromium
+# (the dashboard's browser tests drive it headless through Playwright, never a browser
+# Playwright downloads itself).
 need=()
 command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v curl >/dev/null 2>&1 || need+=(curl)
@@ -24,6 +26,7 @@ command -v rsync >/dev/null 2>&1 || need+=(rsync)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v dpkg-source >/dev/null 2>&1 || need+=(dpkg-dev)
 command -v kubectl >/dev/null 2>&1 || need+=(kubectl)  # 1.32, from the apt repository this machine kind configures
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
   echo "== installing Debian packages: ${need[*]}"

@@ -148,8 +148,10 @@ class UpProcess:
 
     def __init__(self, folder: Path, clusters: list[dict[str, Any]],
                  grace: float = 3.0, *, gateway: str = "", dns: str = "",
-                 ha: bool = False, extra: tuple[str, ...] = ()) -> None:
-        """``gateway``/``dns``: HOST:PORT to start them on ("" leaves them out); ``ha``:
+                 ha: bool = False, gateway_admin: str = "",
+                 extra: tuple[str, ...] = ()) -> None:
+        """``gateway``/``dns``: HOST:PORT to start them on ("" leaves them out);
+        ``gateway_admin``: the gateway's /metrics listener ("": none); ``ha``:
         `up --ha` (three etcd members, three servers); ``extra``: more `up` options
         (later ones win over the defaults above)."""
         self.folder = folder
@@ -162,7 +164,7 @@ class UpProcess:
         self.proc = subprocess.Popen(
             [*FLOTILLA, "up", "--data-dir", str(self.data_dir), "--config", str(config),
              "--listen", f"127.0.0.1:{self.port}", "--gateway-listen", gateway,
-             "--gateway-admin-listen", "", "--gateway-tls-listen", "",
+             "--gateway-admin-listen", gateway_admin, "--gateway-tls-listen", "",
              "--dns-listen", dns, "--dns-admin-listen", "",
              "--cluster-grace-period", str(grace), *(["--ha"] if ha else []), *extra],
             cwd=folder, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

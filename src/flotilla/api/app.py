@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from flotilla.api.access_review import PATH as REVIEW_PATH
 from flotilla.api.access_review import self_subject_access_review
@@ -32,6 +32,7 @@ from flotilla.api.metrics import CONTENT_TYPE
 from flotilla.api.openapi import group_version_document, openapi_document, openapi_v3_index
 from flotilla.api.paths import parse_path
 from flotilla.api.routes import ApiContext, handle, is_watch, verb_of
+from flotilla.api.ui import routes as ui_routes
 from flotilla.client.base import ApiError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ def create_app(ctx: ApiContext) -> Starlette:
         Route("/apis", _api, methods=_METHODS),
         Route("/api/{rest:path}", _api, methods=_METHODS),
         Route("/apis/{rest:path}", _api, methods=_METHODS),
+        Mount("/ui", routes=ui_routes()),  # the dashboard: flotilla.api.ui
     ]
     handlers: dict[Any, Any] = {
         HTTPException: _http_exception,

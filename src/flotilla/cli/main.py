@@ -51,6 +51,7 @@ COMMANDS: dict[str, str] = {
     "what-if": "flotilla.cli.whatif_cmd:what_if_cmd",
     "token": "flotilla.cli.token_cmd:token",
     "audit": "flotilla.cli.token_cmd:audit",
+    "dashboard": "flotilla.cli.dashboard_cmd:dashboard",
 }
 
 
