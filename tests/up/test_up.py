@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,3 +166,20 @@ def test_agent_restart_adopts_its_pods(up: tuple[UpProcess, Api]) -> None:
     running.cli("chaos", "revive-cluster", "t-south")
     wait_for_sync(lambda: len(app_processes("t-south")) == 2 and
                   api.work_ready("t-south") == 2, 30, what="rebuilt after kill")
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/kubectl"), reason="kubectl not installed")
+def test_up_writes_an_owner_only_kubeconfig_that_kubectl_uses(
+        up: tuple[UpProcess, Api], tmp_path: Path) -> None:
+    running, _ = up
+    path = running.data_dir / "kubeconfig"
+    wait_for_sync(lambda: path.exists() and "export KUBECONFIG=" in running.output(), 30,
+                  what="the kubeconfig and its export line")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    got = subprocess.run(["/usr/bin/kubectl", "get", "clusters", "-o", "name"],
+                         capture_output=True, text=True, timeout=60, check=False,
+                         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                              "HOME": str(tmp_path), "KUBECONFIG": str(path)})
+    assert got.returncode == 0, got.stderr
+    assert {"cluster.cluster.flotilla.io/t-east", "cluster.cluster.flotilla.io/t-south"} \
+        <= set(got.stdout.split())

@@ -52,6 +52,7 @@ COMMANDS: dict[str, str] = {
     "token": "flotilla.cli.token_cmd:token",
     "audit": "flotilla.cli.token_cmd:audit",
     "dashboard": "flotilla.cli.dashboard_cmd:dashboard",
+    "kubeconfig": "flotilla.cli.kubeconfig_cmd:kubeconfig_cmd",
 }
 
 

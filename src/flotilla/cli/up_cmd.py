@@ -9,6 +9,7 @@ import click
 
 from flotilla.cli.output import echo, note, table
 from flotilla.cli.session import CliError
+from flotilla.client.kubeconfig import kubeconfig, render, write_kubeconfig
 from flotilla.up.state import DEFAULT_DATA_DIR, UpNotRunning, require_running
 from flotilla.up.supervisor import Up, UpOptions, group_state
 from flotilla.up.topology import TopologyError, default_clusters, load_clusters
@@ -98,6 +99,7 @@ def up(data_dir: Path, count: int, config_path: Path | None, listen: str,
         state = runner.start()
         if demo:
             _apply_demo(state)
+        _write_kubeconfig(state)
         _summary(state, opts)
         runner.wait()
     except (TimeoutError, RuntimeError, OSError) as exc:
@@ -127,6 +129,15 @@ def _apply_demo(state: dict[str, Any]) -> None:
         raise CliError("applying the demo failed (see above)")
 
 
+def _write_kubeconfig(state: dict[str, Any]) -> None:
+    """DATA_DIR/kubeconfig (0600): kubectl's way in, the admin token and up's CA."""
+    servers = ",".join(s["url"] for s in state.get("servers", [])) or state["server"]
+    path = Path(state["dataDir"]) / "kubeconfig"
+    write_kubeconfig(path, render(kubeconfig(servers, state["token"],
+                                             Path(state["ca"]).read_bytes()), servers))
+    state["kubeconfig"] = str(path)
+
+
 def _summary(state: dict[str, Any], opts: UpOptions) -> None:
     echo("")
     echo("Flotilla is up. Ctrl-C stops everything.")
@@ -150,6 +161,7 @@ def _summary(state: dict[str, Any], opts: UpOptions) -> None:
              f"{state['prometheus']['url']}/alerts)")
     echo(f"  admin token  {state['token']}")
     echo(f"  state        {state['dataDir']}/up.json  (flotilla commands here use it)")
+    echo(f"  kubectl      export KUBECONFIG={state['kubeconfig']}")
     echo("Try: flotilla get clusters | flotilla get deploy -o wide | flotilla status")
 
 
