@@ -90,6 +90,38 @@ async def test_a_takeover_is_still_detected(registry: Registry) -> None:
     assert after["spec"]["holderIdentity"] == "agent-east-1-999-beef@elsewhere"  # type: ignore[index]
 
 
+async def test_a_clean_stop_releases_the_lease_even_from_a_stale_copy(
+        registry: Registry) -> None:
+    """A renewal cancelled by the stop can land after all: the agent's copy is then one
+    version behind, and the release must still empty the holder."""
+    hb = Heartbeat(registry, "east-1", 1.0)
+    await hb.acquire()
+    stale = hb._lease
+    await hb.renew_once()  # the renewal that "landed" while the agent stopped
+    hb._lease = stale
+    await hb.release()
+    assert (await lease(registry, "east-1"))["spec"]["holderIdentity"] == ""  # type: ignore[index]
+
+    hb2 = Heartbeat(registry, "east-1", 1.0)
+    await hb2.acquire()
+    await hb2.renew_once()
+    hb2._lease = None  # as after a renewal that failed
+    await hb2.release()
+    assert (await lease(registry, "east-1"))["spec"]["holderIdentity"] == ""  # type: ignore[index]
+
+
+async def test_a_release_never_takes_the_lease_from_a_successor(registry: Registry) -> None:
+    hb = Heartbeat(registry, "east-1", 1.0)
+    await hb.acquire()
+    current = await lease(registry, "east-1")
+    spec = dict(current["spec"])  # type: ignore[arg-type]
+    spec["holderIdentity"] = "agent-east-1-999-beef@elsewhere"
+    await registry.update({**current, "spec": spec})
+    await hb.release()
+    after = await lease(registry, "east-1")
+    assert after["spec"]["holderIdentity"] == "agent-east-1-999-beef@elsewhere"  # type: ignore[index]
+
+
 async def test_a_body_that_changes_more_than_renew_time_is_a_full_update(
         registry: Registry) -> None:
     hb = Heartbeat(registry, "east-1", 1.0)

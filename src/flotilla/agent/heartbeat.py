@@ -205,16 +205,32 @@ class Heartbeat:
 
     async def release(self) -> None:
         """Give the Lease up on a clean stop, so a successor need not wait for it."""
-        if self._lease is None:
-            return
-        lease = self._lease
-        self._lease = None
-        spec = dict(lease.get("spec") or {})
-        spec["holderIdentity"] = ""
-        try:
-            await self.client.update({**lease, "spec": spec})
-        except (ApiError, OSError) as exc:  # taken over, gone, or no server: nothing held
-            log.info("cluster %s: Lease not released: %s", self.cluster, exc)
+        lease, self._lease = self._lease, None
+        # A renewal cancelled by the stop may have reached the server after all, leaving
+        # the copy here one version behind (or none, after a failed renewal): read it
+        # again and release it if it is still ours (once; a successor keeps it).
+        for attempt in range(2):
+            if lease is None:
+                try:
+                    lease = await self.client.get(LEASE, SYSTEM_NAMESPACE, self.cluster)
+                except (ApiError, OSError) as exc:
+                    log.info("cluster %s: Lease not released: %s", self.cluster, exc)
+                    return
+            spec = dict(lease.get("spec") or {})
+            if spec.get("holderIdentity") != self.holder:
+                return
+            spec["holderIdentity"] = ""
+            try:
+                await self.client.update({**lease, "spec": spec})
+                return
+            except ConflictError as exc:
+                if attempt:
+                    log.info("cluster %s: Lease not released: %s", self.cluster, exc)
+                    return
+                lease = None
+            except (ApiError, OSError) as exc:  # gone, or no server: nothing held
+                log.info("cluster %s: Lease not released: %s", self.cluster, exc)
+                return
 
     # -- renewals ----------------------------------------------------------------------
 
