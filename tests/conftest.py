@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.helpers import RUN_ROOT_VARIABLE
+
 if TYPE_CHECKING:
     from flotilla.api.registry import Registry
     from tests.etcd_server import EtcdProcess
@@ -63,6 +65,7 @@ def fresh_machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.MonkeyPatch.context() as mp:
+            mp.setenv(RUN_ROOT_VARIABLE, str(tmp_path_factory.getbasetemp().resolve()))
             yield isolate(mp, tmp_path_factory.mktemp("machine"))
     finally:
         signal.signal(signal.SIGINT, sigint)

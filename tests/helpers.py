@@ -11,6 +11,10 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+#: The environment variable naming this pytest run's temporary root (set by
+#: tests/conftest.py): the folder every process the run starts works under.
+RUN_ROOT_VARIABLE = "TESTS_RUN_ROOT"
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free a moment ago on ``host``."""

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from flotilla.pki import verifying_context
-from tests.helpers import free_port, wait_for_sync
+from tests.helpers import RUN_ROOT_VARIABLE, free_port, wait_for_sync
 
 FLOTILLA = [sys.executable, "-m", "flotilla"]
 SHOP_APP = str(Path(__file__).resolve().parents[2] / "examples" / "shop" / "app.py")
@@ -50,11 +50,27 @@ def environ_of(pid: int) -> dict[str, str]:
     return out
 
 
+def started_by_this_run(pid: int) -> bool:
+    """True when ``pid`` runs in a folder of this pytest run. Every process a test starts
+    (and every pod of it, which inherits its agent's folder) works under the run's own
+    temporary root (tests/conftest.py sets RUN_ROOT_VARIABLE), so another test run on the
+    same machine, with the same cluster names, is never counted as ours."""
+    root = os.environ.get(RUN_ROOT_VARIABLE)
+    if not root:
+        return True
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return False
+    return cwd == root or cwd.startswith(root.rstrip("/") + "/")
+
+
 def app_processes(cluster: str) -> list[int]:
-    """Live pids of the shop app running as a pod of ``cluster``."""
+    """Live pids of the shop app running as a pod of ``cluster`` in this test run."""
     return sorted(
         pid for pid, _pgid, state, cmd in proc_table()
         if state != "Z" and SHOP_APP in cmd and environ_of(pid).get("CLUSTER_NAME") == cluster
+        and started_by_this_run(pid)
     )
 
 
