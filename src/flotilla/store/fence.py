@@ -21,7 +21,17 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from flotilla.resources.labels import Selector
-from flotilla.store.base import Fence, Fenced, Lease, ListResult, Object, Store, WatchEvent
+from flotilla.store.base import (
+    Change,
+    Fence,
+    Fenced,
+    Lease,
+    ListResult,
+    Modifying,
+    Object,
+    Store,
+    WatchEvent,
+)
 
 
 class FenceSource(Protocol):
@@ -96,6 +106,17 @@ class FencingStore:
             except Fenced as exc:
                 source.refused(exc)
                 raise
+
+    async def modify(self, resource: str, namespace: str, name: str, change: Change, *,
+                     expected_revision: int) -> Object | None:
+        """`Modifying.modify` for unfenced writers (an agent's Lease renewal: the
+        heartbeat fast path, `flotilla.api.renewal`). A fenced context declines (None),
+        so its write takes the get + update path, which carries the fence; so does a
+        backend without the capability."""
+        if FENCE_SOURCE.get() is not None or not isinstance(self.inner, Modifying):
+            return None
+        return await self.inner.modify(resource, namespace, name, change,
+                                       expected_revision=expected_revision)
 
     def watch(self, resource: str | None = None, namespace: str | None = None, *,
               since: int) -> AsyncIterator[WatchEvent]:
