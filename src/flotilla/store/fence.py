@@ -55,6 +55,7 @@ class FencingStore:
 
     def __init__(self, inner: Store) -> None:
         self.inner = inner
+        self._modifying = inner if isinstance(inner, Modifying) else None
 
     async def get(self, resource: str, namespace: str, name: str) -> Object:
         return await self.inner.get(resource, namespace, name)
@@ -113,9 +114,9 @@ class FencingStore:
         heartbeat fast path, `flotilla.api.renewal`). A fenced context declines (None),
         so its write takes the get + update path, which carries the fence; so does a
         backend without the capability."""
-        if FENCE_SOURCE.get() is not None or not isinstance(self.inner, Modifying):
+        if FENCE_SOURCE.get() is not None or self._modifying is None:
             return None
-        return await self.inner.modify(resource, namespace, name, change,
+        return await self._modifying.modify(resource, namespace, name, change,
                                        expected_revision=expected_revision)
 
     def watch(self, resource: str | None = None, namespace: str | None = None, *,
