@@ -246,7 +246,17 @@ def test_delete_from_a_file_and_with_wait(up: tuple[UpProcess, Api, Kubectl]) ->
 
 
 def test_describe_deploy_shows_its_events(up: tuple[UpProcess, Api, Kubectl]) -> None:
-    _, _, kubectl = up
+    _, api, kubectl = up
+    # Events about other objects in the namespace, and about a predecessor named shop:
+    # describe asks for its own with a fieldSelector on involvedObject, uid included.
+    for name, about, uid in (("cart.1", "cart", "u-cart"), ("shop.old", "shop", "u-old")):
+        r = api.client.post("/api/v1/namespaces/default/events", json={
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": "default"},
+            "involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment",
+                               "name": about, "namespace": "default", "uid": uid},
+            "type": "Normal", "reason": f"NotAbout{about.title()}", "message": "elsewhere"})
+        assert r.status_code == 201, r.text
 
     def described() -> str | None:
         out = kubectl("describe", "deploy", "shop").stdout
@@ -256,3 +266,4 @@ def test_describe_deploy_shows_its_events(up: tuple[UpProcess, Api, Kubectl]) ->
     assert re.search(r"^Name:\s+shop$", out, re.M)
     events = out[out.index("Events:"):]
     assert "propagated by PropagationPolicy shop" in events
+    assert "NotAbout" not in events
