@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,10 @@ import httpx
 import pytest
 import yaml
 
+from flotilla.resources.rollout_state import STATE
 from tests.helpers import free_port, wait_for_sync
-from tests.up.harness import SHOP_APP, Api, UpProcess, wait_gone
+from tests.rollout.harness import rollout_policy
+from tests.up.harness import FLOTILLA, SHOP_APP, Api, UpProcess, wait_gone
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shop" / "shop.yaml"
 KUBE = ("k-south", "k-burst")
@@ -35,8 +38,10 @@ HOST = "shop.example.test"
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[UpProcess, Api]]:
-    gateway = f"127.0.0.1:{free_port()}"
-    running = UpProcess(tmp_path_factory.mktemp("kubeup"), CLUSTERS, gateway=gateway)
+    gateway, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    # the gateway's /metrics: the rollout gates' figures
+    running = UpProcess(tmp_path_factory.mktemp("kubeup"), CLUSTERS, gateway=gateway,
+                        gateway_admin=admin)
     try:
         yield running, running.wait_up(timeout=240)
     finally:
@@ -222,3 +227,131 @@ def test_changing_the_policy_moves_replicas_and_deleting_it_prunes_only_ours(
     assert owned.strip() == "", owned
     assert "configmap/theirs" in kubectl(running, "k-south", "get", "configmap", "theirs",
                                          "-n", "default", "-o", "name")
+
+
+class Load:
+    """GETs through the gateway on a thread, bounded in count and time, until stopped."""
+
+    def __init__(self, gateway: str, count: int = 3000, seconds: float = 120.0) -> None:
+        import threading
+
+        self.gateway, self.count, self.seconds = gateway, count, seconds
+        self.sent = self.failed = 0
+        self.errors: list[str] = []
+        self.answers: Counter[tuple[str, str]] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.seconds
+        with httpx.Client(timeout=5) as http:
+            while not self._stop.is_set() and self.sent < self.count \
+                    and time.monotonic() < deadline:
+                self.sent += 1
+                try:
+                    r = http.get(f"http://{self.gateway}/", headers={"Host": HOST})
+                    r.raise_for_status()
+                    body = r.json()
+                    self.answers[(str(body["cluster"]), str(body["version"]))] += 1
+                except (httpx.HTTPError, ValueError, KeyError) as exc:
+                    self.failed += 1
+                    self.errors.append(repr(exc))
+                self._stop.wait(0.02)  # a steady, bounded rate (~40/s), not a flood
+
+
+def test_a_killed_apiserver_taints_the_member_and_fails_over_without_failed_requests(
+        up: tuple[UpProcess, Api]) -> None:
+    running, api = up
+    running.cli("apply", "-f", write(running.folder, "shop.yaml", shop_docs()))
+    want = {"k-east": 4, "k-south": 1, "k-burst": 1}
+    wait_for_sync(lambda: binding_split(api) == want, 30, what=f"binding split {want}")
+    wait_for_sync(lambda: ready_total(api) == 6, 90, interval=0.5, what="6/6 ready")
+    wait_for_sync(lambda: served_by(running.gateway, 30, 10)[0] == set(want), 45,
+                  interval=0.5, what="answers from all three members")
+
+    with Load(running.gateway) as load:
+        running.cli("chaos", "kill-cluster", "k-south")
+        wait_for_sync(lambda: api.taint_keys("k-south"), 30, interval=0.2,
+                      what="k-south tainted")
+        reachable = next(c for c in (api.cluster("k-south") or {})["status"]["conditions"]
+                         if c["type"] == "APIServerReachable")
+        assert reachable["status"] == "False"
+        assert reachable["message"].startswith("apiserver unreachable")
+
+        def failed_over() -> dict[str, int] | None:
+            split = binding_split(api)
+            return split if split.get("k-south", 0) == 0 and sum(split.values()) == 6 \
+                and ready_total(api) == 6 else None
+        split = wait_for_sync(failed_over, 60, interval=0.5,
+                              what="k-south's replica failed over, 6/6 ready")
+        served, _ = served_by(running.gateway, 30, 10)
+        assert "k-south" not in served
+    assert load.sent > 50, load.sent
+    assert load.failed == 0, f"{load.failed}/{load.sent} failed: {load.errors[:5]}"
+
+    # Back: the cluster is Ready again, and what moved away is pruned from its API.
+    running.cli("chaos", "revive-cluster", "k-south")
+    wait_for_sync(lambda: api.ready("k-south") == "True", 60, interval=0.5,
+                  what="k-south Ready again")
+
+    def reconciled() -> bool:
+        return kube_replicas(running)["k-south"] == binding_split(api).get("k-south", 0)
+    wait_for_sync(reconciled, 60, interval=0.5,
+                  what="k-south's Deployment matching its binding again")
+    assert split.get("k-burst", 0) >= 1
+
+
+def binding_annotation(api: Api, key: str) -> Any:
+    r = api.client.get("/apis/work.flotilla.io/v1alpha1/namespaces/default/"
+                       "resourcebindings/shop-deployment")
+    text = ((r.json().get("metadata") or {}).get("annotations") or {}).get(key) \
+        if r.status_code == 200 else None
+    return json.loads(text) if text else None
+
+
+def test_a_rollout_with_gates_runs_across_local_and_kubernetes_members(
+        up: tuple[UpProcess, Api]) -> None:
+    running, api = up
+    # The canary is a Kubernetes member; the second wave takes the rest, local included.
+    policy = rollout_policy(waves=[{"clusters": ["k-burst"]}, {"percent": 100}])
+    running.cli("apply", "-f", write(running.folder, "rollout.yaml", [policy]))
+    wait_for_sync(lambda: (binding_annotation(api, STATE) or {}).get("phase") == "Succeeded",
+                  30, interval=0.5, what="the rollout controller adopting the revision")
+    wait_for_sync(lambda: ready_total(api) == 6, 90, interval=0.5, what="6/6 ready")
+    placed = {c for c, n in binding_split(api).items() if n > 0}
+    assert {"k-east", "k-burst"} <= placed, placed
+    docs = shop_docs()
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    dep["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "SHOP_VERSION", "value": "v2"}]
+    with Load(running.gateway, count=8000, seconds=170) as load:
+        wait_for_sync(lambda: load.sent > 30, 30, what="load flowing")
+        running.cli("apply", "-f", write(running.folder, "v2.yaml", [dep]))
+        result = subprocess.run([*FLOTILLA, "rollout", "status", "deploy/shop",
+                                 "--timeout", "150"], cwd=running.folder, capture_output=True,
+                                text=True, timeout=170, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Succeeded" in result.stdout
+    state = binding_annotation(api, STATE)
+    records = state["records"][-2:]
+    assert [r["wave"] for r in records] == [0, 1]
+    assert records[0]["clusters"] == ["k-burst"]
+    assert set(records[1]["clusters"]) == placed - {"k-burst"}
+    assert all(r["result"] == "passed" and r["figures"]["requests"] >= 10 for r in records)
+    assert records[1]["started_at"] >= records[0]["ended_at"]
+    assert load.failed == 0, f"{load.failed}/{load.sent} failed: {load.errors[:5]}"
+    assert {c for (c, v) in load.answers if v == "v2"} == placed
+    for c in KUBE:
+        if c in placed:
+            live = kube_deployment(running, c)
+            assert live is not None
+            env = live["spec"]["template"]["spec"]["containers"][0]["env"]
+            assert {"name": "SHOP_VERSION", "value": "v2"} in env, env
