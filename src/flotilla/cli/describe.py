@@ -140,6 +140,7 @@ def _cluster_lines(obj: Object, live: ClusterLive | None) -> list[str]:
         ("Region", spec.get("region") or "<none>"), ("Zone", spec.get("zone") or "<none>"),
         ("Provider", spec.get("provider") or "<none>"),
         ("Runtime", spec.get("runtime") or "<none>"),
+        ("Version", status.get("kubernetesVersion") or "<none>"),
         ("Ingress", spec.get("ingressAddress") or "<none>"),
         ("API endpoint", spec.get("apiEndpoint") or "<none>"),
         ("Cordoned", "yes (no new placements)" if spec.get("unschedulable") else "no"),

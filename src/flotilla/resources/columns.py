@@ -325,6 +325,9 @@ register_columns(
     Column("CPU", _used_of("cpu", format_cpu)),
     Column("MEMORY", _used_of("memory", format_memory)),
     Column("WORKLOADS", _workloads),
+    # a Kubernetes member's status.kubernetesVersion (Karmada's VERSION column); NODES,
+    # CPU and MEMORY above are its node and resource summaries
+    Column("VERSION", _field("status", "kubernetesVersion", default="<none>"), wide=True),
     Column("PROVIDER", _field("spec", "provider"), wide=True),
     Column("RUNTIME", _field("spec", "runtime"), wide=True),
     Column("INGRESS", _field("spec", "ingressAddress"), wide=True),
