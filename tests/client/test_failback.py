@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ import pytest
 from flotilla.client.failover import Failback
 from flotilla.client.http import HttpClient, UnreachableError
 from flotilla.resources.kinds import for_api_version
-from tests.cli.serverproc import ServerProcess, api_only_args
+from tests.cli.serverproc import ServerProcess, api_only_args, twin_servers
 from tests.etcd_server import EtcdProcess
 from tests.helpers import wait_for
 
@@ -34,14 +33,9 @@ HOLD = 6.0
 @pytest.fixture
 def pair(tmp_path: Path, etcd_server: EtcdProcess) -> Iterator[tuple[ServerProcess,
                                                                      ServerProcess]]:
-    """A and B: one data dir initialised then copied (same CA, certificate, token and
-    secrets key), one etcd prefix."""
-    store = ("--store", f"{etcd_server.url}/{tmp_path.name}-fb/", *api_only_args())
-    a = ServerProcess(tmp_path / "a", *store)
-    b = ServerProcess(tmp_path / "b", *store)
-    shutil.rmtree(b.data_dir)
-    shutil.copytree(a.data_dir, b.data_dir)
-    b.token, b.ca = a.token, a.ca
+    """A and B on one etcd prefix (`twin_servers`)."""
+    a, b = twin_servers(tmp_path, "--store", f"{etcd_server.url}/{tmp_path.name}-fb/",
+                        *api_only_args())
     try:
         a.start()
         b.start()
@@ -94,8 +88,10 @@ async def test_failback_to_the_first_server_after_the_hold_down_keeps_the_watch(
         os.killpg(a.proc.pid, signal.SIGKILL)
         a.proc.wait(10)
         a.proc = None
-        await client.create(configmap("cm-2"))  # moves the client to B
+        # The hold-down starts inside this create, when A refuses: after this instant
+        # (a create slowed by a loaded machine must not shorten the bound below).
         switched_at = time.monotonic()
+        await client.create(configmap("cm-2"))  # moves the client to B
         assert client.server == b.url
         await wait_for(lambda: has("cm-2"), timeout=15, what="cm-2 watched on B")
 
