@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -249,3 +250,31 @@ def test_service_names_are_dns_labels() -> None:
     assert set(_errors(doc)) == {"metadata.name"}
     doc["metadata"]["name"] = "shop-v2"
     validate_object(doc)
+
+
+def _job() -> dict[str, Any]:
+    [doc] = [d for d in load_documents(Path(__file__).parent / "examples" / "every-kind.yaml")
+             if d["kind"] == "Job"]
+    return doc
+
+
+def test_job_fields_name_their_path() -> None:
+    doc = _job()
+    doc["spec"]["completionMode"] = "Sideways"
+    doc["spec"]["backoffLimit"] = -1
+    doc["spec"]["podFailurePolicy"]["rules"][0]["action"] = "Shrug"
+    errors = _errors(doc)
+    assert set(errors) == {"spec.completionMode", "spec.backoffLimit",
+                           "spec.podFailurePolicy.rules[0].action"}, errors
+
+
+def test_job_pods_must_run_to_completion() -> None:
+    doc = _job()
+    doc["spec"]["template"]["spec"]["restartPolicy"] = "Always"
+    assert "restartPolicy must be Never or OnFailure" in " ".join(_errors(doc).values())
+
+
+def test_indexed_job_needs_completions() -> None:
+    doc = _job()
+    del doc["spec"]["completions"]
+    assert "completions is required" in " ".join(_errors(doc).values())

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from flotilla.resources.models.autoscaling import FederatedAutoscaler
+from flotilla.resources.models.batch import Job
 from flotilla.resources.models.cluster import Cluster, Taint
 from flotilla.resources.models.common import (
     Condition,
@@ -49,6 +50,7 @@ __all__ = [
     "EndpointSlice",
     "Event",
     "FederatedAutoscaler",
+    "Job",
     "KubeObject",
     "LabelSelector",
     "Lease",
@@ -79,6 +81,6 @@ MODELS: dict[str, type[BaseModel]] = {
         Cluster, Deployment, Service, ConfigMap, Secret, PropagationPolicy,
         ClusterPropagationPolicy, OverridePolicy, ClusterOverridePolicy, ResourceBinding, Work,
         TrafficPolicy, ServiceExport, ServiceImport, RolloutPolicy, FederatedAutoscaler, Event,
-        EndpointSlice, Lease, Role, ClusterRole, RoleBinding, ClusterRoleBinding,
+        EndpointSlice, Lease, Role, ClusterRole, RoleBinding, ClusterRoleBinding, Job,
     )
 }
