@@ -201,3 +201,20 @@ async def test_bad_job_is_rejected_whole(make_cluster: MakeCluster, spec: dict[s
     always = job("y", "print(1)", restart="Always")
     with pytest.raises(ManifestError, match="restartPolicy"):
         await rt.apply([always])
+
+
+async def test_suspend_stops_the_pods_without_counting(make_cluster: MakeCluster) -> None:
+    rt = await make_cluster()
+    manifest = job("pause", "import time; time.sleep(60)", completions=2, parallelism=2)
+    await rt.apply([manifest])
+
+    async def running() -> bool:
+        return len([p for p in rt.pods() if p.owner == "Job/pause"
+                    and p.phase == "Running"]) == 2
+    await wait_for(running, timeout=15, what="two pods running")
+    manifest["spec"]["suspend"] = True
+    await rt.apply([manifest])
+    await wait_for(lambda: _none(rt), timeout=10, what="the suspended Job's processes to end")
+    w = status_of(rt, "pause")
+    assert w.job is not None
+    assert (w.job.active, w.job.failed, w.job.succeeded) == (0, 0, 0)

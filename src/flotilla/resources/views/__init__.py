@@ -46,6 +46,7 @@ from flotilla.resources.views.binding import (
 from flotilla.resources.views.cluster import ClusterView, Taint
 from flotilla.resources.views.endpoint_slice import EndpointSliceView, SliceEndpoint, SlicePort
 from flotilla.resources.views.fields import Meta
+from flotilla.resources.views.job import JobView
 from flotilla.resources.views.traffic_policy import TrafficPolicyView
 from flotilla.resources.views.work import ManifestStatus, WorkView, binding_of_label
 
@@ -55,6 +56,7 @@ __all__ = [
     "ClusterView",
     "EndpointSliceView",
     "EvictionTask",
+    "JobView",
     "ManifestStatus",
     "Meta",
     "PolicyRef",

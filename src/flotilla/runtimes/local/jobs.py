@@ -48,6 +48,9 @@ class JobRules:
     active_deadline: float | None = None
     ttl_after_finished: float | None = None
     rules: tuple[ExitRule, ...] = ()
+    #: ``spec.suspend``: start nothing, stop what runs (placement suspends the copies of
+    #: a Job the federation already finished)
+    suspended: bool = False
 
 
 def judge(rules: JobRules, exits: dict[str, int]) -> str:
@@ -144,7 +147,7 @@ def next_pods(rules: JobRules, ledger: JobLedger, running: list[int | None]
     """The pods to start now: their completion indexes (Indexed) or ``None`` each
     (NonIndexed). ``running`` holds the index of every pod still running. Never more than
     ``parallelism`` at once, never more than is still owed, nothing once finished."""
-    if ledger.finished is not None:
+    if ledger.finished is not None or rules.suspended:
         return []
     room = rules.parallelism - len(running)
     if room <= 0:

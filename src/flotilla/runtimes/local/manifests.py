@@ -336,7 +336,7 @@ def _job(m: Manifest, meta: dict[str, Any], namespace: str, name: str, where: st
             deadline, f"{where}: spec.activeDeadlineSeconds", default=0.0),
         ttl_after_finished=None if ttl is None else _number(
             ttl, f"{where}: spec.ttlSecondsAfterFinished", default=0.0),
-        rules=tuple(rules)))
+        rules=tuple(rules), suspended=spec.get("suspend") is True))
 
 
 def _is_zero(value: int | str) -> bool:

@@ -330,6 +330,11 @@ class LocalRuntime:
                               restarts=pod.restarts())
         running = [p for p in owned if not p.judged and not p.terminating]
         ledger.decide(rules, now, active_restarts=sum(p.restarts() for p in running))
+        if rules.suspended and ledger.finished is None:
+            for pod in running:  # stopped, not failed: not counted
+                pod.judged = True
+                self._stop_later(pod)
+            return
         if ledger.finished is not None:
             for pod in running:  # nothing of a finished Job runs on
                 pod.judged = True
