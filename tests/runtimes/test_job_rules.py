@@ -85,3 +85,16 @@ def test_deadline_and_ledger_round_trip() -> None:
     ledger.decide(r, now=105.0)
     assert ledger.reason == "DeadlineExceeded"
     assert JobLedger.from_json(ledger.to_json()) == ledger
+
+
+def test_complete_reopens_when_the_share_grows() -> None:
+    first = JobRules(24, 2, True, frozenset(range(3)), 6)
+    ledger = JobLedger()
+    for i in range(3):
+        ledger.record(first, SUCCEEDED, i)
+    ledger.decide(first, now=1.0)
+    assert ledger.finished == "Complete"
+    grown = JobRules(24, 2, True, frozenset({0, 1, 2, 20}), 6)
+    ledger.decide(grown, now=2.0)
+    assert ledger.finished is None
+    assert next_pods(grown, ledger, []) == [20]

@@ -105,7 +105,14 @@ class JobLedger:
                 kind, reason, message, at)
 
     def decide(self, rules: JobRules, now: float, active_restarts: int = 0) -> None:
-        """Complete or Failed once the ledger says so (a no-op once finished)."""
+        """Complete or Failed once the ledger says so (a no-op once Failed).
+
+        Complete is reopened when more is owed than was done: placement grows a
+        cluster's share when another cluster is lost, and the new indexes must run even
+        if this cluster had finished its first share."""
+        if self.finished == "Complete" and not self.done(rules):
+            self.finished = self.finished_at = None
+            self.reason = self.message = ""
         if self.finished is not None:
             if self.finished_at is None:  # decided by `record` (FailJob), dated now
                 self.finished_at = now
