@@ -9,6 +9,7 @@ from flotilla.controllers.placement.jobs import (
     federated_status,
     job_per_cluster,
     previous_share,
+    waiting_condition,
 )
 from flotilla.resources.indexes import parse_indexes
 from flotilla.resources.wellknown import ANNOTATION_JOB_INDEXES
@@ -92,3 +93,18 @@ def test_federated_failure_carries_the_cluster_reason() -> None:
     assert verdict is not None
     assert (verdict.type, verdict.reason) == ("Failed", "BackoffLimitExceeded")
     assert (status["failed"], status["active"]) == (3, 0)
+
+
+def test_waiting_while_a_cluster_has_no_room() -> None:
+    pending = [{"type": "Progressing", "status": "False", "reason": "Unschedulable",
+                "message": "0/1 nodes have room: insufficient cpu"}]
+    items = [_item("a", active=1, conditions=pending)]
+    cond = waiting_condition(_job(), items, {"a": True})
+    assert cond is not None
+    assert (cond.type, cond.status, cond.reason) == ("Waiting", "True", "Unschedulable")
+    assert "a: 0/1 nodes" in cond.message
+    assert waiting_condition(_job(), [_item("a", active=1)], {"a": True}) is None
+    was = _job(conditions=[{"type": "Waiting", "status": "True"}])
+    cleared = waiting_condition(was, [_item("a", active=1)], {"a": True})
+    assert cleared is not None
+    assert cleared.status == "False"

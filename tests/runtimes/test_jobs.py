@@ -218,3 +218,18 @@ async def test_suspend_stops_the_pods_without_counting(make_cluster: MakeCluster
     w = status_of(rt, "pause")
     assert w.job is not None
     assert (w.job.active, w.job.failed, w.job.succeeded) == (0, 0, 0)
+
+
+async def test_a_job_without_room_waits_with_a_condition(make_cluster: MakeCluster) -> None:
+    rt = await make_cluster(nodes=1, cpu="1")
+    manifest = job("crowd", "import time; time.sleep(60)", completions=2, parallelism=2)
+    manifest["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+        "requests": {"cpu": "600m"}}
+    await rt.apply([manifest])
+
+    async def waiting() -> bool:
+        return any(c.reason == "Unschedulable" for c in status_of(rt, "crowd").conditions)
+    await wait_for(waiting, timeout=15, what="the second pod waiting for room")
+    phases = sorted(p.phase for p in rt.pods() if p.owner == "Job/crowd")
+    assert phases == ["Pending", "Running"], "no node overfilled"
+    assert rt.capacity().allocated.cpu_millis == 600

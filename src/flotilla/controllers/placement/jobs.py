@@ -22,7 +22,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from flotilla.resources.conditions import TRUE, Condition
+from flotilla.resources.conditions import FALSE, TRUE, Condition, find
 from flotilla.resources.indexes import IndexSetError, format_indexes, parse_indexes
 from flotilla.resources.views import JobView
 from flotilla.resources.views.job import COMPLETE, FAILED
@@ -76,6 +76,25 @@ def job_per_cluster(template: Object, targets: Sequence[Target],
         for obj in out.values():
             obj.setdefault("spec", {})["suspend"] = True
     return out
+
+
+WAITING = "Waiting"
+
+
+def waiting_condition(template: Object, items: Sequence[Mapping[str, Any]],
+                      reachable: Mapping[str, bool]) -> Condition | None:
+    """``Waiting`` True while a reachable cluster holds pods of the Job it has no room
+    for (its runtime reports them Unschedulable instead of overfilling a node), False
+    once none does; None when the Job never waited (no condition added for nothing)."""
+    for item in items:
+        if not reachable.get(str(item.get("clusterName")), False):
+            continue
+        for cond in (item.get("status") or {}).get("conditions") or []:
+            if cond.get("reason") == "Unschedulable" and cond.get("status") == "False":
+                return Condition(WAITING, TRUE, "Unschedulable",
+                                 f"{item.get('clusterName')}: {cond.get('message') or ''}")
+    before = find((template.get("status") or {}).get("conditions"), WAITING)
+    return Condition(WAITING, FALSE, "Scheduled", "") if before is not None else None
 
 
 def federated_status(template: Object, items: Sequence[Mapping[str, Any]],

@@ -17,7 +17,7 @@ from flotilla.client.desired import converge
 from flotilla.controllers.controller import Controller, Result
 from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
-from flotilla.controllers.placement.jobs import federated_status
+from flotilla.controllers.placement.jobs import federated_status, waiting_condition
 from flotilla.controllers.placement.rendering import binding_of_work
 from flotilla.resources.conditions import set_conditions
 from flotilla.resources.kinds import by_kind
@@ -108,7 +108,10 @@ class StatusAggregator:
 
         def change(obj: Object) -> None:
             status, verdict = federated_status(obj, items, reachable)
+            waiting = waiting_condition(obj, items, reachable)
             obj.setdefault("status", {}).update(status)
+            if waiting is not None:
+                set_conditions(obj, [waiting])
             if verdict is not None:
                 set_conditions(obj, [verdict])
                 obj["status"].setdefault("completionTime" if verdict.type == "Complete"
