@@ -24,6 +24,7 @@ from flotilla.runtimes.base import (
     ServiceEndpoints,
     WorkloadStatus,
 )
+from flotilla.runtimes.base import manifest_identifier as manifest_identifier  # its home
 
 Object = dict[str, Any]
 CLUSTER = by_kind("Cluster")
@@ -182,12 +183,3 @@ def job_status(w: WorkloadStatus) -> Object:
         out["completionTime"] = rfc3339_at(job.completion_time)
     return out
 
-
-def manifest_identifier(manifest: Object) -> tuple[str, str, str, str]:
-    meta = manifest.get("metadata") or {}
-    return (
-        str(manifest.get("apiVersion", "")),
-        str(manifest.get("kind", "")),
-        str(meta.get("namespace") or "default"),
-        str(meta.get("name", "")),
-    )
