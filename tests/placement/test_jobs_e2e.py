@@ -151,8 +151,14 @@ def test_indexed_job_divided_over_analytics_runs_every_index_once(
     wait_for_sync(lambda: not running_pods(running.folder), 10,
                   what="no pod of the Job running after completion")
     assert len(marks(markers)) == 24
-    out = running.cli("get", "job", "shards").stdout
-    assert "shards" in out
+    lines = running.cli("logs", "job/shards", "--all-clusters").stdout.splitlines()
+    printed = sorted(line.split("] ", 1)[1] for line in lines if "] shard" in line)
+    assert printed == sorted(f"shard {i} done on {A1 if i < 12 else A2}" for i in range(24))
+    assert all(line.startswith((f"[{A1}/shards-", f"[{A2}/shards-")) for line in lines)
+    header, row = running.cli("get", "job", "shards", "-o", "wide").stdout.splitlines()[:2]
+    cells = dict(zip(header.split(), row.split(), strict=True))
+    assert (cells["STATUS"], cells["COMPLETIONS"], cells["INDEXES"]) == (
+        "Complete", "24/24", "0-23")
 
 
 def test_a_cluster_killed_halfway_its_unfinished_indexes_run_on_the_other(

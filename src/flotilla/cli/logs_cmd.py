@@ -1,5 +1,6 @@
-"""``flotilla logs``: one pod's log, or every pod of a Deployment in every cluster as one
-stream, each line prefixed ``[cluster/pod]`` (like stern).
+"""``flotilla logs``: one pod's log, or every pod of a Deployment or a Job (its finished
+pods too: a member keeps them, docs/batch.md) in every cluster as one stream, each line
+prefixed ``[cluster/pod]`` (like stern).
 
 The logs stay where they are written: each cluster's agent serves them
 (`flotilla.agent.admin`, ``/logs/{ns}/{pod}``, streamed with ``follow=1``), found through
@@ -34,7 +35,8 @@ RESCAN = 1.0
 _COLOURS = (31, 32, 33, 34, 35, 36, 91, 92, 93, 94, 95, 96)
 _WORKLOAD_KINDS = {"deploy": "Deployment", "deployment": "Deployment",
                    "deployments": "Deployment", "sts": "StatefulSet",
-                   "statefulset": "StatefulSet", "statefulsets": "StatefulSet"}
+                   "statefulset": "StatefulSet", "statefulsets": "StatefulSet",
+                   "job": "Job", "jobs": "Job"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +65,8 @@ def parse_target(text: str) -> tuple[str | None, str]:
         return None, name
     workload = _WORKLOAD_KINDS.get(kind.lower())
     if workload is None or not name:
-        raise CliError(f"logs: cannot follow {text!r}: give a pod name, deploy/NAME or "
-                       "statefulset/NAME", exit_code=2)
+        raise CliError(f"logs: cannot follow {text!r}: give a pod name, deploy/NAME, "
+                       "statefulset/NAME or job/NAME", exit_code=2)
     return workload, name
 
 
@@ -201,6 +203,7 @@ Examples:
   flotilla logs deploy/shop                      # every shop pod in every cluster
   flotilla logs deploy/shop --all-clusters -f    # and follow, new pods included
   flotilla logs deploy/shop --cluster east-1 --since 10m --tail 20
+  flotilla logs job/shards --all-clusters        # every pod of a Job, finished ones too
   flotilla logs shop-6f7c9-x2k4q --cluster east-1 -c shop
 Each line is prefixed [cluster/pod] (coloured on a terminal; --color to choose).
 """)
@@ -222,7 +225,8 @@ Each line is prefixed [cluster/pod] (coloured on a terminal; --color to choose).
 def logs(target: str, cluster: str | None, all_clusters: bool, namespace: str,
          container: str | None, follow: bool, since: str | None, tail: int | None,
          colour: str, server: str | None, token: str | None) -> None:
-    """Print the logs of a pod, or of every pod of a Deployment (deploy/NAME) across
+    """Print the logs of a pod, or of every pod of a Deployment (deploy/NAME) or a Job
+    (job/NAME) across
     clusters, merged into one stream with a [cluster/pod] prefix on every line."""
     if cluster and all_clusters:
         raise CliError("logs: give --cluster or --all-clusters, not both", exit_code=2)
