@@ -380,6 +380,15 @@ register_columns(
     Column("INDEXES", _field("status", "completedIndexes"), wide=True),
     Column("CLUSTERS", _job_clusters, wide=True),
 )
+register_columns(
+    "CronJob",
+    Column("SCHEDULE", _field("spec", "schedule")),
+    Column("TIMEZONE", _field("spec", "timeZone", default="<none>")),
+    Column("SUSPEND", lambda o: str(dig(o, "spec", "suspend", default=False) is True)),
+    Column("ACTIVE", _count("status", "active")),
+    Column("LAST SCHEDULE", lambda o: age(dig(o, "status", "lastScheduleTime"))
+           if dig(o, "status", "lastScheduleTime") else "<none>"),
+)
 register_columns("ConfigMap", Column("DATA", _data_count))
 register_columns("Secret", Column("TYPE", _field("type", default="Opaque")),
                  Column("DATA", _data_count))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from flotilla.resources.models.autoscaling import FederatedAutoscaler
-from flotilla.resources.models.batch import Job
+from flotilla.resources.models.batch import CronJob, Job
 from flotilla.resources.models.cluster import Cluster, Taint
 from flotilla.resources.models.common import (
     Condition,
@@ -46,6 +46,7 @@ __all__ = [
     "ClusterRoleBinding",
     "Condition",
     "ConfigMap",
+    "CronJob",
     "Deployment",
     "EndpointSlice",
     "Event",
@@ -82,5 +83,6 @@ MODELS: dict[str, type[BaseModel]] = {
         ClusterPropagationPolicy, OverridePolicy, ClusterOverridePolicy, ResourceBinding, Work,
         TrafficPolicy, ServiceExport, ServiceImport, RolloutPolicy, FederatedAutoscaler, Event,
         EndpointSlice, Lease, Role, ClusterRole, RoleBinding, ClusterRoleBinding, Job,
+        CronJob,
     )
 }

@@ -8,15 +8,17 @@ the local runtime enforces. Everything else reaches a Kubernetes member unchange
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from flotilla.resources.cron import CronError, parse_schedule, zone
 from flotilla.resources.models.common import Loose, NonNegInt, PosInt
 from flotilla.resources.models.meta import KubeObject
 from flotilla.resources.models.workloads import PodTemplate
 
-__all__ = ["Job", "JobSpec", "JobStatus", "PodFailurePolicy", "PodFailurePolicyRule"]
+__all__ = ["CronJob", "CronJobSpec", "Job", "JobSpec", "JobStatus", "PodFailurePolicy",
+           "PodFailurePolicyRule"]
 
 
 class ExitCodesRequirement(Loose):
@@ -83,3 +85,46 @@ class JobStatus(Loose):
 class Job(KubeObject):
     spec: JobSpec
     status: JobStatus = Field(default_factory=JobStatus)
+
+
+#: A CronJob's Jobs are named ``<cronjob>-<minutes since the epoch>`` (as in
+#: Kubernetes), and a Job name is a 63-character label: 52 leaves room for the time.
+CRONJOB_NAME_MAX = 52
+
+
+class JobTemplate(Loose):
+    metadata: dict[str, Any] = {}
+    spec: JobSpec
+
+
+class CronJobSpec(Loose):
+    schedule: str
+    time_zone: str | None = None
+    job_template: JobTemplate
+    concurrency_policy: Literal["Allow", "Forbid", "Replace"] = "Allow"
+    starting_deadline_seconds: NonNegInt | None = None
+    suspend: bool = False
+    successful_jobs_history_limit: NonNegInt = 3
+    failed_jobs_history_limit: NonNegInt = 1
+
+    @model_validator(mode="after")
+    def _schedule_parses(self) -> CronJobSpec:
+        try:
+            parse_schedule(self.schedule)
+            zone(self.time_zone)
+        except CronError as exc:
+            raise ValueError(str(exc)) from None
+        if "TZ=" in self.schedule or "CRON_TZ=" in self.schedule:
+            raise ValueError("schedule: give the time zone in timeZone, not TZ=")
+        return self
+
+
+class CronJob(KubeObject):
+    spec: CronJobSpec
+
+    @model_validator(mode="after")
+    def _name_leaves_room_for_the_time(self) -> CronJob:
+        if len(self.metadata.name) > CRONJOB_NAME_MAX:
+            raise ValueError(f"metadata.name: at most {CRONJOB_NAME_MAX} characters (its "
+                             "Jobs append the schedule time)")
+        return self

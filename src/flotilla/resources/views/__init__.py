@@ -44,6 +44,7 @@ from flotilla.resources.views.binding import (
     TargetCluster,
 )
 from flotilla.resources.views.cluster import ClusterView, Taint
+from flotilla.resources.views.cronjob import CronJobView
 from flotilla.resources.views.endpoint_slice import EndpointSliceView, SliceEndpoint, SlicePort
 from flotilla.resources.views.fields import Meta
 from flotilla.resources.views.job import JobView
@@ -54,6 +55,7 @@ __all__ = [
     "LABEL_BINDING",
     "ClusterStatus",
     "ClusterView",
+    "CronJobView",
     "EndpointSliceView",
     "EvictionTask",
     "JobView",
