@@ -14,6 +14,8 @@ from flotilla.cli.session import CliError
     ("jobs/shards", ("Job", "shards")),
     ("deploy/shop", ("Deployment", "shop")),
     ("sts/db", ("StatefulSet", "db")),
+    ("cronjob/report", ("CronJob", "report")),
+    ("cj/report", ("CronJob", "report")),
     ("pod/shop-1", (None, "shop-1")),
     ("shop-1", (None, "shop-1")),
 ])
@@ -22,7 +24,7 @@ def test_targets(text: str, want: tuple[str | None, str]) -> None:
 
 
 def test_an_unknown_kind_names_the_job_form() -> None:
-    with pytest.raises(CliError, match="job/NAME") as err:
+    with pytest.raises(CliError, match="job/NAME or cronjob/NAME") as err:
         parse_target("service/shop")
     assert err.value.exit_code == 2
 
@@ -33,3 +35,12 @@ def test_a_job_matches_its_own_pods_only() -> None:
     assert not matches(pod, "default", "Deployment", "shards")
     assert not matches(pod, "other", "Job", "shards")
     assert not matches(pod, "default", "Job", "shard")
+
+
+def test_a_cronjob_matches_the_pods_of_its_runs() -> None:
+    runs = frozenset({"report-29412345", "report-29412346"})
+    pod = {"namespace": "default", "name": "report-29412345-x1y2z", "owner": "Job/report-29412345"}
+    assert matches(pod, "default", "CronJob", "report", runs)
+    assert not matches(pod, "default", "CronJob", "report", frozenset())
+    other = {**pod, "owner": "Job/report"}
+    assert not matches(other, "default", "CronJob", "report", runs)

@@ -80,6 +80,8 @@ def test_the_example_applies_and_runs(plane: tuple[UpProcess, Api]) -> None:
     lines = running.cli("logs", f"job/{name}", "--all-clusters").stdout.splitlines()
     assert len(lines) == 1, lines
     assert re.match(r"^\[analytics-[12]/report-\d+-[a-z0-9]+\] report .* ok$", lines[0]), lines
+    every_run = running.cli("logs", "cronjob/report").stdout.splitlines()
+    assert lines[0] in every_run, every_run
     cron = get(api, "/apis/batch/v1/namespaces/default/cronjobs/report")
     assert cron["status"]["lastScheduleTime"]
     assert "report" in running.cli("get", "cronjobs").stdout
