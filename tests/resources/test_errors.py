@@ -303,6 +303,9 @@ def test_cronjob_schedule_and_zone_are_checked_at_apply() -> None:
     doc = _cronjob()
     doc["spec"]["timeZone"] = "Mars/Olympus"
     assert "Mars/Olympus" in " ".join(_errors(doc).values())
+    doc = _cronjob()
+    doc["spec"]["schedule"] = "CRON_TZ=Asia/Tokyo 0 9 * * *"
+    assert "timeZone" in " ".join(_errors(doc).values())
 
 
 def test_cronjob_name_leaves_room_for_the_schedule_time() -> None:

@@ -109,13 +109,13 @@ class CronJobSpec(Loose):
 
     @model_validator(mode="after")
     def _schedule_parses(self) -> CronJobSpec:
+        if "TZ=" in self.schedule:  # Kubernetes refuses CRON_TZ= / TZ= too
+            raise ValueError("schedule: give the time zone in timeZone, not TZ=")
         try:
             parse_schedule(self.schedule)
             zone(self.time_zone)
         except CronError as exc:
             raise ValueError(str(exc)) from None
-        if "TZ=" in self.schedule or "CRON_TZ=" in self.schedule:
-            raise ValueError("schedule: give the time zone in timeZone, not TZ=")
         return self
 
 
