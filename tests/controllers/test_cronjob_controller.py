@@ -17,7 +17,7 @@ from flotilla.client.http import HttpClient
 from flotilla.controllers.cronjob import controller as cronjob
 from flotilla.controllers.runtime import ControllerManager, ObjectKey
 from flotilla.resources.kinds import by_kind
-from flotilla.resources.wellknown import rfc3339_at
+from flotilla.resources.wellknown import parse_rfc3339, rfc3339_at
 from tests.cli.serverproc import ServerProcess, api_only_args
 from tests.helpers import wait_for
 
@@ -42,11 +42,16 @@ async def client(server: ServerProcess) -> AsyncIterator[HttpClient]:
 
 
 class Clock:
-    """The controller's time: starts at the real time (the server stamps creation with
-    it) and moves only when the test says."""
+    """The controller's time: moves only when the test says. `since` sets it to an
+    object's creation (the server stamps it with the real time), so that a minute that
+    turns between reading the clock and creating the CronJob cannot make the first
+    "next minute" one that is not after the creation."""
 
     def __init__(self) -> None:
         self.now = time.time()
+
+    def since(self, obj: dict[str, Any]) -> None:
+        self.now = parse_rfc3339(obj["metadata"]["creationTimestamp"])
 
     def __call__(self) -> float:
         return self.now
@@ -87,7 +92,7 @@ async def test_runs_start_on_schedule_and_history_is_kept(client: HttpClient) ->
     ctrl = cronjob.build(manager, clock=clock)
     key = ObjectKey(NS, "report")
     async with manager:
-        await client.create(manifest("report", successfulJobsHistoryLimit=2))
+        clock.since(await client.create(manifest("report", successfulJobsHistoryLimit=2)))
         async def looked() -> bool:
             return ctrl.reconciled > 0
         await wait_for(looked, what="first look")
@@ -117,7 +122,7 @@ async def test_forbid_holds_a_run_until_the_previous_one_ends(client: HttpClient
     ctrl = cronjob.build(manager, clock=clock)
     key = ObjectKey(NS, "nightly")
     async with manager:
-        await client.create(manifest("nightly", concurrencyPolicy="Forbid"))
+        clock.since(await client.create(manifest("nightly", concurrencyPolicy="Forbid")))
         first = clock.next_minute()
         ctrl.queue.add(key)
         first_name = f"nightly-{int(first // 60)}"
