@@ -26,6 +26,12 @@ def _deployment(replicas: int) -> Object:
 _BODIES: dict[str, Object] = {
     "Cluster": {"spec": {"region": "eu-west", "zone": "eu-west-1a"}},
     "Deployment": {"spec": _deployment(2)},
+    "Job": {"spec": {"completions": 4, "parallelism": 2, "completionMode": "Indexed",
+                     "template": {"spec": {"restartPolicy": "Never", "containers": [
+                         {"name": "work", "image": "python:3"}]}}}},
+    "CronJob": {"spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {
+        "template": {"spec": {"restartPolicy": "Never", "containers": [
+            {"name": "work", "image": "python:3"}]}}}}}},
     "Service": {"spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}},
     "ConfigMap": {"data": {"greeting": "hello"}},
     "Secret": {"stringData": {"password": "s3cret"}},
@@ -67,6 +73,8 @@ _BODIES: dict[str, Object] = {
 _MUTATIONS: dict[str, Callable[[Object], None]] = {
     "Cluster": lambda o: o["spec"].update(zone="eu-west-1b"),
     "Deployment": lambda o: o["spec"].update(replicas=3),
+    "Job": lambda o: o["spec"].update(parallelism=4),
+    "CronJob": lambda o: o["spec"].update(schedule="@hourly"),
     "Service": lambda o: o["spec"].update(ports=[{"port": 8080}]),
     "ConfigMap": lambda o: o["data"].update(greeting="bonjour"),
     "Secret": lambda o: o["stringData"].update(password="other"),

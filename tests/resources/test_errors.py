@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -249,3 +250,65 @@ def test_service_names_are_dns_labels() -> None:
     assert set(_errors(doc)) == {"metadata.name"}
     doc["metadata"]["name"] = "shop-v2"
     validate_object(doc)
+
+
+def _job() -> dict[str, Any]:
+    [doc] = [d for d in load_documents(Path(__file__).parent / "examples" / "every-kind.yaml")
+             if d["kind"] == "Job"]
+    return doc
+
+
+def test_job_fields_name_their_path() -> None:
+    doc = _job()
+    doc["spec"]["completionMode"] = "Sideways"
+    doc["spec"]["backoffLimit"] = -1
+    doc["spec"]["podFailurePolicy"]["rules"][0]["action"] = "Shrug"
+    errors = _errors(doc)
+    assert set(errors) == {"spec.completionMode", "spec.backoffLimit",
+                           "spec.podFailurePolicy.rules[0].action"}, errors
+
+
+def test_job_pods_must_run_to_completion() -> None:
+    doc = _job()
+    doc["spec"]["template"]["spec"]["restartPolicy"] = "Always"
+    assert "restartPolicy must be Never or OnFailure" in " ".join(_errors(doc).values())
+
+
+def test_indexed_job_needs_completions() -> None:
+    doc = _job()
+    del doc["spec"]["completions"]
+    assert "completions is required" in " ".join(_errors(doc).values())
+
+
+def _cronjob() -> dict[str, Any]:
+    [doc] = [d for d in load_documents(Path(__file__).parent / "examples" / "every-kind.yaml")
+             if d["kind"] == "CronJob"]
+    return doc
+
+
+def test_cronjob_fields_name_their_path() -> None:
+    doc = _cronjob()
+    doc["spec"]["concurrencyPolicy"] = "Sometimes"
+    doc["spec"]["successfulJobsHistoryLimit"] = -1
+    doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"] = "Always"
+    errors = _errors(doc)
+    assert set(errors) == {"spec.concurrencyPolicy", "spec.successfulJobsHistoryLimit",
+                           "spec.jobTemplate.spec"}, errors
+
+
+def test_cronjob_schedule_and_zone_are_checked_at_apply() -> None:
+    doc = _cronjob()
+    doc["spec"]["schedule"] = "61 * * * *"
+    assert "minute" in " ".join(_errors(doc).values())
+    doc = _cronjob()
+    doc["spec"]["timeZone"] = "Mars/Olympus"
+    assert "Mars/Olympus" in " ".join(_errors(doc).values())
+    doc = _cronjob()
+    doc["spec"]["schedule"] = "CRON_TZ=Asia/Tokyo 0 9 * * *"
+    assert "timeZone" in " ".join(_errors(doc).values())
+
+
+def test_cronjob_name_leaves_room_for_the_schedule_time() -> None:
+    doc = _cronjob()
+    doc["metadata"]["name"] = "r" * 53
+    assert "at most 52" in " ".join(_errors(doc).values())

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from flotilla.client.base import ResourceClient
 from flotilla.controllers import cluster_health, discovery
+from flotilla.controllers.cronjob import controller as cronjob
 from flotilla.controllers.failover import controller as failover
 from flotilla.controllers.leader import (
     ElectionTimers,
@@ -51,6 +52,7 @@ def control_plane(settings: PlaneSettings) -> Callable[[ResourceClient], Awaitab
         rollout.build(manager)
         failover.build(manager, grace=settings.cluster_grace_period)
         discovery.build(manager)
+        cronjob.build(manager)
 
     async def run(client: ResourceClient) -> None:
         # Every replica campaigns; only the holder of the leader Lease runs controllers.

@@ -350,6 +350,45 @@ register_columns(
     Column("PORT(S)", _ports),
     Column("SELECTOR", _selector, wide=True),
 )
+
+
+def _job_status(obj: Object) -> str:
+    """What kubectl shows for a Job: Complete, Failed or Running (Waiting when a
+    cluster has no room for its pods)."""
+    for type_ in ("Complete", "Failed", "Waiting"):
+        if condition(obj, type_) == "True":
+            return type_
+    return "Running"
+
+
+def _job_completions(obj: Object) -> str:
+    return f"{dig(obj, 'status', 'succeeded', default=0) or 0}/" \
+        f"{dig(obj, 'spec', 'completions', default=1) or 1}"
+
+
+def _job_clusters(obj: Object) -> str:
+    return ",".join(f"{c.get('name')}:{c.get('succeeded', 0)}"
+                    for c in dig(obj, "status", "clusters", default=[]) or []) or "<none>"
+
+
+register_columns(
+    "Job",
+    Column("STATUS", _job_status),
+    Column("COMPLETIONS", _job_completions),
+    Column("ACTIVE", _field("status", "active", default="0")),
+    Column("FAILED", _field("status", "failed", default="0"), wide=True),
+    Column("INDEXES", _field("status", "completedIndexes"), wide=True),
+    Column("CLUSTERS", _job_clusters, wide=True),
+)
+register_columns(
+    "CronJob",
+    Column("SCHEDULE", _field("spec", "schedule")),
+    Column("TIMEZONE", _field("spec", "timeZone", default="<none>")),
+    Column("SUSPEND", lambda o: str(dig(o, "spec", "suspend", default=False) is True)),
+    Column("ACTIVE", _count("status", "active")),
+    Column("LAST SCHEDULE", lambda o: age(dig(o, "status", "lastScheduleTime"))
+           if dig(o, "status", "lastScheduleTime") else "<none>"),
+)
 register_columns("ConfigMap", Column("DATA", _data_count))
 register_columns("Secret", Column("TYPE", _field("type", default="Opaque")),
                  Column("DATA", _data_count))

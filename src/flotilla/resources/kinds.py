@@ -104,6 +104,10 @@ KINDS: tuple[Kind, ...] = (
          has_status=False),
     Kind("ClusterRoleBinding", "clusterrolebindings", (_RBAC,), "v1", False,
          ("clusterrolebinding",), has_status=False),
+    # Run-to-completion work (docs/batch.md): completions divided across clusters.
+    Kind("Job", "jobs", ("batch",), "v1", True, ("job",), strict=False, categories=("all",)),
+    Kind("CronJob", "cronjobs", ("batch",), "v1", True, ("cronjob", "cj"), strict=False,
+         categories=("all",)),
 )
 
 _BY_KIND = {k.kind: k for k in KINDS}

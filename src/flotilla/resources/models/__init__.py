@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from flotilla.resources.models.autoscaling import FederatedAutoscaler
+from flotilla.resources.models.batch import CronJob, Job
 from flotilla.resources.models.cluster import Cluster, Taint
 from flotilla.resources.models.common import (
     Condition,
@@ -45,10 +46,12 @@ __all__ = [
     "ClusterRoleBinding",
     "Condition",
     "ConfigMap",
+    "CronJob",
     "Deployment",
     "EndpointSlice",
     "Event",
     "FederatedAutoscaler",
+    "Job",
     "KubeObject",
     "LabelSelector",
     "Lease",
@@ -79,6 +82,7 @@ MODELS: dict[str, type[BaseModel]] = {
         Cluster, Deployment, Service, ConfigMap, Secret, PropagationPolicy,
         ClusterPropagationPolicy, OverridePolicy, ClusterOverridePolicy, ResourceBinding, Work,
         TrafficPolicy, ServiceExport, ServiceImport, RolloutPolicy, FederatedAutoscaler, Event,
-        EndpointSlice, Lease, Role, ClusterRole, RoleBinding, ClusterRoleBinding,
+        EndpointSlice, Lease, Role, ClusterRole, RoleBinding, ClusterRoleBinding, Job,
+        CronJob,
     )
 }
