@@ -249,3 +249,43 @@ def test_service_names_are_dns_labels() -> None:
     assert set(_errors(doc)) == {"metadata.name"}
     doc["metadata"]["name"] = "shop-v2"
     validate_object(doc)
+
+
+def _fhpa(api_version: str = "autoscaling.karmada.io/v1alpha1") -> dict[str, Any]:
+    return {"apiVersion": api_version, "kind": "FederatedHPA",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                        "name": "web"},
+                     "maxReplicas": 5,
+                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                         "type": "Utilization", "averageUtilization": 60}}}]}}
+
+
+@pytest.mark.parametrize("group", ["autoscaling.karmada.io", "autoscaling.flotilla.io"])
+def test_federated_hpa_refuses_what_flotilla_does_not_implement(group: str) -> None:
+    external = _fhpa(f"{group}/v1alpha1")
+    external["spec"]["metrics"] = [{"type": "External", "external": {
+        "metric": {"name": "queue"}, "target": {"type": "Value", "value": "1"}}}]
+    errors = _errors(external)
+    assert errors["spec.metrics[0].external"] == "field is not supported by Flotilla"
+    tolerance = _fhpa(f"{group}/v1alpha1")
+    tolerance["spec"]["behavior"] = {"scaleUp": {"tolerance": "0.05"}}
+    assert _errors(tolerance) == {
+        "spec.behavior.scaleUp.tolerance": "field is not supported by Flotilla"}
+
+
+def test_federated_hpa_bad_metrics_name_the_field() -> None:
+    doc = _fhpa()
+    doc["spec"]["metrics"] = [
+        {"type": "Object", "object": {
+            "describedObject": {"kind": "Service", "name": "web"},
+            "metric": {"name": "flotilla.io/errors"},
+            "target": {"type": "AverageValue", "averageValue": "20"}}},
+        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization"}}},
+    ]
+    errors = _errors(doc)
+    assert "unknown Object metric 'flotilla.io/errors'" in errors["spec.metrics[0].object"]
+    assert "needs averageUtilization" in errors["spec.metrics[1].resource.target"]
+    bounds = _fhpa()
+    bounds["spec"]["minReplicas"] = 9
+    assert "minReplicas must not exceed maxReplicas" in _errors(bounds)["spec"]

@@ -22,6 +22,7 @@ from flotilla.cli.output import age
 from flotilla.client.base import Object, ResourceClient
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.quantity import cpu_millis, memory_bytes
+from flotilla.resources.views import FederatedHPAView
 from flotilla.resources.wellknown import execution_namespace
 
 Getter = Callable[[Object], str]
@@ -400,5 +401,17 @@ register_columns(
     Column("COUNT", _field("count", default="1"), wide=True),
     Column("MESSAGE", _field("message")),
 )
-for _kind in ("TrafficPolicy", "RolloutPolicy", "FederatedAutoscaler"):
+def _fhpa_targets(obj: Object) -> str:
+    return ", ".join(FederatedHPAView.of(obj).targets()) or "<none>"
+
+
+register_columns(
+    "FederatedHPA",
+    Column("REFERENCE", lambda o: f"Deployment/{FederatedHPAView.of(o).target_name}"),
+    Column("TARGETS", _fhpa_targets),
+    Column("MINPODS", lambda o: str(FederatedHPAView.of(o).min_replicas)),
+    Column("MAXPODS", lambda o: str(FederatedHPAView.of(o).max_replicas)),
+    Column("REPLICAS", lambda o: str(FederatedHPAView.of(o).current_replicas)),
+)
+for _kind in ("TrafficPolicy", "RolloutPolicy"):
     register_columns(_kind, Column("LABELS", _labels, wide=True))

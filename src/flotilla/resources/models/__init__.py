@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from flotilla.resources.models.autoscaling import FederatedAutoscaler
+from flotilla.resources.models.autoscaling import FederatedHPA
 from flotilla.resources.models.cluster import Cluster, Taint
 from flotilla.resources.models.common import (
     Condition,
@@ -48,7 +48,7 @@ __all__ = [
     "Deployment",
     "EndpointSlice",
     "Event",
-    "FederatedAutoscaler",
+    "FederatedHPA",
     "KubeObject",
     "LabelSelector",
     "Lease",
@@ -78,7 +78,7 @@ MODELS: dict[str, type[BaseModel]] = {
     for m in (
         Cluster, Deployment, Service, ConfigMap, Secret, PropagationPolicy,
         ClusterPropagationPolicy, OverridePolicy, ClusterOverridePolicy, ResourceBinding, Work,
-        TrafficPolicy, ServiceExport, ServiceImport, RolloutPolicy, FederatedAutoscaler, Event,
+        TrafficPolicy, ServiceExport, ServiceImport, RolloutPolicy, FederatedHPA, Event,
         EndpointSlice, Lease, Role, ClusterRole, RoleBinding, ClusterRoleBinding,
     )
 }

@@ -45,6 +45,7 @@ from flotilla.resources.views.binding import (
 )
 from flotilla.resources.views.cluster import ClusterView, Taint
 from flotilla.resources.views.endpoint_slice import EndpointSliceView, SliceEndpoint, SlicePort
+from flotilla.resources.views.federated_hpa import FederatedHPAView, MetricView
 from flotilla.resources.views.fields import Meta
 from flotilla.resources.views.traffic_policy import TrafficPolicyView
 from flotilla.resources.views.work import ManifestStatus, WorkView, binding_of_label
@@ -55,8 +56,10 @@ __all__ = [
     "ClusterView",
     "EndpointSliceView",
     "EvictionTask",
+    "FederatedHPAView",
     "ManifestStatus",
     "Meta",
+    "MetricView",
     "PolicyRef",
     "ResourceBindingView",
     "ResourceRef",
