@@ -140,7 +140,17 @@ def workload_health(w: WorkloadStatus) -> str:
 
 
 def workload_status(w: WorkloadStatus) -> Object:
-    """A Deployment's status in Kubernetes' shape."""
+    """A Deployment's status in Kubernetes' shape, plus ``podMetrics`` (the metrics
+    API's PodMetrics, one line a pod) where the runtime measures them."""
+    out = _deployment_status(w)
+    if w.pod_usage:
+        out["podMetrics"] = [{"name": u.name, "cpu": f"{u.cpu_millicores}m",
+                              "memory": str(u.memory_bytes), "ready": u.ready}
+                             for u in w.pod_usage]
+    return out
+
+
+def _deployment_status(w: WorkloadStatus) -> Object:
     return {
         "replicas": w.replicas,
         "desiredReplicas": w.desired_replicas,

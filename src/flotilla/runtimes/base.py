@@ -49,6 +49,17 @@ class Condition:
 
 
 @dataclass(frozen=True, slots=True)
+class PodUsage:
+    """One pod's measured use (the metrics API's PodMetrics, summed over containers):
+    CPU in millicores averaged since the previous measurement, memory as resident bytes."""
+
+    name: str
+    cpu_millicores: int
+    memory_bytes: int
+    ready: bool
+
+
+@dataclass(frozen=True, slots=True)
 class WorkloadStatus:
     """A Deployment's status, in the shape of Kubernetes ``DeploymentStatus``."""
 
@@ -62,6 +73,8 @@ class WorkloadStatus:
     available_replicas: int
     observed_generation: int
     conditions: tuple[Condition, ...] = ()
+    #: per-pod usage where the runtime measures it (the autoscaler's Resource metrics)
+    pod_usage: tuple[PodUsage, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@ between them, one burst cluster), the shop app behind the gateway, a bounded loa
 ~200 req/s through the gateway. The autoscaler must grow the app to >= 8 replicas
 within 60 s with the burst cluster taking the overflow and serving, then shrink it back
 to 2 after the (short) stabilisation window with the burst cluster emptied first; not
-one request may fail on the way up or down."""
+one request may fail on the way up or down. Then the same on CPU: the shop app burning
+CPU per request, measured from /proc by the agents."""
 
 from __future__ import annotations
 
@@ -100,6 +101,7 @@ class PacedLoad:
     rate: float
     limit: float
     workers: int = 8
+    host: str = HOST
     ok: Counter[str] = field(default_factory=Counter)
     failed: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -123,7 +125,7 @@ class PacedLoad:
         return self._start + n / self.rate
 
     def _run(self) -> None:
-        with httpx.Client(timeout=10.0, headers={"Host": HOST}) as client:
+        with httpx.Client(timeout=10.0, headers={"Host": self.host}) as client:
             while not self._stop.is_set():
                 slot = self._slot()
                 if slot is None or slot > self._start + self.limit:
@@ -245,3 +247,67 @@ def test_requests_per_second_scale_out_into_burst_and_back(
                for s in splits), f"burst never shrank while core stayed full: {splits}"
     print(f"back to 2 in {time.monotonic() - started:.1f}s (window 5 s); trickle served "
           f"{dict(trickle.ok)}")
+
+
+def burner() -> list[dict[str, Any]]:
+    """The shop app burning 20 ms of CPU per request, 100m requested per pod, under a
+    FederatedHPA on CPU utilisation (target 50 %, min 2, max 6)."""
+    docs = [json.loads(json.dumps(d)) for d in manifests()]
+    for d in docs:
+        d["metadata"]["name"] = "burn"
+    deploy, service, policy, traffic, hpa = docs
+    deploy["spec"]["selector"] = {"matchLabels": {"app": "burn"}}
+    template = deploy["spec"]["template"]
+    template["metadata"]["labels"] = {"app": "burn"}
+    container = template["spec"]["containers"][0]
+    container["resources"] = {"requests": {"cpu": "100m"}}
+    container["env"] = [{"name": "SHOP_BURN_MS", "value": "20"}]
+    service["spec"]["selector"] = {"app": "burn"}
+    for selector in policy["spec"]["resourceSelectors"]:
+        selector["name"] = "burn"
+    traffic["spec"]["service"] = "burn"
+    traffic["spec"]["hosts"] = [BURN_HOST]
+    hpa["spec"]["scaleTargetRef"]["name"] = "burn"
+    hpa["spec"]["maxReplicas"] = 6
+    hpa["spec"]["metrics"] = [{"type": "Resource", "resource": {
+        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]
+    return docs
+
+
+BURN_HOST = "burn.hpa.test"
+
+
+def test_cpu_utilisation_scales_a_cpu_burning_app(plane: tuple[UpProcess, Api]) -> None:
+    up, api = plane
+    path = up.folder / "burn.yaml"
+    path.write_text("\n---\n".join(json.dumps(o) for o in burner()))
+    up.cli("apply", "-f", str(path))
+
+    def burn(api: Api) -> dict[str, Any]:
+        r = api.client.get("/apis/apps/v1/namespaces/default/deployments/burn")
+        return dict(r.json()) if r.status_code == 200 else {}
+
+    def burn_ready() -> int:
+        return int((burn(api).get("status") or {}).get("readyReplicas") or 0)
+
+    def burn_wanted() -> int:
+        return int((burn(api).get("spec") or {}).get("replicas") or 0)
+
+    wait_for_sync(lambda: burn_ready() == 2, 60, what="2 burners ready")
+    # 20 req/s x 20 ms = 400m over 2 pods of 100m requested: 200 % against 50 %
+    load = PacedLoad(f"http://{up.gateway}/", 20.0, limit=75.0, workers=4, host=BURN_HOST)
+    load.start()
+    started = time.monotonic()
+    try:
+        wait_for_sync(lambda: burn_ready() >= 4, 60, what=">= 4 burners ready")
+        grew_in = time.monotonic() - started
+    finally:
+        load.stop()
+    assert load.failed == [], load.failed[:5]
+    r = api.client.get("/apis/autoscaling.karmada.io/v1alpha1/namespaces/default/"
+                       "federatedhpas/burn")
+    current = r.json()["status"]["currentMetrics"][0]["resource"]["current"]
+    print(f"\n>= 4 burners ready in {grew_in:.1f}s; utilisation then {current}")
+    started = time.monotonic()
+    wait_for_sync(lambda: burn_wanted() == 2, 60, interval=0.2, what="back to 2 burners")
+    print(f"back to 2 burners in {time.monotonic() - started:.1f}s")

@@ -7,7 +7,9 @@ same scrape and the same counters the rollout gates read
 (`flotilla.controllers.rollout.gates`; URLs from ``FLOTILLA_GATEWAY_METRICS``, which
 `flotilla up` sets): requests per second is the change of the request counter between
 two scrapes over the time between them, summed over clusters; p99 latency is read from
-the histogram's change over the same interval. The new replica count is written to the
+the histogram's change over the same interval. Resource metrics (cpu, memory) come
+from the pods' usage the agents report on the Works, gathered on the ResourceBinding
+(`pods`). The new replica count is written to the
 Deployment's ``spec.replicas``; the placement controllers divide it over the clusters.
 
 Recommendations and scale events are kept in memory, as Kubernetes' HPA controller
@@ -27,6 +29,7 @@ from typing import Any
 from flotilla.client.base import Object, ResourceClient
 from flotilla.client.desired import converge
 from flotilla.controllers.autoscaling.plan import History, Measurement, plan
+from flotilla.controllers.autoscaling.pods import pod_samples
 from flotilla.controllers.controller import Controller, Result
 from flotilla.controllers.events import EventRecorder
 from flotilla.controllers.informer import Informer, ObjectKey
@@ -35,6 +38,7 @@ from flotilla.controllers.rollout.gates import Snapshot, scrape, window
 from flotilla.resources.conditions import FALSE, Condition, set_conditions
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.models.autoscaling import LATENCY_P99, REQUESTS_PER_SECOND
+from flotilla.resources.naming import binding_name
 from flotilla.resources.views import FederatedHPAView, MetricView
 from flotilla.resources.wellknown import now_rfc3339
 
@@ -113,8 +117,20 @@ class FederatedHPAController:
         self.events = EventRecorder(client, "federated-hpa")
         self._keyed: dict[ObjectKey, _Keyed] = {}
 
+    def _pods(self, metric: MetricView, namespace: str, deploy: Object) -> Measurement:
+        """A Resource metric from the pods' usage the agents reported."""
+        bindings = self.inf.get("ResourceBinding")
+        binding = None if bindings is None else bindings.cache.get(
+            ObjectKey(namespace, binding_name("Deployment", deploy["metadata"]["name"])))
+        samples = pod_samples(binding, deploy, metric.name)
+        if not samples:
+            return Measurement(metric, None, f"no {metric.name} usage reported for the "
+                               "target's pods (yet)")
+        return Measurement(metric, None, pods=samples)
+
     async def _measure(self, view: FederatedHPAView, namespace: str, keyed: _Keyed,
-                       now: float) -> tuple[list[Measurement], dict[str, float]]:
+                       now: float, deploy: Object
+                       ) -> tuple[list[Measurement], dict[str, float]]:
         objects = [m for m in view.metrics if m.type == "Object"]
         snapshot: Snapshot | None = None
         problem = ""
@@ -129,8 +145,11 @@ class FederatedHPAController:
         per_cluster: dict[str, float] = {}
         previous = keyed.previous
         for metric in view.metrics:
+            if metric.type == "Resource":
+                out.append(self._pods(metric, namespace, deploy))
+                continue
             if metric.type != "Object":
-                out.append(Measurement(metric, None, "per-pod metrics are not reported"))
+                out.append(Measurement(metric, None, "Pods metrics are not reported yet"))
                 continue
             if snapshot is None:
                 out.append(Measurement(metric, None, problem))
@@ -172,8 +191,10 @@ class FederatedHPAController:
             return Result(requeue_after=self.period)
         current = int((deploy.get("spec") or {}).get("replicas", 1))
         ready = int((deploy.get("status") or {}).get("readyReplicas") or 0)
-        first = keyed.previous is None
-        measurements, per_cluster = await self._measure(view, key.namespace, keyed, now)
+        # a rate needs two scrapes: the first only starts the interval
+        first = keyed.previous is None and any(m.type == "Object" for m in view.metrics)
+        measurements, per_cluster = await self._measure(view, key.namespace, keyed, now,
+                                                       deploy)
         decision = plan(now, view, current, ready, measurements, keyed.history)
         keyed.history = decision.history
         if decision.rescale:
@@ -223,7 +244,8 @@ def _with_clusters(message: str, per_cluster: dict[str, float]) -> str:
 
 def build(manager: ControllerManager) -> Controller:
     """Register the FederatedHPA controller with ``manager``."""
-    informers = {k: manager.informer(by_kind(k)) for k in ("FederatedHPA", "Deployment")}
+    informers = {k: manager.informer(by_kind(k))
+                 for k in ("FederatedHPA", "Deployment", "ResourceBinding")}
     reconciler = FederatedHPAController(manager.client, informers, period=sync_period())
     controller = Controller("federated-hpa", reconciler, workers=2)
     controller.watches(informers["FederatedHPA"])

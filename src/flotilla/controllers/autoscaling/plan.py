@@ -17,9 +17,12 @@ from typing import Any, Literal
 from flotilla.controllers.autoscaling import behavior as bh
 from flotilla.controllers.autoscaling.replicas import (
     MetricError,
+    PodSample,
     Recommendation,
     object_average_replicas,
     object_value_replicas,
+    pods_average_replicas,
+    resource_utilization_replicas,
 )
 from flotilla.resources.conditions import FALSE, TRUE, Condition
 from flotilla.resources.views import FederatedHPAView, MetricView
@@ -34,8 +37,11 @@ class Measurement:
     """One metric's reading: its value (None with ``problem`` when it could not be had)."""
 
     metric: MetricView
+    #: Object metrics: the one value (None with ``problem`` when it could not be had)
     value: float | None
     problem: str = ""
+    #: Resource metrics: one sample a pod (value in millicores or bytes, request too)
+    pods: tuple[PodSample, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +83,13 @@ def rules_of(behavior: Mapping[str, Any], direction: str) -> bh.ScalingRules:
 
 
 def _recommend(current: int, ready: int, m: Measurement) -> Recommendation:
+    if m.metric.type == "Resource" and not m.problem:
+        cpu = m.metric.name == "cpu"
+        if m.metric.target_type == "Utilization":
+            return resource_utilization_replicas(current, m.pods, int(m.metric.target),
+                                                 cpu=cpu)
+        target = m.metric.target * (1000 if cpu else 1)  # quantity -> millicores
+        return pods_average_replicas(current, m.pods, target, cpu=cpu)
     if m.value is None:
         raise MetricError(m.problem or "no value")
     if m.metric.type != "Object":
@@ -111,7 +124,10 @@ def plan(now: float, view: FederatedHPAView, current: int, ready: int,
         except MetricError as exc:
             invalid.append(f"{m.metric.name}: {exc}")
             continue
-        statuses.append(m.metric.status_entry(rec.current))
+        cpu_average = (m.metric.type, m.metric.name, m.metric.target_type) == (
+            "Resource", "cpu", "AverageValue")
+        statuses.append(m.metric.status_entry(rec.current / 1000 if cpu_average
+                                              else rec.current))
         if best is None or rec.replicas > best:
             best, best_name = rec.replicas, m.metric.name
     if best is None or (invalid and best < current):
