@@ -289,3 +289,26 @@ def test_federated_hpa_bad_metrics_name_the_field() -> None:
     bounds = _fhpa()
     bounds["spec"]["minReplicas"] = 9
     assert "minReplicas must not exceed maxReplicas" in _errors(bounds)["spec"]
+
+
+def _cron(rule: dict[str, Any], kind: str = "FederatedHPA") -> dict[str, Any]:
+    return {"apiVersion": "autoscaling.karmada.io/v1alpha1", "kind": "CronFederatedHPA",
+            "metadata": {"name": "sale", "namespace": "default"},
+            "spec": {"scaleTargetRef": {"apiVersion": "autoscaling.karmada.io/v1alpha1",
+                                        "kind": kind, "name": "web"},
+                     "rules": [{"name": "sale", "schedule": "0 20 * * *", **rule}]}}
+
+
+def test_cron_federated_hpa_errors_name_the_rule_field() -> None:
+    validate_object(_cron({"targetMinReplicas": 6, "timeZone": "Asia/Shanghai"}))
+    assert "minute" in _errors(_cron({"schedule": "61 20 * * *",
+                                      "targetMinReplicas": 6}))["spec.rules[0]"]
+    assert "unknown time zone" in _errors(_cron({"timeZone": "Mars/Olympus",
+                                                 "targetMinReplicas": 6}))["spec.rules[0]"]
+    assert "needs targetReplicas" in _errors(_cron({"targetMinReplicas": 6},
+                                                   kind="Deployment"))["spec"]
+    assert "needs targetMinReplicas or targetMaxReplicas" in _errors(_cron({}))["spec"]
+    assert "must not exceed" in _errors(_cron({"targetMinReplicas": 6,
+                                               "targetMaxReplicas": 3}))["spec.rules[0]"]
+    assert set(_errors(_cron({"targetReplicas": 3}, kind="Service"))) == {
+        "spec.scaleTargetRef.kind"}

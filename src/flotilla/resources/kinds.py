@@ -88,6 +88,9 @@ KINDS: tuple[Kind, ...] = (
     # Karmada's FederatedHPA, also served under Karmada's own group (same shape).
     Kind("FederatedHPA", "federatedhpas", ("autoscaling.flotilla.io", "autoscaling.karmada.io"),
          "v1alpha1", True, ("fhpa", "federatedhpa")),
+    Kind("CronFederatedHPA", "cronfederatedhpas",
+         ("autoscaling.flotilla.io", "autoscaling.karmada.io"), "v1alpha1", True,
+         ("cronfhpa", "cronfederatedhpa")),
     Kind("Event", "events", ("",), "v1", True, ("ev", "event"), has_status=False, strict=False),
     # Service endpoints one member cluster reports (written by its agent): what the gateway,
     # the DNS and service discovery route to. Our own shape, because local-runtime pods

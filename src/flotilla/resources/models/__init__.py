@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from flotilla.resources.models.autoscaling import FederatedHPA
+from flotilla.resources.models.autoscaling import CronFederatedHPA, FederatedHPA
 from flotilla.resources.models.cluster import Cluster, Taint
 from flotilla.resources.models.common import (
     Condition,
@@ -45,6 +45,7 @@ __all__ = [
     "ClusterRoleBinding",
     "Condition",
     "ConfigMap",
+    "CronFederatedHPA",
     "Deployment",
     "EndpointSlice",
     "Event",
@@ -78,7 +79,8 @@ MODELS: dict[str, type[BaseModel]] = {
     for m in (
         Cluster, Deployment, Service, ConfigMap, Secret, PropagationPolicy,
         ClusterPropagationPolicy, OverridePolicy, ClusterOverridePolicy, ResourceBinding, Work,
-        TrafficPolicy, ServiceExport, ServiceImport, RolloutPolicy, FederatedHPA, Event,
+        TrafficPolicy, ServiceExport, ServiceImport, RolloutPolicy, FederatedHPA, CronFederatedHPA,
+        Event,
         EndpointSlice, Lease, Role, ClusterRole, RoleBinding, ClusterRoleBinding,
     )
 }

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from flotilla.resources.cron import CronError, parse_schedule, zone
 from flotilla.resources.models.common import (
     Condition,
     Model,
@@ -31,6 +32,9 @@ from flotilla.resources.models.meta import Object
 
 __all__ = [
     "FEDERATED_HPA_METRICS",
+    "CronFederatedHPA",
+    "CronFederatedHPARule",
+    "CronFederatedHPASpec",
     "FederatedHPA",
     "FederatedHPASpec",
     "FederatedHPAStatus",
@@ -193,3 +197,90 @@ class FederatedHPAStatus(Model):
 class FederatedHPA(Object):
     spec: FederatedHPASpec
     status: FederatedHPAStatus = Field(default_factory=FederatedHPAStatus)
+
+
+# --- CronFederatedHPA ---------------------------------------------------------------
+
+class CronTargetRef(CrossVersionObjectReference):
+    """A FederatedHPA (its min/max are set) or a Deployment (its replicas are set)."""
+
+    kind: Literal["FederatedHPA", "Deployment"]
+
+
+class CronFederatedHPARule(Model):
+    """One scheduled change (Karmada's CronFederatedHPARule)."""
+
+    name: str = Field(min_length=1)
+    schedule: str = Field(min_length=1)
+    target_replicas: NonNegInt | None = None
+    target_min_replicas: PosInt | None = None
+    target_max_replicas: PosInt | None = None
+    suspend: bool = False
+    time_zone: str | None = None
+    successful_history_limit: Annotated[int, Field(ge=1, le=32)] = 3
+    failed_history_limit: Annotated[int, Field(ge=1, le=32)] = 3
+
+    @model_validator(mode="after")
+    def _readable(self) -> CronFederatedHPARule:
+        try:
+            parse_schedule(self.schedule)
+            zone(self.time_zone)
+        except CronError as exc:
+            raise ValueError(str(exc)) from None
+        if (self.target_min_replicas is not None and self.target_max_replicas is not None
+                and self.target_min_replicas > self.target_max_replicas):
+            raise ValueError("targetMinReplicas must not exceed targetMaxReplicas")
+        return self
+
+
+class CronFederatedHPASpec(Model):
+    scale_target_ref: CronTargetRef
+    rules: list[CronFederatedHPARule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _fits_target(self) -> CronFederatedHPASpec:
+        names = [r.name for r in self.rules]
+        if len(set(names)) != len(names):
+            raise ValueError("rule names must be unique")
+        for rule in self.rules:
+            if self.scale_target_ref.kind == "Deployment" and rule.target_replicas is None:
+                raise ValueError(f"rule {rule.name}: a Deployment target needs "
+                                 "targetReplicas")
+            if self.scale_target_ref.kind == "FederatedHPA" and (
+                    rule.target_min_replicas is None and rule.target_max_replicas is None):
+                raise ValueError(f"rule {rule.name}: a FederatedHPA target needs "
+                                 "targetMinReplicas or targetMaxReplicas")
+        return self
+
+
+class SuccessfulExecution(Model):
+    schedule_time: Timestamp | None = None
+    execution_time: Timestamp | None = None
+    applied_replicas: NonNegInt | None = None
+    applied_max_replicas: NonNegInt | None = None
+    applied_min_replicas: NonNegInt | None = None
+
+
+class FailedExecution(Model):
+    schedule_time: Timestamp | None = None
+    execution_time: Timestamp | None = None
+    message: str = ""
+
+
+class ExecutionHistory(Model):
+    rule_name: str
+    next_execution_time: Timestamp | None = None
+    successful_executions: list[SuccessfulExecution] = Field(default_factory=list)
+    failed_executions: list[FailedExecution] = Field(default_factory=list)
+
+
+class CronFederatedHPAStatus(Model):
+    execution_histories: list[ExecutionHistory] = Field(default_factory=list)
+
+
+class CronFederatedHPA(Object):
+    """Karmada's CronFederatedHPA: scheduled changes to a FederatedHPA's bounds or a
+    Deployment's replicas (a known peak is scaled for before its traffic arrives)."""
+
+    spec: CronFederatedHPASpec
+    status: CronFederatedHPAStatus = Field(default_factory=CronFederatedHPAStatus)
