@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from flotilla.client.base import ResourceClient
 from flotilla.controllers import cluster_health, discovery
 from flotilla.controllers.autoscaling import controller as autoscaling
+from flotilla.controllers.autoscaling import cron as cron_autoscaling
 from flotilla.controllers.failover import controller as failover
 from flotilla.controllers.leader import (
     ElectionTimers,
@@ -51,6 +52,7 @@ def control_plane(settings: PlaneSettings) -> Callable[[ResourceClient], Awaitab
         status.build(manager)
         rollout.build(manager)
         autoscaling.build(manager)
+        cron_autoscaling.build(manager)
         failover.build(manager, grace=settings.cluster_grace_period)
         discovery.build(manager)
 

@@ -5,7 +5,7 @@ the FederatedHPA status and the Events are the real objects)."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,7 +16,6 @@ from flotilla.controllers.autoscaling.controller import FederatedHPAController, 
 from flotilla.controllers.rollout.gates import Snapshot
 from flotilla.controllers.runtime import Controller, ControllerManager
 from flotilla.resources.kinds import by_kind
-from tests.cli.serverproc import ServerProcess, api_only_args
 from tests.helpers import wait_for
 
 DEPLOY = by_kind("Deployment")
@@ -51,22 +50,6 @@ class FakeGateway:
         if self.down:
             raise OSError("connection refused")
         return self.snapshot_now()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path_factory.mktemp("hpa") / "state", *api_only_args())
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-async def client(server: ServerProcess) -> AsyncIterator[HttpClient]:
-    async with HttpClient(server.url, server.token, ca=server.ca, timeout=5) as c:
-        yield c
 
 
 def deployment(name: str, replicas: int) -> dict[str, Any]:
