@@ -428,5 +428,31 @@ register_columns(
     Column("MAXPODS", lambda o: str(FederatedHPAView.of(o).max_replicas)),
     Column("REPLICAS", lambda o: str(FederatedHPAView.of(o).current_replicas)),
 )
+
+
+def _cron_reference(obj: Object) -> str:
+    ref = (obj.get("spec") or {}).get("scaleTargetRef") or {}
+    return f"{ref.get('kind', '')}/{ref.get('name', '')}"
+
+
+def _cron_rules(obj: Object) -> str:
+    rules = (obj.get("spec") or {}).get("rules") or []
+    return ", ".join(f"{r.get('name')}({r.get('schedule')})" + (" suspended"
+                     if r.get("suspend") else "") for r in rules) or "<none>"
+
+
+def _cron_next(obj: Object) -> str:
+    times = sorted(str(h["nextExecutionTime"]) for h in
+                   (obj.get("status") or {}).get("executionHistories") or []
+                   if h.get("nextExecutionTime"))
+    return times[0] if times else "<none>"
+
+
+register_columns(
+    "CronFederatedHPA",
+    Column("REFERENCE", _cron_reference),
+    Column("RULES", _cron_rules),
+    Column("NEXT", _cron_next),
+)
 for _kind in ("TrafficPolicy", "RolloutPolicy"):
     register_columns(_kind, Column("LABELS", _labels, wide=True))
