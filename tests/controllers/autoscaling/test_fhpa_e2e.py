@@ -104,6 +104,8 @@ class PacedLoad:
     host: str = HOST
     ok: Counter[str] = field(default_factory=Counter)
     failed: list[str] = field(default_factory=list)
+    #: (cluster, pod) -> when it first answered (monotonic)
+    first_seen: dict[tuple[str, str], float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _next: int = 0
@@ -135,8 +137,11 @@ class PacedLoad:
                 try:
                     r = client.get(self.url)
                     if r.status_code == 200:
+                        who = r.json()
+                        pod = (str(who.get("cluster")), str(who.get("pod")))
                         with self._lock:
-                            self.ok[str(r.json().get("cluster"))] += 1
+                            self.ok[pod[0]] += 1
+                            self.first_seen.setdefault(pod, time.monotonic())
                     else:
                         with self._lock:
                             self.failed.append(f"HTTP {r.status_code}: {r.text[:80]}")
