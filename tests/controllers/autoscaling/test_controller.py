@@ -189,3 +189,32 @@ async def test_no_gateway_configured_is_said(client: HttpClient) -> None:
 
 async def _is(client: HttpClient, name: str, want: int) -> bool:
     return await replicas(client, name) == want
+
+
+def test_object_values_from_two_scrapes() -> None:
+    from flotilla.controllers.autoscaling.controller import object_value
+    from flotilla.resources.views import MetricView
+
+    def metric(name: str) -> MetricView:
+        got = MetricView.of({"type": "Object", "object": {
+            "describedObject": {"kind": "Service", "name": "web"}, "metric": {"name": name},
+            "target": {"type": "Value", "value": "1"}}})
+        assert got is not None
+        return got
+    before = {"hpa/web|east": {"requests": 100.0, "le:0.1": 100.0, "le:0.5": 100.0,
+                               "le:+Inf": 100.0},
+              "hpa/web|burst": {"requests": 0.0}}
+    after = {"hpa/web|east": {"requests": 400.0, "le:0.1": 390.0, "le:0.5": 400.0,
+                              "le:+Inf": 400.0},
+             "hpa/web|burst": {"requests": 100.0, "le:0.1": 50.0, "le:0.5": 100.0,
+                               "le:+Inf": 100.0},
+             "hpa/api|east": {"requests": 9e9}}
+    rps, by_cluster = object_value(metric("flotilla.io/requests-per-second"), "hpa",
+                                   before, after, 10.0)
+    assert rps == 40.0
+    assert by_cluster == {"burst": 10.0, "east": 30.0}
+    p99, p99_by_cluster = object_value(metric("flotilla.io/latency-p99"), "hpa",
+                                       before, after, 10.0)
+    # 400 requests in the window, 340 under 100 ms: the 99th percentile is <= 500 ms
+    assert p99 == 0.5
+    assert p99_by_cluster == {"burst": 0.5, "east": 0.5}
