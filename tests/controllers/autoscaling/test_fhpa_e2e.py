@@ -4,7 +4,8 @@ between them, one burst cluster), the shop app behind the gateway, a bounded loa
 within 60 s with the burst cluster taking the overflow and serving, then shrink it back
 to 2 after the (short) stabilisation window with the burst cluster emptied first; not
 one request may fail on the way up or down. Then the same on CPU: the shop app burning
-CPU per request, measured from /proc by the agents."""
+CPU per request, measured from /proc by the agents; and a CronFederatedHPA raising the
+shop's minimum on a schedule, before any traffic, then letting it go."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ import httpx
 import pytest
 
 from tests.helpers import free_port, wait_for_sync
-from tests.up.harness import SHOP_APP, Api, UpProcess
+from tests.up.harness import SHOP_APP, Api, UpProcess, environ_of, proc_table
 
 pytestmark = pytest.mark.slow
 ADDRESS = "127.0.246.{}"
@@ -176,6 +178,15 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[UpProcess,
         up.stop()
 
 
+def app_pods(app: str) -> list[int]:
+    """Live pids of Deployment ``app``'s pods in this module's clusters."""
+    names = {c["name"] for c in CLUSTERS}
+    return [pid for pid, _pgid, state, cmd in proc_table()
+            if state != "Z" and SHOP_APP in cmd
+            and environ_of(pid).get("CLUSTER_NAME") in names
+            and environ_of(pid).get("POD_NAME", "").startswith(f"{app}-")]
+
+
 def split(api: Api) -> dict[str, int]:
     r = api.client.get("/apis/work.flotilla.io/v1alpha1/namespaces/default/"
                        "resourcebindings/shop-deployment")
@@ -316,3 +327,41 @@ def test_cpu_utilisation_scales_a_cpu_burning_app(plane: tuple[UpProcess, Api]) 
     started = time.monotonic()
     wait_for_sync(lambda: burn_wanted() == 2, 60, interval=0.2, what="back to 2 burners")
     print(f"back to 2 burners in {time.monotonic() - started:.1f}s")
+    # the burners ask for CPU on the core clusters: leave them whole for the next test
+    up.cli("delete", "-f", str(path))
+    wait_for_sync(lambda: not app_pods("burn"), 30, what="the burners gone")
+
+
+def test_a_cron_rule_prescales_the_shop_before_any_traffic(
+        plane: tuple[UpProcess, Api]) -> None:
+    up, api = plane
+    wait_for_sync(lambda: wanted(api) == 2 and ready(api) == 2, 60, what="shop at 2")
+    now = datetime.now(UTC)
+
+    def second(after: float) -> str:  # a six-field schedule: once a minute at that second
+        return f"{(now + timedelta(seconds=after)).second} * * * * *"
+    sale = {"apiVersion": "autoscaling.karmada.io/v1alpha1", "kind": "CronFederatedHPA",
+            "metadata": {"name": "sale", "namespace": "default"},
+            "spec": {"scaleTargetRef": {"apiVersion": "autoscaling.karmada.io/v1alpha1",
+                                        "kind": "FederatedHPA", "name": "shop"},
+                     "rules": [{"name": "sale", "schedule": second(5), "targetMinReplicas": 6},
+                               {"name": "after", "schedule": second(25),
+                                "targetMinReplicas": 2}]}}
+    path = up.folder / "sale.yaml"
+    path.write_text(json.dumps(sale))
+    up.cli("apply", "-f", str(path))
+    # no request reaches the shop: the schedule alone brings 6 replicas up, all on core
+    wait_for_sync(lambda: ready(api) >= 6, 30, what="6 replicas ready before any load")
+    placed = split(api)
+    assert BURST not in placed, placed
+    assert sum(placed.values()) == 6, placed
+    # the later rule lets them go: the idle FederatedHPA returns to its new minimum
+    wait_for_sync(lambda: wanted(api) == 2, 60, interval=0.2, what="back to 2 after the sale")
+    r = api.client.get("/apis/autoscaling.karmada.io/v1alpha1/namespaces/default/"
+                       "cronfederatedhpas/sale")
+    runs = {h["ruleName"]: h.get("successfulExecutions") or []
+            for h in r.json()["status"]["executionHistories"]}
+    assert runs["sale"][0]["appliedMinReplicas"] == 6
+    assert runs["after"][0]["appliedMinReplicas"] == 2
+    api.client.delete("/apis/autoscaling.karmada.io/v1alpha1/namespaces/default/"
+                      "cronfederatedhpas/sale")
