@@ -1,5 +1,6 @@
 """Cron schedules (`flotilla.resources.cron`): fields, macros, the either-day rule, the
-next and the last firing around a moment, time zones, and errors that say which part."""
+next and the last firing around a moment, seconds for CronFederatedHPA rules, time zones
+and DST gaps, and errors that say which part."""
 
 from __future__ import annotations
 
@@ -71,3 +72,33 @@ def test_errors_name_the_field(schedule: str, part: str) -> None:
 def test_an_unknown_zone_is_an_error() -> None:
     with pytest.raises(CronError, match="Mars/Olympus"):
         zone("Mars/Olympus")
+
+
+@pytest.mark.parametrize(("schedule", "after", "want"), [
+    ("0 20 * * *", "2026-12-04T18:00:00", "2026-12-04T20:00:00"),  # the 20:00 sale
+    ("0 20 * * *", "2026-12-04T20:00:00", "2026-12-05T20:00:00"),  # strictly after
+    ("*/10 * * * * *", "2026-12-04T18:04:01", "2026-12-04T18:04:10"),
+    ("30 */10 * * * *", "2026-12-04T18:04:01", "2026-12-04T18:10:30"),
+    ("0 0 20 * * *", "2026-12-04T20:00:00", "2026-12-05T20:00:00"),
+])
+def test_seconds_for_cron_federated_hpa_rules(schedule: str, after: str, want: str) -> None:
+    assert parse_schedule(schedule, with_seconds=True).next_after(at(after)) == at(want)
+
+
+def test_a_cronjob_schedule_has_no_seconds() -> None:
+    with pytest.raises(CronError, match="want 5 fields"):
+        parse_schedule("*/10 * * * * *")
+    with pytest.raises(CronError, match="second"):
+        parse_schedule("61 * * * * *", with_seconds=True)
+
+
+def test_a_wall_time_in_a_dst_gap_does_not_fire_that_day() -> None:
+    # 02:30 does not exist on 2026-03-29 in Berlin: the next one is the day after
+    berlin = parse_schedule("30 2 * * *").next_after(at("2026-03-28T12:00:00",
+                                                        "Europe/Berlin"))
+    assert berlin is not None
+    assert berlin.isoformat() == "2026-03-30T02:30:00+02:00"
+    shanghai = parse_schedule("0 21 * * *").next_after(
+        datetime(2026, 12, 4, 12, tzinfo=UTC).astimezone(zone("Asia/Shanghai")))
+    assert shanghai is not None
+    assert shanghai.astimezone(UTC).hour == 13

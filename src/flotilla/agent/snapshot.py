@@ -144,9 +144,20 @@ def workload_health(w: WorkloadStatus) -> str:
 
 
 def workload_status(w: WorkloadStatus) -> Object:
-    """A Deployment's (or a Job's, `job_status`) status in Kubernetes' shape."""
+    """A Deployment's (or a Job's, `job_status`) status in Kubernetes' shape, plus
+    ``podMetrics`` (the metrics API's PodMetrics, one line a pod) where the runtime
+    measures them."""
     if w.job is not None:
         return job_status(w)
+    out = _deployment_status(w)
+    if w.pod_usage:
+        out["podMetrics"] = [{"name": u.name, "cpu": f"{u.cpu_millicores}m",
+                              "memory": str(u.memory_bytes), "ready": u.ready}
+                             for u in w.pod_usage]
+    return out
+
+
+def _deployment_status(w: WorkloadStatus) -> Object:
     return {
         "replicas": w.replicas,
         "desiredReplicas": w.desired_replicas,

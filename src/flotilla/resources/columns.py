@@ -24,6 +24,7 @@ from typing import Any
 from flotilla.resources.ages import age
 from flotilla.resources.kinds import Kind, by_kind
 from flotilla.resources.quantity import cpu_millis, memory_bytes
+from flotilla.resources.views import FederatedHPAView
 from flotilla.resources.wellknown import execution_namespace
 
 Object = dict[str, Any]
@@ -454,5 +455,43 @@ register_columns(
     Column("COUNT", _field("count", default="1"), wide=True),
     Column("MESSAGE", _field("message")),
 )
-for _kind in ("TrafficPolicy", "RolloutPolicy", "FederatedAutoscaler"):
+def _fhpa_targets(obj: Object) -> str:
+    return ", ".join(FederatedHPAView.of(obj).targets()) or "<none>"
+
+
+register_columns(
+    "FederatedHPA",
+    Column("REFERENCE", lambda o: f"Deployment/{FederatedHPAView.of(o).target_name}"),
+    Column("TARGETS", _fhpa_targets),
+    Column("MINPODS", lambda o: str(FederatedHPAView.of(o).min_replicas)),
+    Column("MAXPODS", lambda o: str(FederatedHPAView.of(o).max_replicas)),
+    Column("REPLICAS", lambda o: str(FederatedHPAView.of(o).current_replicas)),
+)
+
+
+def _cron_reference(obj: Object) -> str:
+    ref = (obj.get("spec") or {}).get("scaleTargetRef") or {}
+    return f"{ref.get('kind', '')}/{ref.get('name', '')}"
+
+
+def _cron_rules(obj: Object) -> str:
+    rules = (obj.get("spec") or {}).get("rules") or []
+    return ", ".join(f"{r.get('name')}({r.get('schedule')})" + (" suspended"
+                     if r.get("suspend") else "") for r in rules) or "<none>"
+
+
+def _cron_next(obj: Object) -> str:
+    times = sorted(str(h["nextExecutionTime"]) for h in
+                   (obj.get("status") or {}).get("executionHistories") or []
+                   if h.get("nextExecutionTime"))
+    return times[0] if times else "<none>"
+
+
+register_columns(
+    "CronFederatedHPA",
+    Column("REFERENCE", _cron_reference),
+    Column("RULES", _cron_rules),
+    Column("NEXT", _cron_next),
+)
+for _kind in ("TrafficPolicy", "RolloutPolicy"):
     register_columns(_kind, Column("LABELS", _labels, wide=True))

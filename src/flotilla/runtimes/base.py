@@ -66,6 +66,17 @@ class JobProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class PodUsage:
+    """One pod's measured use (the metrics API's PodMetrics, summed over containers):
+    CPU in millicores averaged since the previous measurement, memory as resident bytes."""
+
+    name: str
+    cpu_millicores: int
+    memory_bytes: int
+    ready: bool
+
+
+@dataclass(frozen=True, slots=True)
 class WorkloadStatus:
     """A Deployment's status, in the shape of Kubernetes ``DeploymentStatus``; a Job's
     (``kind`` "Job") carries its counts in ``job``, replica fields being its pods."""
@@ -81,6 +92,8 @@ class WorkloadStatus:
     observed_generation: int
     conditions: tuple[Condition, ...] = ()
     job: JobProgress | None = None
+    #: per-pod usage where the runtime measures it (the autoscaler's Resource metrics)
+    pod_usage: tuple[PodUsage, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from flotilla.resources.models.autoscaling import FederatedAutoscaler
+from flotilla.resources.models.autoscaling import CronFederatedHPA, FederatedHPA
 from flotilla.resources.models.batch import CronJob, Job
 from flotilla.resources.models.cluster import Cluster, Taint
 from flotilla.resources.models.common import (
@@ -46,11 +46,12 @@ __all__ = [
     "ClusterRoleBinding",
     "Condition",
     "ConfigMap",
+    "CronFederatedHPA",
     "CronJob",
     "Deployment",
     "EndpointSlice",
     "Event",
-    "FederatedAutoscaler",
+    "FederatedHPA",
     "Job",
     "KubeObject",
     "LabelSelector",
@@ -81,7 +82,8 @@ MODELS: dict[str, type[BaseModel]] = {
     for m in (
         Cluster, Deployment, Service, ConfigMap, Secret, PropagationPolicy,
         ClusterPropagationPolicy, OverridePolicy, ClusterOverridePolicy, ResourceBinding, Work,
-        TrafficPolicy, ServiceExport, ServiceImport, RolloutPolicy, FederatedAutoscaler, Event,
+        TrafficPolicy, ServiceExport, ServiceImport, RolloutPolicy, FederatedHPA, CronFederatedHPA,
+        Event,
         EndpointSlice, Lease, Role, ClusterRole, RoleBinding, ClusterRoleBinding, Job,
         CronJob,
     )

@@ -46,6 +46,7 @@ from flotilla.resources.views.binding import (
 from flotilla.resources.views.cluster import ClusterView, Taint
 from flotilla.resources.views.cronjob import CronJobView
 from flotilla.resources.views.endpoint_slice import EndpointSliceView, SliceEndpoint, SlicePort
+from flotilla.resources.views.federated_hpa import FederatedHPAView, MetricView
 from flotilla.resources.views.fields import Meta
 from flotilla.resources.views.job import JobView
 from flotilla.resources.views.traffic_policy import TrafficPolicyView
@@ -58,9 +59,11 @@ __all__ = [
     "CronJobView",
     "EndpointSliceView",
     "EvictionTask",
+    "FederatedHPAView",
     "JobView",
     "ManifestStatus",
     "Meta",
+    "MetricView",
     "PolicyRef",
     "ResourceBindingView",
     "ResourceRef",

@@ -31,6 +31,7 @@ from flotilla.runtimes.base import (
     NodeStatus,
     NodeSummary,
     PodStatus,
+    PodUsage,
     Resources,
     RuntimeCounters,
     ServiceEndpoints,
@@ -58,6 +59,7 @@ from flotilla.runtimes.local.procs import ProcessId, is_alive, terminate_tree
 from flotilla.runtimes.local.rollout import PodView, plan, resolve
 from flotilla.runtimes.local.scheduling import NodeState, fit_count, place
 from flotilla.runtimes.local.state import StateFile
+from flotilla.runtimes.local.usage import UsageMeter
 from flotilla.runtimes.local.users import parse_pod_user
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,7 @@ class LocalRuntime:
         self._ledgers: dict[Key, JobLedger] = {}
         #: wall-clock times a reconcile round is due (Job deadlines, TTLs)
         self._alarms: dict[float, asyncio.TimerHandle] = {}
+        self._meter = UsageMeter()
         self._feed = ChangeFeed()
         self._dirty = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -198,8 +201,18 @@ class LocalRuntime:
         return [p.status(self.config.pod_address) for p in self._sorted_pods()]
 
     def workloads(self) -> list[WorkloadStatus]:
+        self._meter.keep_only({pod.uid: pod for pod in self._pods.values()})
         return [*(self._workload(spec) for spec in self._desired.deployments.values()),
                 *(self._job_status(spec) for spec in self._desired.jobs.values())]
+
+    def _pod_usage(self, pods: list[Pod]) -> tuple[PodUsage, ...]:
+        out = []
+        for pod in sorted(pods, key=lambda p: p.name):
+            pids = [c.process.pid for c in pod.containers.values() if c.process is not None]
+            read = self._meter.read(pod.uid, pids)
+            if read is not None:
+                out.append(PodUsage(pod.name, read[0], read[1], pod.ready))
+        return tuple(out)
 
     def nodes(self) -> list[NodeStatus]:
         used = self._usage(ready_only=False)
@@ -516,7 +529,8 @@ class LocalRuntime:
             kind="Deployment", namespace=spec.namespace, name=spec.name,
             desired_replicas=spec.replicas, replicas=len(active),
             updated_replicas=len(updated), ready_replicas=ready, available_replicas=ready,
-            observed_generation=self._observed.get(key, 0), conditions=conditions)
+            observed_generation=self._observed.get(key, 0), conditions=conditions,
+            pod_usage=self._pod_usage(active))
 
     def _service_endpoints(self, svc: ServiceSpec) -> list[Endpoint]:
         if not svc.selector:
