@@ -233,3 +233,32 @@ async def test_a_job_is_reported_from_the_members_job_controller_and_pruned_with
     await wait_for(lambda: gone(kube, "kube-a", "job", "crunch", "-n", ns), timeout=30,
                    what="the Job pruned")
     await wait_for(lambda: pods(0), timeout=30, what="its pods deleted, not orphaned")
+
+
+async def test_an_object_the_apiserver_fails_on_does_not_hold_back_the_others(
+        kube: KubeClusters, rt: KubernetesRuntime, ns: str) -> None:
+    """Kubernetes 1.20's server-side apply answers 500 for a field its schema lacks
+    (a Job's completionMode): the ConfigMap after it is still written, the Job is
+    reported with the API's message, and a desired set without it applies cleanly."""
+    indexed = batch_job(ns, "indexed")
+    indexed["spec"]["completionMode"] = "Indexed"
+    config = {"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": "after", "namespace": ns}, "data": {"k": "v"}}
+    await rt.apply([indexed, config])
+
+    async def only_the_job_unapplied() -> bool:
+        return [i for i, why in rt.info().unapplied
+                if not why.startswith("applying")] == [("batch/v1", "Job", ns, "indexed")]
+
+    await wait_for(only_the_job_unapplied, timeout=30, what="the Job reported unapplied")
+    [(_, why)] = rt.info().unapplied
+    assert "server error, retrying" in why, why
+    assert "completionMode" in why, why
+    assert kube.kubectl_json("kube-a", "get", "configmap", "after", "-n", ns)["data"] == \
+        {"k": "v"}
+    await rt.apply([config])
+
+    async def applied() -> bool:
+        return rt.info().unapplied == ()
+
+    await wait_for(applied, timeout=30, what="the set without the Job applied")

@@ -95,6 +95,10 @@ def _as_dict(obj: Any) -> Obj:
     return out
 
 
+class ServerErrors(Exception):
+    """Some objects of a sync got a 5xx (the others were written): sync again later."""
+
+
 class KubernetesRuntime:
     def __init__(self, config: KubernetesConfig) -> None:
         self.config = config
@@ -195,10 +199,16 @@ class KubernetesRuntime:
             self._desired_changed.clear()
             generation = self._desired_generation
             try:
-                await self._sync(list(self._desired))
+                try:
+                    await self._sync(list(self._desired))
+                except ServerErrors:
+                    # every object's outcome is known (`_apply_errors`): this set is
+                    # synced as far as it goes; the retry below tries the failures again
+                    self._synced_generation = generation
+                    raise
                 self._synced_generation = generation
                 delay = 0.2
-            except (httpx2.HTTPError, OSError, ApiError) as exc:
+            except (httpx2.HTTPError, OSError, ApiError, ServerErrors) as exc:
                 log.warning("cluster %s: applying to the Kubernetes API: %s; retrying in "
                             "%.1fs", self.name, exc, delay)
                 self._desired_changed.set()
@@ -217,18 +227,25 @@ class KubernetesRuntime:
         if new_kinds:
             self._kinds |= new_kinds
             self._kinds_file.write_text(json.dumps(sorted(self._kinds)))
+        failed = 0
         for obj in objects:
             try:
                 resource: Any = codecs.from_dict(obj)
                 await client.apply(resource, field_manager=FIELD_MANAGER, force=True)
             except ApiError as exc:
-                if exc.status.code is None or exc.status.code >= 500:
-                    raise
-                errors[manifest_identifier(obj)] = f"{key_of(obj)}: {exc.status.message}"
+                # A 5xx for one object (a field this apiserver's schema lacks gives 500
+                # on 1.20) must not hold back the others: say it, go on, retry later.
+                transient = exc.status.code is None or exc.status.code >= 500
+                failed += transient
+                errors[manifest_identifier(obj)] = (
+                    f"{key_of(obj)}: {'server error, retrying: ' if transient else ''}"
+                    f"{exc.status.message}")
         self._apply_errors = errors
         wanted = {key_of(o) for o in objects}
         for api_version, kind in sorted(self._kinds):
             await self._prune(api_version, kind, wanted)
+        if failed:
+            raise ServerErrors(f"{failed} object(s) answered with a server error")
 
     async def _prune(self, api_version: str, kind: str, wanted: set[ObjectKey]) -> None:
         try:
