@@ -61,6 +61,8 @@ def issue_all(data_dir: Path, plans: list[ClusterPlan], *, gateway: bool,
 
 
 def address_range(plan: ClusterPlan) -> list[str]:
+    if plan.address_block:  # `up --netns`: the cluster's link holds all its addresses
+        return [plan.address_block]
     return sorted({f"{plan.address}/32", f"{POD_ADDRESS}/32"})
 
 

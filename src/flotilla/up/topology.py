@@ -35,6 +35,14 @@ class ClusterPlan:
     nodes: int = 3
     node_cpu: str = "4"
     node_memory: str = "8Gi"
+    #: where the agent's own endpoint listens and its API connections come from ("":
+    #: ``address``); `flotilla up --netns` gives it an address apart from the ingress,
+    #: so the control-plane and data-plane paths can be cut separately
+    agent_address: str = ""
+    #: where pods bind ("": the local runtime's 127.0.0.1)
+    pod_address: str = ""
+    #: the cluster's own address block (CIDR), its ``spec.addressRange`` when set
+    address_block: str = ""
 
 
 def loopback_address(index: int) -> str:
