@@ -137,9 +137,10 @@ class Load:
 class FailoverUp(UpProcess):
     """`flotilla up` with three clusters and a gateway, in ``folder``."""
 
-    def __init__(self, folder: Path, grace: float = 2.0) -> None:
+    def __init__(self, folder: Path, grace: float = 2.0,
+                 extra: tuple[str, ...] = ()) -> None:
         gateway = f"{ADDRESS.format(100)}:{free_port(ADDRESS.format(100))}"
-        super().__init__(folder, CLUSTERS, grace, gateway=gateway)
+        super().__init__(folder, CLUSTERS, grace, gateway=gateway, extra=extra)
 
     def apply(self, objects: list[dict[str, Any]], name: str) -> None:
         result = self.apply_result(objects, name)
