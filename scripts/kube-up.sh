@@ -124,7 +124,16 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# A process that exited but is not reaped yet (a zombie: its parent, e.g. `flotilla up`
+# as a subreaper, is busy running this script) counts as gone.
+running() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat%% *} != Z ]]
+}
+
+pid_alive() { [[ -f $1 ]] && running "$(cat "$1")"; }
 
 # Start a detached process whose pid goes to $1 and output to $2; the rest is argv.
 spawn() {
@@ -270,7 +279,7 @@ stop_pid() {  # stop_pid SIGNAL PIDFILE
   if pid_alive "$2"; then
     kill "-$1" "$(cat "$2")" 2>/dev/null || true
     local i
-    for i in $(seq 100); do kill -0 "$(cat "$2")" 2>/dev/null || break; sleep 0.1; done
+    for i in $(seq 100); do running "$(cat "$2")" || break; sleep 0.1; done
   fi
   rm -f "$2"
 }

@@ -1,6 +1,8 @@
-"""Over the real application (in-process ASGI, real SQLite store): a heartbeat PUT that
-only moves ``spec.renewTime`` is served without a store read before the write, and a
-PUT that changes anything else still gets the general read-modify-write."""
+"""Over the real application (in-process ASGI, real SQLite store under the same
+encryption and fencing layers `flotilla.api.server` puts under its registry): a
+heartbeat PUT that only moves ``spec.renewTime`` is served without a store read before
+the write, and a PUT that changes anything else still gets the general read-modify-write.
+(A layer without ``modify`` once silently turned every renewal into the general path.)"""
 
 from __future__ import annotations
 
@@ -14,6 +16,10 @@ from flotilla.api.auth import Authenticator, ensure_admin_token
 from flotilla.api.metrics import ApiMetrics
 from flotilla.api.registry import Registry
 from flotilla.api.routes import ApiContext
+from flotilla.pki import PkiLayout
+from flotilla.store.encrypted import EncryptedStore
+from flotilla.store.envelope import Envelope
+from flotilla.store.fence import FencingStore
 from flotilla.store.sqlite import open_sqlite_store
 
 PATH = "/apis/coordination.flotilla.io/v1alpha1/namespaces/flotilla-system/leases"
@@ -39,7 +45,9 @@ async def test_a_renewal_put_skips_the_read(tmp_path: Path) -> None:
     store = await open_sqlite_store(tmp_path)
     counting = _CountingGets(store)
     try:
-        ctx = ApiContext(Registry(counting), Authenticator.from_data_dir(tmp_path),
+        envelope = Envelope.load_or_create(PkiLayout(tmp_path).secrets_key)
+        layered = FencingStore(EncryptedStore(counting, envelope))  # as the server does
+        ctx = ApiContext(Registry(layered), Authenticator.from_data_dir(tmp_path),
                          ApiMetrics(), 1024 * 1024)
         transport = httpx.ASGITransport(app=create_app(ctx))
         async with httpx.AsyncClient(transport=transport, base_url="http://api",

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from flotilla.store.base import Conflict, Fence, Fenced, NotFound, Store
+from flotilla.store.base import Conflict, Fence, Fenced, Modifying, NotFound, Store
+from flotilla.store.fence import FENCE_SOURCE, FencingStore
 from tests.store.conftest import cm
 
 R = "configmaps"
@@ -74,3 +75,39 @@ async def test_the_fence_is_checked_apart_from_the_objects_own_revision(store: S
         await store.update(R, cm("x"), fence=fence, expected_revision=rv(created) + 100)
     with pytest.raises(Conflict):
         await store.delete(R, "default", "x", fence=fence, expected_revision=rv(created) + 100)
+
+
+class _NeverHeld:
+    """A fence source for a context that must not write unfenced."""
+
+    def hold(self) -> Any:
+        raise AssertionError("modify must decline, not fence")
+
+    def refused(self, exc: Fenced) -> None:
+        raise AssertionError("not reached")
+
+
+async def test_the_fencing_layer_keeps_one_step_modify_for_unfenced_writers(
+        store: Store) -> None:
+    """The API server's registry sees the store through `FencingStore`: an agent's
+    renewal (no fence source) keeps the one-step `modify`; a controller's (a fence
+    source in its context) declines it, so its write goes the fenced get + update way."""
+    layered = FencingStore(store)
+    assert isinstance(layered, Modifying)
+    held = await store.create(R, cm("m"))
+
+    def change(current: dict[str, Any]) -> dict[str, Any]:
+        return {**current, "data": {"k": "changed"}}
+
+    token = FENCE_SOURCE.set(_NeverHeld())
+    try:
+        assert await layered.modify(R, "default", "m", change,
+                                    expected_revision=rv(held)) is None
+    finally:
+        FENCE_SOURCE.reset(token)
+    assert (await store.get(R, "default", "m"))["data"] != {"k": "changed"}
+    written = await layered.modify(R, "default", "m", change, expected_revision=rv(held))
+    assert written is not None
+    assert written["data"] == {"k": "changed"}
+    with pytest.raises(Conflict):
+        await layered.modify(R, "default", "m", change, expected_revision=rv(held))

@@ -46,7 +46,7 @@ from flotilla.resources.conditions import Condition, set_conditions
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.wellknown import LABEL_CLUSTER, execution_namespace, now_rfc3339
 from flotilla.runtimes import get_runtime
-from flotilla.runtimes.base import ManifestError, Runtime
+from flotilla.runtimes.base import APPLYING, ManifestError, Runtime
 
 log = logging.getLogger(__name__)
 WORK = by_kind("Work")
@@ -320,13 +320,14 @@ class Agent:
 
     async def _report_works(self) -> None:
         workloads = {(w.kind, w.namespace, w.name): w for w in self.runtime.workloads()}
+        unapplied = dict(self.runtime.info().unapplied)
         current = {f"work/{w['metadata']['name']}/{w['metadata'].get('uid', '')}"
                    for w in self.works.cache.list()}
         for gone in [k for k in self._written if k.startswith("work/") and k not in current]:
             self._forget(gone)
         for work in self.works.cache.list():
             meta = work["metadata"]
-            status = self._work_status(work, workloads)
+            status = self._work_status(work, workloads, unapplied)
             # By uid too: a Work deleted and created again under the same name while
             # this agent could not see it (a control-plane partition) has no status
             # yet, whatever the agent last wrote to its predecessor.
@@ -349,11 +350,15 @@ class Agent:
                 self._forget(key)
                 raise
 
-    def _work_status(self, work: Object, workloads: dict[tuple[str, str, str], Any]) -> Object:
+    def _work_status(self, work: Object, workloads: dict[tuple[str, str, str], Any],
+                     unapplied: dict[tuple[str, str, str, str], str]) -> Object:
         manifests = ((work.get("spec") or {}).get("workload") or {}).get("manifests") or []
         statuses = []
+        pending: list[tuple[str, str]] = []
         for ordinal, m in enumerate(manifests):
-            api_version, kind, ns, name = manifest_identifier(m)
+            api_version, kind, ns, name = ident = manifest_identifier(m)
+            if ident in unapplied:
+                pending.append((f"{kind} {ns}/{name}", unapplied[ident]))
             group, _, version = api_version.rpartition("/")
             entry: Object = {"identifier": {"ordinal": ordinal, "group": group,
                                             "version": version, "kind": kind,
@@ -367,13 +372,23 @@ class Agent:
                 entry["status"] = status
                 entry["health"] = workload_health(w)
             statuses.append(entry)
-        applied = self._apply_error is None
+        # Applied only once every manifest of this Work is written in the cluster: a
+        # runtime applying in the background lists what it has not written yet.
+        applied = self._apply_error is None and not pending
+        if self._apply_error is not None:
+            reason, message = "ManifestError", self._apply_error
+        elif pending:
+            reason = "Applying" if all(why.startswith(APPLYING) for _, why in pending) \
+                else "ApplyRejected"
+            message = "; ".join(f"{what}: {why}" for what, why in pending)[:1000]
+        else:
+            reason, message = "AppliedSuccessfully", ""
         return {
             "conditions": [{
                 "type": "Applied",
                 "status": "True" if applied else "False",
-                "reason": "AppliedSuccessfully" if applied else "ManifestError",
-                "message": "" if applied else (self._apply_error or ""),
+                "reason": reason,
+                "message": message,
                 "lastTransitionTime": now_rfc3339(),
             }],
             "manifestStatuses": statuses,

@@ -23,6 +23,7 @@ from flotilla.runtimes.base import (
     ServiceEndpoints,
     WorkloadStatus,
 )
+from flotilla.runtimes.base import manifest_identifier as manifest_identifier  # its home
 
 Object = dict[str, Any]
 CLUSTER = by_kind("Cluster")
@@ -152,13 +153,3 @@ def workload_status(w: WorkloadStatus) -> Object:
             for c in w.conditions
         ],
     }
-
-
-def manifest_identifier(manifest: Object) -> tuple[str, str, str, str]:
-    meta = manifest.get("metadata") or {}
-    return (
-        str(manifest.get("apiVersion", "")),
-        str(manifest.get("kind", "")),
-        str(meta.get("namespace") or "default"),
-        str(meta.get("name", "")),
-    )

@@ -285,7 +285,11 @@ _QUERY = {name: {"name": name, "in": "query", "schema": {"type": t}, "descriptio
     ("dryRun", "string", "All: validate and answer without writing."),
     ("force", "boolean", "Server-side apply: take over fields other managers own."),
     ("labelSelector", "string", "Only objects whose labels match."),
-    ("fieldSelector", "string", "Only objects whose fields match."),
+    ("fieldSelector", "string",
+     "Only objects whose fields match: metadata.name, metadata.namespace; for Events "
+     "also involvedObject.kind|name|namespace|uid|apiVersion, reason, type."),
+    ("timeoutSeconds", "integer", "End the watch after this many seconds."),
+    ("allowWatchBookmarks", "boolean", "Send BOOKMARK events while the watch is idle."),
     ("limit", "integer", "At most this many items; continue with the returned token."),
     ("continue", "string", "The token of the previous page."),
     ("watch", "boolean", "Stream changes instead of listing."),
@@ -328,7 +332,7 @@ def _kube_paths(kind: Kind, api_version: str, name: str) -> dict[str, Any]:
         scoped: {
             "get": _op(kind, api_version, "list", f"list or watch {kind.plural}", lst,
                        ("labelSelector", "fieldSelector", "limit", "continue", "watch",
-                        "resourceVersion")),
+                        "resourceVersion", "timeoutSeconds", "allowWatchBookmarks")),
             "post": _op(kind, api_version, "post", f"create a {kind.kind}", obj, write,
                         json_body, "201"),
         },

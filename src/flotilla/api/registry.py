@@ -89,6 +89,9 @@ class Registry:
         self, store: Store, *, validate: Callable[[Object], Kind] = validate_object
     ) -> None:
         self._store = store
+        #: checked once: an isinstance against a runtime Protocol costs microseconds
+        #: per call, and every heartbeat asks
+        self._modifying = store if isinstance(store, Modifying) else None
         self._validate_fn = validate
         self._checks: list[Callable[[Object], None]] = []
         #: Open bookmarking (HTTP) watches; `close_watches` ends them at shutdown.
@@ -248,10 +251,10 @@ class Registry:
         rv = incoming["metadata"].get("resourceVersion")
         expected = None if rv in (None, "") else parse_resource_version(rv)
         # A pure renewal keeps its one-step fast path; its managedFields are not touched.
-        if kind is _LEASE and expected is not None and isinstance(self._store, Modifying) \
+        if kind is _LEASE and expected is not None and self._modifying is not None \
                 and not dry_run:
             try:
-                renewed = await self._store.modify(kind.resource, namespace, name,
+                renewed = await self._modifying.modify(kind.resource, namespace, name,
                                                    renewal(incoming),
                                                    expected_revision=expected)
             except store_base.StoreError as exc:

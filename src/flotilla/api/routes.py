@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,13 +22,16 @@ from flotilla.api.body import decode_object, read_body
 from flotilla.api.errors import BadRequestError, InternalError, MethodNotAllowedError
 from flotilla.api.fairness import Fairness, WatchTicket
 from flotilla.api.gate import still_valid
+from flotilla.api.kube import table as tables
+from flotilla.api.kube.fields import FieldSelector, parse_field_selector
 from flotilla.api.metrics import ApiMetrics
 from flotilla.api.paths import Target
 from flotilla.api.registry import Registry
 from flotilla.api.scale import scale
 from flotilla.api.watch import bounded
 from flotilla.client.base import ApiError, ConflictError, NotFoundError
-from flotilla.resources.kinds import by_kind
+from flotilla.resources import columns
+from flotilla.resources.kinds import Kind, by_kind
 from flotilla.resources.labels import SelectorError, parse_selector
 
 log = logging.getLogger(__name__)
@@ -60,6 +64,11 @@ class ApiContext:
             return await self.registry.get(by_kind(kind), namespace, name)
         except NotFoundError:
             return None
+
+    async def list_all(self, kind: Kind, namespace: str | None) -> list[dict[str, Any]]:
+        """A `columns.Lister` over the registry, for the columns that count other
+        objects (a Cluster's WORKLOADS)."""
+        return (await self.registry.list(kind, namespace)).items
 
 
 def verb_of(method: str, target: Target, watch: bool) -> str:
@@ -94,6 +103,10 @@ async def handle(request: Request, target: Target, ctx: ApiContext) -> Response:
         return await scale(request, target, ctx, stamp_author)
     if method in ("GET", "HEAD"):
         obj = await ctx.registry.get(target.kind, target.namespace or "", target.name)
+        as_table = _as_table(request)
+        if as_table is not None:
+            return JSONResponse(await _table(ctx, target.kind, [obj], as_table, {
+                "resourceVersion": obj["metadata"].get("resourceVersion", "")}))
         return JSONResponse(obj)
     if method == "PUT":
         return await _update(request, target, ctx)
@@ -113,8 +126,36 @@ def _int_param(request: Request, name: str) -> int:
     return int(value)
 
 
+@dataclass(frozen=True, slots=True)
+class TableRequest:
+    """A request for Table output: its apiVersion and what each row carries."""
+
+    api_version: str
+    include: str
+
+
+def _as_table(request: Request) -> TableRequest | None:
+    version = tables.table_version(request.headers.get("accept"))
+    if version is None:
+        return None
+    return TableRequest(version, tables.include_object(request.query_params.get("includeObject")))
+
+
+async def _table(ctx: ApiContext, kind: Kind, objects: list[dict[str, Any]],
+                 as_table: TableRequest, metadata: dict[str, Any]) -> dict[str, Any]:
+    enriched = await columns.enrich(kind.kind, ctx.list_all, objects)
+    return tables.table(kind, enriched, api_version=as_table.api_version,
+                        include=as_table.include, metadata=metadata)
+
+
+def _field_selector(request: Request, target: Target) -> FieldSelector:
+    return parse_field_selector(request.query_params.get("fieldSelector"), target.kind)
+
+
 async def _list(request: Request, target: Target, ctx: ApiContext) -> Response:
     q = request.query_params
+    fields = _field_selector(request, target)
+    as_table = _as_table(request)
     result = await ctx.registry.list(
         target.kind,
         target.namespace or None,
@@ -125,16 +166,50 @@ async def _list(request: Request, target: Target, ctx: ApiContext) -> Response:
     metadata: dict[str, Any] = {"resourceVersion": result.resource_version}
     if result.continue_token:
         metadata["continue"] = result.continue_token
+    items = fields.filter(result.items) if fields else result.items
+    if as_table is not None:
+        return JSONResponse(await _table(ctx, target.kind, items, as_table, metadata))
     return JSONResponse({
         "apiVersion": target.api_version,
         "kind": f"{target.kind.kind}List",
         "metadata": metadata,
-        "items": result.items,
+        "items": items,
     })
 
 
 def _line(event_type: str, obj: dict[str, Any]) -> bytes:
     return json.dumps({"type": event_type, "object": obj}, separators=(",", ":")).encode() + b"\n"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRequest:
+    """What a ``?watch=1`` asked for, checked before the stream opens (errors are 400s)."""
+
+    resource_version: str | None
+    selector: str | None
+    fields: FieldSelector
+    as_table: TableRequest | None
+    #: Seconds between BOOKMARKs; None unless ``allowWatchBookmarks=true``.
+    bookmark_interval: float | None
+    #: ``timeoutSeconds``: the client's own bound (the server's watch timeout caps it).
+    timeout: float | None
+
+
+def _watch_request(request: Request, target: Target, ctx: ApiContext) -> WatchRequest:
+    q = request.query_params
+    selector = q.get("labelSelector")
+    try:
+        parse_selector(selector)
+    except SelectorError as exc:
+        raise BadRequestError(f"labelSelector: {exc}") from None
+    rv = q.get("resourceVersion") or None
+    if rv is not None and not rv.isdigit():
+        raise BadRequestError(f"resourceVersion must be a non-negative integer, got {rv!r}")
+    bookmarks = q.get("allowWatchBookmarks", "").lower() in ("1", "true")
+    timeout = _int_param(request, "timeoutSeconds") if q.get("timeoutSeconds") else None
+    return WatchRequest(rv, selector, _field_selector(request, target), _as_table(request),
+                        ctx.bookmark_interval if bookmarks else None,
+                        float(timeout) if timeout else None)
 
 
 async def _watch(request: Request, target: Target, ctx: ApiContext) -> Response:
@@ -147,36 +222,50 @@ async def _watch(request: Request, target: Target, ctx: ApiContext) -> Response:
     the stream opened (410 when the revision is compacted) arrive as an ERROR event
     carrying a Status, then the stream ends.
 
+    BOOKMARKs (`flotilla.api.watch`) only with ``allowWatchBookmarks=true``, as in
+    Kubernetes: kubectl does not ask for them, and would print them as rows.
+    ``fieldSelector`` and ``labelSelector`` filter the events; with a Table Accept
+    header each event carries a one-row Table (`flotilla.api.kube.table`).
+
     Each watch takes a slot of its caller's cap (429 beyond it) and ends cleanly at a
-    server-chosen time (`flotilla.api.fairness`), or with a 401 ERROR event once its
-    token is revoked or expired; clients resume from their last resourceVersion.
+    server-chosen time (`flotilla.api.fairness`), or sooner at ``timeoutSeconds``, or
+    with a 401 ERROR event once its token is revoked or expired; clients resume from
+    their last resourceVersion.
     """
-    q = request.query_params
-    selector = q.get("labelSelector")
-    try:
-        parse_selector(selector)
-    except SelectorError as exc:
-        raise BadRequestError(f"labelSelector: {exc}") from None
-    rv = q.get("resourceVersion") or None
-    if rv is not None and not rv.isdigit():
-        raise BadRequestError(f"resourceVersion must be a non-negative integer, got {rv!r}")
+    wanted = _watch_request(request, target, ctx)
     ticket = ctx.fairness.open_watch(request.state.principal)
     try:
-        return _WatchResponse(_stream(request, target, ctx, rv, selector, ticket), ticket)
+        return _WatchResponse(_stream(request, target, ctx, wanted, ticket), ticket)
     except BaseException:
         ticket.release()
         raise
 
 
-def _stream(request: Request, target: Target, ctx: ApiContext, rv: str | None,
-            selector: str | None, ticket: WatchTicket) -> AsyncIterator[bytes]:
+def _stream(request: Request, target: Target, ctx: ApiContext, wanted: WatchRequest,
+            ticket: WatchTicket) -> AsyncIterator[bytes]:
     namespace = target.namespace or None
     registry = ctx.registry
+    selector, fields, as_table = wanted.selector, wanted.fields, wanted.as_table
+    deadline = ticket.deadline if wanted.timeout is None \
+        else min(ticket.deadline, time.monotonic() + wanted.timeout)
     # Parse errors (a malformed resourceVersion) answer 400 before the stream opens.
-    events = None if rv is None else registry.watch(
-        target.kind, namespace, resource_version=rv, selector=selector,
-        bookmark_interval=ctx.bookmark_interval,
+    events = None if wanted.resource_version is None else registry.watch(
+        target.kind, namespace, resource_version=wanted.resource_version,
+        selector=selector, bookmark_interval=wanted.bookmark_interval,
     )
+
+    async def line(event_type: str, obj: dict[str, Any]) -> bytes | None:
+        if event_type == "BOOKMARK":
+            if as_table is None:
+                return _line(event_type, obj)
+            rv = str(obj["metadata"]["resourceVersion"])
+            return _line(event_type, tables.bookmark_table(as_table.api_version, rv))
+        if fields and not fields.matches(obj):
+            return None
+        if as_table is not None:
+            obj = await _table(ctx, target.kind, [obj], as_table, {
+                "resourceVersion": str(obj["metadata"].get("resourceVersion", ""))})
+        return _line(event_type, obj)
 
     async def stream() -> AsyncIterator[bytes]:
         nonlocal events
@@ -185,15 +274,19 @@ def _stream(request: Request, target: Target, ctx: ApiContext, rv: str | None,
             if events is None:
                 listing = await registry.list(target.kind, namespace, selector=selector)
                 for item in listing.items:
-                    yield _line("ADDED", item)
+                    out = await line("ADDED", item)
+                    if out is not None:
+                        yield out
                 events = registry.watch(
                     target.kind, namespace, resource_version=listing.resource_version,
-                    selector=selector, bookmark_interval=ctx.bookmark_interval,
+                    selector=selector, bookmark_interval=wanted.bookmark_interval,
                 )
-            async for event in bounded(events, deadline=ticket.deadline,
+            async for event in bounded(events, deadline=deadline,
                                        check=lambda: still_valid(request, ctx),
                                        every=ctx.fairness.config.watch_recheck):
-                yield _line(event.type, event.object)
+                out = await line(event.type, event.object)
+                if out is not None:
+                    yield out
         except ApiError as exc:
             yield _line("ERROR", exc.to_status())
         except Exception:

@@ -21,6 +21,7 @@ data_dir_option = click.option(
 @click.group(epilog="""\b
 Examples:
   flotilla chaos kill-cluster east-1      # SIGKILL the cluster's whole process group
+  (a Kubernetes member of up: kill/revive/pause/resume act on its kube-apiserver)
   flotilla chaos revive-cluster east-1    # start its agent again
   flotilla chaos pause-cluster south-1    # SIGSTOP: a hung cluster
   flotilla chaos resume-cluster south-1

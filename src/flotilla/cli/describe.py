@@ -9,7 +9,6 @@ from typing import Any
 
 import click
 
-from flotilla.cli.columns import format_cpu, format_memory
 from flotilla.cli.config import Connection
 from flotilla.cli.events import event_rows, events_for
 from flotilla.cli.output import age, dump, echo, parse_time
@@ -17,6 +16,7 @@ from flotilla.cli.placement_view import placement_rows
 from flotilla.cli.session import CliError, call, connect, connection_options
 from flotilla.cli.targets import namespace_for, not_found, parse_targets
 from flotilla.client.base import NotFoundError, Object, ResourceClient
+from flotilla.resources.columns import format_cpu, format_memory
 from flotilla.resources.kinds import Kind, by_kind
 from flotilla.resources.wellknown import SYSTEM_NAMESPACE
 from flotilla.up.members import MemberError, agent_call
@@ -140,6 +140,7 @@ def _cluster_lines(obj: Object, live: ClusterLive | None) -> list[str]:
         ("Region", spec.get("region") or "<none>"), ("Zone", spec.get("zone") or "<none>"),
         ("Provider", spec.get("provider") or "<none>"),
         ("Runtime", spec.get("runtime") or "<none>"),
+        ("Version", status.get("kubernetesVersion") or "<none>"),
         ("Ingress", spec.get("ingressAddress") or "<none>"),
         ("API endpoint", spec.get("apiEndpoint") or "<none>"),
         ("Cordoned", "yes (no new placements)" if spec.get("unschedulable") else "no"),

@@ -6,13 +6,13 @@ from typing import Any
 
 import click
 
-from flotilla.cli import columns
 from flotilla.cli.members import show_nodes, show_pods
 from flotilla.cli.output import as_list, dump, echo, note, table
 from flotilla.cli.session import CliError, call, connect, connection_options
 from flotilla.cli.targets import Target, namespace_for, not_found, parse_targets
 from flotilla.client.base import NotFoundError, Object, ResourceClient
 from flotilla.client.rewatch import follow
+from flotilla.resources import columns
 from flotilla.resources.kinds import Kind
 
 OUTPUT_FORMATS = ("table", "wide", "yaml", "json", "name")
@@ -78,7 +78,9 @@ def get(what: tuple[str, ...], fmt: str, namespace: str | None, all_namespaces: 
                 found.append((t.kind, listed.items))
                 rv = listed.resource_version
         if fmt in ("table", "wide"):  # columns that need other objects: one call per kind
-            found = [(k, await columns.enrich(k.kind, client, objs)) for k, objs in found]
+            async def lister(kind: Kind, ns: str | None) -> list[Object]:
+                return (await client.list(kind, ns)).items
+            found = [(k, await columns.enrich(k.kind, lister, objs)) for k, objs in found]
         _print(found, fmt, all_namespaces=all_namespaces and not named, named=named,
                prefix=prefix, namespace=namespace, quiet_empty=watch)
         if watch:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import yaml
@@ -18,6 +17,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+
+from flotilla.resources.ages import age, human_duration, parse_time
+
+__all__ = ["age", "human_duration", "parse_time"]
 
 #: A wide virtual width when piped, so tables are never wrapped or truncated for scripts.
 _PIPE_WIDTH = 10_000
@@ -75,41 +78,3 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     # rich pads the last column to its width; scripts and diffs prefer no trailing blanks.
     sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
     sys.stdout.flush()
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-
-
-def age(value: Any, now: datetime | None = None) -> str:
-    """A timestamp as kubectl shows ages: 45s, 3m20s, 17m, 5h3m, 3d, 2y. "<unknown>" if unset."""
-    ts = parse_time(value)
-    if ts is None:
-        return "<unknown>"
-    seconds = int(((now or datetime.now(UTC)) - ts).total_seconds())
-    return human_duration(max(seconds, 0))
-
-
-def human_duration(seconds: int) -> str:
-    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
-    if seconds < 120:
-        return f"{seconds}s"
-    if minutes < 10:
-        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
-    if hours < 3:
-        return f"{minutes}m"
-    if hours < 8:
-        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if days < 8:
-        return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
-    if days < 365 * 2:
-        return f"{days}d"
-    return f"{days // 365}y"

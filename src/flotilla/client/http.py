@@ -401,7 +401,8 @@ class HttpClient(ResourceClient):
         raises `UnreachableError`. Either way, resume from the last resourceVersion
         seen (BOOKMARKs included) to lose and repeat nothing.
         """
-        params = {"watch": "1"}
+        # Bookmarks keep a quiet watch both alive (`watch_idle_timeout`) and current.
+        params = {"watch": "1", "allowWatchBookmarks": "true"}
         if resource_version:
             params["resourceVersion"] = resource_version
         if selector:

@@ -21,6 +21,21 @@ from typing import Any, Protocol
 Manifest = dict[str, Any]
 
 
+#: how a manifest is named between the agent and its runtime:
+#: (apiVersion, kind, namespace or "default", name)
+ManifestIdentifier = tuple[str, str, str, str]
+
+
+def manifest_identifier(manifest: Manifest) -> ManifestIdentifier:
+    meta = manifest.get("metadata") or {}
+    return (str(manifest.get("apiVersion", "")), str(manifest.get("kind", "")),
+            str(meta.get("namespace") or "default"), str(meta.get("name", "")))
+
+
+#: how `ClusterInfo.unapplied` says "not written yet" (as opposed to "refused")
+APPLYING = "applying"
+
+
 class ManifestError(ValueError):
     """A manifest the runtime cannot run; the message names the object and field."""
 
@@ -183,6 +198,13 @@ class ClusterInfo:
 
     conditions: tuple[Condition, ...] = ()
     kubernetes_version: str = ""
+    #: manifests of the desired set that are not applied in the cluster yet, as
+    #: ((apiVersion, kind, namespace, name), why) pairs: "applying" until the runtime
+    #: has written them, else the cluster's refusal. A runtime whose ``apply`` takes
+    #: effect before it returns leaves it empty; one that applies in the background
+    #: (``kubernetes``) lists every manifest until the set is written, so a Work is
+    #: not reported Applied before its objects exist.
+    unapplied: tuple[tuple[ManifestIdentifier, str], ...] = ()
 
 
 class Runtime(Protocol):

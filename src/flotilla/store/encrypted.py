@@ -75,6 +75,7 @@ class EncryptedStore:
     def __init__(self, inner: Store, envelope: Envelope) -> None:
         self.inner = inner
         self.envelope = envelope
+        self._modifying = inner if isinstance(inner, Modifying) else None
 
     # -- the transformation ------------------------------------------------------------
     def seal(self, resource: str, obj: Object) -> Object:
@@ -146,9 +147,9 @@ class EncryptedStore:
                      expected_revision: int) -> Object | None:
         """`Modifying.modify` for what is stored in clear; sealed kinds (and an inner
         store without it) decline, so the caller takes the get + update path."""
-        if resource in SEALABLE or not isinstance(self.inner, Modifying):
+        if resource in SEALABLE or self._modifying is None:
             return None
-        return await self.inner.modify(resource, namespace, name, change,
+        return await self._modifying.modify(resource, namespace, name, change,
                                        expected_revision=expected_revision)
 
     async def delete(self, resource: str, namespace: str, name: str, *,

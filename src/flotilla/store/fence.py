@@ -21,7 +21,17 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from flotilla.resources.labels import Selector
-from flotilla.store.base import Fence, Fenced, Lease, ListResult, Object, Store, WatchEvent
+from flotilla.store.base import (
+    Change,
+    Fence,
+    Fenced,
+    Lease,
+    ListResult,
+    Modifying,
+    Object,
+    Store,
+    WatchEvent,
+)
 
 
 class FenceSource(Protocol):
@@ -45,6 +55,7 @@ class FencingStore:
 
     def __init__(self, inner: Store) -> None:
         self.inner = inner
+        self._modifying = inner if isinstance(inner, Modifying) else None
 
     async def get(self, resource: str, namespace: str, name: str) -> Object:
         return await self.inner.get(resource, namespace, name)
@@ -96,6 +107,17 @@ class FencingStore:
             except Fenced as exc:
                 source.refused(exc)
                 raise
+
+    async def modify(self, resource: str, namespace: str, name: str, change: Change, *,
+                     expected_revision: int) -> Object | None:
+        """`Modifying.modify` for unfenced writers (an agent's Lease renewal: the
+        heartbeat fast path, `flotilla.api.renewal`). A fenced context declines (None),
+        so its write takes the get + update path, which carries the fence; so does a
+        backend without the capability."""
+        if FENCE_SOURCE.get() is not None or self._modifying is None:
+            return None
+        return await self._modifying.modify(resource, namespace, name, change,
+                                       expected_revision=expected_revision)
 
     def watch(self, resource: str | None = None, namespace: str | None = None, *,
               since: int) -> AsyncIterator[WatchEvent]:

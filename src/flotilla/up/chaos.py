@@ -12,6 +12,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from flotilla.up import kube_members
 from flotilla.up.state import cluster_entry, locked, pid_alive, require_running, write_state
 from flotilla.up.supervisor import group_alive, signal_group, start_process
 
@@ -24,6 +25,10 @@ def cluster_groups(entry: dict[str, Any]) -> list[int]:
 
 def _signal_cluster(data_dir: Path, cluster: str, sig: int) -> int:
     entry = cluster_entry(require_running(data_dir), cluster)
+    if kube_members.is_kubernetes(entry):  # a Kubernetes member dies with its API
+        if sig == signal.SIGKILL:
+            return kube_members.kill_apiserver(data_dir, entry)
+        return kube_members.signal_apiserver(data_dir, entry, sig)
     hit = [g for g in cluster_groups(entry) if group_alive(g) and signal_group(g, sig)]
     if not hit:
         raise RuntimeError(f"cluster {cluster} is not running (process group "
@@ -53,6 +58,8 @@ def revive_cluster(data_dir: Path, cluster: str) -> int:
     with locked(data_dir):
         state = require_running(data_dir)
         entry = cluster_entry(state, cluster)
+        if kube_members.is_kubernetes(entry):
+            return kube_members.revive_apiserver(data_dir, entry)
         if pid_alive(int(entry["pid"])):
             raise RuntimeError(f"cluster {cluster}'s agent is still running (pid "
                                f"{entry['pid']}); kill it first")

@@ -24,6 +24,7 @@ from flotilla.api.authz.builtin import DNS, GATEWAY
 from flotilla.pki.files import ensure_private_dir, write_private
 from flotilla.pki.layout import PkiLayout
 from flotilla.resources.kinds import by_kind
+from flotilla.up.kube_members import pod_cidr, started_here
 from flotilla.up.topology import ClusterPlan
 
 CLUSTER = by_kind("Cluster")
@@ -60,17 +61,23 @@ def issue_all(data_dir: Path, plans: list[ClusterPlan], *, gateway: bool,
     return out
 
 
-def address_range(plan: ClusterPlan) -> list[str]:
-    if plan.address_block:  # `up --netns`: the cluster's link holds all its addresses
+def address_range(plan: ClusterPlan, index: int) -> list[str]:
+    """A Kubernetes member `up` started also has its node agent's pod range (the pods'
+    own loopback IPs are its endpoints); one of an existing cluster has what the
+    operator adds. Under `up --netns` the cluster's link holds all its addresses."""
+    if plan.address_block:
         return [plan.address_block]
-    return sorted({f"{plan.address}/32", f"{POD_ADDRESS}/32"})
+    ranges = {f"{plan.address}/32", f"{POD_ADDRESS}/32"}
+    if plan in started_here([plan]):
+        ranges.add(pod_cidr(index))
+    return sorted(ranges)
 
 
 def register_clusters(call: Call, plans: list[ClusterPlan], timeout: float = 10.0) -> None:
     """Create or update each Cluster with its address range (read-modify-write, retried
     on a conflict with an agent registering at the same moment)."""
     base = f"/apis/{CLUSTER.api_version}/{CLUSTER.plural}"
-    for plan in plans:
+    for index, plan in enumerate(plans):
         deadline = time.monotonic() + timeout
         while True:
             code, current = call("GET", f"{base}/{plan.name}", None)
@@ -80,9 +87,9 @@ def register_clusters(call: Call, plans: list[ClusterPlan], timeout: float = 10.
                     "metadata": {"name": plan.name},
                     "spec": {"region": plan.region, "zone": plan.zone,
                              "ingressAddress": plan.address,
-                             "addressRange": address_range(plan)}})
+                             "addressRange": address_range(plan, index)}})
             elif code == 200:
-                current.setdefault("spec", {})["addressRange"] = address_range(plan)
+                current.setdefault("spec", {})["addressRange"] = address_range(plan, index)
                 code, answer = call("PUT", f"{base}/{plan.name}", current)
             else:
                 answer = current

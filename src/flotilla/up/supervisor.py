@@ -35,7 +35,7 @@ from flotilla.pki import ensure_server_pair, ensure_serving_pair
 from flotilla.pki.files import ensure_private_dir
 from flotilla.pki.layout import PkiLayout
 from flotilla.runtimes.local.procs import become_subreaper
-from flotilla.up import ha
+from flotilla.up import ha, kube_members
 from flotilla.up import netns as netns_mod
 from flotilla.up import prometheus as prom
 from flotilla.up.identities import agent_component, issue_all, register_clusters
@@ -116,9 +116,8 @@ def agent_argv(opts: UpOptions, plan: ClusterPlan, server: str, token_file: Path
     labels = ",".join(f"{k}={v}" for k, v in sorted(plan.labels.items()))
     argv = flotilla_argv(
         "agent", "--server", server, "--token-file", str(token_file), "--cluster", plan.name,
-        "--region", plan.region, "--zone", plan.zone, "--runtime", "local",
-        "--nodes", str(plan.nodes), "--node-cpu", plan.node_cpu,
-        "--node-memory", plan.node_memory, "--address", plan.address,
+        "--region", plan.region, "--zone", plan.zone,
+        *kube_members.runtime_argv(opts.data_dir, plan), "--address", plan.address,
         "--state-dir", str(opts.data_dir / "clusters" / plan.name),
         "--heartbeat-interval", str(opts.heartbeat_interval),
         "--admin-listen", f"{plan.agent_address or plan.address}:0",
@@ -275,7 +274,14 @@ class Up:
                        f"(see {logs / 'server.log'})")
             state["serverPid"] = self.server.pid
         register_clusters(self._call, opts.clusters)
-        for plan in opts.clusters:
+        # Kubernetes members: their control planes first (state says so at once, so a
+        # failure below still stops them), then a node agent beside each agent.
+        if kube_members.started_here(opts.clusters):
+            state["kube"] = {"dir": str(kube_members.kube_dir(opts.data_dir))}
+            with locked(opts.data_dir):
+                write_state(opts.data_dir, state)
+            kube_members.start_control_planes(opts.data_dir, opts.clusters, self.say)
+        for index, plan in enumerate(opts.clusters):
             argv = agent_argv(opts, plan, self.client_servers,
                               self.credentials[agent_component(plan.name)])
             argv += agent_tls_argv(self.pki, plan.name, plan.address, plan.agent_address)
@@ -288,6 +294,8 @@ class Up:
                 "name": plan.name, "region": plan.region, "zone": plan.zone,
                 "address": plan.address, "labels": plan.labels, "pid": proc.pid,
                 "pgid": proc.pid, "argv": argv, "log": str(log),
+                **kube_members.start_node_agent(opts.data_dir, plan, index, start_process,
+                                                opts.extra_env),
             })
             self.say(f"  cluster {plan.name:<10} region {plan.region:<9} zone "
                      f"{plan.zone:<11} ingress {plan.address}  (pgid {proc.pid})")
@@ -317,6 +325,9 @@ class Up:
         opts = self.opts
         if opts.ha:
             raise netns_mod.NetnsError("--netns does not combine with --ha yet")
+        if any(p.is_kubernetes for p in opts.clusters):
+            raise netns_mod.NetnsError("--netns does not combine with Kubernetes members "
+                                       "yet (runtime: kubernetes in clusters.yaml)")
         with contextlib.suppress(FileNotFoundError, ValueError):
             previous = read_state(opts.data_dir)
             if why_not_running(previous) is None and not owned_by_me(previous):
@@ -596,6 +607,11 @@ class Up:
                 self.server.wait(timeout=5)
         if self.server is not None:
             signal_group(self.server.pid, signal.SIGKILL)
+        # the Kubernetes control planes `up` started, once nothing uses them
+        try:
+            kube_members.stop_control_planes(self.opts.data_dir, state)
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+            self.say(f"stopping the Kubernetes control planes: {exc}")
         reap_adopted(self._own_pids())
         if self.netns is not None:
             try:

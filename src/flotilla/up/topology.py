@@ -8,6 +8,12 @@
       nodes: 3
       nodeCpu: "4"
       nodeMemory: 8Gi
+    - name: south-1
+      runtime: kubernetes          # a real Kubernetes control plane (scripts/kube-up.sh)
+    - name: west-1
+      kubeconfig: ~/.kube/west-1   # an existing Kubernetes cluster (runtime implied)
+
+See docs/kubernetes.md ("flotilla up with Kubernetes members").
 """
 
 from __future__ import annotations
@@ -43,6 +49,14 @@ class ClusterPlan:
     pod_address: str = ""
     #: the cluster's own address block (CIDR), its ``spec.addressRange`` when set
     address_block: str = ""
+    #: the agent's runtime: "local" (processes here) or "kubernetes"
+    runtime: str = "local"
+    #: kubernetes: the kubeconfig of an existing cluster; "": `up` starts one
+    kubeconfig: str = ""
+
+    @property
+    def is_kubernetes(self) -> bool:
+        return self.runtime == "kubernetes"
 
 
 def loopback_address(index: int) -> str:
@@ -73,7 +87,9 @@ def default_clusters(count: int = 3) -> list[ClusterPlan]:
     return plans
 
 
-_FIELDS = {"name", "region", "zone", "labels", "nodes", "nodeCpu", "nodeMemory", "address"}
+_FIELDS = {"name", "region", "zone", "labels", "nodes", "nodeCpu", "nodeMemory", "address",
+           "runtime", "kubeconfig"}
+RUNTIMES = ("local", "kubernetes")
 
 
 def load_clusters(path: Path) -> list[ClusterPlan]:
@@ -105,6 +121,16 @@ def load_clusters(path: Path) -> list[ClusterPlan]:
         nodes = raw.get("nodes", 3)
         if not isinstance(nodes, int) or nodes < 1:
             raise TopologyError(f"{where}.nodes: expected a positive integer")
+        kubeconfig = raw.get("kubeconfig") or ""
+        if not isinstance(kubeconfig, str):
+            raise TopologyError(f"{where}.kubeconfig: expected a path")
+        runtime = raw.get("runtime") or ("kubernetes" if kubeconfig else "local")
+        if runtime not in RUNTIMES:
+            raise TopologyError(f"{where}.runtime: expected one of {', '.join(RUNTIMES)}")
+        if kubeconfig and runtime != "kubernetes":
+            raise TopologyError(f"{where}.kubeconfig: only with runtime: kubernetes")
+        if kubeconfig:
+            kubeconfig = str((path.parent / Path(kubeconfig).expanduser()).resolve())
         plans.append(ClusterPlan(
             name=name,
             region=str(raw.get("region", "")),
@@ -114,5 +140,6 @@ def load_clusters(path: Path) -> list[ClusterPlan]:
             nodes=nodes,
             node_cpu=str(raw.get("nodeCpu", "4")),
             node_memory=str(raw.get("nodeMemory", "8Gi")),
+            runtime=str(runtime), kubeconfig=kubeconfig,
         ))
     return plans

@@ -69,13 +69,17 @@ async def gone(kube: KubeClusters, cluster: str, *args: str) -> bool:
 async def test_apply_creates_objects_owned_by_flotilla_in_a_new_namespace(
         kube: KubeClusters, rt: KubernetesRuntime, ns: str) -> None:
     await rt.apply([deployment(ns), service(ns)])
+    # Until the whole set is written the runtime says so (the agent's Work stays
+    # Applied=False): seeing the Deployment does not mean the Service is written yet,
+    # which is what this test once raced on.
+    pending = dict(rt.info().unapplied)
+    assert set(pending) == {("apps/v1", "Deployment", ns, "web"), ("v1", "Service", ns, "web")}
+    assert all(why.startswith("applying") for why in pending.values())
 
-    async def created() -> Any:
-        out = kube.kubectl("kube-a", "get", "deployment", "web", "-n", ns, "-o", "json",
-                           check=False)
-        return out.startswith("{") and out
+    async def applied() -> bool:
+        return rt.info().unapplied == ()
 
-    await wait_for(created, timeout=30, what="the Deployment in the apiserver")
+    await wait_for(applied, timeout=30, what="the runtime to report every object applied")
     dep = kube.kubectl_json("kube-a", "get", "deployment", "web", "-n", ns)
     assert managers(dep) >= {"flotilla"}
     assert dep["metadata"]["labels"]["flotilla.io/owned-by"] == "member"

@@ -68,7 +68,7 @@ async function follow(name) {
   const store = state[name];
   let rv = null;
   for (let failures = 0; ; ) {
-    const q = rv ? `?watch=true&resourceVersion=${rv}` : "?watch=true";
+    const q = "?watch=true&allowWatchBookmarks=true" + (rv ? `&resourceVersion=${rv}` : "");
     try {
       const r = await api(WATCHES[name] + q);
       if (!r.ok) throw new Error(`watch ${name}: ${r.status}`);

@@ -40,11 +40,13 @@ from lightkube.resources.core_v1 import Namespace, Node, Pod, Service
 from flotilla.resources.quantity import integer_amount
 from flotilla.resources.requests import RequestError, pod_requests
 from flotilla.runtimes.base import (
+    APPLYING,
     CapacityStatus,
     ClusterInfo,
     Condition,
     Manifest,
     ManifestError,
+    ManifestIdentifier,
     NodeStatus,
     NodeSummary,
     PodStatus,
@@ -52,6 +54,7 @@ from flotilla.runtimes.base import (
     ServiceEndpoints,
     ServicePortStatus,
     WorkloadStatus,
+    manifest_identifier,
 )
 from flotilla.runtimes.kubernetes.config import FIELD_MANAGER, OWNED_LABEL, KubernetesConfig
 from flotilla.runtimes.kubernetes.manifests import (
@@ -101,7 +104,11 @@ class KubernetesRuntime:
         self._reachable = False
         self._unreachable_reason = "not probed yet"
         self._version = ""
-        self._apply_errors: dict[ObjectKey, str] = {}
+        self._apply_errors: dict[ManifestIdentifier, str] = {}
+        #: bumped by every `apply`; the sync loop records the one it has written whole,
+        #: so `info` says "applying" until then (the agent's Work condition reads it)
+        self._desired_generation = 0
+        self._synced_generation = 0
         #: kinds applied in this cluster's life (persisted), so pruning finds them
         self._kinds: set[tuple[str, str]] = set(PRUNED_KINDS)
         self._kinds_file = config.state_dir / "kubernetes-kinds.json"
@@ -169,7 +176,9 @@ class KubernetesRuntime:
                     f"{key_of(obj)}: kind {obj['kind']} of {obj['apiVersion']} is not known "
                     f"to the kubernetes runtime") from None
         self._desired = objects
+        self._desired_generation += 1
         self._desired_changed.set()
+        self._feed.bump()  # the Works are "applying" now
 
     # -- writing ---------------------------------------------------------------------
     async def _sync_loop(self) -> None:
@@ -179,8 +188,10 @@ class KubernetesRuntime:
         while True:
             await self._desired_changed.wait()
             self._desired_changed.clear()
+            generation = self._desired_generation
             try:
                 await self._sync(list(self._desired))
+                self._synced_generation = generation
                 delay = 0.2
             except (httpx2.HTTPError, OSError, ApiError) as exc:
                 log.warning("cluster %s: applying to the Kubernetes API: %s; retrying in "
@@ -196,7 +207,7 @@ class KubernetesRuntime:
             namespace: Any = Namespace.from_dict(
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
             await client.apply(namespace, field_manager=FIELD_MANAGER, force=True)
-        errors: dict[ObjectKey, str] = {}
+        errors: dict[ManifestIdentifier, str] = {}
         new_kinds = {(o["apiVersion"], o["kind"]) for o in objects} - self._kinds
         if new_kinds:
             self._kinds |= new_kinds
@@ -208,7 +219,7 @@ class KubernetesRuntime:
             except ApiError as exc:
                 if exc.status.code is None or exc.status.code >= 500:
                     raise
-                errors[key_of(obj)] = f"{key_of(obj)}: {exc.status.message}"
+                errors[manifest_identifier(obj)] = f"{key_of(obj)}: {exc.status.message}"
         self._apply_errors = errors
         wanted = {key_of(o) for o in objects}
         for api_version, kind in sorted(self._kinds):
@@ -345,7 +356,18 @@ class KubernetesRuntime:
             "ManifestsApplied", "False" if self._apply_errors else "True",
             "ApplyRejected" if self._apply_errors else "Applied",
             "; ".join(sorted(self._apply_errors.values()))[:1000])
-        return ClusterInfo(conditions=(reachable, applied), kubernetes_version=self._version)
+        return ClusterInfo(conditions=(reachable, applied), kubernetes_version=self._version,
+                           unapplied=self._unapplied())
+
+    def _unapplied(self) -> tuple[tuple[ManifestIdentifier, str], ...]:
+        """Every desired object until the sync of the latest desired set finished (a
+        Deployment seen in the cluster does not mean its Service is written yet), then
+        the objects the API refused."""
+        if self._synced_generation < self._desired_generation:
+            why = APPLYING if self._reachable else \
+                f"{APPLYING} once the API is back ({UNREACHABLE})"
+            return tuple((manifest_identifier(o), why) for o in self._desired)
+        return tuple(sorted(self._apply_errors.items()))
 
     def _pod_list(self) -> list[Obj]:
         return list(self._pods.values())

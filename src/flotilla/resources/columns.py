@@ -1,14 +1,17 @@
-"""Per-kind table columns for ``flotilla get``: a small registry instead of an if/else.
+"""Per-kind table columns, written once for ``flotilla get`` and for the API's
+``meta.k8s.io`` Table responses (what ``kubectl get`` prints): a small registry
+instead of an if/else.
 
 Every table is ``[NAMESPACE] NAME <kind columns> AGE <wide columns>``. A component that
 owns a kind registers its columns next to its code (``register_columns("Work", ...)``)
-and the CLI picks them up; re-registering replaces, so the defaults below are only a
+and the CLI and the API pick them up; re-registering replaces, so the defaults below are only a
 starting point. Column functions must never raise on a half-filled object: status may be
 missing right after creation, so they read with `dig` and fall back to "" or "<none>".
 
 A column that needs other objects (a Cluster's WORKLOADS counts its Works) cannot look
 them up per row; its kind registers an *enricher* instead, which `get` awaits once per
-table: one list call, whose figures it stores on copies of the objects under `EXTRA`.
+table: one list call (through a `Lister`: the CLI's client or the server's registry),
+whose figures it stores on copies of the objects under `EXTRA`.
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flotilla.cli.output import age
-from flotilla.client.base import Object, ResourceClient
-from flotilla.resources.kinds import by_kind
+from flotilla.resources.ages import age
+from flotilla.resources.kinds import Kind, by_kind
 from flotilla.resources.quantity import cpu_millis, memory_bytes
 from flotilla.resources.wellknown import execution_namespace
 
+Object = dict[str, Any]
 Getter = Callable[[Object], str]
 
 
@@ -39,7 +42,9 @@ _REGISTRY: dict[str, tuple[Column, ...]] = {}
 
 #: Where an enricher puts what it fetched; never sent back to the server.
 EXTRA = "__columns__"
-Enricher = Callable[[ResourceClient, list[Object]], Awaitable[list[Object]]]
+#: Every object of a kind, in one namespace or (None) all: how an enricher reads.
+Lister = Callable[[Kind, str | None], Awaitable[list[Object]]]
+Enricher = Callable[[Lister, list[Object]], Awaitable[list[Object]]]
 _ENRICHERS: dict[str, Enricher] = {}
 _DYNAMIC: dict[str, Callable[[Sequence[Object]], list[Column]]] = {}
 
@@ -60,14 +65,30 @@ def register_enricher(kind: str, enricher: Enricher) -> None:
     _ENRICHERS[kind] = enricher
 
 
-async def enrich(kind: str, client: ResourceClient, objects: list[Object]) -> list[Object]:
+async def enrich(kind: str, lister: Lister, objects: list[Object]) -> list[Object]:
     """``objects`` with their kind's extra figures (copies), or as they are."""
     enricher = _ENRICHERS.get(kind)
-    return await enricher(client, objects) if enricher and objects else objects
+    return await enricher(lister, objects) if enricher and objects else objects
 
 
 def columns_for(kind: str, *, wide: bool) -> list[Column]:
     return [c for c in _REGISTRY.get(kind, ()) if wide or not c.wide]
+
+
+def all_columns(kind: str, objects: Sequence[Object]) -> list[Column]:
+    """Every column of ``kind`` (narrow then wide, dynamic ones last), for ``objects``."""
+    cols = columns_for(kind, wide=True)
+    if kind in _DYNAMIC:
+        cols += _DYNAMIC[kind](objects)
+    return cols
+
+
+def cell_text(column: Column, obj: Object) -> str:
+    """One cell; a column bug shows as ``<error>`` rather than breaking the table."""
+    try:
+        return column.get(obj)
+    except Exception:  # a column bug must not break `get`
+        return "<error>"
 
 
 def rows(
@@ -76,9 +97,7 @@ def rows(
 ) -> tuple[list[str], list[list[str]]]:
     """Headers and cells for ``objects`` of ``kind``; ``name_prefix`` (``deployment/``)
     tells kinds apart when one command prints several."""
-    cols = columns_for(kind, wide=wide)
-    if wide and kind in _DYNAMIC:
-        cols += _DYNAMIC[kind](objects)
+    cols = all_columns(kind, objects) if wide else columns_for(kind, wide=False)
     narrow = [c for c in cols if not c.wide]
     extra = [c for c in cols if c.wide]
     headers = (["NAMESPACE"] if all_namespaces else []) + ["NAME"] \
@@ -88,18 +107,11 @@ def rows(
         meta = obj.get("metadata") or {}
         row = [str(meta.get("namespace") or "")] if all_namespaces else []
         row.append(name_prefix + str(meta.get("name") or ""))
-        row += [_cell(c, obj) for c in narrow]
+        row += [cell_text(c, obj) for c in narrow]
         row.append(age(meta.get("creationTimestamp"), now))
-        row += [_cell(c, obj) for c in extra]
+        row += [cell_text(c, obj) for c in extra]
         out.append(row)
     return headers, out
-
-
-def _cell(column: Column, obj: Object) -> str:
-    try:
-        return column.get(obj)
-    except Exception:  # a column bug must not break `get`
-        return "<error>"
 
 
 def dig(obj: Any, *path: str | int, default: Any = None) -> Any:
@@ -248,14 +260,14 @@ def _used_of(resource: str, fmt: Callable[[Any], str]) -> Getter:
     return get
 
 
-async def _count_works(client: ResourceClient, clusters: list[Object]) -> list[Object]:
+async def _count_works(lister: Lister, clusters: list[Object]) -> list[Object]:
     """Works per cluster execution namespace, from ONE list call: the namespace itself
     for a single cluster, else every namespace (cheaper than a call per row)."""
     work = by_kind("Work")
     names = [str(dig(c, "metadata", "name", default="")) for c in clusters]
     only = execution_namespace(names[0]) if len(names) == 1 else None
     counts: dict[str, int] = {}
-    for w in (await client.list(work, only)).items:
+    for w in await lister(work, only):
         ns = str(dig(w, "metadata", "namespace", default=""))
         counts[ns] = counts.get(ns, 0) + 1
     return [{**c, EXTRA: {"workloads": counts.get(execution_namespace(n), 0)}}
@@ -313,6 +325,9 @@ register_columns(
     Column("CPU", _used_of("cpu", format_cpu)),
     Column("MEMORY", _used_of("memory", format_memory)),
     Column("WORKLOADS", _workloads),
+    # a Kubernetes member's status.kubernetesVersion (Karmada's VERSION column); NODES,
+    # CPU and MEMORY above are its node and resource summaries
+    Column("VERSION", _field("status", "kubernetesVersion", default="<none>"), wide=True),
     Column("PROVIDER", _field("spec", "provider"), wide=True),
     Column("RUNTIME", _field("spec", "runtime"), wide=True),
     Column("INGRESS", _field("spec", "ingressAddress"), wide=True),
