@@ -16,7 +16,14 @@ from typing import Any
 import httpx
 
 from tests.helpers import free_port
-from tests.up.harness import SHOP_APP, Api, UpProcess, environ_of, proc_table
+from tests.up.harness import (
+    SHOP_APP,
+    Api,
+    UpProcess,
+    environ_of,
+    proc_table,
+    started_by_this_run,
+)
 
 ADDRESS = "127.0.231.{}"
 CLUSTERS: list[dict[str, Any]] = [
@@ -41,7 +48,8 @@ def pods_of(app: str) -> Counter[str]:
         env = environ_of(pid)
         cluster = env.get("CLUSTER_NAME", "")
         # Only our clusters: other tests on the machine run shop pods too.
-        if cluster in NAMES and env.get("POD_NAME", "").startswith(f"{app}-"):
+        if cluster in NAMES and env.get("POD_NAME", "").startswith(f"{app}-") and \
+                started_by_this_run(pid):
             out[cluster] += 1
     return out
 

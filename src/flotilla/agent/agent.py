@@ -196,6 +196,10 @@ class Agent:
             self._works_changed.clear()
             desired = self.desired_manifests()
             if desired == self._applied:
+                # Nothing to apply, but a Work may be new (one deleted and created again
+                # with the same manifests while this agent could not reach the API): its
+                # status is written by the report, which nothing else would trigger.
+                self._report_now.set()
                 continue
             started = time.monotonic()
             try:

@@ -1,0 +1,91 @@
+"""`flotilla up --netns` killed with SIGKILL, then started again on the same data dir:
+nothing of the first run's networks (namespace, veth, control address, processes
+inside) survives the second start, and the second run's own are torn down at stop."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from flotilla.up import netns
+from tests.up.harness import UpProcess, proc_table, wait_gone
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(os.geteuid() != 0, reason="--netns needs root")]
+CLUSTERS = [
+    {"name": "n-east", "region": "cn-east", "zone": "cn-east-a", "address": "127.0.241.1",
+     "nodes": 1},
+    {"name": "n-south", "region": "cn-south", "zone": "cn-south-a",
+     "address": "127.0.242.1", "nodes": 1},
+]
+
+
+def _if_indexes(names: list[str]) -> set[int]:
+    """The kernel's index of each host link named: a link deleted and created again
+    under the same name has a new one."""
+    out = set()
+    for name in names:
+        with contextlib.suppress(OSError):
+            out.add(int(Path(f"/sys/class/net/{name}/ifindex").read_text()))
+    return out
+
+
+def _host_groups(up: UpProcess) -> set[int]:
+    """The process groups of the run's host processes (server, gateway, DNS): not
+    network-namespace leftovers, so the test stops them itself."""
+    state = up.state()
+    out = {int(state["serverPid"])}
+    out |= {int(state[k]["pgid"]) for k in ("gateway", "dns") if k in state}
+    return out
+
+
+def test_sigkilled_up_leaves_nothing_after_the_next_start(tmp_path: Path) -> None:
+    first = UpProcess(tmp_path, CLUSTERS, extra=("--netns",))
+    host_groups: set[int] = set()
+    second: UpProcess | None = None
+    try:
+        first.wait_up()
+        tag = netns.run_tag(first.data_dir)
+        old_inodes = set(netns.read_record(first.data_dir).values())
+        old_links = _if_indexes(netns.host_links(tag))
+        old_inside = netns.processes_in(old_inodes)
+        assert len(old_inodes) == len(CLUSTERS)
+        assert len(old_links) == len(CLUSTERS)
+        assert old_inside, "the agents and pods run inside the namespaces"
+        host_groups = _host_groups(first)
+
+        first.proc.send_signal(signal.SIGKILL)
+        first.stop()
+        # `up` is gone; its networks and the processes inside them are not.
+        assert netns.processes_in(old_inodes), "agents outlive a SIGKILLed up"
+        assert netns.leftovers(first.data_dir)
+        for pgid in host_groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+
+        second = UpProcess(tmp_path, CLUSTERS, extra=("--netns",))
+        second.wait_up()
+        assert "removed what an earlier run left behind" in second.output()
+        new_inodes = set(netns.read_record(second.data_dir).values())
+        assert new_inodes
+        assert not new_inodes & old_inodes
+        assert netns.processes_in(old_inodes) == []
+        assert not set(old_inside) & {p[0] for p in proc_table() if p[2] != "Z"}
+        assert not _if_indexes(netns.host_links(tag)) & old_links
+        assert len(netns.host_links(tag)) == len(CLUSTERS)
+        assert len(netns.control_addresses(tag)) == 1
+    finally:
+        code = second.stop() if second is not None else 0
+        first.stop()
+        for pgid in host_groups:  # the first run's, should the test fail before
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+    assert netns.leftovers(first.data_dir) == []
+    left = wait_gone(lambda: [p for p in proc_table()
+                              if p[2] != "Z" and str(tmp_path) in p[3]])
+    assert not left, f"processes left behind: {left}"
+    assert code == 0, second.output() if second is not None else ""
