@@ -108,6 +108,17 @@ def _traffic_off(load: Load, cluster: str, since: float, quiet: float = 1.5) -> 
     return max(0.0, load.last_seen.get(cluster, since) - since)
 
 
+def _figure(mode: str, **values: float) -> None:
+    """What the run measured, for docs/benchmarks.md (shown with ``pytest -s``)."""
+    print(f"\npartition {mode}: " + ", ".join(f"{k} {v:.2f}s" for k, v in values.items()))
+
+
+def _cluster_events(up: FailoverUp, cluster: str) -> str:
+    """`flotilla events` about Cluster ``cluster`` (the CLI finds the plane by the
+    folder's data dir)."""
+    return up.cli("events", "-A", "--for", f"cluster/{cluster}").stdout
+
+
 def _chaos(up: FailoverUp, *args: str) -> None:
     up.cli("chaos", *args, "--data-dir", str(up.data_dir))
 
@@ -131,15 +142,21 @@ def test_data_plane_cut_ejects_the_cluster_and_no_request_fails(
         _chaos(up, "partition-cluster", SOUTH, "--data-plane")
         # The health checks (1 s interval, one failure) eject it; heartbeats still
         # arrive, so the control plane keeps it Ready and moves nothing.
-        assert _traffic_off(load, SOUTH, cut) < 3.0
+        off = _traffic_off(load, SOUTH, cut)
+        assert off < 3.0
         assert api.ready(SOUTH) == "True"
         assert "partitioned (data-plane)" in up.cli("status", "--data-dir",
                                                     str(up.data_dir)).stdout
         assert placed(api, "shop") == before
+        # Nothing happened to the control plane: no eviction, the cluster never lost.
+        assert "Evicting" not in event_reasons(api, "shop")
+        assert "ClusterStatusUnknown" not in _cluster_events(up, SOUTH)
         _heal_and_converge(up, api, SOUTH, load)
     finally:
         load.stop()
     assert not load.failed, load.failed[:5]
+    assert placed(api, "shop") == before
+    _figure("data-plane", traffic_off=off)
 
 
 def test_control_plane_cut_turns_the_cluster_unknown_and_rebuilds_elsewhere(
@@ -147,19 +164,29 @@ def test_control_plane_cut_turns_the_cluster_unknown_and_rebuilds_elsewhere(
     up, api = plane
     load = _load(up)
     try:
+        cut = time.monotonic()
         _chaos(up, "partition-cluster", EAST, "--control-plane")
         wait_for_sync(lambda: api.ready(EAST) == "Unknown", 15, what="east Unknown")
-        # Its pods still run (the agent cannot be told otherwise), replicas are
-        # rebuilt elsewhere, and the gateway still reaches east (no cut there).
+        # Its pods still run (the agent cannot be told otherwise) and replicas are
+        # rebuilt elsewhere: make-before-break.
         wait_for_sync(lambda: EAST not in placed(api, "shop") and
                       sum(ready_on(api, "shop").get(c, 0) for c in (SOUTH, BURST))
                       == REPLICAS, 60, what="replicas rebuilt off east")
+        rebuilt = time.monotonic() - cut
         assert pods_of("shop")[EAST] > 0
         assert "Evicting" in event_reasons(api, "shop")
+        assert "ClusterStatusUnknown" in _cluster_events(up, EAST)
+        # The gateway keeps serving from east's pods: they pass its health checks,
+        # whatever the heartbeats say.
+        served = load.ok[EAST]
+        wait_for_sync(lambda: load.ok[EAST] >= served + 5, 10,
+                      what="the gateway still serving from east's pods")
         _heal_and_converge(up, api, EAST, load)
+        assert "ClusterReady" in _cluster_events(up, EAST)
     finally:
         load.stop()
     assert not load.failed, load.failed[:5]
+    _figure("control-plane", replicas_ready_elsewhere=rebuilt)
 
 
 def test_link_cut_is_a_dead_cluster(plane: tuple[FailoverUp, Api]) -> None:
@@ -168,13 +195,18 @@ def test_link_cut_is_a_dead_cluster(plane: tuple[FailoverUp, Api]) -> None:
     try:
         cut = time.monotonic()
         _chaos(up, "partition-cluster", BURST)
-        assert _traffic_off(load, BURST, cut) < 3.0
+        off = _traffic_off(load, BURST, cut)
+        assert off < 3.0
         wait_for_sync(lambda: api.ready(BURST) == "Unknown", 15, what="burst Unknown")
         wait_for_sync(lambda: BURST not in placed(api, "shop") and
                       sum(ready_on(api, "shop").get(c, 0) for c in (EAST, SOUTH))
                       == REPLICAS, 60, what="replicas rebuilt off burst")
+        rebuilt = time.monotonic() - cut
         assert "Evicting" in event_reasons(api, "shop")
+        assert "ClusterStatusUnknown" in _cluster_events(up, BURST)
         _heal_and_converge(up, api, BURST, load)
+        assert "ClusterReady" in _cluster_events(up, BURST)
     finally:
         load.stop()
     assert not load.failed, load.failed[:5]
+    _figure("link", traffic_off=off, replicas_ready_elsewhere=rebuilt)
