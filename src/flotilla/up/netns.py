@@ -223,10 +223,36 @@ def processes_in(inodes: set[int]) -> list[int]:
     return out
 
 
+def _of_this_run(pid: int, data_dir: Path) -> bool:
+    """``pid`` works for the run on ``data_dir``: it names it on its command line (the
+    agent's ``--state-dir``) or works under it (a pod, in its directory there)."""
+    root = str(data_dir.resolve())
+    with contextlib.suppress(OSError):
+        if root.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return True
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+        return cwd == root or cwd.startswith(root.rstrip("/") + "/")
+    return False
+
+
+def recorded_inodes(data_dir: Path) -> set[int]:
+    """The recorded namespaces that are still this run's. The kernel reuses a
+    namespace's inode number once it is gone (the last process inside exited), so a
+    recorded number none of whose processes works for this run is someone else's
+    namespace now, and nothing in it is touched."""
+    record = set(read_record(data_dir).values())
+    out = set()
+    for pid in processes_in(record) if record else []:
+        with contextlib.suppress(OSError):  # exited meanwhile
+            if _of_this_run(pid, data_dir):
+                out.add(os.stat(f"/proc/{pid}/ns/net").st_ino)
+    return out
+
+
 def leftovers(data_dir: Path) -> list[str]:
     """Everything of the run on ``data_dir`` that exists now, for messages and tests."""
     tag = run_tag(data_dir)
-    inodes = set(read_record(data_dir).values())
+    inodes = recorded_inodes(data_dir)
     return [*(f"netns {n}" for n in namespaces(tag)), *(f"link {x}" for x in host_links(tag)),
             *(f"address {a} on lo" for a in control_addresses(tag)),
             *(f"process {p}" for p in (processes_in(inodes) if inodes else []))]
@@ -251,7 +277,7 @@ def remove_leftovers(data_dir: Path) -> list[str]:
     """Tear down everything of the run on ``data_dir``; what was removed."""
     tag = run_tag(data_dir)
     found = leftovers(data_dir)
-    inodes = set(read_record(data_dir).values())
+    inodes = recorded_inodes(data_dir)
     inodes |= {i for n in namespaces(tag) if (i := namespace_inode(n)) is not None}
     if inodes:
         _kill_inside(inodes)
