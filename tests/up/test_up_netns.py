@@ -8,20 +8,23 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from flotilla.up import netns
-from tests.up.harness import UpProcess, proc_table, wait_gone
+from flotilla.up.topology import TopologyError, load_clusters
+from tests.up.harness import FLOTILLA, UpProcess, proc_table, wait_gone
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="--netns needs root")]
 CLUSTERS = [
     {"name": "n-east", "region": "cn-east", "zone": "cn-east-a", "address": "127.0.241.1",
      "nodes": 1},
+    # with WAN latency: a relay (no netem here) in a namespace of its own
     {"name": "n-south", "region": "cn-south", "zone": "cn-south-a",
-     "address": "127.0.242.1", "nodes": 1},
+     "address": "127.0.242.1", "nodes": 1, "latency": "10ms"},
 ]
 
 
@@ -54,9 +57,12 @@ def test_sigkilled_up_leaves_nothing_after_the_next_start(tmp_path: Path) -> Non
         old_inodes = set(netns.read_record(first.data_dir).values())
         old_links = _if_indexes(netns.host_links(tag))
         old_inside = netns.processes_in(old_inodes)
-        assert len(old_inodes) == len(CLUSTERS)
         assert len(old_links) == len(CLUSTERS)
         assert old_inside, "the agents and pods run inside the namespaces"
+        relays = [p[0] for p in proc_table() if "flotilla.up.relay" in p[3]
+                  and p[0] in old_inside]
+        assert len(relays) == 1, "n-south's link has its relay"
+        assert len(old_inodes) == len(CLUSTERS) + 1  # and the relay's namespace
         host_groups = _host_groups(first)
 
         first.proc.send_signal(signal.SIGKILL)
@@ -75,7 +81,9 @@ def test_sigkilled_up_leaves_nothing_after_the_next_start(tmp_path: Path) -> Non
         # The kernel may give the new namespaces the old inode numbers: the old ones
         # are told apart by their processes and links, which are never reused so soon.
         alive = {p[0] for p in proc_table() if p[2] != "Z"}
-        assert not set(old_inside) & alive, "the first run's agents and pods are gone"
+        assert not set(old_inside) & alive, "the first run's agents, pods, relay are gone"
+        assert len([p for p in proc_table() if "flotilla.up.relay" in p[3]
+                    and str(second.data_dir.resolve()) in p[3]]) == 1  # the new relay
         assert set(netns.read_record(second.data_dir).values())
         assert not _if_indexes(netns.host_links(tag)) & old_links
         assert len(netns.host_links(tag)) == len(CLUSTERS)
@@ -108,3 +116,20 @@ def test_a_recorded_inode_the_kernel_gave_to_another_namespace_is_left_alone(
     assert not [x for x in netns.leftovers(data_dir) if x.startswith("process")]
     netns.remove_leftovers(data_dir)  # kills nothing: this test is still running
     assert not (data_dir / netns.RECORD).exists()
+
+
+def test_latency_is_a_duration_and_needs_netns(tmp_path: Path) -> None:
+    config = tmp_path / "clusters.yaml"
+    config.write_text("clusters:\n- {name: a, region: r, latency: 30ms}\n- {name: b}\n")
+    assert [p.latency for p in load_clusters(config)] == [0.03, 0.0]
+    config.write_text("clusters:\n- {name: a, latency: fast}\n")
+    with pytest.raises(TopologyError, match=r"clusters\[0\]\.latency"):
+        load_clusters(config)
+    config.write_text("clusters:\n- {name: a, region: r, address: 127.0.243.1, "
+                      "latency: 30ms}\n")
+    done = subprocess.run(
+        [*FLOTILLA, "up", "--data-dir", str(tmp_path / ".flotilla"), "--config",
+         str(config), "--gateway-listen", "", "--dns-listen", ""],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0
+    assert "needs 'flotilla up --netns'" in done.stdout + done.stderr

@@ -32,6 +32,7 @@ With 'flotilla up --netns' (root; docs/netns.md):
   flotilla chaos partition-cluster east-1 --control-plane   # agent -> API cut only
   flotilla chaos partition-cluster east-1 --data-plane      # gateway -> pods cut only
   flotilla chaos heal-cluster east-1
+  flotilla chaos set-latency east-1 120ms    # a cluster given 'latency:' in clusters.yaml
 With 'flotilla up --ha':
   flotilla chaos kill-server server-2     # SIGKILL one API server
   flotilla chaos revive-server server-2   # same ports, data dir and certificates
@@ -188,6 +189,22 @@ def heal_cluster(cluster: str, data_dir: Path) -> None:
 
     try:
         what = partition.heal(data_dir, cluster)
+    except (KeyError, RuntimeError, FileNotFoundError, ValueError) as exc:
+        raise CliError(str(exc.args[0] if exc.args else exc)) from None
+    echo(f"cluster {cluster}: {what}")
+
+
+@chaos.command("set-latency")
+@click.argument("cluster")
+@click.argument("latency")
+@data_dir_option
+def set_latency(cluster: str, latency: str, data_dir: Path) -> None:
+    """Change a cluster's WAN latency (one way, e.g. 120ms) on its running link: one
+    'flotilla up --netns' started with 'latency:' for it in clusters.yaml."""
+    from flotilla.up import partition
+
+    try:
+        what = partition.set_latency(data_dir, cluster, latency)
     except (KeyError, RuntimeError, FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc.args[0] if exc.args else exc)) from None
     echo(f"cluster {cluster}: {what}")

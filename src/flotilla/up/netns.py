@@ -41,6 +41,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -57,6 +58,13 @@ NS_IF = "eth0"
 MAX_CLUSTERS = 30
 NETNS_DIR = Path("/run/netns")
 RECORD = "netns.json"
+#: A cluster with WAN latency and no netem: its relay's namespace is its own plus this
+#: (cluster names are DNS labels, so no cluster's namespace can end so).
+RELAY_SUFFIX = ".wan"
+#: The relay namespace's two ends: towards the host, towards the cluster.
+RELAY_IFS = ("wan0", "wan1")
+#: ``<data-dir>/latency/<cluster>``: a relay's delay, seconds one way.
+LATENCY_DIR = "latency"
 
 
 class NetnsError(RuntimeError):
@@ -74,17 +82,25 @@ class ClusterLink:
     agent_address: str
     ingress_address: str
     block: str
+    #: how latency is added: "" none, "relay" (`flotilla.up.relay`), "netem"
+    latency_by: str = ""
+
+    @property
+    def relay_netns(self) -> str:
+        return self.netns + RELAY_SUFFIX
 
     def to_json(self) -> dict[str, str]:
         return {"cluster": self.cluster, "netns": self.netns, "hostIf": self.host_if,
                 "hostAddress": self.host_address, "agentAddress": self.agent_address,
-                "ingressAddress": self.ingress_address, "block": self.block}
+                "ingressAddress": self.ingress_address, "block": self.block,
+                "latencyBy": self.latency_by}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> ClusterLink:
         return cls(str(raw["cluster"]), str(raw["netns"]), str(raw["hostIf"]),
                    str(raw["hostAddress"]), str(raw["agentAddress"]),
-                   str(raw["ingressAddress"]), str(raw["block"]))
+                   str(raw["ingressAddress"]), str(raw["block"]),
+                   str(raw.get("latencyBy") or ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +297,7 @@ def remove_leftovers(data_dir: Path) -> list[str]:
     inodes |= {i for n in namespaces(tag) if (i := namespace_inode(n)) is not None}
     if inodes:
         _kill_inside(inodes)
+    _reap_relays()
     for link in host_links(tag):
         ip("link", "del", link, check=False)  # deleting one end deletes the pair
     for netns in namespaces(tag):
@@ -336,10 +353,20 @@ def plan_layout(tag: str, clusters: list[str], block: ipaddress.IPv4Network) -> 
     return NetnsLayout(tag, str(ipaddress.ip_address(base + 1)), tuple(links))
 
 
-def create_link(link: ClusterLink) -> None:
-    """The veth pair into (existing) namespace ``link.netns``, its addresses and routes."""
+def create_link(link: ClusterLink, latency: float = 0.0) -> None:
+    """The veth pair into (existing) namespace ``link.netns``, its addresses and routes;
+    with a relay, two pairs through (existing) namespace ``link.relay_netns``; with
+    netem, its delay on both ends."""
     ns = link.netns
-    ip("link", "add", link.host_if, "type", "veth", "peer", "name", NS_IF, "netns", ns)
+    if link.latency_by == "relay":
+        relay, (outer, inner) = link.relay_netns, RELAY_IFS
+        ip("link", "add", link.host_if, "type", "veth", "peer", "name", outer, "netns", relay)
+        ip("-n", relay, "link", "add", inner, "type", "veth", "peer", "name", NS_IF,
+           "netns", ns)
+        for dev in ("lo", outer, inner):
+            ip("-n", relay, "link", "set", dev, "up")
+    else:
+        ip("link", "add", link.host_if, "type", "veth", "peer", "name", NS_IF, "netns", ns)
     ip("addr", "add", f"{link.host_address}/29", "dev", link.host_if)
     ip("link", "set", link.host_if, "up")
     ip("-n", ns, "link", "set", "lo", "up")
@@ -350,29 +377,135 @@ def create_link(link: ClusterLink) -> None:
     # agent's address; the ingress address only answers.
     ip("-n", ns, "route", "add", "default", "via", link.host_address,
        "src", link.agent_address)
+    if link.latency_by == "netem":
+        set_netem(link, latency)
 
 
-def create(data_dir: Path, clusters: list[str]) -> tuple[NetnsLayout, list[str]]:
+# -- WAN latency ------------------------------------------------------------------------
+
+def _tc(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return subprocess.CompletedProcess(argv, 1, "", str(exc))
+
+
+def netem_available(tag: str) -> bool:
+    """Whether this kernel has the netem qdisc: tried on a throwaway dummy link (named
+    with the run's prefix, so a crash half way leaves nothing the teardown misses)."""
+    probe = f"{PREFIX}{tag}p"
+    if _tc(["ip", "link", "add", probe, "type", "dummy"]).returncode != 0:
+        return False
+    try:
+        return _tc(["tc", "qdisc", "add", "dev", probe, "root", "netem", "delay",
+                    "1ms"]).returncode == 0
+    finally:
+        ip("link", "del", probe, check=False)
+
+
+def set_netem(link: ClusterLink, seconds: float, up_pid: int | None = None) -> None:
+    """netem's delay on both ends of ``link`` (the inside end from `up`'s mounts when
+    ``up_pid`` is given: the namespace's name may be visible only there)."""
+    delay = f"{seconds * 1000:.3f}ms"
+    outside = _tc(["tc", "qdisc", "replace", "dev", link.host_if, "root", "netem",
+                   "delay", delay])
+    inside_argv = ["tc", "qdisc", "replace", "dev", NS_IF, "root", "netem", "delay", delay]
+    prefix = (["nsenter", f"--mount=/proc/{up_pid}/ns/mnt", "--"] if up_pid else [])
+    inside = _tc([*prefix, *exec_prefix(link.netns), *inside_argv])
+    for done in (outside, inside):
+        if done.returncode != 0:
+            raise NetnsError(f"{' '.join(done.args)}: {done.stderr.strip()}")
+
+
+def delay_file(data_dir: Path, cluster: str) -> Path:
+    return data_dir / LATENCY_DIR / cluster
+
+
+#: Relays this process started (reaped when the teardown has killed them).
+_RELAYS: list[subprocess.Popen[bytes]] = []
+
+
+def start_relay(data_dir: Path, link: ClusterLink, latency: float,
+                timeout: float = 10.0) -> None:
+    """The relay of ``link`` inside its namespace, started and relaying (or an error)."""
+    path = delay_file(data_dir, link.cluster)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    from flotilla.up.relay import write_delay
+    write_delay(path, latency)
+    logs = data_dir / "logs"
+    logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    log_path = logs / f"relay-{link.cluster}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [*exec_prefix(link.relay_netns), sys.executable, "-m", "flotilla.up.relay",
+             *RELAY_IFS, "--delay-file", str(path), "--data-dir", str(data_dir.resolve())],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+    _RELAYS.append(proc)
+    deadline = time.monotonic() + timeout
+    while b"relaying" not in log_path.read_bytes():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise NetnsError(f"the relay of cluster {link.cluster} did not start: "
+                             f"{log_path.read_text(errors='replace').strip()}")
+        time.sleep(0.05)
+
+
+def set_latency(data_dir: Path, link: ClusterLink, seconds: float,
+                up_pid: int | None = None) -> str:
+    """Change ``link``'s one-way delay on the running link; what was done."""
+    if link.latency_by == "relay":
+        from flotilla.up.relay import write_delay
+        write_delay(delay_file(data_dir, link.cluster), seconds)
+        return f"relay of {link.cluster}: {seconds * 1000:.1f} ms each way"
+    if link.latency_by == "netem":
+        set_netem(link, seconds, up_pid)
+        return f"netem on {link.host_if}: {seconds * 1000:.1f} ms each way"
+    raise NetnsError(f"cluster {link.cluster} has no latency on its link: give it "
+                     "'latency:' in clusters.yaml when 'flotilla up --netns' starts")
+
+
+def _reap_relays() -> None:
+    for proc in list(_RELAYS):
+        if proc.poll() is not None:
+            _RELAYS.remove(proc)
+
+
+def create(data_dir: Path, clusters: list[str],
+           latencies: dict[str, float] | None = None) -> tuple[NetnsLayout, list[str]]:
     """Remove an earlier run's leftovers, then create the control address and every
-    cluster's namespace and link; the layout and what was removed first. On a failure
-    half way, what was created is removed again before the error is raised."""
+    cluster's namespace and link (a cluster in ``latencies`` with a delay: netem on its
+    link where the kernel has it, else a relay); the layout and what was removed first.
+    On a failure half way, what was created is removed again before the error is
+    raised."""
     require_usable()
     tag = run_tag(data_dir)
     removed = remove_leftovers(data_dir)
+    latencies = {k: v for k, v in (latencies or {}).items() if v > 0}
+    by = ("netem" if netem_available(tag) else "relay") if latencies else ""
     layout = plan_layout(tag, clusters, free_block())
+    layout = replace(layout, links=tuple(
+        replace(x, latency_by=by if x.cluster in latencies else "") for x in layout.links))
     inodes: dict[str, int] = {}
+
+    def add_netns(name: str) -> None:
+        ip("netns", "add", name)
+        inode = namespace_inode(name)
+        if inode is None:
+            raise NetnsError(f"network namespace {name} is not mounted at "
+                             f"{NETNS_DIR / name} after 'ip netns add'")
+        inodes[name] = inode
+        _write_record(data_dir, tag, inodes)
+
     try:
         ip("addr", "add", f"{layout.control_address}/32", "dev", "lo",
            "label", lo_label(tag))
         for link in layout.links:
-            ip("netns", "add", link.netns)
-            inode = namespace_inode(link.netns)
-            if inode is None:
-                raise NetnsError(f"network namespace {link.netns} is not mounted at "
-                                 f"{NETNS_DIR / link.netns} after 'ip netns add'")
-            inodes[link.netns] = inode
-            _write_record(data_dir, tag, inodes)
-            create_link(link)
+            add_netns(link.netns)
+            if link.latency_by == "relay":
+                add_netns(link.relay_netns)
+            create_link(link, latencies.get(link.cluster, 0.0))
+            if link.latency_by == "relay":
+                start_relay(data_dir, link, latencies[link.cluster])
     except BaseException:
         remove_leftovers(data_dir)
         raise

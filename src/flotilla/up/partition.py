@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flotilla.resources.models.common import parse_duration
+from flotilla.up import netns
 from flotilla.up.netns import NetnsError, NetnsLayout, in_mounts_of, ip, layout_of
 from flotilla.up.state import locked, require_running, write_state
 
@@ -74,6 +76,16 @@ def heal(data_dir: Path, cluster: str) -> str:
             _apply(layout, int(state["pid"]), cluster, mode, on=False)
         write_state(data_dir, state)
     return f"healed ({was} cut removed)" if was else "healed (nothing was cut)"
+
+
+def set_latency(data_dir: Path, cluster: str, latency: str) -> str:
+    """Change ``cluster``'s one-way WAN latency (a duration) on its running link."""
+    seconds = parse_duration(latency)
+    with locked(data_dir):
+        state = require_running(data_dir)
+        layout = layout_of(state)
+        _entry(state, cluster)
+        return netns.set_latency(data_dir, layout.link(cluster), seconds, int(state["pid"]))
 
 
 def describe(layout: NetnsLayout, cluster: str, mode: str) -> str:

@@ -249,6 +249,9 @@ class Up:
         logs = opts.data_dir / "logs"
         if opts.netns:
             opts = self._start_netns()
+        elif any(p.latency for p in opts.clusters):
+            raise netns_mod.NetnsError("'latency:' in clusters.yaml needs 'flotilla up "
+                                       "--netns' (each cluster on a link of its own)")
         self.token = obtain_token(opts.data_dir)
         ensure_server_pair(opts.data_dir, opts.listen.rpartition(":")[0])
         self._verify = verify_for(self.server_url, self.ca)
@@ -334,7 +337,8 @@ class Up:
                 raise netns_mod.NetnsError(
                     f"another 'flotilla up' (pid {previous.get('pid')}) runs on "
                     f"{opts.data_dir}; stop it first")
-        layout, removed = netns_mod.create(opts.data_dir, [p.name for p in opts.clusters])
+        layout, removed = netns_mod.create(opts.data_dir, [p.name for p in opts.clusters],
+                                           {p.name: p.latency for p in opts.clusters})
         self.netns = layout
         if removed:
             self.say(f"removed what an earlier run left behind: {', '.join(removed)}")

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from flotilla.resources.models.common import parse_duration
 from flotilla.resources.wellknown import LABEL_BURST
 
 
@@ -53,6 +54,8 @@ class ClusterPlan:
     runtime: str = "local"
     #: kubernetes: the kubeconfig of an existing cluster; "": `up` starts one
     kubeconfig: str = ""
+    #: WAN latency, seconds one way from the host (`up --netns` only: docs/netns.md)
+    latency: float = 0.0
 
     @property
     def is_kubernetes(self) -> bool:
@@ -88,7 +91,7 @@ def default_clusters(count: int = 3) -> list[ClusterPlan]:
 
 
 _FIELDS = {"name", "region", "zone", "labels", "nodes", "nodeCpu", "nodeMemory", "address",
-           "runtime", "kubeconfig"}
+           "runtime", "kubeconfig", "latency"}
 RUNTIMES = ("local", "kubernetes")
 
 
@@ -131,6 +134,10 @@ def load_clusters(path: Path) -> list[ClusterPlan]:
             raise TopologyError(f"{where}.kubeconfig: only with runtime: kubernetes")
         if kubeconfig:
             kubeconfig = str((path.parent / Path(kubeconfig).expanduser()).resolve())
+        try:
+            latency = parse_duration(str(raw.get("latency") or "0"))
+        except ValueError as exc:
+            raise TopologyError(f"{where}.latency: {exc}") from None
         plans.append(ClusterPlan(
             name=name,
             region=str(raw.get("region", "")),
@@ -140,6 +147,6 @@ def load_clusters(path: Path) -> list[ClusterPlan]:
             nodes=nodes,
             node_cpu=str(raw.get("nodeCpu", "4")),
             node_memory=str(raw.get("nodeMemory", "8Gi")),
-            runtime=str(runtime), kubeconfig=kubeconfig,
+            runtime=str(runtime), kubeconfig=kubeconfig, latency=latency,
         ))
     return plans
