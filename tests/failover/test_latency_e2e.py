@@ -4,8 +4,8 @@ clusters.yaml (netem where the kernel has it, else the delaying relay of
 the Latency strategy, and `flotilla chaos set-latency` raising the nearest cluster's.
 
 What is asserted: round trips through the gateway carry each link's delay (twice the
-one-way latency, at least), the Latency balancer sends the nearest cluster the largest
-share, and when its latency rises to 120 ms traffic moves away from it within 10 s.
+one-way latency, at least), the Latency balancer sends at least 90% to the nearest
+cluster, and when its latency rises to 120 ms traffic moves away from it within 10 s.
 """
 
 from __future__ import annotations
@@ -88,8 +88,7 @@ def test_latency_balancer_prefers_the_nearest_and_leaves_it_when_it_slows(
                       what="200 answers to measure shares on")
         before = _shares(load, steady)
         print(f"\nLatency shares, 5/40/80 ms: {dict(before)}")
-        assert before[NEAR] > before[MID] > 0
-        assert before[NEAR] > before[FAR]
+        assert before[NEAR] >= 0.9 * sum(before.values()), before
 
         up.cli("chaos", "set-latency", NEAR, "120ms", "--data-dir", str(up.data_dir))
         raised = time.monotonic()

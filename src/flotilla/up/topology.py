@@ -8,6 +8,7 @@
       nodes: 3
       nodeCpu: "4"
       nodeMemory: 8Gi
+      latency: 30ms                # WAN latency, one way (up --netns: docs/netns.md)
     - name: south-1
       runtime: kubernetes          # a real Kubernetes control plane (scripts/kube-up.sh)
     - name: west-1
