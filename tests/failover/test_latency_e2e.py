@@ -11,7 +11,6 @@ cluster, and when its latency rises to 120 ms traffic moves away from it within 
 from __future__ import annotations
 
 import os
-import statistics
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -77,12 +76,14 @@ def test_latency_balancer_prefers_the_nearest_and_leaves_it_when_it_slows(
     up, _api = plane
     load = Load(f"http://{up.gateway}/", HOST, rate=50.0, limit=90.0).start()
     try:
-        wait_for_sync(lambda: all(load.ok[c] >= 3 for c in LATENCY), 30,
+        # Each cluster is tried at first (nothing known yet), the slower ones probed
+        # now and then after that.
+        wait_for_sync(lambda: all(load.ok[c] >= 1 for c in LATENCY), 30,
                       what="answers from every cluster")
-        # Real round trips: each answer took at least the link's delay both ways.
+        # Real round trips: every answer took at least the link's delay both ways.
         for cluster, one_way in LATENCY.items():
             took = [d for _, c, d in load.answers if c == cluster]
-            assert statistics.median(took) >= 2 * one_way, (cluster, took[:10])
+            assert min(took) >= 2 * one_way, (cluster, took[:10])
         steady = time.monotonic()
         wait_for_sync(lambda: sum(_shares(load, steady).values()) >= 200, 30,
                       what="200 answers to measure shares on")
