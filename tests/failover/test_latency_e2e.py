@@ -27,8 +27,10 @@ from tests.up.harness import Api, proc_table, wait_gone
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="--netns needs root")]
 LATENCY = {"w-near": 0.005, "w-mid": 0.040, "w-far": 0.080}
+#: one region each, nearest first: what Locality's failover order follows
+REGIONS = {"w-near": "cn-east", "w-mid": "cn-south", "w-far": "us-west"}
 CLUSTERS: list[dict[str, Any]] = [
-    {"name": name, "region": "cn-east", "zone": f"cn-east-{'abc'[i]}",
+    {"name": name, "region": REGIONS[name], "zone": f"{REGIONS[name]}-a",
      "address": f"127.0.236.{i + 1}", "nodes": 1, "latency": f"{int(s * 1000)}ms"}
     for i, (name, s) in enumerate(LATENCY.items())]
 NEAR, MID, FAR = LATENCY
@@ -38,10 +40,14 @@ POLICY = {"placement": {"replicaScheduling": {
         {"targetCluster": {"clusterNames": list(LATENCY)}, "weight": 1}]}}}}
 
 
-def _latency_policy() -> dict[str, Any]:
+def _latency_policy(strategy: str = "Latency") -> dict[str, Any]:
     return {"apiVersion": "traffic.flotilla.io/v1alpha1", "kind": "TrafficPolicy",
             "metadata": {"name": "shop", "namespace": "default"},
-            "spec": {"service": "shop", "hosts": [HOST], "strategy": {"type": "Latency"},
+            "spec": {"service": "shop", "hosts": [HOST], "strategy": {"type": strategy},
+                     "locality": {"region": "cn-east", "failover": ["cn-south", "us-west"]},
+                     "healthCheck": {"path": "/healthz", "interval": "1s",
+                                     "timeout": "900ms", "healthyThreshold": 1,
+                                     "unhealthyThreshold": 1},
                      "retries": {"attempts": 3, "retryOn": ["connect-failure", "reset",
                                                             "timeout"]},
                      "timeouts": {"connect": "1s", "perTry": "2s", "total": "6s"}}}
@@ -104,3 +110,30 @@ def test_latency_balancer_prefers_the_nearest_and_leaves_it_when_it_slows(
     finally:
         load.stop()
     assert not load.failed, load.failed[:5]
+
+
+def test_locality_keeps_traffic_in_region_and_spills_in_order(
+        plane: tuple[FailoverUp, Api]) -> None:
+    """Locality, preferred region cn-east, then cn-south, then us-west: everything to
+    the cn-east cluster; with its data plane cut, to cn-south (next in order, though
+    us-west also answers); healed, back to cn-east. No request fails."""
+    up, _api = plane
+    # As the module started (the test above slowed it to 120 ms, near the health
+    # checks' timeout over a fresh connection).
+    up.cli("chaos", "set-latency", NEAR, "5ms", "--data-dir", str(up.data_dir))
+    up.apply([_latency_policy("Locality")], "locality")
+    load = Load(f"http://{up.gateway}/", HOST, rate=50.0, limit=90.0).start()
+    try:
+        def only(cluster: str, seconds: float = 2.0) -> bool:
+            window = [c for t, c, _ in load.answers if t >= time.monotonic() - seconds]
+            return len(window) >= 5 and set(window) == {cluster}
+        wait_for_sync(lambda: only(NEAR), 30, what=f"traffic in-region, on {NEAR}")
+        up.cli("chaos", "partition-cluster", NEAR, "--data-plane",
+               "--data-dir", str(up.data_dir))
+        wait_for_sync(lambda: only(MID), 10, what=f"traffic spilled to {MID}")
+        up.cli("chaos", "heal-cluster", NEAR, "--data-dir", str(up.data_dir))
+        wait_for_sync(lambda: only(NEAR), 15, what=f"traffic back on {NEAR}")
+    finally:
+        load.stop()
+    assert not load.failed, load.failed[:5]
+    assert load.ok[FAR] == 0  # never spilled past the next region
