@@ -57,6 +57,8 @@ BASE = ipaddress.IPv4Network("10.213.0.0/16")
 NS_IF = "eth0"
 MAX_CLUSTERS = 30
 NETNS_DIR = Path("/run/netns")
+#: ``ip netns exec NAME`` mounts the files of ``/etc/netns/NAME/`` over ``/etc``.
+ETC_NETNS = Path("/etc/netns")
 RECORD = "netns.json"
 #: A cluster with WAN latency and no netem: its relay's namespace is its own plus this
 #: (cluster names are DNS labels, so no cluster's namespace can end so).
@@ -271,6 +273,7 @@ def leftovers(data_dir: Path) -> list[str]:
     inodes = recorded_inodes(data_dir)
     return [*(f"netns {n}" for n in namespaces(tag)), *(f"link {x}" for x in host_links(tag)),
             *(f"address {a} on lo" for a in control_addresses(tag)),
+            *(f"directory {d}" for d in etc_dirs(tag)),
             *(f"process {p}" for p in (processes_in(inodes) if inodes else []))]
 
 
@@ -306,6 +309,8 @@ def remove_leftovers(data_dir: Path) -> list[str]:
             (NETNS_DIR / netns).unlink()
     for address in control_addresses(tag):
         ip("addr", "del", address, "dev", "lo", check=False)
+    for etc in etc_dirs(tag):
+        shutil.rmtree(etc, ignore_errors=True)
     still = leftovers(data_dir)
     if still:
         raise NetnsError(f"cannot remove {', '.join(still)}")
@@ -379,6 +384,37 @@ def create_link(link: ClusterLink, latency: float = 0.0) -> None:
        "src", link.agent_address)
     if link.latency_by == "netem":
         set_netem(link, latency)
+    write_etc(link)
+
+
+def write_etc(link: ClusterLink) -> None:
+    """The namespace's own ``hosts`` and ``resolv.conf`` (``ip netns exec`` mounts them
+    over /etc for the agent and its pods). The host's name server is out of reach from
+    inside, and a lookup of the cluster's own addresses (Python's HTTPServer asks for
+    the fully qualified name of the address it binds) would wait for it until the pod's
+    liveness probe kills it: the hosts file answers those at once, and the name server
+    named is the host end of the link, which refuses at once."""
+    etc = ETC_NETNS / link.netns
+    etc.mkdir(parents=True, exist_ok=True)
+    try:
+        host_hosts = Path("/etc/hosts").read_text()
+    except OSError:
+        host_hosts = "127.0.0.1\tlocalhost\n"
+    (etc / "hosts").write_text(
+        f"{host_hosts.rstrip()}\n# flotilla up --netns: cluster {link.cluster}\n"
+        f"{link.agent_address}\t{link.cluster}-agent\n"
+        f"{link.ingress_address}\t{link.cluster}-ingress\n"
+        f"{link.host_address}\t{link.cluster}-host\n")
+    (etc / "resolv.conf").write_text(
+        f"nameserver {link.host_address}\noptions timeout:1 attempts:1\n")
+
+
+def etc_dirs(tag: str) -> list[Path]:
+    try:
+        return sorted(p for p in ETC_NETNS.iterdir()
+                      if p.name.startswith(f"{PREFIX}-{tag}-"))
+    except FileNotFoundError:
+        return []
 
 
 # -- WAN latency ------------------------------------------------------------------------
