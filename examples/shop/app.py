@@ -7,6 +7,7 @@ rollouts and failover:
   SHOP_VERSION    shown in answers (default v1)
   SHOP_FAIL_RATE  share of requests answered 500 (default 0)
   SHOP_DELAY_MS   added latency per request (default 0)
+  SHOP_BURN_MS    CPU time burned per request, for autoscaling demos (default 0)
 """
 
 import json
@@ -20,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 VERSION = os.environ.get("SHOP_VERSION", "v1")
 FAIL_RATE = float(os.environ.get("SHOP_FAIL_RATE", "0"))
 DELAY = float(os.environ.get("SHOP_DELAY_MS", "0")) / 1000.0
+BURN = float(os.environ.get("SHOP_BURN_MS", "0")) / 1000.0
 WHO = {
     "cluster": os.environ.get("CLUSTER_NAME", "?"),
     "region": os.environ.get("CLUSTER_REGION", "?"),
@@ -38,6 +40,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         if DELAY:
             time.sleep(DELAY)
+        if BURN:  # this thread's own CPU time, so concurrent requests each burn BURN
+            until = time.thread_time() + BURN
+            while time.thread_time() < until:
+                pass
         if FAIL_RATE and random.random() < FAIL_RATE:
             self._send(500, b'{"error": "injected failure"}\n', "application/json")
             return

@@ -26,6 +26,12 @@ def _deployment(replicas: int) -> Object:
 _BODIES: dict[str, Object] = {
     "Cluster": {"spec": {"region": "eu-west", "zone": "eu-west-1a"}},
     "Deployment": {"spec": _deployment(2)},
+    "Job": {"spec": {"completions": 4, "parallelism": 2, "completionMode": "Indexed",
+                     "template": {"spec": {"restartPolicy": "Never", "containers": [
+                         {"name": "work", "image": "python:3"}]}}}},
+    "CronJob": {"spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {
+        "template": {"spec": {"restartPolicy": "Never", "containers": [
+            {"name": "work", "image": "python:3"}]}}}}}},
     "Service": {"spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}},
     "ConfigMap": {"data": {"greeting": "hello"}},
     "Secret": {"stringData": {"password": "s3cret"}},
@@ -45,10 +51,17 @@ _BODIES: dict[str, Object] = {
     "ServiceExport": {"spec": {}},
     "ServiceImport": {"spec": {"ports": [{"port": 80}]}},
     "RolloutPolicy": {"spec": {"selector": {"name": "web"}, "waves": [{"percent": 100}]}},
-    "FederatedAutoscaler": {"spec": {
-        "scaleTargetRef": {"name": "web"}, "maxReplicas": 5,
-        "target": {"cpuUtilizationPercent": 60},
-        "behavior": {"scaleDown": {"stabilizationWindow": "5m"}}}},
+    "FederatedHPA": {"spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+        "maxReplicas": 5,
+        "metrics": [{"type": "Resource", "resource": {
+            "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}}],
+        "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}}}},
+    "CronFederatedHPA": {"spec": {
+        "scaleTargetRef": {"apiVersion": "autoscaling.karmada.io/v1alpha1",
+                           "kind": "FederatedHPA", "name": "web"},
+        "rules": [{"name": "sale", "schedule": "0 20 * * *", "targetMinReplicas": 6,
+                   "timeZone": "Asia/Shanghai"}]}},
     "Event": {"involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment",
                                  "name": "web"},
               "reason": "Scheduled", "message": "placed"},
@@ -67,6 +80,8 @@ _BODIES: dict[str, Object] = {
 _MUTATIONS: dict[str, Callable[[Object], None]] = {
     "Cluster": lambda o: o["spec"].update(zone="eu-west-1b"),
     "Deployment": lambda o: o["spec"].update(replicas=3),
+    "Job": lambda o: o["spec"].update(parallelism=4),
+    "CronJob": lambda o: o["spec"].update(schedule="@hourly"),
     "Service": lambda o: o["spec"].update(ports=[{"port": 8080}]),
     "ConfigMap": lambda o: o["data"].update(greeting="bonjour"),
     "Secret": lambda o: o["stringData"].update(password="other"),
@@ -80,7 +95,8 @@ _MUTATIONS: dict[str, Callable[[Object], None]] = {
     "TrafficPolicy": lambda o: o["spec"].update(hosts=["shop.example.com"]),
     "ServiceImport": lambda o: o["spec"].update(ports=[{"port": 81}]),
     "RolloutPolicy": lambda o: o["spec"].update(waves=[{"percent": 50}, {"percent": 100}]),
-    "FederatedAutoscaler": lambda o: o["spec"].update(maxReplicas=9),
+    "FederatedHPA": lambda o: o["spec"].update(maxReplicas=9),
+    "CronFederatedHPA": lambda o: o["spec"]["rules"][0].update(targetMinReplicas=8),
     "Event": lambda o: o.update(message="placed again"),
     "EndpointSlice": lambda o: o["spec"].update(cluster="west"),
     "Lease": lambda o: o.update(spec={"holderIdentity": "agent-east"}),

@@ -63,7 +63,7 @@ def test_document_is_valid_openapi() -> None:
     """The document passes the OpenAPI meta-schema of the version it declares (as 3.0 it
     did not: pydantic's ``{"type": "null"}`` and numeric ``exclusiveMinimum`` are draft
     2020-12), and every operation's bodies can be generated from it (a 3.0 reading of
-    FederatedAutoscaler's ``exclusiveMinimum: 0`` made it UnsupportedSchema)."""
+    a ``exclusiveMinimum: 0`` (then in the autoscaler's model) made it UnsupportedSchema)."""
     schema.validate()
     for result in schema.get_all_operations():
         operation = result.ok()

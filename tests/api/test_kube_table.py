@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -29,25 +29,13 @@ TABLE = {"Accept": KUBECTL_ACCEPT}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """conftest's `client` and `http` talk to this server: bookmarks every 0.2 s."""
     srv = start_server(tmp_path_factory.mktemp("table"), "--bookmark-interval", "0.2")
     try:
         yield srv
     finally:
         srv.stop()
         srv.kill()
-
-
-@pytest.fixture
-async def client(server: ServerProcess) -> AsyncIterator[HttpClient]:
-    async with HttpClient(server.url, server.token, ca=server.ca) as c:
-        yield c
-
-
-@pytest.fixture
-async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, headers=server.headers(),
-                                 timeout=10, verify=server.verify) as c:
-        yield c
 
 
 @pytest.mark.parametrize(("accept", "expected"), [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -110,3 +111,15 @@ class ServerProcess:
     def client_env(self, **extra: str) -> dict[str, str]:
         """Environment for a CLI call that finds this server through the config file."""
         return clean_env(FLOTILLA_CONFIG=str(self.config), **extra)
+
+
+def twin_servers(root: Path, *extra_args: str) -> tuple[ServerProcess, ServerProcess]:
+    """A and B (not started): B's data dir is a copy of A's, so both hold the same CA,
+    serving certificate, secrets key and admin token; give them one shared store in
+    ``extra_args`` (an etcd URL with one key prefix) to make them replicas."""
+    a = ServerProcess(root / "a", *extra_args)
+    b = ServerProcess(root / "b", *extra_args)
+    shutil.rmtree(b.data_dir)
+    shutil.copytree(a.data_dir, b.data_dir)
+    b.token, b.ca = a.token, a.ca
+    return a, b

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ import pytest
 from flotilla.client.http import HttpClient
 from flotilla.client.informer import Informer, ObjectKey
 from flotilla.resources.kinds import for_api_version
-from tests.cli.serverproc import FLOTILLA, ServerProcess, flotilla
+from tests.cli.serverproc import FLOTILLA, ServerProcess, flotilla, twin_servers
 from tests.etcd_server import EtcdProcess
 from tests.helpers import agent_tls_args, free_port, wait_for, wait_for_sync
 from tests.up.harness import Api, app_processes, work_manifest
@@ -49,15 +48,9 @@ def policy(name: str, host: str) -> dict[str, Any]:
 @pytest.fixture
 def pair(tmp_path: Path, etcd_server: EtcdProcess) -> Iterator[tuple[ServerProcess,
                                                                      ServerProcess]]:
-    """A and B: one data dir initialised, copied, so both hold the same CA, server
-    certificate, secrets key and admin token; one etcd prefix."""
-    store = ("--store", f"{etcd_server.url}/{tmp_path.name}-ha/", "--cluster-grace-period",
-             "3")
-    a = ServerProcess(tmp_path / "a", *store)
-    b = ServerProcess(tmp_path / "b", *store)
-    shutil.rmtree(b.data_dir)
-    shutil.copytree(a.data_dir, b.data_dir)
-    b.token, b.ca = a.token, a.ca
+    """A and B on one etcd prefix (`twin_servers`)."""
+    a, b = twin_servers(tmp_path, "--store", f"{etcd_server.url}/{tmp_path.name}-ha/",
+                        "--cluster-grace-period", "3")
     try:
         a.start()
         b.start()

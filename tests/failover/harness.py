@@ -38,9 +38,9 @@ NAMES = frozenset(str(c["name"]) for c in CLUSTERS)
 HOST = "shop.example.test"
 
 
-def pods_of(app: str) -> Counter[str]:
-    """Live (not stopped, not zombie) pods of deployment ``app`` per cluster, from the
-    process table: what "nothing runs twice" is checked against."""
+def pods_of(app: str, clusters: frozenset[str] = NAMES) -> Counter[str]:
+    """Live (not stopped, not zombie) pods of deployment ``app`` per cluster of
+    ``clusters``, from the process table: what "nothing runs twice" is checked against."""
     out: Counter[str] = Counter()
     for pid, _pgid, state, cmd in proc_table():
         if state in ("Z", "T", "t") or SHOP_APP not in cmd:
@@ -48,7 +48,7 @@ def pods_of(app: str) -> Counter[str]:
         env = environ_of(pid)
         cluster = env.get("CLUSTER_NAME", "")
         # Only our clusters: other tests on the machine run shop pods too.
-        if cluster in NAMES and env.get("POD_NAME", "").startswith(f"{app}-") and \
+        if cluster in clusters and env.get("POD_NAME", "").startswith(f"{app}-") and \
                 started_by_this_run(pid):
             out[cluster] += 1
     return out

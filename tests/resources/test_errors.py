@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -249,3 +250,128 @@ def test_service_names_are_dns_labels() -> None:
     assert set(_errors(doc)) == {"metadata.name"}
     doc["metadata"]["name"] = "shop-v2"
     validate_object(doc)
+
+
+def _job() -> dict[str, Any]:
+    [doc] = [d for d in load_documents(Path(__file__).parent / "examples" / "every-kind.yaml")
+             if d["kind"] == "Job"]
+    return doc
+
+
+def test_job_fields_name_their_path() -> None:
+    doc = _job()
+    doc["spec"]["completionMode"] = "Sideways"
+    doc["spec"]["backoffLimit"] = -1
+    doc["spec"]["podFailurePolicy"]["rules"][0]["action"] = "Shrug"
+    errors = _errors(doc)
+    assert set(errors) == {"spec.completionMode", "spec.backoffLimit",
+                           "spec.podFailurePolicy.rules[0].action"}, errors
+
+
+def test_job_pods_must_run_to_completion() -> None:
+    doc = _job()
+    doc["spec"]["template"]["spec"]["restartPolicy"] = "Always"
+    assert "restartPolicy must be Never or OnFailure" in " ".join(_errors(doc).values())
+
+
+def test_indexed_job_needs_completions() -> None:
+    doc = _job()
+    del doc["spec"]["completions"]
+    assert "completions is required" in " ".join(_errors(doc).values())
+
+
+def _cronjob() -> dict[str, Any]:
+    [doc] = [d for d in load_documents(Path(__file__).parent / "examples" / "every-kind.yaml")
+             if d["kind"] == "CronJob"]
+    return doc
+
+
+def test_cronjob_fields_name_their_path() -> None:
+    doc = _cronjob()
+    doc["spec"]["concurrencyPolicy"] = "Sometimes"
+    doc["spec"]["successfulJobsHistoryLimit"] = -1
+    doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"] = "Always"
+    errors = _errors(doc)
+    assert set(errors) == {"spec.concurrencyPolicy", "spec.successfulJobsHistoryLimit",
+                           "spec.jobTemplate.spec"}, errors
+
+
+def test_cronjob_schedule_and_zone_are_checked_at_apply() -> None:
+    doc = _cronjob()
+    doc["spec"]["schedule"] = "61 * * * *"
+    assert "minute" in " ".join(_errors(doc).values())
+    doc = _cronjob()
+    doc["spec"]["timeZone"] = "Mars/Olympus"
+    assert "Mars/Olympus" in " ".join(_errors(doc).values())
+    doc = _cronjob()
+    doc["spec"]["schedule"] = "CRON_TZ=Asia/Tokyo 0 9 * * *"
+    assert "timeZone" in " ".join(_errors(doc).values())
+
+
+def test_cronjob_name_leaves_room_for_the_schedule_time() -> None:
+    doc = _cronjob()
+    doc["metadata"]["name"] = "r" * 53
+    assert "at most 52" in " ".join(_errors(doc).values())
+
+
+def _fhpa(api_version: str = "autoscaling.karmada.io/v1alpha1") -> dict[str, Any]:
+    return {"apiVersion": api_version, "kind": "FederatedHPA",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                        "name": "web"},
+                     "maxReplicas": 5,
+                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                         "type": "Utilization", "averageUtilization": 60}}}]}}
+
+
+@pytest.mark.parametrize("group", ["autoscaling.karmada.io", "autoscaling.flotilla.io"])
+def test_federated_hpa_refuses_what_flotilla_does_not_implement(group: str) -> None:
+    external = _fhpa(f"{group}/v1alpha1")
+    external["spec"]["metrics"] = [{"type": "External", "external": {
+        "metric": {"name": "queue"}, "target": {"type": "Value", "value": "1"}}}]
+    errors = _errors(external)
+    assert errors["spec.metrics[0].external"] == "field is not supported by Flotilla"
+    tolerance = _fhpa(f"{group}/v1alpha1")
+    tolerance["spec"]["behavior"] = {"scaleUp": {"tolerance": "0.05"}}
+    assert _errors(tolerance) == {
+        "spec.behavior.scaleUp.tolerance": "field is not supported by Flotilla"}
+
+
+def test_federated_hpa_bad_metrics_name_the_field() -> None:
+    doc = _fhpa()
+    doc["spec"]["metrics"] = [
+        {"type": "Object", "object": {
+            "describedObject": {"kind": "Service", "name": "web"},
+            "metric": {"name": "flotilla.io/errors"},
+            "target": {"type": "AverageValue", "averageValue": "20"}}},
+        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization"}}},
+    ]
+    errors = _errors(doc)
+    assert "unknown Object metric 'flotilla.io/errors'" in errors["spec.metrics[0].object"]
+    assert "needs averageUtilization" in errors["spec.metrics[1].resource.target"]
+    bounds = _fhpa()
+    bounds["spec"]["minReplicas"] = 9
+    assert "minReplicas must not exceed maxReplicas" in _errors(bounds)["spec"]
+
+
+def _cron(rule: dict[str, Any], kind: str = "FederatedHPA") -> dict[str, Any]:
+    return {"apiVersion": "autoscaling.karmada.io/v1alpha1", "kind": "CronFederatedHPA",
+            "metadata": {"name": "sale", "namespace": "default"},
+            "spec": {"scaleTargetRef": {"apiVersion": "autoscaling.karmada.io/v1alpha1",
+                                        "kind": kind, "name": "web"},
+                     "rules": [{"name": "sale", "schedule": "0 20 * * *", **rule}]}}
+
+
+def test_cron_federated_hpa_errors_name_the_rule_field() -> None:
+    validate_object(_cron({"targetMinReplicas": 6, "timeZone": "Asia/Shanghai"}))
+    assert "minute" in _errors(_cron({"schedule": "61 20 * * *",
+                                      "targetMinReplicas": 6}))["spec.rules[0]"]
+    assert "unknown time zone" in _errors(_cron({"timeZone": "Mars/Olympus",
+                                                 "targetMinReplicas": 6}))["spec.rules[0]"]
+    assert "needs targetReplicas" in _errors(_cron({"targetMinReplicas": 6},
+                                                   kind="Deployment"))["spec"]
+    assert "needs targetMinReplicas or targetMaxReplicas" in _errors(_cron({}))["spec"]
+    assert "must not exceed" in _errors(_cron({"targetMinReplicas": 6,
+                                               "targetMaxReplicas": 3}))["spec.rules[0]"]
+    assert set(_errors(_cron({"targetReplicas": 3}, kind="Service"))) == {
+        "spec.scaleTargetRef.kind"}

@@ -49,3 +49,43 @@ def test_a_restarted_server_appends_and_rotates_from_the_size_on_disk(tmp_path: 
 def test_no_audit_log_at_all_is_reported(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         list(read_entries(tmp_path))
+
+
+def at(second: int, name: str) -> AuditEntry:
+    return AuditEntry(time=f"2026-12-03T10:00:{second:02d}.000000Z", user="alice",
+                      verb="create", resource="configmaps", namespace="default", name=name,
+                      code=201, source="127.0.0.1")
+
+
+def test_replicas_logs_are_merged_in_time_order_each_naming_its_server(
+        tmp_path: Path) -> None:
+    # `up --ha`'s layout: each replica writes its own log under servers/<name>/ (one of
+    # them rotated); the main data dir may hold a log of its own from a lone server.
+    one = AuditLog(tmp_path / "servers" / "server-1", max_bytes=400, backups=3,
+                   server="server-1")
+    two = AuditLog(tmp_path / "servers" / "server-2", server="server-2")
+    for folder in ("server-1", "server-2"):
+        (tmp_path / "servers" / folder).mkdir(parents=True)
+    (tmp_path / "servers" / "server-3").mkdir()  # a replica that wrote nothing yet
+    AuditLog(tmp_path).record(at(0, "before-ha"))
+    for second in range(1, 13):
+        (one if second % 3 else two).record(at(second, f"cm-{second:02d}"))
+    one.close()
+    two.close()
+    # a line written before lines carried their server: the folder names it
+    legacy = AuditLog(tmp_path / "servers" / "server-2")
+    legacy.record(at(13, "cm-13"))
+    legacy.close()
+    assert (tmp_path / "servers" / "server-1" / f"{AUDIT_FILE}.1").exists()
+
+    got = list(read_entries(tmp_path))
+    assert [e["name"] for e in got] == ["before-ha", *(f"cm-{s:02d}" for s in range(1, 14))]
+    assert [e["time"] for e in got] == sorted(e["time"] for e in got)
+    servers = {e["name"]: e["server"] for e in got}
+    assert servers["before-ha"] == ""
+    assert servers["cm-01"] == servers["cm-02"] == "server-1"
+    assert servers["cm-03"] == servers["cm-06"] == servers["cm-13"] == "server-2"
+    # the filters apply to the merged trail
+    assert [e["name"] for e in read_entries(tmp_path, user="bob")] == []
+    line = (tmp_path / "servers" / "server-2" / AUDIT_FILE).read_text().splitlines()[0]
+    assert '"server":"server-2"' in line

@@ -138,3 +138,27 @@ def test_unknown_names_and_revive(up: tuple[UpProcess, Api]) -> None:
     state = running.state()
     assert pid_alive(int(state["servers"][0]["pid"]))
     assert state["serverPid"] == state["servers"][0]["pid"]
+
+
+def test_audit_merges_every_servers_log_naming_the_writer(up: tuple[UpProcess, Api]) -> None:
+    running, api = up
+    state = running.state()
+    # one write through each server, in turn
+    for s in state["servers"]:
+        through = Api(s["url"], api.token, api.ca)
+        r = through.client.post("/api/v1/namespaces/default/configmaps", json={
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": f"audit-via-{s['name']}", "namespace": "default"}})
+        assert r.status_code == 201, r.text
+        # each server's own log, in its own data dir
+        own = running.data_dir / "servers" / s["name"] / "audit.log"
+        assert f"audit-via-{s['name']}" in own.read_text()
+    entries = json.loads(running.cli("audit", "-o", "json").stdout)
+    assert [e["time"] for e in entries] == sorted(e["time"] for e in entries)
+    ours = [e for e in entries if str(e.get("name", "")).startswith("audit-via-")]
+    assert [(e["name"], e["server"]) for e in ours] == [
+        (f"audit-via-{s['name']}", s["name"]) for s in state["servers"]]
+    table = running.cli("audit").stdout.splitlines()
+    assert table[0].split()[:3] == ["TIME", "SERVER", "USER"]
+    row = next(ln for ln in table if "audit-via-server-2" in ln)
+    assert row.split()[1] == "server-2"

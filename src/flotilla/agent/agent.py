@@ -97,6 +97,7 @@ class Agent:
                 ("apply", self._apply_loop),
                 ("runtime-changes", self._watch_runtime),
                 ("report", self._report_loop),
+                ("usage", self._usage_loop),
             ]),
         ]
 
@@ -217,6 +218,15 @@ class Agent:
 
     async def _watch_runtime(self) -> None:
         async for _version in self.runtime.changes():
+            self._report_now.set()
+
+    async def _usage_loop(self) -> None:
+        """Report again every ``usage_interval``: pods' CPU and memory change without
+        any event the runtime would announce."""
+        if self.cfg.usage_interval <= 0:
+            await asyncio.Event().wait()  # never: the loop set expects a running task
+        while True:
+            await asyncio.sleep(self.cfg.usage_interval)
             self._report_now.set()
 
     async def _report_loop(self) -> None:

@@ -30,6 +30,9 @@ class AgentConfig:
     #: Status reports are coalesced over this window so that a burst of pod changes
     #: becomes one write.
     report_debounce: float = 0.05
+    #: Pods' CPU and memory are measured and reported this often (the autoscaler's
+    #: Resource metrics; Kubernetes' metrics-server scrapes every 15 s); 0: never.
+    usage_interval: float = 5.0
     #: Where the agent's own endpoint (pods, nodes, logs, chaos) listens, "HOST:PORT";
     #: port 0 picks a free one. Published as the Cluster's ``spec.apiEndpoint``.
     admin_listen: str | None = None

@@ -16,6 +16,7 @@ from flotilla.resources.wellknown import (
     LABEL_REGION,
     LABEL_SERVICE_NAME,
     LABEL_ZONE,
+    rfc3339_at,
 )
 from flotilla.runtimes.base import (
     CapacityStatus,
@@ -133,14 +134,30 @@ def _protocol(svc: ServiceEndpoints, port_name: str) -> str:
 
 def workload_health(w: WorkloadStatus) -> str:
     """Healthy when every desired replica is available; Unhealthy when none is ready
-    (the signal application failover acts on); Unknown while it is progressing."""
+    (the signal application failover acts on); Unknown while it is progressing. A Job
+    is Healthy while it runs or once Complete, Unhealthy once Failed."""
+    if w.job is not None:
+        return "Unhealthy" if any(c.type == "Failed" for c in w.conditions) else "Healthy"
     if w.desired_replicas == 0 or w.available_replicas >= w.desired_replicas:
         return "Healthy"
     return "Unhealthy" if w.ready_replicas == 0 else "Unknown"
 
 
 def workload_status(w: WorkloadStatus) -> Object:
-    """A Deployment's status in Kubernetes' shape."""
+    """A Deployment's (or a Job's, `job_status`) status in Kubernetes' shape, plus
+    ``podMetrics`` (the metrics API's PodMetrics, one line a pod) where the runtime
+    measures them."""
+    if w.job is not None:
+        return job_status(w)
+    out = _deployment_status(w)
+    if w.pod_usage:
+        out["podMetrics"] = [{"name": u.name, "cpu": f"{u.cpu_millicores}m",
+                              "memory": str(u.memory_bytes), "ready": u.ready}
+                             for u in w.pod_usage]
+    return out
+
+
+def _deployment_status(w: WorkloadStatus) -> Object:
     return {
         "replicas": w.replicas,
         "desiredReplicas": w.desired_replicas,
@@ -153,3 +170,27 @@ def workload_status(w: WorkloadStatus) -> Object:
             for c in w.conditions
         ],
     }
+
+
+def job_status(w: WorkloadStatus) -> Object:
+    """A Job's status on one cluster in the shape of Kubernetes ``JobStatus``, plus
+    ``indexes`` (this cluster's share) and ``ignored`` (failures not counted)."""
+    job = w.job
+    assert job is not None
+    out: Object = {
+        "active": job.active, "succeeded": job.succeeded, "failed": job.failed,
+        "ignored": job.ignored,
+        "conditions": [
+            {"type": c.type, "status": c.status, "reason": c.reason, "message": c.message}
+            for c in w.conditions
+        ],
+    }
+    if job.indexes:
+        out["indexes"] = job.indexes
+        out["completedIndexes"] = job.completed_indexes
+    if job.start_time is not None:
+        out["startTime"] = rfc3339_at(job.start_time)
+    if job.completion_time is not None:
+        out["completionTime"] = rfc3339_at(job.completion_time)
+    return out
+

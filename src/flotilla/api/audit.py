@@ -11,16 +11,24 @@ The file is rotated by size, as kube-apiserver's ``--audit-log-maxsize`` and
 ones shift up, the oldest beyond ``backups`` is deleted) and a fresh ``audit.log`` starts,
 so the trail can never fill the disk the store lives on. `read_entries` (shared by
 ``flotilla audit``) reads the kept files oldest first.
+
+Several replicas of one control plane (``flotilla up --ha``) each write their own log in
+their own data dir, ``<data-dir>/servers/<name>/audit.log``: one file per writer keeps
+the single-``write(2)`` rule without a lock shared across processes. Each line names
+the server that wrote it (``server``, its ``--name``), and `read_entries` on the main
+data dir merges every replica's log with the main one in time order, so one
+``flotilla audit`` shows the whole control plane's trail.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +36,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 AUDIT_FILE = "audit.log"
+#: Where ``flotilla up --ha`` keeps each replica's own data dir (``servers/<name>/``):
+#: `read_entries` looks there for the replicas' logs.
+SERVERS_DIR = "servers"
 #: Rotation defaults: 100 MiB a file, 5 rotated files kept (600 MiB at most in all).
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 DEFAULT_BACKUPS = 5
@@ -45,6 +56,8 @@ class AuditEntry:
     code: int
     source: str
     message: str = ""
+    #: The server that answered (``flotilla server --name``); "" for a lone server.
+    server: str = ""
 
 
 def should_record(verb: str, code: int) -> bool:
@@ -54,10 +67,12 @@ def should_record(verb: str, code: int) -> bool:
 
 class AuditLog:
     def __init__(self, data_dir: Path, max_bytes: int = DEFAULT_MAX_BYTES,
-                 backups: int = DEFAULT_BACKUPS) -> None:
+                 backups: int = DEFAULT_BACKUPS, server: str = "") -> None:
+        """``server``: this replica's name, written on every line it records."""
         if max_bytes <= 0 or backups < 0:
             raise ValueError("the audit log needs max_bytes > 0 and backups >= 0")
         self.path = data_dir / AUDIT_FILE
+        self.server = server
         self.max_bytes = max_bytes
         self.backups = backups
         self._fd: int | None = None
@@ -85,6 +100,8 @@ class AuditLog:
             self.path.rename(rotated_path(self.path, 1))
 
     def record(self, entry: AuditEntry) -> None:
+        if self.server and not entry.server:
+            entry = replace(entry, server=self.server)
         line = (json.dumps(asdict(entry), separators=(",", ":")) + "\n").encode()
         try:
             fd = self._open()
@@ -119,27 +136,53 @@ def _parse_time(text: str) -> float:
 
 def read_entries(data_dir: Path, *, since: float | None = None,
                  user: str | None = None) -> Iterator[dict[str, Any]]:
-    """Entries in order, newer than ``since`` seconds ago and of ``user`` if given; a
-    line that is not JSON (a torn last line after a crash) is skipped."""
+    """Entries in time order, newer than ``since`` seconds ago and of ``user`` if given,
+    from the data dir's own log and every replica's under ``servers/<name>/``; a line
+    that is not JSON (a torn last line after a crash) is skipped. Every entry has a
+    ``server``: the one it names, else the replica folder's name it was read from ("" for
+    the main data dir's own log)."""
     cutoff = time.time() - since if since is not None else None
-    current = data_dir / AUDIT_FILE
-    rotated = sorted((p for p in data_dir.glob(f"{AUDIT_FILE}.*")
-                      if p.suffix[1:].isdigit()), key=lambda p: -int(p.suffix[1:]))
-    if not current.exists() and not rotated:
-        raise FileNotFoundError(2, "no audit log", str(current))
-    for path in [*rotated, current]:
+    sources = [(data_dir, "")]
+    servers = data_dir / SERVERS_DIR
+    if servers.is_dir():
+        sources += [(folder, folder.name) for folder in sorted(servers.iterdir())
+                    if folder.is_dir()]
+    logs = [(folder, name, files) for folder, name in sources
+            if (files := _log_files(folder))]
+    if not logs:
+        raise FileNotFoundError(2, "no audit log", str(data_dir / AUDIT_FILE))
+    # Each file is in time order (one writer appending); the merge keeps that across them.
+    # The times are fixed-width ISO strings, so they sort as text.
+    merged = heapq.merge(*(_entries(files, name) for _folder, name, files in logs),
+                         key=lambda e: str(e.get("time", "")))
+    for entry in merged:
+        if user is not None and entry.get("user") != user:
+            continue
+        if cutoff is not None and _parse_time(str(entry.get("time", ""))) < cutoff:
+            continue
+        yield entry
+
+
+def _log_files(folder: Path) -> list[Path]:
+    """``folder``'s audit log with its rotated files, oldest first ([] when none)."""
+    current = folder / AUDIT_FILE
+    rotated = sorted((p for p in folder.glob(f"{AUDIT_FILE}.*") if p.suffix[1:].isdigit()),
+                     key=lambda p: -int(p.suffix[1:]))
+    return [*rotated, current] if rotated or current.exists() else []
+
+
+def _entries(files: list[Path], server: str) -> Iterator[dict[str, Any]]:
+    """The JSON entries of one writer's files, each naming its server."""
+    for path in files:
         for line in _lines(path):
             try:
                 entry = json.loads(line)
             except ValueError:
                 continue
-            if not isinstance(entry, dict):
-                continue
-            if user is not None and entry.get("user") != user:
-                continue
-            if cutoff is not None and _parse_time(str(entry.get("time", ""))) < cutoff:
-                continue
-            yield entry
+            if isinstance(entry, dict):
+                if not entry.get("server"):
+                    entry["server"] = server
+                yield entry
 
 
 def _lines(path: Path) -> Iterator[str]:

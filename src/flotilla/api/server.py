@@ -140,6 +140,7 @@ async def run_server(
     fairness: FairnessConfig | None = None,
     store_spec: StoreSpec | None = None,
     metrics: ApiMetrics | None = None,
+    server_name: str = "",
 ) -> None:
     """Serve the API on ``listen`` from the store in ``data_dir`` (or ``store_spec``'s)
     until SIGINT/SIGTERM.
@@ -147,6 +148,7 @@ async def run_server(
     ``background`` coroutines (controllers) get the in-process `Registry` and run until
     shutdown. ``keep_revisions`` bounds the watch history kept in the store.
     ``metrics`` is the registry /metrics shows (the controllers' count there too).
+    ``server_name`` (``--name``) is written on each audit line: which replica answered.
     """
     host, port = parse_listen(listen)
     # The store, its WAL, the audit log and the logs hold secrets or who did what: private
@@ -169,7 +171,8 @@ async def run_server(
 
     def http_config() -> uvicorn.Config:
         ctx = ApiContext(store.registry, Authenticator.from_data_dir(data_dir), metrics,
-                         max_body_bytes, bookmark_interval, audit=AuditLog(data_dir),
+                         max_body_bytes, bookmark_interval,
+                         audit=AuditLog(data_dir, server=server_name),
                          fairness=Fairness(fairness or FairnessConfig()))
         # Hostile clients: `flotilla.api.http_guard` (header timeout, requests in flight).
         return uvicorn.Config(InflightLimit(create_app(ctx), http_limits.max_inflight),
@@ -218,6 +221,7 @@ def main(
     fairness: FairnessConfig | None = None,
     store_spec: StoreSpec | None = None,
     metrics: ApiMetrics | None = None,
+    server_name: str = "",
 ) -> None:
     """Blocking entry point for the CLI: `run_server` on a uvloop event loop."""
     if not logging.getLogger().handlers:
@@ -228,5 +232,5 @@ def main(
         keep_revisions=keep_revisions, disk_reserve=disk_reserve,
         bookmark_interval=bookmark_interval, insecure_http=insecure_http,
         http_limits=http_limits, fairness=fairness,
-        store_spec=store_spec, metrics=metrics),
+        store_spec=store_spec, metrics=metrics, server_name=server_name),
         loop_factory=uvloop.new_event_loop)

@@ -262,7 +262,7 @@ def server(data_dir: Path | None, listen: str, max_body_bytes: int, max_inflight
         run(data_dir, listen, max_body_bytes=max_body_bytes, keep_revisions=keep_revisions,
             disk_reserve=reserve, background=background, insecure_http=insecure_http,
             http_limits=HttpLimits(max_inflight, header_timeout, keep_alive_timeout),
-            fairness=fairness, store_spec=spec, metrics=metrics)
+            fairness=fairness, store_spec=spec, metrics=metrics, server_name=name)
     except KeyboardInterrupt:
         return
     except FatalError as exc:

@@ -18,6 +18,7 @@ from flotilla.cli.targets import namespace_for, not_found, parse_targets
 from flotilla.client.base import NotFoundError, Object, ResourceClient
 from flotilla.resources.columns import format_cpu, format_memory
 from flotilla.resources.kinds import Kind, by_kind
+from flotilla.resources.views import FederatedHPAView
 from flotilla.resources.wellknown import SYSTEM_NAMESPACE
 from flotilla.up.members import MemberError, agent_call
 
@@ -175,6 +176,22 @@ def _cluster_lines(obj: Object, live: ClusterLive | None) -> list[str]:
     return lines
 
 
+def _fhpa_lines(obj: Object) -> list[str]:
+    """The autoscaler's summary, as ``kubectl describe hpa`` leads with it: each metric's
+    current/target, the replica counts and bounds, the last scale (the Events below
+    say why)."""
+    view = FederatedHPAView.of(obj)
+    metrics = view.targets()
+    return [
+        f"{'Reference:':<{_WIDTH}}Deployment/{view.target_name}",
+        f"{'Metrics:':<{_WIDTH}}{metrics[0] if metrics else '<none>'}",
+        *(" " * _WIDTH + m for m in metrics[1:]),
+        f"{'Replicas:':<{_WIDTH}}{view.current_replicas} current / "
+        f"{view.desired_replicas} desired (min {view.min_replicas}, max {view.max_replicas})",
+        f"{'Last scale:':<{_WIDTH}}{view.last_scale_time or '<never>'}",
+    ]
+
+
 def render(kind: Kind, obj: Object, events: list[Object],
            cluster: ClusterLive | None = None) -> str:
     meta = obj.get("metadata") or {}
@@ -195,6 +212,8 @@ def render(kind: Kind, obj: Object, events: list[Object],
                      f"finalizers {', '.join(meta.get('finalizers') or [])}")
     if kind.kind == "Cluster":
         lines += _cluster_lines(obj, cluster)
+    if kind.kind == "FederatedHPA":
+        lines += _fhpa_lines(obj)
     for title, value in _body(obj).items() if kind.kind != "Cluster" else ():
         lines += _section(title, value)
     status = dict(obj.get("status") or {})

@@ -86,8 +86,16 @@ Several API servers of one control plane (the gateway fails over between them):
               show_default=True, help="Open client connections per client address.")
 @click.option("--write-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
               show_default=True, metavar="SECONDS",
-              help="A client that stops reading (writes to it stay blocked this long) is "
-                   "cut off; the upstream connection it held is closed.")
+              help="A client that takes no byte of its response for this long is cut "
+                   "off; the upstream connection it held is closed.")
+@click.option("--min-send-rate", type=click.FloatRange(min=0), default=1024.0,
+              show_default=True, metavar="BYTES_PER_S",
+              help="A client that is behind (our buffer to it full) must take at least "
+                   "this many bytes a second on average over --min-send-rate-window "
+                   "seconds spent behind, or it is cut with a reset (0: no minimum).")
+@click.option("--min-send-rate-window", type=click.FloatRange(min=0, min_open=True),
+              default=30.0, show_default=True, metavar="SECONDS",
+              help="The seconds behind that --min-send-rate is averaged over.")
 @click.option("--stream-idle-timeout", type=click.FloatRange(min=0, min_open=True),
               default=60.0, show_default=True, metavar="SECONDS",
               help="A response that has started and gets no byte from the upstream for "
@@ -117,8 +125,9 @@ def gateway(server_list: tuple[str, ...], token: str | None, token_file: Path | 
             ca_file: Path | None, listen: str,
             region: str | None, admin_listen: str | None, tls_listen: str | None,
             workers: int, max_connections: int, max_connections_per_client: int,
-            write_timeout: float, stream_idle_timeout: float,
-            max_upstream_connections: int, max_queued_requests: int, queue_timeout: float,
+            write_timeout: float, min_send_rate: float, min_send_rate_window: float,
+            stream_idle_timeout: float, max_upstream_connections: int,
+            max_queued_requests: int, queue_timeout: float,
             trusted_proxies: tuple[str, ...], access_log: str, otlp_endpoint: str | None,
             verbose: bool) -> None:
     """Run the global HTTP gateway: routes by Host (and path) to Service endpoints across
@@ -135,6 +144,7 @@ def gateway(server_list: tuple[str, ...], token: str | None, token_file: Path | 
             max_connections=max_connections,
             max_connections_per_client=max_connections_per_client,
             write_timeout=write_timeout, stream_idle_timeout=stream_idle_timeout,
+            min_send_rate=min_send_rate, min_send_rate_window=min_send_rate_window,
             max_upstream_connections=max_upstream_connections,
             max_queued_requests=max_queued_requests, queue_timeout=queue_timeout,
             trusted_proxies=trusted_proxies,

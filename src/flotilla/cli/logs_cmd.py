@@ -1,5 +1,6 @@
-"""``flotilla logs``: one pod's log, or every pod of a Deployment in every cluster as one
-stream, each line prefixed ``[cluster/pod]`` (like stern).
+"""``flotilla logs``: one pod's log, or every pod of a Deployment or a Job (its finished
+pods too: a member keeps them, docs/batch.md) in every cluster as one stream, each line
+prefixed ``[cluster/pod]`` (like stern).
 
 The logs stay where they are written: each cluster's agent serves them
 (`flotilla.agent.admin`, ``/logs/{ns}/{pod}``, streamed with ``follow=1``), found through
@@ -26,15 +27,21 @@ import httpx
 
 from flotilla.cli.config import Connection
 from flotilla.cli.members import _clusters
-from flotilla.cli.session import CliError, connection_options
+from flotilla.cli.session import CliError, call, connection_options
+from flotilla.client.base import ResourceClient
 from flotilla.client.http import verify_for
+from flotilla.resources.kinds import by_kind
+from flotilla.resources.views.cronjob import owner_name
 
+JOB = by_kind("Job")
 #: Seconds between two listings of the pods while following.
 RESCAN = 1.0
 _COLOURS = (31, 32, 33, 34, 35, 36, 91, 92, 93, 94, 95, 96)
 _WORKLOAD_KINDS = {"deploy": "Deployment", "deployment": "Deployment",
                    "deployments": "Deployment", "sts": "StatefulSet",
-                   "statefulset": "StatefulSet", "statefulsets": "StatefulSet"}
+                   "statefulset": "StatefulSet", "statefulsets": "StatefulSet",
+                   "job": "Job", "jobs": "Job",
+                   "cronjob": "CronJob", "cronjobs": "CronJob", "cj": "CronJob"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +70,8 @@ def parse_target(text: str) -> tuple[str | None, str]:
         return None, name
     workload = _WORKLOAD_KINDS.get(kind.lower())
     if workload is None or not name:
-        raise CliError(f"logs: cannot follow {text!r}: give a pod name, deploy/NAME or "
-                       "statefulset/NAME", exit_code=2)
+        raise CliError(f"logs: cannot follow {text!r}: give a pod name, deploy/NAME, "
+                       "statefulset/NAME, job/NAME or cronjob/NAME", exit_code=2)
     return workload, name
 
 
@@ -82,12 +89,27 @@ def since_seconds(value: str | None) -> float | None:
     return seconds
 
 
-def matches(pod: dict[str, Any], namespace: str, kind: str | None, name: str) -> bool:
+def matches(pod: dict[str, Any], namespace: str, kind: str | None, name: str,
+            runs: frozenset[str] = frozenset()) -> bool:
+    """Whether an agent's pod is the target's: the pod itself, a pod of the workload,
+    or (a CronJob) a pod of one of its Jobs, ``runs``."""
     if pod.get("namespace") != namespace:
         return False
     if kind is None:
         return pod.get("name") == name
+    if kind == "CronJob":
+        return pod.get("owner") in {f"Job/{run}" for run in runs}
     return pod.get("owner") == f"{kind}/{name}"
+
+
+def cronjob_runs(conn: Connection, namespace: str, name: str) -> frozenset[str]:
+    """The Jobs a CronJob started that the control plane still keeps (its history)."""
+
+    async def work(client: ResourceClient) -> frozenset[str]:
+        jobs = (await client.list(JOB, namespace)).items
+        return frozenset(str(j["metadata"]["name"]) for j in jobs if owner_name(j) == name)
+
+    return call(conn, work)
 
 
 class Merger:
@@ -95,8 +117,9 @@ class Merger:
 
     def __init__(self, conn: Connection, clusters: list[dict[str, Any]], namespace: str,
                  kind: str | None, name: str, container: str | None, tail: int | None,
-                 since: float | None, colour: bool, out: Callable[[str], None]) -> None:
-        self.conn, self.clusters = conn, clusters
+                 since: float | None, colour: bool, out: Callable[[str], None],
+                 runs: frozenset[str] = frozenset()) -> None:
+        self.conn, self.clusters, self.runs = conn, clusters, runs
         self.namespace, self.kind, self.name = namespace, kind, name
         self.container, self.tail, self.since = container, tail, since
         self.colour, self.out = colour, out
@@ -124,7 +147,7 @@ class Merger:
                 return []
             found = []
             for pod in r.json():
-                if not matches(pod, self.namespace, self.kind, self.name):
+                if not matches(pod, self.namespace, self.kind, self.name, self.runs):
                     continue
                 names = [str(ct["name"]) for ct in pod.get("containers") or []]
                 if self.container is not None:
@@ -201,6 +224,8 @@ Examples:
   flotilla logs deploy/shop                      # every shop pod in every cluster
   flotilla logs deploy/shop --all-clusters -f    # and follow, new pods included
   flotilla logs deploy/shop --cluster east-1 --since 10m --tail 20
+  flotilla logs job/shards --all-clusters        # every pod of a Job, finished ones too
+  flotilla logs cronjob/report                   # the pods of its runs still kept
   flotilla logs shop-6f7c9-x2k4q --cluster east-1 -c shop
 Each line is prefixed [cluster/pod] (coloured on a terminal; --color to choose).
 """)
@@ -222,8 +247,9 @@ Each line is prefixed [cluster/pod] (coloured on a terminal; --color to choose).
 def logs(target: str, cluster: str | None, all_clusters: bool, namespace: str,
          container: str | None, follow: bool, since: str | None, tail: int | None,
          colour: str, server: str | None, token: str | None) -> None:
-    """Print the logs of a pod, or of every pod of a Deployment (deploy/NAME) across
-    clusters, merged into one stream with a [cluster/pod] prefix on every line."""
+    """Print the logs of a pod, or of every pod of a Deployment (deploy/NAME), a Job
+    (job/NAME) or a CronJob's kept runs (cronjob/NAME, as they were when it started)
+    across clusters, merged into one stream with a [cluster/pod] prefix on every line."""
     if cluster and all_clusters:
         raise CliError("logs: give --cluster or --all-clusters, not both", exit_code=2)
     kind, name = parse_target(target)
@@ -235,7 +261,8 @@ def logs(target: str, cluster: str | None, all_clusters: bool, namespace: str,
     def out(line: str) -> None:
         click.echo(line)
 
+    runs = cronjob_runs(conn, namespace, name) if kind == "CronJob" else frozenset()
     merger = Merger(conn, clusters, namespace, kind, name, container, tail, window,
-                    use_colour, out)
+                    use_colour, out, runs)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(merger.run(follow))

@@ -168,7 +168,9 @@ Examples:
               show_default=True)
 @_DATA_DIR
 def audit(since: str | None, user: str | None, fmt: str, data_dir: Path | None) -> None:
-    """Every write and every refused call the API server answered, oldest first."""
+    """Every write and every refused call the API server answered, oldest first; with
+    several servers (`flotilla up --ha`), every server's, merged in time order, SERVER
+    naming the one that answered."""
     from flotilla.api.audit import read_entries
 
     directory = control_plane_dir(data_dir)
@@ -183,7 +185,9 @@ def audit(since: str | None, user: str | None, fmt: str, data_dir: Path | None) 
     if fmt == "json":
         echo(json.dumps(entries, indent=2))
         return
-    table(["TIME", "USER", "VERB", "RESOURCE", "NAMESPACE", "NAME", "CODE", "SOURCE"],
-          [[str(e.get("time", "")), str(e.get("user", "")), str(e.get("verb", "")),
+    table(["TIME", "SERVER", "USER", "VERB", "RESOURCE", "NAMESPACE", "NAME", "CODE",
+           "SOURCE"],
+          [[str(e.get("time", "")), str(e.get("server", "")), str(e.get("user", "")),
+            str(e.get("verb", "")),
             str(e.get("resource", "")), str(e.get("namespace", "")), str(e.get("name", "")),
             str(e.get("code", "")), str(e.get("source", ""))] for e in entries])

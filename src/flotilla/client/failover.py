@@ -5,6 +5,11 @@ a client given several (`flotilla.client.servers`) moves on when its server fail
 hard part is not moving but *repeating*: a request whose answer was lost may have been
 done. The rules (`HttpClient._call` applies them; docs/architecture.md gives the why):
 
+**When it comes back** (`Failback`): the first server is the preferred one; after a
+hold-down away the client looks at its ``/readyz`` and returns once it is ready. A
+watch on another server then ends at its next event or BOOKMARK and the caller resumes
+it from its last resourceVersion on the preferred server: nothing missed or repeated.
+
 **What moves the client** (`Outcome.switch`): the connection is refused or cannot be
 made, the request times out or the connection breaks mid-answer, or the server answers
 503 (overloaded, shutting down, or its store -- etcd -- unavailable). A TLS failure does
@@ -41,6 +46,8 @@ have happened").
 from __future__ import annotations
 
 import enum
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -125,3 +132,45 @@ class Attempt:
         """A try failed with ``outcome`` and the request goes to the next server."""
         if outcome.reached is not False:
             self.maybe_done = True
+
+
+#: Seconds a client stays off its preferred (first) server after leaving it, and between
+#: two looks at whether it is ready again: long enough that a server restarting, or one
+#: failing now and then, is not bounced onto and off again (Envoy's outlier ejection
+#: and HAProxy's ``rise`` serve the same purpose).
+DEFAULT_HOLD_DOWN = 30.0
+
+
+class Failback:
+    """When a client that left its preferred server may look at it again.
+
+    The first server of a list is the preferred one (the operator's order: the nearest,
+    or the one meant to carry the load). A client that failed over stays on the other
+    server for ``hold_down`` seconds, then asks the preferred one ``GET /readyz`` (never
+    a real request: a server that is up but not ready must not get one) every
+    ``hold_down`` seconds until it answers 200, and returns to it. ``None``: never.
+    """
+
+    def __init__(self, hold_down: float | None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if hold_down is not None and hold_down <= 0:
+            raise ValueError(f"the fail-back hold-down must be positive, got {hold_down}")
+        self.hold_down = hold_down
+        self.clock = clock
+        #: When to look at the preferred server next (None: on it, or never).
+        self.next_look: float | None = None
+
+    def left_preferred(self) -> None:
+        """The client moved off the preferred server (or off another, not onto it)."""
+        if self.hold_down is not None and self.next_look is None:
+            self.next_look = self.clock() + self.hold_down
+
+    def take_look(self) -> bool:
+        """True once per hold-down while away: look now (the next look is scheduled)."""
+        if self.next_look is None or self.hold_down is None or self.clock() < self.next_look:
+            return False
+        self.next_look = self.clock() + self.hold_down
+        return True
+
+    def returned(self) -> None:
+        self.next_look = None

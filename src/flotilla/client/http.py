@@ -19,6 +19,7 @@ that is safe -- `flotilla.client.failover` holds the rules and the reasons.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import logging
@@ -43,7 +44,13 @@ from flotilla.client.base import (
     ResourceClient,
     WatchEvent,
 )
-from flotilla.client.failover import Attempt, response_outcome, transport_outcome
+from flotilla.client.failover import (
+    DEFAULT_HOLD_DOWN,
+    Attempt,
+    Failback,
+    response_outcome,
+    transport_outcome,
+)
 from flotilla.client.failover import Kind as AttemptKind
 from flotilla.client.servers import parse_servers
 from flotilla.pki import ca_file_from_env, verifying_context
@@ -184,7 +191,9 @@ class HttpClient(ResourceClient):
     are one control plane). The client sticks to the current one; a failure that
     `flotilla.client.failover` says is the server's (refused, timed out, 503) moves it
     to the next, logged once with both URLs, and the request is sent there when it is
-    safe to repeat. Each request tries every server at most once.
+    safe to repeat. Each request tries every server at most once. Once away from the
+    first (preferred) server, it returns there after ``failback_after`` seconds when
+    that server is ready again (`flotilla.client.failover.Failback`).
     """
 
     def __init__(
@@ -196,10 +205,13 @@ class HttpClient(ResourceClient):
         watch_idle_timeout: float = 60.0,
         ca: Path | None = None,
         rate_limit_retries: int = 3,
+        failback_after: float | None = DEFAULT_HOLD_DOWN,
     ) -> None:
         """``watch_idle_timeout`` bounds the silence on a watch (the server sends a
         BOOKMARK every few seconds), so a dead connection is noticed. ``ca``: the CA
-        file an https server is verified against (a `CaFileError` when unusable)."""
+        file an https server is verified against (a `CaFileError` when unusable).
+        ``failback_after``: the hold-down before returning to the first server (None:
+        stay where a failover left the client)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.servers = parse_servers(server if isinstance(server, str) else list(server))
         self.ca = ca
@@ -207,6 +219,8 @@ class HttpClient(ResourceClient):
         self.rate_limit_retries = rate_limit_retries
         self._watch_timeout = httpx.Timeout(timeout, read=watch_idle_timeout)
         self._current = 0
+        self._failback = Failback(failback_after if len(self.servers) > 1 else None)
+        self._look: asyncio.Task[None] | None = None
         self._https = [httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout,
                                          verify=verify_for(url, ca))
                        for url in self.servers]
@@ -233,6 +247,29 @@ class HttpClient(ResourceClient):
         self._current = (index + 1) % len(self.servers)
         log.warning("API server %s failed (%s); switching to %s", self.servers[index], why,
                     self.servers[self._current])
+        if self._current != 0:
+            self._failback.left_preferred()
+
+    def _maybe_fail_back(self) -> None:
+        """Away from the preferred server past the hold-down: look at it, in the
+        background (no request waits for the look)."""
+        if self._current == 0 or self._look is not None or not self._failback.take_look():
+            return
+        self._look = asyncio.get_running_loop().create_task(self._look_at_preferred())
+
+    async def _look_at_preferred(self) -> None:
+        try:
+            try:
+                ready = (await self._https[0].get("/readyz", timeout=2.0)).status_code == 200
+            except httpx.HTTPError:
+                ready = False
+            if ready and self._current != 0:
+                log.warning("API server %s is ready again; returning to it from %s",
+                            self.servers[0], self.servers[self._current])
+                self._current = 0
+                self._failback.returned()
+        finally:
+            self._look = None
 
     async def __aenter__(self) -> HttpClient:
         return self
@@ -244,6 +281,10 @@ class HttpClient(ResourceClient):
         await self.close()
 
     async def close(self) -> None:
+        if self._look is not None:
+            self._look.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._look
         for http in self._https:
             await http.aclose()
 
@@ -272,6 +313,7 @@ class HttpClient(ResourceClient):
         ``attempt`` says whether it may be repeated after an ambiguous failure (default:
         reads may, writes may not)."""
         attempt = attempt or Attempt.for_method(method, params)
+        self._maybe_fail_back()
         for tried in range(len(self.servers)):
             index = self._current
             server = self.servers[index]
@@ -410,7 +452,10 @@ class HttpClient(ResourceClient):
         path = _paths(kind, namespace)
         # Until the first event, a failing server is simply replaced by the next one
         # (each tried once); after it, the caller resumes from its last resourceVersion,
-        # and its next watch goes to the server this one switched to.
+        # and its next watch goes to the server this one switched to. A stream on a
+        # server the client has left (it failed back to the preferred one) ends after
+        # the event it just delivered, and the caller resumes it there the same way.
+        self._maybe_fail_back()
         for tried in range(len(self.servers)):
             index = self._current
             server = self.servers[index]
@@ -435,6 +480,9 @@ class HttpClient(ResourceClient):
                             raise error_from_status(event.get("object"))
                         started = True
                         yield WatchEvent(event["type"], event["object"])
+                        self._maybe_fail_back()
+                        if self._current != index:
+                            return
                 return
             except httpx.TransportError as exc:
                 error = _transport_error(server, self.ca, exc,

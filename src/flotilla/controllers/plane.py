@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 
 from flotilla.client.base import ResourceClient
 from flotilla.controllers import cluster_health, discovery
+from flotilla.controllers.autoscaling import controller as autoscaling
+from flotilla.controllers.autoscaling import cron as cron_autoscaling
+from flotilla.controllers.cronjob import controller as cronjob
 from flotilla.controllers.failover import controller as failover
 from flotilla.controllers.leader import (
     ElectionTimers,
@@ -49,8 +52,11 @@ def control_plane(settings: PlaneSettings) -> Callable[[ResourceClient], Awaitab
         rendering.build(manager)
         status.build(manager)
         rollout.build(manager)
+        autoscaling.build(manager)
+        cron_autoscaling.build(manager)
         failover.build(manager, grace=settings.cluster_grace_period)
         discovery.build(manager)
+        cronjob.build(manager)
 
     async def run(client: ResourceClient) -> None:
         # Every replica campaigns; only the holder of the leader Lease runs controllers.

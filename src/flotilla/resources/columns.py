@@ -24,6 +24,7 @@ from typing import Any
 from flotilla.resources.ages import age
 from flotilla.resources.kinds import Kind, by_kind
 from flotilla.resources.quantity import cpu_millis, memory_bytes
+from flotilla.resources.views import FederatedHPAView
 from flotilla.resources.wellknown import execution_namespace
 
 Object = dict[str, Any]
@@ -350,6 +351,45 @@ register_columns(
     Column("PORT(S)", _ports),
     Column("SELECTOR", _selector, wide=True),
 )
+
+
+def _job_status(obj: Object) -> str:
+    """What kubectl shows for a Job: Complete, Failed or Running (Waiting when a
+    cluster has no room for its pods)."""
+    for type_ in ("Complete", "Failed", "Waiting"):
+        if condition(obj, type_) == "True":
+            return type_
+    return "Running"
+
+
+def _job_completions(obj: Object) -> str:
+    return f"{dig(obj, 'status', 'succeeded', default=0) or 0}/" \
+        f"{dig(obj, 'spec', 'completions', default=1) or 1}"
+
+
+def _job_clusters(obj: Object) -> str:
+    return ",".join(f"{c.get('name')}:{c.get('succeeded', 0)}"
+                    for c in dig(obj, "status", "clusters", default=[]) or []) or "<none>"
+
+
+register_columns(
+    "Job",
+    Column("STATUS", _job_status),
+    Column("COMPLETIONS", _job_completions),
+    Column("ACTIVE", _field("status", "active", default="0")),
+    Column("FAILED", _field("status", "failed", default="0"), wide=True),
+    Column("INDEXES", _field("status", "completedIndexes"), wide=True),
+    Column("CLUSTERS", _job_clusters, wide=True),
+)
+register_columns(
+    "CronJob",
+    Column("SCHEDULE", _field("spec", "schedule")),
+    Column("TIMEZONE", _field("spec", "timeZone", default="<none>")),
+    Column("SUSPEND", lambda o: str(dig(o, "spec", "suspend", default=False) is True)),
+    Column("ACTIVE", _count("status", "active")),
+    Column("LAST SCHEDULE", lambda o: age(dig(o, "status", "lastScheduleTime"))
+           if dig(o, "status", "lastScheduleTime") else "<none>"),
+)
 register_columns("ConfigMap", Column("DATA", _data_count))
 register_columns("Secret", Column("TYPE", _field("type", default="Opaque")),
                  Column("DATA", _data_count))
@@ -415,5 +455,43 @@ register_columns(
     Column("COUNT", _field("count", default="1"), wide=True),
     Column("MESSAGE", _field("message")),
 )
-for _kind in ("TrafficPolicy", "RolloutPolicy", "FederatedAutoscaler"):
+def _fhpa_targets(obj: Object) -> str:
+    return ", ".join(FederatedHPAView.of(obj).targets()) or "<none>"
+
+
+register_columns(
+    "FederatedHPA",
+    Column("REFERENCE", lambda o: f"Deployment/{FederatedHPAView.of(o).target_name}"),
+    Column("TARGETS", _fhpa_targets),
+    Column("MINPODS", lambda o: str(FederatedHPAView.of(o).min_replicas)),
+    Column("MAXPODS", lambda o: str(FederatedHPAView.of(o).max_replicas)),
+    Column("REPLICAS", lambda o: str(FederatedHPAView.of(o).current_replicas)),
+)
+
+
+def _cron_reference(obj: Object) -> str:
+    ref = (obj.get("spec") or {}).get("scaleTargetRef") or {}
+    return f"{ref.get('kind', '')}/{ref.get('name', '')}"
+
+
+def _cron_rules(obj: Object) -> str:
+    rules = (obj.get("spec") or {}).get("rules") or []
+    return ", ".join(f"{r.get('name')}({r.get('schedule')})" + (" suspended"
+                     if r.get("suspend") else "") for r in rules) or "<none>"
+
+
+def _cron_next(obj: Object) -> str:
+    times = sorted(str(h["nextExecutionTime"]) for h in
+                   (obj.get("status") or {}).get("executionHistories") or []
+                   if h.get("nextExecutionTime"))
+    return times[0] if times else "<none>"
+
+
+register_columns(
+    "CronFederatedHPA",
+    Column("REFERENCE", _cron_reference),
+    Column("RULES", _cron_rules),
+    Column("NEXT", _cron_next),
+)
+for _kind in ("TrafficPolicy", "RolloutPolicy"):
     register_columns(_kind, Column("LABELS", _labels, wide=True))

@@ -85,8 +85,12 @@ KINDS: tuple[Kind, ...] = (
          ("svcim", "serviceimport")),
     Kind("RolloutPolicy", "rolloutpolicies", ("apps.flotilla.io",), "v1alpha1", True,
          ("ro", "rollout", "rolloutpolicy")),
-    Kind("FederatedAutoscaler", "federatedautoscalers", ("autoscaling.flotilla.io",), "v1alpha1",
-         True, ("fa", "autoscaler", "federatedautoscaler")),
+    # Karmada's FederatedHPA, also served under Karmada's own group (same shape).
+    Kind("FederatedHPA", "federatedhpas", ("autoscaling.flotilla.io", "autoscaling.karmada.io"),
+         "v1alpha1", True, ("fhpa", "federatedhpa")),
+    Kind("CronFederatedHPA", "cronfederatedhpas",
+         ("autoscaling.flotilla.io", "autoscaling.karmada.io"), "v1alpha1", True,
+         ("cronfhpa", "cronfederatedhpa")),
     Kind("Event", "events", ("",), "v1", True, ("ev", "event"), has_status=False, strict=False),
     # Service endpoints one member cluster reports (written by its agent): what the gateway,
     # the DNS and service discovery route to. Our own shape, because local-runtime pods
@@ -104,6 +108,10 @@ KINDS: tuple[Kind, ...] = (
          has_status=False),
     Kind("ClusterRoleBinding", "clusterrolebindings", (_RBAC,), "v1", False,
          ("clusterrolebinding",), has_status=False),
+    # Run-to-completion work (docs/batch.md): completions divided across clusters.
+    Kind("Job", "jobs", ("batch",), "v1", True, ("job",), strict=False, categories=("all",)),
+    Kind("CronJob", "cronjobs", ("batch",), "v1", True, ("cronjob", "cj"), strict=False,
+         categories=("all",)),
 )
 
 _BY_KIND = {k.kind: k for k in KINDS}

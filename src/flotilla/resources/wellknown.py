@@ -20,6 +20,9 @@ LABEL_SERVICE_NAME = "flotilla.io/service-name"
 LABEL_REGION = "topology.kubernetes.io/region"
 LABEL_ZONE = "topology.kubernetes.io/zone"
 LABEL_BURST = "flotilla.io/burst"
+#: On a Job a member runs: the completion indexes that are this cluster's share (compact
+#: text, `flotilla.resources.indexes`), set by placement; absent means all of them.
+ANNOTATION_JOB_INDEXES = "batch.flotilla.io/indexes"
 
 TAINT_UNREACHABLE = "cluster.flotilla.io/unreachable"
 TAINT_NOT_READY = "cluster.flotilla.io/not-ready"

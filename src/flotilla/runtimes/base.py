@@ -49,8 +49,37 @@ class Condition:
 
 
 @dataclass(frozen=True, slots=True)
+class JobProgress:
+    """A Job's progress on this cluster, in the terms of Kubernetes ``JobStatus``."""
+
+    active: int
+    succeeded: int
+    failed: int
+    #: compact index text (`flotilla.resources.indexes`); "" for NonIndexed Jobs
+    completed_indexes: str = ""
+    #: the indexes this cluster owes, same text; "" for NonIndexed Jobs
+    indexes: str = ""
+    #: failures a podFailurePolicy rule said to ignore (not counted against backoffLimit)
+    ignored: int = 0
+    start_time: float | None = None
+    completion_time: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PodUsage:
+    """One pod's measured use (the metrics API's PodMetrics, summed over containers):
+    CPU in millicores averaged since the previous measurement, memory as resident bytes."""
+
+    name: str
+    cpu_millicores: int
+    memory_bytes: int
+    ready: bool
+
+
+@dataclass(frozen=True, slots=True)
 class WorkloadStatus:
-    """A Deployment's status, in the shape of Kubernetes ``DeploymentStatus``."""
+    """A Deployment's status, in the shape of Kubernetes ``DeploymentStatus``; a Job's
+    (``kind`` "Job") carries its counts in ``job``, replica fields being its pods."""
 
     kind: str
     namespace: str
@@ -62,6 +91,9 @@ class WorkloadStatus:
     available_replicas: int
     observed_generation: int
     conditions: tuple[Condition, ...] = ()
+    job: JobProgress | None = None
+    #: per-pod usage where the runtime measures it (the autoscaler's Resource metrics)
+    pod_usage: tuple[PodUsage, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from .compile import (
     compile_workload,
 )
 from .core import Scheduler, schedule
+from .jobsplit import split_indexes, split_parallelism
 from .types import (
     ClusterAffinity,
     ClusterInfo,
@@ -67,6 +68,8 @@ __all__ = [
     "schedule_binding",
     "scheduled_condition",
     "scheduler_for",
+    "split_indexes",
+    "split_parallelism",
     "target_clusters",
     "workload_of",
 ]

@@ -16,11 +16,16 @@
   the clusters' available replicas, and added to what is already placed. Aggregated first
   cuts the list to the fewest clusters that can hold the replicas, clusters already
   holding replicas first.
+* Burst clusters (labelled ``flotilla.io/burst=true``) under a dynamic strategy take
+  only the overflow beyond the core candidates' available replicas, and lose their
+  replicas first on a scale-down (`dynamic`); Karmada has no such tier.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+
+from flotilla.resources.wellknown import LABEL_BURST
 
 from .types import ClusterInfo, Target, WeightRule
 
@@ -90,8 +95,47 @@ def static_weights(candidates: Sequence[ClusterInfo], rules: Sequence[WeightRule
     return sorted(placed.items())
 
 
+def is_burst(cluster: ClusterInfo) -> bool:
+    """A cluster labelled ``flotilla.io/burst=true``: capacity for the overflow only."""
+    return cluster.labels.get(LABEL_BURST) == "true"
+
+
 def dynamic(candidates: Sequence[ClusterInfo], available: Mapping[str, int], replicas: int,
             current: Sequence[Target], aggregated: bool) -> list[Target]:
+    """Karmada's Steady ``assignByDynamicStrategy``, burst clusters last in and first out.
+
+    Candidates labelled ``flotilla.io/burst=true`` take only what the others cannot:
+    a scale-up is divided over the core candidates up to their available replicas and
+    only the rest over the burst ones; a scale-down takes the burst replicas away
+    first and only then scales the core ones down. Without burst candidates this is
+    exactly `karmada_dynamic`.
+    """
+    burst = [c for c in candidates if is_burst(c)]
+    if not burst or len(burst) == len(candidates):
+        return karmada_dynamic(candidates, available, replicas, current, aggregated)
+    core = [c for c in candidates if not is_burst(c)]
+    core_names = {c.name for c in core}
+    names = core_names | {c.name for c in burst}
+    held = [(n, r) for n, r in current if n in names and r > 0]
+    core_held = [(n, r) for n, r in held if n in core_names]
+    burst_held = [(n, r) for n, r in held if n not in core_names]
+    core_now, burst_now = sum(r for _, r in core_held), sum(r for _, r in burst_held)
+    if core_now + burst_now > replicas:  # scale down: burst first
+        burst_want = max(0, replicas - core_now)
+        core_want = replicas - burst_want
+    else:  # scale up: core up to its room, the overflow to burst
+        room = sum(max(0, available.get(c.name, 0)) for c in core)
+        core_want = core_now + min(room, replicas - core_now - burst_now)
+        burst_want = replicas - core_want
+    out = karmada_dynamic(core, available, core_want, core_held, aggregated)
+    if burst_want or burst_held:
+        out += karmada_dynamic(burst, available, burst_want, burst_held, aggregated)
+    return sorted(t for t in out if t[1] > 0)
+
+
+def karmada_dynamic(candidates: Sequence[ClusterInfo], available: Mapping[str, int],
+                    replicas: int, current: Sequence[Target], aggregated: bool
+                    ) -> list[Target]:
     """Karmada's Steady ``assignByDynamicStrategy`` for DynamicWeight and Aggregated.
 
     ``available`` is how many *more* replicas each candidate can take. Replicas on

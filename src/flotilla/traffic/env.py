@@ -42,6 +42,10 @@ class GatewayOptions:
     #: Seconds a write to the client may stay blocked (the client stopped reading):
     #: then the client connection is cut and the upstream connection serving it closed.
     write_timeout: float = 30.0
+    #: Bytes a second a client that is behind must take on average over
+    #: ``min_send_rate_window`` seconds spent behind, or be cut (0: no minimum).
+    min_send_rate: float = 1024.0
+    min_send_rate_window: float = 30.0
     #: Seconds a response that has started may go without a byte from the upstream.
     stream_idle_timeout: float = 60.0
     #: Upstream connections per endpoint (idle and busy, connects under way included).
@@ -63,10 +67,12 @@ class GatewayOptions:
                      "max_upstream_connections"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_queued_requests < 0 or self.replay_limit < 0:
-            raise ValueError("max_queued_requests and replay_limit must be >= 0")
+        if self.max_queued_requests < 0 or self.replay_limit < 0 or self.min_send_rate < 0:
+            raise ValueError("max_queued_requests, replay_limit and min_send_rate must be "
+                             ">= 0")
         for name in ("header_timeout", "idle_timeout", "upstream_idle_timeout",
-                     "write_timeout", "stream_idle_timeout", "queue_timeout"):
+                     "write_timeout", "stream_idle_timeout", "queue_timeout",
+                     "min_send_rate_window"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         trusted_networks(self.trusted_proxies)  # names a bad entry

@@ -92,7 +92,8 @@ class GatewayMetrics:
             ("reason",), registry=r)
         self.client_timeouts = Counter(
             "flotilla_gateway_client_timeouts",
-            "Client connections cut because the client stopped reading (write timeout)",
+            "Client connections cut because the client stopped reading (kind=write: write "
+            "timeout) or read too slowly (kind=min-rate: under the minimum send rate)",
             ("kind",), registry=r)
         self.active = Gauge("flotilla_gateway_active_connections",
                             "Open client connections", registry=r)

@@ -36,8 +36,9 @@ from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from flotilla.lifecycle.net import reset_on_close
+from flotilla.lifecycle.net import kernel_unsent, reset_on_close
 from flotilla.traffic.balancers.base import PickContext
+from flotilla.traffic.drain import DrainWatch
 from flotilla.traffic.env import is_trusted
 from flotilla.traffic.http.chunked import ChunkedError, ChunkedScanner
 from flotilla.traffic.http.heads import (
@@ -86,16 +87,17 @@ _NO_BODY_REPLAY: list[bytes] = []  # shared by bodiless requests: nothing is eve
 
 
 class ClientConnection(asyncio.Protocol):
-    __slots__ = ("admitted", "body_sent", "buf", "client_tp", "connecting", "ctx", "env",
+    __slots__ = ("admitted", "body_sent", "buf", "client_tp", "connecting", "ctx", "drain",
+                 "env",
                  "framing", "generation", "hash_key", "head_out", "head_since", "held",
                  "http10", "idle_since", "idle_timeout", "in_exchange", "keep_alive",
                  "left", "loop", "max_head", "memo", "method", "parser", "peer", "pending",
                  "pending_size", "progress_at", "proto", "queued", "queued_at",
                  "read_paused", "region", "replay", "replay_limit", "replay_size",
                  "req_head", "request_done", "response_started", "retrying", "rt",
-                 "scanner", "span", "state", "status", "t_start", "t_try", "timer",
+                 "scanner", "sent", "span", "state", "status", "t_start", "t_try", "timer",
                  "timer_at", "tp_line", "trace", "transport", "tried", "tries", "trusted",
-                 "trying", "uconn", "upstream", "write_blocked_at", "write_paused")
+                 "trying", "uconn", "upstream", "write_paused")
 
     def __init__(self, env: ProxyEnv, secure: bool = False) -> None:
         self.env = env
@@ -116,8 +118,10 @@ class ClientConnection(asyncio.Protocol):
         self.idle_since = 0.0
         self.read_paused = False
         self.write_paused = False
-        #: When writes to the client last blocked (``write_paused``).
-        self.write_blocked_at = 0.0
+        #: Bytes written to the client (what it took: `delivered`).
+        self.sent = 0
+        #: The write-timeout and minimum-rate judge, from the first time writes blocked.
+        self.drain: DrainWatch | None = None
         #: Counted in the connection caps (a refused connection never is).
         self.admitted = False
         #: The peer is a trusted proxy: its X-Forwarded-For is extended, not replaced.
@@ -236,12 +240,26 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def delivered(self) -> int:
+        """Bytes the client has taken: written, minus what still waits in our buffer and
+        in the kernel's (only called when writes block or on the timer: one ioctl)."""
+        transport = self.transport
+        assert transport is not None
+        return self.sent - transport.get_write_buffer_size() - kernel_unsent(transport)
+
     def pause_writing(self) -> None:
-        """The client reads slower than we write: stop reading the upstream, and give
-        the client ``write_timeout`` to drain before it is cut off."""
+        """The client reads slower than we write: stop reading the upstream, and judge
+        the client (`flotilla.traffic.drain`: no byte for ``write_timeout``, or under
+        ``min_send_rate``) until it catches up."""
         self.write_paused = True
-        self.write_blocked_at = now = self.loop.time()
-        deadline = now + self.env.options.write_timeout
+        now = self.loop.time()
+        drain = self.drain
+        if drain is None:
+            opts = self.env.options
+            drain = self.drain = DrainWatch(opts.write_timeout, opts.min_send_rate,
+                                            opts.min_send_rate_window)
+        drain.fell_behind(now, self.delivered())
+        deadline = drain.deadline()
         if deadline < self.timer_at:
             self._arm(deadline)
         if self.uconn is not None and self.uconn.transport is not None:
@@ -249,6 +267,8 @@ class ClientConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        if self.drain is not None and self.transport is not None:
+            self.drain.caught_up(self.loop.time(), self.delivered())
         if self.progress_at:  # the upstream was paused by us, not idle
             self.progress_at = self.loop.time()
         if self.uconn is not None and self.uconn.transport is not None \
@@ -668,6 +688,7 @@ class ClientConnection(asyncio.Protocol):
 
     def upstream_interim(self, head: bytes) -> None:
         if self.transport is not None:
+            self.sent += len(head)
             self.transport.write(head)
 
     def upstream_head(self, conn: UpstreamConnection, status: int, head: bytes,
@@ -702,6 +723,7 @@ class ClientConnection(asyncio.Protocol):
             if left and left + len(body) <= HOLD_LIMIT and self._can_retry("reset"):
                 self.held = [out, body]
                 return True
+            self.sent += len(out) + len(body)
             self.transport.write(out + body if body else out)
         self.response_started = True
         self.env.metrics.codes[status // 100 if status < 600 else 0] += 1
@@ -721,6 +743,7 @@ class ClientConnection(asyncio.Protocol):
         if held is not None:
             held.append(data)
         elif self.transport is not None:
+            self.sent += len(data)
             self.transport.write(data)
 
     def upstream_done(self, conn: UpstreamConnection, reusable: bool) -> None:
@@ -736,6 +759,7 @@ class ClientConnection(asyncio.Protocol):
             self.response_started = True
             self.env.metrics.codes[self.status // 100 if self.status < 600 else 0] += 1
             if self.transport is not None:
+                self.sent += sum(map(len, held))
                 self.transport.writelines(held)
         if self.status < 500:
             rt.try_succeeded(u, latency)
@@ -800,7 +824,8 @@ class ClientConnection(asyncio.Protocol):
         opts = self.env.options
         # A client that stopped reading, in any state (the response may be complete
         # upstream and still sit in our buffer).
-        blocked = self.write_blocked_at + opts.write_timeout if self.write_paused else _NEVER
+        drain = self.drain
+        blocked = drain.deadline() if self.write_paused and drain is not None else _NEVER
         state = self.state
         if state == S_HEAD:
             if self.head_since:
@@ -824,11 +849,14 @@ class ClientConnection(asyncio.Protocol):
         if self.state == S_CLOSED or self.transport is None:
             return
         now = self.loop.time()
+        drain = self.drain
+        if self.write_paused and drain is not None and drain.deadline() <= now:
+            cut = drain.check(now, self.delivered())
+            if cut is not None:
+                self._write_timed_out(cut)
+                return
         if self._deadline() <= now:
             opts = self.env.options
-            if self.write_paused and self.write_blocked_at + opts.write_timeout <= now:
-                self._write_timed_out()
-                return
             if self.state == S_HEAD:
                 if self.head_since:  # a head started and not finished in time: slowloris
                     self.head_since = 0.0
@@ -851,10 +879,11 @@ class ClientConnection(asyncio.Protocol):
             # sooner than 1 ms: a loop's timers may fire slightly before their time.
             self._arm(max(self._deadline(), now + 0.001))
 
-    def _write_timed_out(self) -> None:
-        """The client has not taken a byte for ``write_timeout``: drop it, and the
-        upstream connection it was pinning (its response is lost either way)."""
-        self.env.metrics.client_timeouts.labels("write").inc()
+    def _write_timed_out(self, kind: str) -> None:
+        """The client took no byte for ``write_timeout`` (``kind`` "write") or drains
+        under ``min_send_rate`` ("min-rate"): drop it, and the upstream connection it
+        was pinning (its response is lost either way)."""
+        self.env.metrics.client_timeouts.labels(kind).inc()
         self._abandon_upstream()  # closes the upstream connection; the try is abandoned
         self._end_exchange(ok=False)
         self.state = S_CLOSED
@@ -957,7 +986,9 @@ class ClientConnection(asyncio.Protocol):
         transport = self.transport
         close = close or not self.keep_alive
         if transport is not None and not transport.is_closing():
-            transport.write(error_response(status, message, close, extra))
+            answer = error_response(status, message, close, extra)
+            self.sent += len(answer)
+            transport.write(answer)
             if close:
                 self.state = S_CLOSED
                 transport.close()

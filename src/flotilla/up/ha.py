@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from flotilla.api.audit import SERVERS_DIR
 from flotilla.api.auth import TOKENS_FILE
 from flotilla.pki import (
     client_ssl_context,
@@ -177,7 +178,7 @@ def member_dir(data_dir: Path, member: str) -> Path:
 
 
 def server_dir(data_dir: Path, server: str) -> Path:
-    return data_dir / "servers" / server
+    return data_dir / SERVERS_DIR / server
 
 
 def etcd_pair(layout: PkiLayout, name: str) -> tuple[Path, Path]:

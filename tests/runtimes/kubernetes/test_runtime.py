@@ -199,3 +199,37 @@ async def test_an_apiserver_killed_is_reported_unreachable_and_recovers(
         await wait_for(lambda: workload_replicas(3), timeout=30, what="the scale seen")
     finally:
         await rt.stop(keep_pods=True)
+
+
+def batch_job(ns: str, name: str = "crunch") -> dict[str, Any]:
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"completions": 4, "parallelism": 2, "backoffLimit": 1,
+                     "template": {"spec": {"restartPolicy": "Never", "containers": [
+                         {"name": "c", "image": "crunch:1", "command": ["true"]}]}}}}
+
+
+async def test_a_job_is_reported_from_the_members_job_controller_and_pruned_with_its_pods(
+        kube: KubeClusters, rt: KubernetesRuntime, ns: str) -> None:
+    await rt.apply([batch_job(ns)])
+
+    async def two_active() -> bool:
+        jobs = [w for w in rt.workloads() if w.kind == "Job" and w.name == "crunch"]
+        return bool(jobs) and jobs[0].job is not None and jobs[0].job.active == 2
+
+    # the member's controller-manager made the pods (no node runs them: they stay Pending)
+    await wait_for(two_active, timeout=30, what="the Job's 2 active pods reported")
+    [w] = [w for w in rt.workloads() if w.kind == "Job"]
+    assert w.job is not None
+    assert (w.desired_replicas, w.job.succeeded, w.job.failed) == (2, 0, 0)
+
+    async def pods(n: int) -> bool:
+        out = kube.kubectl("kube-a", "get", "pods", "-n", ns, "-l", "job-name=crunch",
+                           "-o", "name", check=False)
+        return len(out.split()) == n
+
+    await wait_for(lambda: pods(2), timeout=30, what="2 pods of the Job")
+    await rt.apply([])
+    await wait_for(lambda: gone(kube, "kube-a", "job", "crunch", "-n", ns), timeout=30,
+                   what="the Job pruned")
+    await wait_for(lambda: pods(0), timeout=30, what="its pods deleted, not orphaned")

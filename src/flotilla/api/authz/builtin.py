@@ -27,7 +27,8 @@ RBAC_RESOURCES = ["roles", "clusterroles", "rolebindings", "clusterrolebindings"
 APPLICATION_RESOURCES = [
     "deployments", "services", "configmaps", "secrets", "propagationpolicies",
     "clusterpropagationpolicies", "overridepolicies", "clusteroverridepolicies",
-    "trafficpolicies", "serviceexports", "rolloutpolicies", "federatedautoscalers", "events",
+    "trafficpolicies", "serviceexports", "rolloutpolicies", "federatedhpas", "cronfederatedhpas",
+    "events",
     "deployments/scale",
 ]
 #: Every resource except RBAC's, for the read rules of edit and view.
@@ -35,7 +36,8 @@ READABLE = [
     *APPLICATION_RESOURCES, "clusters", "clusters/status", "resourcebindings", "works",
     "works/status", "serviceimports", "endpointslices", "leases", "deployments/status",
     "services/status", "trafficpolicies/status", "rolloutpolicies/status",
-    "federatedautoscalers/status", "serviceexports/status", "serviceimports/status",
+    "federatedhpas/status", "cronfederatedhpas/status", "serviceexports/status",
+    "serviceimports/status",
     "resourcebindings/status",
 ]
 

@@ -22,14 +22,15 @@ from flotilla.controllers.placement.matching import best_policy
 from flotilla.resources.kinds import Kind, by_kind
 from flotilla.resources.naming import binding_name
 from flotilla.resources.requests import pod_requests
-from flotilla.resources.views import Meta
+from flotilla.resources.views import JobView, Meta
 
 log = logging.getLogger(__name__)
 BINDING = by_kind("ResourceBinding")
 PP = by_kind("PropagationPolicy")
 CPP = by_kind("ClusterPropagationPolicy")
 #: Kinds a policy can propagate (what a member runtime knows how to run).
-TEMPLATE_KINDS = tuple(by_kind(k) for k in ("Deployment", "Service", "ConfigMap", "Secret"))
+TEMPLATE_KINDS = tuple(by_kind(k) for k in ("Deployment", "Job", "Service", "ConfigMap",
+                                            "Secret"))
 LABEL_BOUND_KIND = "flotilla.io/template-kind"
 LABEL_BOUND_NAME = "flotilla.io/template-name"
 
@@ -52,6 +53,16 @@ def replica_requirements(template: Object) -> dict[str, Any] | None:
     return {"resourceRequest": total} if total else None
 
 
+def template_replicas(template: Object) -> int:
+    """What the scheduler divides: a Deployment's replicas, a Job's completions
+    (`JobView`), nothing for the kinds that go whole to every cluster."""
+    if template["kind"] == "Deployment":
+        return int((template.get("spec") or {}).get("replicas", 1))
+    if template["kind"] == "Job":
+        return JobView.of(template).completions
+    return 0
+
+
 def desired_binding(template: Object, policy: Object) -> Object:
     meta = template["metadata"]
     spec: Object = {
@@ -60,8 +71,7 @@ def desired_binding(template: Object, policy: Object) -> Object:
             "namespace": meta.get("namespace") or "", "name": meta["name"],
             "uid": meta.get("uid", ""),
         },
-        "replicas": int((template.get("spec") or {}).get("replicas", 1))
-        if template["kind"] == "Deployment" else 0,
+        "replicas": template_replicas(template),
         "placement": (policy.get("spec") or {}).get("placement") or {},
         "policy": {"kind": policy["kind"],
                    "namespace": policy["metadata"].get("namespace") or "",

@@ -21,6 +21,7 @@ from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
 from flotilla.controllers.permanent import PermanentError
 from flotilla.controllers.placement.binder import TEMPLATE_KINDS
+from flotilla.controllers.placement.jobs import job_per_cluster, previous_share
 from flotilla.controllers.placement.overrides import OverrideError
 from flotilla.controllers.placement.render import (
     by_name,
@@ -32,7 +33,7 @@ from flotilla.controllers.rollout.revisions import pinned_template
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.views import LABEL_BINDING, ResourceBindingView, WorkView
 from flotilla.resources.wellknown import execution_namespace
-from flotilla.scheduler import PlacementError, compile_cluster
+from flotilla.scheduler import PlacementError, compile_cluster, compile_placement
 
 log = logging.getLogger(__name__)
 BINDING = by_kind("ResourceBinding")
@@ -63,7 +64,7 @@ class Renderer:
     def _companions(self, template: Object, namespace: str) -> list[Object]:
         """Dependencies (ConfigMaps, Secrets) and the Services that select the workload
         without being bound themselves."""
-        if template["kind"] != "Deployment":
+        if template["kind"] not in ("Deployment", "Job"):
             return []
         out: list[Object] = []
         for kind, name in sorted(referenced_dependencies(template)):
@@ -75,8 +76,21 @@ class Renderer:
                      namespace=namespace)) if v.resource.kind == "Service"}
         services = [s for s in self.inf["Service"].cache.list(namespace=namespace)
                     if s["metadata"]["name"] not in bound]
-        out += services_selecting(template, services)
+        if template["kind"] == "Deployment":
+            out += services_selecting(template, services)
         return out
+
+    def _jobs(self, view: ResourceBindingView, template: Object) -> dict[str, Object]:
+        """Each target's Job (`placement.jobs`), given the shares their Works hold now."""
+        previous: dict[str, frozenset[int]] = {}
+        for work in self.inf["Work"].cache.list(f"{LABEL_BINDING}={view.work_label}"):
+            cluster = WorkView.of(work).cluster
+            for m in ((work.get("spec") or {}).get("workload") or {}).get("manifests") or []:
+                if m.get("kind") == "Job" and (share := previous_share(m)) is not None:
+                    previous[cluster] = share
+        duplicated = compile_placement(view.placement).scheduling_type == "Duplicated"
+        return job_per_cluster(template, [(t.name, t.replicas) for t in view.clusters],
+                               previous, duplicated=duplicated)
 
     async def reconcile(self, key: ObjectKey) -> Result | None:
         binding = self.inf["ResourceBinding"].cache.get(key)
@@ -113,13 +127,17 @@ class Renderer:
         companions = self._companions(template, namespace)
         out: dict[str, Object] = {}
         is_workload = template["kind"] == "Deployment"
+        jobs = self._jobs(view, template) if template["kind"] == "Job" else None
         for target in view.clusters:
             name, replicas = target.name, target.replicas
             cluster = clusters.get(name)
-            if cluster is None or (is_workload and replicas == 0):
+            if cluster is None or (is_workload and replicas == 0) or (
+                    jobs is not None and name not in jobs):
                 continue
             # A RolloutPolicy may hold a cluster on an older revision's pod template.
-            rendered = render_for_cluster(pinned_template(binding, template, name),
+            source = jobs[name] if jobs is not None else pinned_template(binding, template,
+                                                                          name)
+            rendered = render_for_cluster(source,
                                           replicas if is_workload else None,
                                           compile_cluster(cluster), overrides, companions)
             applied = [f"{a.policy}[{a.rule}]:{'+'.join(a.overriders)}"

@@ -17,7 +17,9 @@ from flotilla.client.desired import converge
 from flotilla.controllers.controller import Controller, Result
 from flotilla.controllers.informer import Informer, ObjectKey
 from flotilla.controllers.manager import ControllerManager
+from flotilla.controllers.placement.jobs import federated_status, waiting_condition
 from flotilla.controllers.placement.rendering import binding_of_work
+from flotilla.resources.conditions import set_conditions
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.views import (
     LABEL_BINDING,
@@ -26,11 +28,13 @@ from flotilla.resources.views import (
     ResourceRef,
     WorkView,
 )
+from flotilla.resources.wellknown import now_rfc3339
 
 log = logging.getLogger(__name__)
 BINDING = by_kind("ResourceBinding")
 WORK = by_kind("Work")
 CLUSTER = by_kind("Cluster")
+JOB = by_kind("Job")
 COUNTS = ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas")
 
 
@@ -91,9 +95,29 @@ class StatusAggregator:
 
         await converge(self.client, BINDING, key.namespace, key.name, set_binding,
                        read=binding)
-        if ref.has_replicas:
+        if ref.kind == "Job":
+            await self._set_job(ref, items, reachable)
+        elif ref.has_replicas:
             await self._set_template(ref, view, summary, totals(items, reachable))
         return None
+
+    async def _set_job(self, ref: ResourceRef, items: list[dict[str, Any]],
+                       reachable: dict[str, bool]) -> None:
+        """The federated Job status (`placement.jobs.federated_status`), its verdict set
+        once with the shared condition rule."""
+
+        def change(obj: Object) -> None:
+            status, verdict = federated_status(obj, items, reachable)
+            waiting = waiting_condition(obj, items, reachable)
+            obj.setdefault("status", {}).update(status)
+            if waiting is not None:
+                set_conditions(obj, [waiting])
+            if verdict is not None:
+                set_conditions(obj, [verdict])
+                obj["status"].setdefault("completionTime" if verdict.type == "Complete"
+                                         else "failedTime", now_rfc3339())
+
+        await converge(self.client, JOB, ref.namespace or "default", ref.name, change)
 
     async def _set_template(self, ref: ResourceRef, binding: ResourceBindingView,
                             items: list[dict[str, Any]], sums: dict[str, int]) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from flotilla.resources.models.autoscaling import FederatedAutoscaler
+from flotilla.resources.models.autoscaling import CronFederatedHPA, FederatedHPA
+from flotilla.resources.models.batch import CronJob, Job
 from flotilla.resources.models.cluster import Cluster, Taint
 from flotilla.resources.models.common import (
     Condition,
@@ -45,10 +46,13 @@ __all__ = [
     "ClusterRoleBinding",
     "Condition",
     "ConfigMap",
+    "CronFederatedHPA",
+    "CronJob",
     "Deployment",
     "EndpointSlice",
     "Event",
-    "FederatedAutoscaler",
+    "FederatedHPA",
+    "Job",
     "KubeObject",
     "LabelSelector",
     "Lease",
@@ -78,7 +82,9 @@ MODELS: dict[str, type[BaseModel]] = {
     for m in (
         Cluster, Deployment, Service, ConfigMap, Secret, PropagationPolicy,
         ClusterPropagationPolicy, OverridePolicy, ClusterOverridePolicy, ResourceBinding, Work,
-        TrafficPolicy, ServiceExport, ServiceImport, RolloutPolicy, FederatedAutoscaler, Event,
-        EndpointSlice, Lease, Role, ClusterRole, RoleBinding, ClusterRoleBinding,
+        TrafficPolicy, ServiceExport, ServiceImport, RolloutPolicy, FederatedHPA, CronFederatedHPA,
+        Event,
+        EndpointSlice, Lease, Role, ClusterRole, RoleBinding, ClusterRoleBinding, Job,
+        CronJob,
     )
 }

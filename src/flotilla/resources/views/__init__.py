@@ -44,8 +44,11 @@ from flotilla.resources.views.binding import (
     TargetCluster,
 )
 from flotilla.resources.views.cluster import ClusterView, Taint
+from flotilla.resources.views.cronjob import CronJobView
 from flotilla.resources.views.endpoint_slice import EndpointSliceView, SliceEndpoint, SlicePort
+from flotilla.resources.views.federated_hpa import FederatedHPAView, MetricView
 from flotilla.resources.views.fields import Meta
+from flotilla.resources.views.job import JobView
 from flotilla.resources.views.traffic_policy import TrafficPolicyView
 from flotilla.resources.views.work import ManifestStatus, WorkView, binding_of_label
 
@@ -53,10 +56,14 @@ __all__ = [
     "LABEL_BINDING",
     "ClusterStatus",
     "ClusterView",
+    "CronJobView",
     "EndpointSliceView",
     "EvictionTask",
+    "FederatedHPAView",
+    "JobView",
     "ManifestStatus",
     "Meta",
+    "MetricView",
     "PolicyRef",
     "ResourceBindingView",
     "ResourceRef",

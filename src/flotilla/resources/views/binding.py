@@ -26,9 +26,10 @@ from flotilla.resources.views.fields import (
     text,
 )
 
-#: The only template kind whose replicas are divided between clusters; every other
-#: template (Service, ConfigMap, Secret) goes whole to each target.
-WORKLOAD_KIND = "Deployment"
+#: The template kinds whose replicas are divided between clusters (a Job's replicas are
+#: its completions, docs/batch.md); every other template (Service, ConfigMap, Secret)
+#: goes whole to each target.
+WORKLOAD_KINDS = frozenset({"Deployment", "Job"})
 #: purgeModes under which the old replicas are already released: the task only keeps
 #: the cluster out of scheduling until it times out.
 RELEASED_PURGE_MODES = frozenset({"Immediately", "Directly"})
@@ -49,7 +50,7 @@ class ResourceRef:
     @property
     def has_replicas(self) -> bool:
         """Replicas are divided only for workloads; other kinds go whole everywhere."""
-        return self.kind == WORKLOAD_KIND
+        return self.kind in WORKLOAD_KINDS
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from flotilla.runtimes.kubernetes.config import MANAGED_BY_LABEL, OWNED_LABEL
 PRUNED_KINDS: tuple[tuple[str, str], ...] = (
     ("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "ConfigMap"), ("v1", "Secret"),
     ("apps/v1", "StatefulSet"), ("apps/v1", "DaemonSet"), ("v1", "ServiceAccount"),
+    ("batch/v1", "Job"),
 )
 #: cluster-scoped kinds Flotilla may apply; everything else is namespaced
 CLUSTER_SCOPED = frozenset({"Namespace", "ClusterRole", "ClusterRoleBinding",

@@ -35,7 +35,9 @@ from lightkube.config.client_adapter import ConnectionParams
 from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Namespace, Node, Pod, Service
+from lightkube.types import CascadeType
 
 from flotilla.resources.quantity import integer_amount
 from flotilla.resources.requests import RequestError, pod_requests
@@ -67,6 +69,7 @@ from flotilla.runtimes.kubernetes.manifests import (
     selector_matches,
 )
 from flotilla.runtimes.kubernetes.status import (
+    job_status,
     node_status,
     pod_status,
     slice_endpoints,
@@ -113,6 +116,7 @@ class KubernetesRuntime:
         self._kinds: set[tuple[str, str]] = set(PRUNED_KINDS)
         self._kinds_file = config.state_dir / "kubernetes-kinds.json"
         self._deployments: dict[str, Obj] = {}
+        self._jobs: dict[str, Obj] = {}
         self._services: dict[str, Obj] = {}
         self._pods: dict[str, Obj] = {}
         self._nodes: dict[str, Obj] = {}
@@ -148,6 +152,7 @@ class KubernetesRuntime:
             ("sync", self._sync_loop()),
             ("deployments", self._follow(Deployment, self._deployments, labels=owned)),
             ("services", self._follow(Service, self._services, labels=owned)),
+            ("jobs", self._follow(Job, self._jobs, labels=owned)),
             ("pods", self._follow(Pod, self._pods)),
             ("nodes", self._follow(Node, self._nodes, namespaced=False)),
             ("endpointslices", self._follow_slices()),
@@ -241,9 +246,11 @@ class KubernetesRuntime:
                 if key in wanted:
                     continue
                 log.info("cluster %s: pruning %s (no longer in any Work)", self.name, key)
+                # Background: the API's default for a batch/v1 Job orphans its pods.
                 with contextlib.suppress(ApiError):  # already gone
                     await client.delete(res, key.name,
-                                        namespace=key.namespace if namespaced else None)
+                                        namespace=key.namespace if namespaced else None,
+                                        cascade=CascadeType.BACKGROUND)
         except ApiError as exc:
             if exc.status.code != 404:  # a kind this server does not serve
                 raise
@@ -375,6 +382,10 @@ class KubernetesRuntime:
     def workloads(self) -> list[WorkloadStatus]:
         out = []
         for m in self._desired:
+            if m["kind"] == "Job":
+                key = key_of(m)
+                out.append(job_status(m, self._jobs.get(f"{key.namespace}/{key.name}")))
+                continue
             if m["kind"] != "Deployment":
                 continue
             key = key_of(m)

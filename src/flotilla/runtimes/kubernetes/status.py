@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from flotilla.resources.indexes import IndexSetError, format_indexes, parse_indexes
 from flotilla.resources.quantity import QuantityError, integer_amount
 from flotilla.resources.requests import RequestError, pod_requests
+from flotilla.resources.wellknown import ANNOTATION_JOB_INDEXES, parse_rfc3339
 from flotilla.runtimes.base import (
     Condition,
     ContainerStatus,
     Endpoint,
+    JobProgress,
     NodeStatus,
     PodStatus,
     Resources,
@@ -114,6 +117,54 @@ def workload_status(manifest: Obj, live: Obj | None, pods: list[Obj]) -> Workloa
         ready_replicas=_int(status.get("readyReplicas")),
         available_replicas=_int(status.get("availableReplicas")),
         observed_generation=_int(status.get("observedGeneration")), conditions=conditions)
+
+
+def _indexes(text: Any) -> frozenset[int]:
+    try:
+        return parse_indexes(text) if isinstance(text, str) else frozenset()
+    except IndexSetError:
+        return frozenset()
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        return parse_rfc3339(value) if isinstance(value, str) and value else None
+    except ValueError:
+        return None
+
+
+def job_status(manifest: Obj, live: Obj | None) -> WorkloadStatus:
+    """A Job's progress as the member's own Job controller reports it (zeros until the
+    Job exists): counts, Complete/Failed with Kubernetes' reasons, and for an Indexed
+    Job its completed indexes, kept to the share Flotilla gave this cluster (the
+    ``batch.flotilla.io/indexes`` annotation) so that the federation never counts an
+    index outside the share as this cluster's."""
+    meta = _meta(manifest)
+    spec = manifest.get("spec") or {}
+    status = (live or {}).get("status") or {}
+    indexed = spec.get("completionMode") == "Indexed"
+    share = str((meta.get("annotations") or {}).get(ANNOTATION_JOB_INDEXES) or "")
+    completed = _indexes(status.get("completedIndexes"))
+    if share:
+        completed &= _indexes(share)
+    active = _int(status.get("active"))
+    ready = _int(status.get("ready"))
+    parallelism = spec.get("parallelism")
+    return WorkloadStatus(
+        kind="Job", namespace=str(meta.get("namespace") or "default"),
+        name=str(meta.get("name", "")),
+        desired_replicas=1 if parallelism is None else _int(parallelism),
+        replicas=active, updated_replicas=active, ready_replicas=ready,
+        available_replicas=ready, observed_generation=0,
+        conditions=_conditions(status.get("conditions")),
+        job=JobProgress(
+            active=active,
+            succeeded=len(completed) if indexed and share else _int(status.get("succeeded")),
+            failed=_int(status.get("failed")),
+            completed_indexes=format_indexes(completed) if indexed else "",
+            indexes=share if indexed else "",
+            start_time=_seconds(status.get("startTime")),
+            completion_time=_seconds(status.get("completionTime"))))
 
 
 def _pod_owner(pod: Obj) -> str:

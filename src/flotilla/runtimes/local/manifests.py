@@ -15,10 +15,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from flotilla.resources.indexes import IndexSetError, parse_indexes
 from flotilla.resources.labels import Selector, SelectorError, selector_from_dict
 from flotilla.resources.quantity import Quantity, integer_amount
 from flotilla.resources.requests import RequestError, container_requests, pod_requests
+from flotilla.resources.wellknown import ANNOTATION_JOB_INDEXES
 from flotilla.runtimes.base import Manifest, ManifestError, Resources
+from flotilla.runtimes.local.jobs import ExitRule, JobRules
 from flotilla.runtimes.local.users import SecurityContext
 
 Key = tuple[str, str]  # (namespace, name)
@@ -121,6 +124,14 @@ class DeploymentSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class JobSpec:
+    namespace: str
+    name: str
+    template: PodTemplate
+    rules: JobRules
+
+
+@dataclass(frozen=True, slots=True)
 class ServicePort:
     name: str
     port: int
@@ -139,6 +150,7 @@ class ServiceSpec:
 @dataclass(frozen=True, slots=True)
 class DesiredState:
     deployments: dict[Key, DeploymentSpec] = field(default_factory=dict)
+    jobs: dict[Key, JobSpec] = field(default_factory=dict)
     services: dict[Key, ServiceSpec] = field(default_factory=dict)
     config_maps: dict[Key, dict[str, str]] = field(default_factory=dict)
     secrets: dict[Key, dict[str, str]] = field(default_factory=dict)
@@ -169,6 +181,8 @@ def parse_manifests(manifests: list[Manifest]) -> DesiredState:
         key = (namespace, name)
         if kind == "Deployment":
             state.deployments[key] = _deployment(m, meta, namespace, name, where)
+        elif kind == "Job":
+            state.jobs[key] = _job(m, meta, namespace, name, where)
         elif kind == "Service":
             state.services[key] = _service(m, namespace, name, where)
         elif kind == "ConfigMap":
@@ -178,7 +192,7 @@ def parse_manifests(manifests: list[Manifest]) -> DesiredState:
         elif kind not in _IGNORED_KINDS:
             raise ManifestError(
                 f"{where}: kind {kind!r} is not supported by the local runtime "
-                "(supported: Deployment, Service, ConfigMap, Secret)")
+                "(supported: Deployment, Job, Service, ConfigMap, Secret)")
     return state
 
 
@@ -273,6 +287,56 @@ def _deployment(m: Manifest, meta: dict[str, Any], namespace: str, name: str,
         max_unavailable=unavailable,
         fingerprint=hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode())
         .hexdigest()[:16])
+
+
+def _job(m: Manifest, meta: dict[str, Any], namespace: str, name: str, where: str
+         ) -> JobSpec:
+    spec = _obj(m.get("spec"), f"{where}: spec")
+    template = _template(_obj(spec.get("template"), f"{where}: spec.template"),
+                         f"{where}: spec.template")
+    if template.restart_policy == "Always":
+        raise ManifestError(f"{where}: spec.template.spec.restartPolicy must be Never or "
+                            "OnFailure")
+    mode = spec.get("completionMode", "NonIndexed")
+    if mode not in ("NonIndexed", "Indexed"):
+        raise ManifestError(f"{where}: spec.completionMode must be NonIndexed or Indexed, "
+                            f"got {mode!r}")
+    parallelism = _int(spec.get("parallelism"), f"{where}: spec.parallelism", default=1)
+    # Kubernetes: without completions, the Job is done when one pod succeeds.
+    completions = _int(spec.get("completions"), f"{where}: spec.completions", default=1)
+    indexes = frozenset(range(completions))
+    raw_share = _labels((meta.get("annotations") or {}), f"{where}: metadata.annotations"
+                        ).get(ANNOTATION_JOB_INDEXES)
+    if raw_share is not None and mode == "Indexed":
+        try:
+            indexes = parse_indexes(raw_share)
+        except IndexSetError as exc:
+            raise ManifestError(f"{where}: annotation {ANNOTATION_JOB_INDEXES}: {exc}") from exc
+        completions = len(indexes)
+    rules = []
+    policy = _obj(spec.get("podFailurePolicy"), f"{where}: spec.podFailurePolicy")
+    for j, rule in enumerate(_list(policy.get("rules"), f"{where}: spec.podFailurePolicy.rules")):
+        at = f"{where}: spec.podFailurePolicy.rules[{j}]"
+        rule = _obj(rule, at)
+        codes = _obj(rule.get("onExitCodes"), f"{at}.onExitCodes")
+        if not codes:
+            continue  # onPodConditions: the local runtime has no pod disruptions
+        values = _list(codes.get("values"), f"{at}.onExitCodes.values")
+        rules.append(ExitRule(
+            str(rule.get("action", "Count")), str(codes.get("operator", "In")),
+            frozenset(_int(v, f"{at}.onExitCodes.values", default=0) for v in values),
+            codes.get("containerName")))
+    deadline = spec.get("activeDeadlineSeconds")
+    ttl = spec.get("ttlSecondsAfterFinished")
+    return JobSpec(namespace, name, template, JobRules(
+        completions=completions, parallelism=parallelism, indexed=mode == "Indexed",
+        indexes=indexes,
+        backoff_limit=_int(spec.get("backoffLimit"), f"{where}: spec.backoffLimit", default=6),
+        active_deadline=None if deadline is None else _number(
+            deadline, f"{where}: spec.activeDeadlineSeconds", default=0.0),
+        ttl_after_finished=None if ttl is None else _number(
+            ttl, f"{where}: spec.ttlSecondsAfterFinished", default=0.0),
+        rules=tuple(rules), suspended=spec.get("suspend") is True))
 
 
 def _is_zero(value: int | str) -> bool:

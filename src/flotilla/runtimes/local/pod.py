@@ -56,10 +56,18 @@ class AdoptedContainer:
 
 class Pod:
     def __init__(self, namespace: str, name: str, owner: str, template: PodTemplate, *,
-                 created: float | None = None, uid: str | None = None) -> None:
+                 created: float | None = None, uid: str | None = None,
+                 owner_kind: str = "Deployment", completion_index: int | None = None,
+                 ) -> None:
         self.namespace = namespace
         self.name = name
         self.owner = owner
+        #: "Deployment" or "Job": which of the desired set's tables ``owner`` names
+        self.owner_kind = owner_kind
+        #: a pod of an Indexed Job: the index it completes (``JOB_COMPLETION_INDEX``)
+        self.completion_index = completion_index
+        #: a Job's pod that ended and was accounted in the Job's ledger
+        self.judged = False
         self.template = template
         self.created = created if created is not None else time.time()
         self.uid = uid or uuid.uuid4().hex
@@ -80,6 +88,20 @@ class Pod:
     def ready(self) -> bool:
         return (not self.terminating and bool(self.containers)
                 and all(c.ready for c in self.containers.values()))
+
+    @property
+    def finished(self) -> bool:
+        """Every container ended for good (restartPolicy Never, or OnFailure after a
+        success): the pod runs nothing and holds no capacity, as in Kubernetes."""
+        return (self.node is not None and bool(self.containers) and not self.terminating
+                and all(c.state == "terminated" for c in self.containers.values()))
+
+    def exit_codes(self) -> dict[str, int]:
+        return {name: c.last_exit_code if c.last_exit_code is not None else 0
+                for name, c in self.containers.items()}
+
+    def restarts(self) -> int:
+        return sum(c.restart_count for c in self.containers.values())
 
     def bind(self, node: str, identity: PodIdentity, *, log_dir: Path, timings: Timings,
              env_builder: EnvBuilder, on_change: Callable[[], None],
@@ -177,7 +199,7 @@ class Pod:
         if self.terminating:
             shown = "Terminating"
         return PodStatus(
-            namespace=self.namespace, name=self.name, owner=f"Deployment/{self.owner}",
+            namespace=self.namespace, name=self.name, owner=f"{self.owner_kind}/{self.owner}",
             node=self.node, phase=phase, status=shown, reason=reason, message=message,
             ready=self.ready, terminating=self.terminating, restarts=restarts,
             address=address, labels=dict(self.template.labels),
@@ -187,6 +209,7 @@ class Pod:
         """What a later agent run needs to adopt this pod (see `state`)."""
         return {
             "namespace": self.namespace, "name": self.name, "owner": self.owner,
+            "owner_kind": self.owner_kind,
             "hash": self.template.hash, "uid": self.uid, "created": self.created,
             "node": self.node, "ports": self.ports, "template": self.template.raw,
             "containers": {

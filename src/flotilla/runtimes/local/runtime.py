@@ -14,20 +14,24 @@ import contextlib
 import logging
 import random
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from flotilla.resources.indexes import format_indexes
 from flotilla.runtimes.base import (
     CapacityStatus,
     ClusterInfo,
     Condition,
     Endpoint,
+    JobProgress,
     Manifest,
     ManifestError,
     NodeStatus,
     NodeSummary,
     PodStatus,
+    PodUsage,
     Resources,
     RuntimeCounters,
     ServiceEndpoints,
@@ -39,10 +43,12 @@ from flotilla.runtimes.local.containment import Containment, choose
 from flotilla.runtimes.local.envvars import PodIdentity, container_env
 from flotilla.runtimes.local.feed import ChangeFeed
 from flotilla.runtimes.local.ingress import Ingress, Route
+from flotilla.runtimes.local.jobs import JobLedger, judge, next_pods
 from flotilla.runtimes.local.manifests import (
     ContainerSpec,
     DeploymentSpec,
     DesiredState,
+    JobSpec,
     Key,
     ServiceSpec,
     parse_manifests,
@@ -53,6 +59,7 @@ from flotilla.runtimes.local.procs import ProcessId, is_alive, terminate_tree
 from flotilla.runtimes.local.rollout import PodView, plan, resolve
 from flotilla.runtimes.local.scheduling import NodeState, fit_count, place
 from flotilla.runtimes.local.state import StateFile
+from flotilla.runtimes.local.usage import UsageMeter
 from flotilla.runtimes.local.users import parse_pod_user
 
 log = logging.getLogger(__name__)
@@ -74,6 +81,11 @@ class LocalRuntime:
         self._generations: dict[Key, tuple[str, int]] = {}
         self._observed: dict[Key, int] = {}
         self._pods: dict[Key, Pod] = {}
+        #: each Job's progress on this cluster (`jobs.JobLedger`), kept in the state file
+        self._ledgers: dict[Key, JobLedger] = {}
+        #: wall-clock times a reconcile round is due (Job deadlines, TTLs)
+        self._alarms: dict[float, asyncio.TimerHandle] = {}
+        self._meter = UsageMeter()
         self._feed = ChangeFeed()
         self._dirty = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -189,7 +201,18 @@ class LocalRuntime:
         return [p.status(self.config.pod_address) for p in self._sorted_pods()]
 
     def workloads(self) -> list[WorkloadStatus]:
-        return [self._workload(spec) for spec in self._desired.deployments.values()]
+        self._meter.keep_only({pod.uid: pod for pod in self._pods.values()})
+        return [*(self._workload(spec) for spec in self._desired.deployments.values()),
+                *(self._job_status(spec) for spec in self._desired.jobs.values())]
+
+    def _pod_usage(self, pods: list[Pod]) -> tuple[PodUsage, ...]:
+        out = []
+        for pod in sorted(pods, key=lambda p: p.name):
+            pids = [c.process.pid for c in pod.containers.values() if c.process is not None]
+            read = self._meter.read(pod.uid, pids)
+            if read is not None:
+                out.append(PodUsage(pod.name, read[0], read[1], pod.ready))
+        return tuple(out)
 
     def nodes(self) -> list[NodeStatus]:
         used = self._usage(ready_only=False)
@@ -278,10 +301,18 @@ class LocalRuntime:
     async def _reconcile(self) -> None:
         deployments = self._desired.deployments
         for pod in list(self._pods.values()):
-            if (pod.namespace, pod.owner) not in deployments and not pod.terminating:
+            owners: dict[Key, Any] = deployments if pod.owner_kind == "Deployment" \
+                else self._desired.jobs
+            if (pod.namespace, pod.owner) not in owners and not pod.terminating:
                 self._remove_later(pod)
+        for key in list(self._ledgers):
+            if key not in self._desired.jobs:
+                del self._ledgers[key]
+        for job in self._desired.jobs.values():
+            self._reconcile_job(job)
         for key, spec in deployments.items():
-            owned = [p for p in self._pods.values() if (p.namespace, p.owner) == key]
+            owned = [p for p in self._pods.values()
+                     if (p.namespace, p.owner) == key and p.owner_kind == "Deployment"]
             views = [PodView(p.name, p.template.hash, p.ready, p.node is not None, p.created,
                              p.terminating) for p in owned]
             step = plan(spec, views)
@@ -294,6 +325,108 @@ class LocalRuntime:
         self._schedule_pending()
         await self._ingress.sync(self._wanted_ingress())
         self._save()
+
+    def _reconcile_job(self, spec: JobSpec) -> None:
+        """Judge the Job's pods that ended, decide Complete/Failed once, start what is
+        owed; after the end, stop what still runs and honour ttlSecondsAfterFinished."""
+        key, rules = (spec.namespace, spec.name), spec.rules
+        ledger = self._ledgers.setdefault(key, JobLedger())
+        now = time.time()
+        if ledger.started is None:
+            ledger.started = now
+        owned = [p for p in self._pods.values()
+                 if (p.namespace, p.owner) == key and p.owner_kind == "Job"]
+        for pod in owned:
+            if pod.finished and not pod.judged:
+                pod.judged = True
+                ledger.record(rules, judge(rules, pod.exit_codes()), pod.completion_index,
+                              restarts=pod.restarts())
+        running = [p for p in owned if not p.judged and not p.terminating]
+        ledger.decide(rules, now, active_restarts=sum(p.restarts() for p in running))
+        if rules.suspended and ledger.finished is None:
+            for pod in running:  # stopped, not failed: not counted
+                pod.judged = True
+                self._stop_later(pod)
+            return
+        if ledger.finished is not None:
+            for pod in running:  # nothing of a finished Job runs on
+                pod.judged = True
+                self._stop_later(pod)
+            if rules.ttl_after_finished is not None and ledger.finished_at is not None:
+                due = ledger.finished_at + rules.ttl_after_finished
+                if now >= due:
+                    for pod in owned:
+                        if not pod.terminating or pod.finished:
+                            self._remove_later(pod)
+                else:
+                    self._alarm(due)
+            return
+        if rules.active_deadline is not None:
+            self._alarm(ledger.started + rules.active_deadline)
+        for index in next_pods(rules, ledger, [p.completion_index for p in running]):
+            self._add_job_pod(spec, index)
+
+    def _alarm(self, at: float) -> None:
+        """A reconcile round at wall-clock time ``at`` (once per distinct time)."""
+        if at in self._alarms:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, at - time.time())
+
+        def ring() -> None:
+            self._alarms.pop(at, None)
+            self._kick()
+
+        self._alarms[at] = loop.call_later(delay + 0.01, ring)
+
+    def _add_job_pod(self, spec: JobSpec, index: int | None) -> None:
+        stem = spec.name if index is None else f"{spec.name}-{index}"
+        while True:
+            suffix = "".join(random.choices(_SUFFIX_CHARS, k=5))
+            name = f"{stem}-{suffix}"
+            if (spec.namespace, name) not in self._pods:
+                break
+        pod = Pod(spec.namespace, name, spec.name, spec.template, owner_kind="Job",
+                  completion_index=index)
+        self._pods[pod.key] = pod
+
+    def _stop_later(self, pod: Pod) -> None:
+        """Stop a pod's processes but keep the pod (and its logs), as Kubernetes keeps
+        the pods of a finished Job."""
+        task = asyncio.get_running_loop().create_task(pod.terminate())
+        self._background.add(task)
+        task.add_done_callback(self._stopped_one)
+
+    def _stopped_one(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        self._kick()
+
+    def _job_status(self, spec: JobSpec) -> WorkloadStatus:
+        key, rules = (spec.namespace, spec.name), spec.rules
+        ledger = self._ledgers.get(key, JobLedger())
+        owned = [p for p in self._pods.values()
+                 if (p.namespace, p.owner) == key and p.owner_kind == "Job"]
+        active = [p for p in owned if not p.judged and not p.terminating]
+        conditions: tuple[Condition, ...] = ()
+        if ledger.finished is not None:
+            conditions = (Condition(ledger.finished, "True", ledger.reason, ledger.message),)
+        else:
+            pending = [p for p in active if p.pending_message]
+            if pending:
+                conditions = (Condition("Progressing", "False", "Unschedulable",
+                                        pending[0].pending_message),)
+        ready = sum(p.ready for p in active)
+        return WorkloadStatus(
+            kind="Job", namespace=spec.namespace, name=spec.name,
+            desired_replicas=rules.parallelism, replicas=len(active),
+            updated_replicas=len(active), ready_replicas=ready, available_replicas=ready,
+            observed_generation=0, conditions=conditions,
+            job=JobProgress(
+                active=len(active), succeeded=ledger.succeeded, failed=ledger.failed,
+                completed_indexes=ledger.completed_indexes() if rules.indexed else "",
+                indexes=format_indexes(rules.indexes) if rules.indexed else "",
+                ignored=ledger.ignored, start_time=ledger.started,
+                completion_time=ledger.finished_at if ledger.finished == "Complete" else None))
 
     def _add_pod(self, spec: DeploymentSpec) -> None:
         while True:
@@ -333,8 +466,12 @@ class LocalRuntime:
 
     def _env(self, spec: ContainerSpec, pod: PodIdentity, ports: dict[str, int],
              ) -> dict[str, str]:
-        return container_env(spec, pod, ports, self._desired.config_maps,
-                             self._desired.secrets)
+        env = container_env(spec, pod, ports, self._desired.config_maps,
+                            self._desired.secrets)
+        live = self._pods.get((pod.namespace, pod.name))
+        if live is not None and live.completion_index is not None:
+            env["JOB_COMPLETION_INDEX"] = str(live.completion_index)
+        return env
 
     def _remove_later(self, pod: Pod) -> None:
         pod.terminating = True
@@ -363,7 +500,8 @@ class LocalRuntime:
     def _usage(self, *, ready_only: bool) -> dict[str, Resources]:
         used: dict[str, Resources] = {}
         for pod in self._pods.values():
-            if pod.node is None or (ready_only and not self._nodes[pod.node].ready):
+            if pod.node is None or pod.finished or (
+                    ready_only and not self._nodes[pod.node].ready):
                 continue
             used[pod.node] = used.get(pod.node, Resources()) + pod.template.requests
         return used
@@ -391,7 +529,8 @@ class LocalRuntime:
             kind="Deployment", namespace=spec.namespace, name=spec.name,
             desired_replicas=spec.replicas, replicas=len(active),
             updated_replicas=len(updated), ready_replicas=ready, available_replicas=ready,
-            observed_generation=self._observed.get(key, 0), conditions=conditions)
+            observed_generation=self._observed.get(key, 0), conditions=conditions,
+            pod_usage=self._pod_usage(active))
 
     def _service_endpoints(self, svc: ServiceSpec) -> list[Endpoint]:
         if not svc.selector:
@@ -455,6 +594,8 @@ class LocalRuntime:
             "generations": [[ns, name, fp, gen]
                             for (ns, name), (fp, gen) in self._generations.items()],
             "pods": [p.record() for p in self._sorted_pods() if p.node is not None],
+            "jobs": [[ns, name, ledger.to_json()]
+                     for (ns, name), ledger in sorted(self._ledgers.items())],
         })
 
     def _forget_homes(self) -> None:
@@ -477,6 +618,8 @@ class LocalRuntime:
                 self._nodes[name].ready = bool(node.get("ready", True))
         for ns, name, fp, gen in saved.get("generations", []):
             self._generations[(ns, name)] = (fp, gen)
+        for ns, name, ledger in saved.get("jobs", []):
+            self._ledgers[(ns, name)] = JobLedger.from_json(ledger)
         unwanted: list[tuple[ProcessId, float]] = []
         records = saved.get("pods", [])
         for record in records:
@@ -496,7 +639,10 @@ class LocalRuntime:
         live = {name: p for name, p in processes.items() if is_alive(p)}
         key = (record["namespace"], record["name"])
         node = self._nodes.get(record.get("node") or "")
-        wanted = ((record["namespace"], record["owner"]) in self._desired.deployments
+        # A Job's pods are not adopted: its ledger survives, so what they were running
+        # is owed again and runs afresh (a completion index is never counted twice).
+        wanted = (record.get("owner_kind", "Deployment") == "Deployment"
+                  and (record["namespace"], record["owner"]) in self._desired.deployments
                   and node is not None and node.ready and key not in self._pods)
         try:
             template = parse_template(record["template"]) if wanted else None

@@ -1,0 +1,1 @@
+"""CronJobs: scheduled runs as Jobs (`controller`), decided by `plan` (docs/batch.md)."""
