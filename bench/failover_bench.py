@@ -3,6 +3,7 @@ load through the gateway while the cluster serving most of it is killed, then (a
 is back) paused.
 
     .venv/bin/python bench/failover_bench.py [--rate 300] [--window 25]
+    sudo .venv/bin/python bench/failover_bench.py --netns   # the three partitions instead
 
 Starts `flotilla up --demo` (three clusters, the shop example, a gateway) in a temp
 folder on free loopback ports, sends GETs at a fixed ``--rate`` through the gateway
@@ -17,6 +18,12 @@ pause-cluster reports:
               clusters only) are back to desired (< 10 s with the defaults)
   surplus     most shop processes above desired on live clusters, sampled after
               convergence (goal 0)
+
+With ``--netns`` (root; docs/netns.md) the scenarios are the three cuts of
+`chaos partition-cluster` instead (the whole link, ``--control-plane``,
+``--data-plane``), each healed after its window; ``rebuilt`` is left out for the
+data-plane cut (nothing moves) and ``surplus`` counts every cluster's shop pods once the
+heal converged (the cut cluster's kept running).
 
 Everything started is stopped at the end (SIGTERM to `flotilla up`, which stops its
 process groups). Loopback only.
@@ -153,7 +160,7 @@ class Load:
 
 
 class Plane:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, netns: bool = False) -> None:
         self.folder = folder
         self.data_dir = folder / ".flotilla"
         self.gateway = f"127.0.0.1:{free_port()}"
@@ -163,7 +170,7 @@ class Plane:
             [*FLOTILLA, "up", "--demo", "--data-dir", str(self.data_dir),
              "--listen", f"127.0.0.1:{free_port()}", "--gateway-listen", self.gateway,
              "--gateway-admin-listen", self.gateway_admin, "--dns-listen", "",
-             "--dns-admin-listen", ""],
+             "--dns-admin-listen", "", *(["--netns"] if netns else [])],
             cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
         self.api: httpx.Client | None = None
@@ -216,8 +223,9 @@ class Plane:
         state = json.loads((self.data_dir / "up.json").read_text())
         return [str(c["name"]) for c in state["clusters"]]
 
-    def chaos(self, action: str, cluster: str) -> None:
-        subprocess.run([*FLOTILLA, "chaos", action, cluster, "--data-dir", str(self.data_dir)],
+    def chaos(self, action: str, cluster: str, *flags: str) -> None:
+        subprocess.run([*FLOTILLA, "chaos", action, cluster, *flags,
+                        "--data-dir", str(self.data_dir)],
                        cwd=ROOT, check=True, capture_output=True, timeout=30)
 
     def stop(self) -> None:
@@ -255,9 +263,11 @@ async def watch_tries(admin: str, victim: str, until: asyncio.Event) -> float | 
     return last
 
 
-def scenario(plane: Plane, action: str, rate: float, window: float) -> dict[str, object]:
+def scenario(plane: Plane, action: str, rate: float, window: float,
+             *flags: str) -> dict[str, object]:
     load = Load(f"http://{plane.gateway}/", rate)
-    result: dict[str, object] = {"scenario": action}
+    result: dict[str, object] = {"scenario": " ".join([action, *flags])}
+    partition = action == "partition-cluster"
 
     async def drive() -> None:
         runner = asyncio.create_task(load.run(window))
@@ -266,7 +276,7 @@ def scenario(plane: Plane, action: str, rate: float, window: float) -> dict[str,
         result["victim"] = victim
         stop_watch = asyncio.Event()
         watcher = asyncio.create_task(watch_tries(plane.gateway_admin, victim, stop_watch))
-        await asyncio.to_thread(plane.chaos, action, victim)
+        await asyncio.to_thread(plane.chaos, action, victim, *flags)
         # The signal is sent just before the chaos command returns; its own start-up
         # (a Python process, ~1 s here) is not part of the failover.
         failed_at = time.monotonic()
@@ -276,14 +286,26 @@ def scenario(plane: Plane, action: str, rate: float, window: float) -> dict[str,
             per = (plane.deployment().get("status") or {}).get("clusters") or []
             return sum(int(c.get("readyReplicas") or 0) for c in per
                        if c.get("name") in live and c.get("reachable")) >= DESIRED
-        took = await asyncio.to_thread(plane.wait, "rebuilt", rebuilt, window)
-        result["rebuilt_s"] = round(took, 2)
+        if "--data-plane" not in flags:  # a data-plane cut moves nothing
+            took = await asyncio.to_thread(plane.wait, "rebuilt", rebuilt, window)
+            result["rebuilt_s"] = round(took, 2)
+        if partition:
+            await runner
+            await asyncio.to_thread(plane.chaos, "heal-cluster", victim)
+            live = set(plane.clusters())  # the cut cluster's pods ran on
+
+            def converged() -> bool:
+                status = plane.deployment().get("status") or {}
+                return plane.ready() == DESIRED and shop_processes(live) == DESIRED \
+                    and all(c.get("reachable") for c in status.get("clusters") or [])
+            await asyncio.to_thread(plane.wait, "converged after the heal", converged, 90)
         surplus = 0
         for _ in range(20):  # ~2 s of samples after convergence
             surplus = max(surplus, shop_processes(live) - DESIRED)
             await asyncio.sleep(0.1)
         result["surplus"] = surplus
-        await runner
+        if not partition:
+            await runner
         stop_watch.set()
         last_try = await watcher
         last = load.last_from.get(victim)
@@ -304,13 +326,20 @@ def main() -> None:
     parser.add_argument("--retry-timeouts", action="store_true",
                         help="add 'timeout' to the shop TrafficPolicy's retryOn "
                              "(perTry 700ms) before the load")
+    parser.add_argument("--netns", action="store_true",
+                        help="root: 'flotilla up --netns' and the three partitions")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="flotilla-failover-bench-") as tmp:
-        plane = Plane(Path(tmp))
+        plane = Plane(Path(tmp), netns=args.netns)
         try:
             plane.start()
             if args.retry_timeouts:
                 plane.retry_timeouts()
+            if args.netns:
+                results = [scenario(plane, "partition-cluster", args.rate, args.window,
+                                    *flags)
+                           for flags in ((), ("--control-plane",), ("--data-plane",))]
+                return _print(results)
             results = [scenario(plane, "kill-cluster", args.rate, args.window)]
             victim = str(results[0]["victim"])
             plane.chaos("revive-cluster", victim)
@@ -319,6 +348,10 @@ def main() -> None:
             plane.chaos("resume-cluster", str(results[1]["victim"]))
         finally:
             plane.stop()
+    _print(results)
+
+
+def _print(results: list[dict[str, object]]) -> None:
     for r in results:
         print(json.dumps(r))
 

@@ -16,7 +16,14 @@ from typing import Any
 import httpx
 
 from tests.helpers import free_port
-from tests.up.harness import SHOP_APP, Api, UpProcess, environ_of, proc_table
+from tests.up.harness import (
+    SHOP_APP,
+    Api,
+    UpProcess,
+    environ_of,
+    proc_table,
+    started_by_this_run,
+)
 
 ADDRESS = "127.0.231.{}"
 CLUSTERS: list[dict[str, Any]] = [
@@ -41,7 +48,8 @@ def pods_of(app: str, clusters: frozenset[str] = NAMES) -> Counter[str]:
         env = environ_of(pid)
         cluster = env.get("CLUSTER_NAME", "")
         # Only our clusters: other tests on the machine run shop pods too.
-        if cluster in clusters and env.get("POD_NAME", "").startswith(f"{app}-"):
+        if cluster in clusters and env.get("POD_NAME", "").startswith(f"{app}-") and \
+                started_by_this_run(pid):
             out[cluster] += 1
     return out
 
@@ -101,6 +109,8 @@ class Load:
     ok: Counter[str] = field(default_factory=Counter)
     failed: list[str] = field(default_factory=list)
     last_seen: dict[str, float] = field(default_factory=dict)
+    #: (when answered, cluster, seconds the request took), in order
+    answers: list[tuple[float, str, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -114,11 +124,13 @@ class Load:
         with httpx.Client(timeout=10.0, headers={"Host": self.host}) as client:
             while not self._stop.is_set() and time.monotonic() < end:
                 try:
+                    started = time.monotonic()
                     r = client.get(self.url)
                     if r.status_code == 200:
                         cluster = str(r.json().get("cluster"))
                         self.ok[cluster] += 1
-                        self.last_seen[cluster] = time.monotonic()
+                        self.last_seen[cluster] = now = time.monotonic()
+                        self.answers.append((now, cluster, now - started))
                     else:
                         self.failed.append(f"HTTP {r.status_code}")
                 except httpx.HTTPError as exc:
@@ -137,9 +149,12 @@ class Load:
 class FailoverUp(UpProcess):
     """`flotilla up` with three clusters and a gateway, in ``folder``."""
 
-    def __init__(self, folder: Path, grace: float = 2.0) -> None:
+    def __init__(self, folder: Path, grace: float = 2.0,
+                 extra: tuple[str, ...] = (),
+                 clusters: list[dict[str, Any]] | None = None) -> None:
         gateway = f"{ADDRESS.format(100)}:{free_port(ADDRESS.format(100))}"
-        super().__init__(folder, CLUSTERS, grace, gateway=gateway)
+        super().__init__(folder, CLUSTERS if clusters is None else clusters, grace,
+                         gateway=gateway, extra=extra)
 
     def apply(self, objects: list[dict[str, Any]], name: str) -> None:
         result = self.apply_result(objects, name)

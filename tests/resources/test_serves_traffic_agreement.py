@@ -131,3 +131,26 @@ async def test_every_reader_of_ready_agrees(tmp_path: Path, what: str, state: Ob
                "status": placement_status.cluster_ready(cluster),
                "failover": cluster_ready(cluster)}
     assert readers == dict.fromkeys(readers, expected), what
+
+
+#: Rows where only the control plane lost the cluster (heartbeats stopped): the one
+#: case a gateway that checks the pods itself keeps serving from them.
+LOST_BY_CONTROL_PLANE = {"Ready=Unknown, unreachable taints",
+                         "Ready=Unknown, taints not written yet"}
+HEALTH_CHECKED: Obj = {**POLICY, "spec": {**POLICY["spec"], "healthCheck": {
+    "path": "/healthz", "interval": "1s"}}}
+
+
+@pytest.mark.parametrize(("what", "state", "serves"), STATES, ids=[s[0] for s in STATES])
+async def test_a_health_checked_gateway_keeps_only_what_the_control_plane_lost(
+        tmp_path: Path, what: str, state: Obj, serves: bool) -> None:
+    """With active health checks the gateway keeps an Unknown cluster's endpoints (they
+    are checked, not the heartbeats: a control-plane partition must not cut users off),
+    and drops them for every other reason the rule gives."""
+    async with registry_at(tmp_path) as registry:
+        cluster = await stored_cluster(registry, NAME, ingressAddress="127.0.1.1", **state)
+    backend = gateway_model([HEALTH_CHECKED], [_slice()], [cluster]).match(HOST, "/")
+    assert backend is not None
+    kept = any(e.cluster == NAME for e in backend.endpoints)
+    assert kept == (serves or what in LOST_BY_CONTROL_PLANE), what
+    assert ClusterView.of(cluster).lost_by_control_plane == (what in LOST_BY_CONTROL_PLANE)

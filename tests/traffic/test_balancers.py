@@ -240,6 +240,36 @@ def test_latency_prefers_the_fast_endpoint_and_forgives_later() -> None:
     assert rt.pick(PickContext([fast, slow])) is slow
 
 
+def test_latency_sends_nearly_everything_to_the_nearest_and_leaves_it_when_it_slows() -> None:
+    """Three clusters at 5/40/80 ms one way (round trips 10/80/160 ms), one request at
+    a time: at least 90% to the nearest (two random choices would give it at most 2 in
+    3), and the first slow answer of the nearest sends the next requests elsewhere."""
+    u = ups(3)
+    round_trip = {u[0]: 0.010, u[1]: 0.080, u[2]: 0.160}
+    clock = Clock()
+    rt = runtime("Latency", u, clock, random.Random(7))
+
+    def serve(count: int) -> Counter[Upstream]:
+        picks: Counter[Upstream] = Counter()
+        for _ in range(count):
+            x = rt.pick(PickContext(u))
+            assert x is not None
+            picks[x] += 1
+            rt.try_started(x)
+            clock.now += round_trip[x]
+            rt.try_succeeded(x, round_trip[x])
+            clock.now += 0.05  # the next request of a closed loop
+        return picks
+
+    picks = serve(600)
+    assert picks[u[0]] >= 0.9 * 600, picks
+    assert picks[u[1]] > 0  # the others are still probed now and then
+    round_trip[u[0]] = 0.240  # the nearest's latency rises to 120 ms
+    after = serve(50)
+    assert after[u[0]] <= 2, after
+    assert after[u[1]] > after[u[2]]
+
+
 def test_latency_counts_a_failure_as_slow() -> None:
     good, failing = ups(2)
     rt = runtime("Latency", [good, failing], Clock(), random.Random(5))

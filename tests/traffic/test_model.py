@@ -64,20 +64,26 @@ def test_the_shop_policy_applies_as_written() -> None:
 
 
 def test_endpoints_of_ready_untainted_clusters_only() -> None:
+    """And of a cluster only the control plane lost (Unknown, no other NoExecute
+    taint): SHOP_POLICY checks the pods itself, so they stay while they pass."""
     model = build_model(
         [SHOP_POLICY],
         [eps("east", "cn-east", 8001, 8002), eps("south", "cn-south", 8003),
          eps("down", "cn-west", 8004), eps("tainted", "cn-west", 8005),
-         eps("ghost", "cn-west", 8006), eps("east2", "cn-east", 8007, ready=False)],
+         eps("ghost", "cn-west", 8006), eps("east2", "cn-east", 8007, ready=False),
+         eps("drained", "cn-west", 8008)],
         [cluster("east", "cn-east"), cluster("south", "cn-south"),
          cluster("down", "cn-west", ready="Unknown"),
          cluster("tainted", "cn-west", taints=[{"key": "flotilla.io/unreachable",
                                                 "effect": "NoExecute"}]),
-         cluster("east2", "cn-east")])
+         cluster("east2", "cn-east"),
+         cluster("drained", "cn-west", ready="Unknown", taints=[
+             {"key": "maintenance", "effect": "NoExecute"}])])
     backend = model.match("shop.example.test", "/cart")
     assert backend is not None
     assert sorted((e.cluster, e.region, e.port) for e in backend.endpoints) == [
-        ("east", "cn-east", 8001), ("east", "cn-east", 8002), ("south", "cn-south", 8003)]
+        ("down", "cn-west", 8004), ("east", "cn-east", 8001), ("east", "cn-east", 8002),
+        ("south", "cn-south", 8003)]
     assert model.errors == ()
 
 

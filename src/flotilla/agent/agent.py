@@ -197,6 +197,10 @@ class Agent:
             self._works_changed.clear()
             desired = self.desired_manifests()
             if desired == self._applied:
+                # Nothing to apply, but a Work may be new (one deleted and created again
+                # with the same manifests while this agent could not reach the API): its
+                # status is written by the report, which nothing else would trigger.
+                self._report_now.set()
                 continue
             started = time.monotonic()
             try:
@@ -331,10 +335,17 @@ class Agent:
     async def _report_works(self) -> None:
         workloads = {(w.kind, w.namespace, w.name): w for w in self.runtime.workloads()}
         unapplied = dict(self.runtime.info().unapplied)
+        current = {f"work/{w['metadata']['name']}/{w['metadata'].get('uid', '')}"
+                   for w in self.works.cache.list()}
+        for gone in [k for k in self._written if k.startswith("work/") and k not in current]:
+            self._forget(gone)
         for work in self.works.cache.list():
             meta = work["metadata"]
             status = self._work_status(work, workloads, unapplied)
-            key = f"work/{meta['name']}"
+            # By uid too: a Work deleted and created again under the same name while
+            # this agent could not see it (a control-plane partition) has no status
+            # yet, whatever the agent last wrote to its predecessor.
+            key = f"work/{meta['name']}/{meta.get('uid', '')}"
             if self._unchanged(key, _strip_times(status)):
                 continue
 

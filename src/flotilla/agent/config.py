@@ -49,6 +49,10 @@ class AgentConfig:
     kubeconfig: Path | None = None
     context: str | None = None
     ingress: str = ""
+    #: local runtime: the address pods bind to and endpoints advertise ("": the
+    #: runtime's default, 127.0.0.1); `flotilla up --netns` gives the cluster's ingress
+    #: address, so the gateway reaches pods across the cluster's link
+    pod_address: str = ""
 
     def runtime_options(self) -> RuntimeOptions:
         return RuntimeOptions(
@@ -74,4 +78,6 @@ class AgentConfig:
             extra["context"] = self.context
         if self.ingress:
             extra["ingress"] = self.ingress
+        if self.pod_address:
+            extra["pod-address"] = self.pod_address
         return extra

@@ -105,6 +105,10 @@ Example:
 @click.option("--ingress", metavar="ADDRESS", default="",
               help="kubernetes runtime: where the cluster's Services are reached from "
                    "outside (spec.ingress); default: the pods' own addresses.")
+@click.option("--pod-address", metavar="ADDRESS", default="",
+              help="local runtime: the address pods bind to and endpoints advertise "
+                   "(default 127.0.0.1); it must be inside the Cluster's "
+                   "spec.addressRange.")
 @tls_options
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def agent(server: tuple[str, ...], token: str | None, token_file: Path | None, cluster: str,
@@ -113,7 +117,7 @@ def agent(server: tuple[str, ...], token: str | None, token_file: Path | None, c
           heartbeat_interval: float, admin_listen: str | None, pod_user: str | None,
           ca_file: Path | None, tls_cert: Path | None, tls_key: Path | None,
           insecure_http: bool, kubeconfig: Path | None, context: str | None, ingress: str,
-          verbose: bool) -> None:
+          pod_address: str, verbose: bool) -> None:
     """Run the agent of one member cluster: register it, heartbeat, run its Works.
 
     The agent keeps running what it last applied while the control plane is away, and a
@@ -136,6 +140,6 @@ def agent(server: tuple[str, ...], token: str | None, token_file: Path | None, c
         heartbeat_interval=heartbeat_interval,
         admin_listen=admin_listen or f"{address}:0", pod_user=pod_user,
         ca_file=ca_file, tls_cert=tls_cert, tls_key=tls_key, insecure_http=insecure_http,
-        kubeconfig=kubeconfig, context=context, ingress=ingress,
+        kubeconfig=kubeconfig, context=context, ingress=ingress, pod_address=pod_address,
     )
     serve_until_signal(functools.partial(run_agent, cfg))

@@ -27,6 +27,12 @@ Examples:
   flotilla chaos resume-cluster south-1
   flotilla chaos fail-node east-1 east-1-node-1
   flotilla chaos kill-pod east-1 default/shop-7d4f9-abcde
+With 'flotilla up --netns' (root; docs/netns.md):
+  flotilla chaos partition-cluster east-1                   # the whole link down
+  flotilla chaos partition-cluster east-1 --control-plane   # agent -> API cut only
+  flotilla chaos partition-cluster east-1 --data-plane      # gateway -> pods cut only
+  flotilla chaos heal-cluster east-1
+  flotilla chaos set-latency east-1 120ms    # a cluster given 'latency:' in clusters.yaml
 With 'flotilla up --ha':
   flotilla chaos kill-server server-2     # SIGKILL one API server
   flotilla chaos revive-server server-2   # same ports, data dir and certificates
@@ -151,3 +157,54 @@ def kill_etcd(name: str, data_dir: Path) -> None:
 def revive_etcd(name: str, data_dir: Path) -> None:
     """Start a killed etcd member again: it rejoins the cluster with its data dir."""
     _run_part("started again", actions.revive_part, "etcd", data_dir, name)
+
+
+# -- `up --netns`: network partitions (docs/netns.md) ----------------------------------
+
+@chaos.command("partition-cluster")
+@click.argument("cluster")
+@click.option("--control-plane", "mode", flag_value="control-plane",
+              help="Cut only the agent's path to the API server (traffic still flows).")
+@click.option("--data-plane", "mode", flag_value="data-plane",
+              help="Cut only the gateway's path to the cluster's ingress and pods "
+                   "(heartbeats still arrive).")
+@data_dir_option
+def partition_cluster(cluster: str, mode: str | None, data_dir: Path) -> None:
+    """Cut a cluster's network link ('flotilla up --netns'); default: the whole link."""
+    from flotilla.up import partition
+
+    try:
+        what = partition.partition(data_dir, cluster, mode or "link")
+    except (KeyError, RuntimeError, FileNotFoundError, ValueError) as exc:
+        raise CliError(str(exc.args[0] if exc.args else exc)) from None
+    echo(f"cluster {cluster}: partitioned ({mode or 'link'}): {what}")
+
+
+@chaos.command("heal-cluster")
+@click.argument("cluster")
+@data_dir_option
+def heal_cluster(cluster: str, data_dir: Path) -> None:
+    """Undo 'partition-cluster': the cluster's link, routes and rules as before."""
+    from flotilla.up import partition
+
+    try:
+        what = partition.heal(data_dir, cluster)
+    except (KeyError, RuntimeError, FileNotFoundError, ValueError) as exc:
+        raise CliError(str(exc.args[0] if exc.args else exc)) from None
+    echo(f"cluster {cluster}: {what}")
+
+
+@chaos.command("set-latency")
+@click.argument("cluster")
+@click.argument("latency")
+@data_dir_option
+def set_latency(cluster: str, latency: str, data_dir: Path) -> None:
+    """Change a cluster's WAN latency (one way, e.g. 120ms) on its running link: one
+    'flotilla up --netns' started with 'latency:' for it in clusters.yaml."""
+    from flotilla.up import partition
+
+    try:
+        what = partition.set_latency(data_dir, cluster, latency)
+    except (KeyError, RuntimeError, FileNotFoundError, ValueError) as exc:
+        raise CliError(str(exc.args[0] if exc.args else exc)) from None
+    echo(f"cluster {cluster}: {what}")

@@ -66,12 +66,15 @@ Then, in another terminal in the same folder:
               "(see docs/observability.md).")
 @click.option("--prometheus-listen", default="127.0.0.1:9090", show_default=True,
               metavar="HOST:PORT", help="Where Prometheus serves (with --prometheus).")
+@click.option("--netns", is_flag=True, help="Root only: every cluster's agent, pods and "
+              "ingress in a network namespace of its own, joined by a veth pair "
+              "(docs/netns.md); 'flotilla chaos partition-cluster' cuts its links.")
 def up(data_dir: Path, count: int, config_path: Path | None, listen: str,
        gateway_listen: str, gateway_admin_listen: str, gateway_tls_listen: str,
        dns_listen: str,
        dns_admin_listen: str, dns_zone: str, heartbeat_interval: float,
        cluster_grace_period: float, demo: bool, ha: bool, prometheus: bool,
-       prometheus_listen: str) -> None:
+       prometheus_listen: str, netns: bool) -> None:
     """Run a whole Flotilla on this machine until Ctrl-C: a control plane on SQLite, local
     member clusters whose pods are real processes, a global gateway and a smart DNS.
 
@@ -92,7 +95,7 @@ def up(data_dir: Path, count: int, config_path: Path | None, listen: str,
         dns_listen=dns_listen or None, dns_admin_listen=dns_admin_listen or None,
         dns_zone=dns_zone, heartbeat_interval=heartbeat_interval,
         cluster_grace_period=cluster_grace_period, ha=ha,
-        prometheus_listen=prometheus_listen if prometheus else None,
+        prometheus_listen=prometheus_listen if prometheus else None, netns=netns,
     )
     runner = Up(opts, say=echo)
     try:
@@ -178,7 +181,8 @@ def status(data_dir: Path) -> None:
     rows = []
     for c in state.get("clusters", []):
         rows.append([c["name"], c.get("region", ""), c.get("zone", ""), c.get("address", ""),
-                     str(c.get("pgid", "")), group_state(int(c["pgid"]))])
+                     str(c.get("pgid", "")), group_state(int(c["pgid"]))
+                     + (f", partitioned ({c['partition']})" if c.get("partition") else "")])
     for part in ("gateway", "dns"):
         if isinstance(state.get(part), dict):
             p = state[part]

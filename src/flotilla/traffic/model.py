@@ -285,7 +285,11 @@ def slice_endpoints(slice_view: EndpointSliceView, cluster: ClusterView | None,
                     policy: Policy) -> list[Endpoint]:
     """The ready endpoints one EndpointSlice contributes under ``policy``."""
     weight = policy.cluster_weights.get(slice_view.cluster, 1)
-    if cluster is None or weight == 0 or not cluster.serves_traffic:
+    if cluster is None or weight == 0 or not (cluster.serves_traffic or (
+            policy.health_check is not None and cluster.lost_by_control_plane)):
+        # A cluster only the control plane lost keeps its endpoints while the policy's
+        # active health checks pass (make-before-break): they, not the heartbeats, say
+        # whether users reach its pods.
         return []
     region = slice_view.region or cluster.region
     zone = slice_view.zone or cluster.zone

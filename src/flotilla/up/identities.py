@@ -64,7 +64,9 @@ def issue_all(data_dir: Path, plans: list[ClusterPlan], *, gateway: bool,
 def address_range(plan: ClusterPlan, index: int) -> list[str]:
     """A Kubernetes member `up` started also has its node agent's pod range (the pods'
     own loopback IPs are its endpoints); one of an existing cluster has what the
-    operator adds."""
+    operator adds. Under `up --netns` the cluster's link holds all its addresses."""
+    if plan.address_block:
+        return [plan.address_block]
     ranges = {f"{plan.address}/32", f"{POD_ADDRESS}/32"}
     if plan in started_here([plan]):
         ranges.add(pod_cidr(index))

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from flotilla.pki.files import ensure_private_dir
 from flotilla.pki.layout import PkiLayout
 from flotilla.runtimes.local.procs import become_subreaper
 from flotilla.up import ha, kube_members
+from flotilla.up import netns as netns_mod
 from flotilla.up import prometheus as prom
 from flotilla.up.identities import agent_component, issue_all, register_clusters
 from flotilla.up.state import (
@@ -43,8 +44,10 @@ from flotilla.up.state import (
     STOPPING,
     locked,
     mark_mine,
+    owned_by_me,
     owner,
     read_state,
+    why_not_running,
     write_state,
 )
 from flotilla.up.state import pid_alive as pid_alive  # where callers have found it
@@ -77,6 +80,8 @@ class UpOptions:
     ha: bool = False
     #: start Prometheus on this HOST:PORT (`flotilla.up.prometheus`); None: do not
     prometheus_listen: str | None = None
+    #: every cluster on a network namespace of its own (`flotilla.up.netns`); root only
+    netns: bool = False
 
 
 def flotilla_argv(*args: str) -> list[str]:
@@ -115,18 +120,22 @@ def agent_argv(opts: UpOptions, plan: ClusterPlan, server: str, token_file: Path
         *kube_members.runtime_argv(opts.data_dir, plan), "--address", plan.address,
         "--state-dir", str(opts.data_dir / "clusters" / plan.name),
         "--heartbeat-interval", str(opts.heartbeat_interval),
-        "--admin-listen", f"{plan.address}:0",
+        "--admin-listen", f"{plan.agent_address or plan.address}:0",
     )
+    if plan.pod_address:
+        argv += ["--pod-address", plan.pod_address]
     if labels:
         argv += ["--labels", labels]
     return argv
 
 
-def agent_tls_argv(layout: PkiLayout, cluster: str, address: str) -> list[str]:
+def agent_tls_argv(layout: PkiLayout, cluster: str, address: str,
+                   *more: str) -> list[str]:
     """The agent's TLS flags: the CA to verify the API with, and a serving pair for its
-    endpoint on the cluster's address (issued now when missing or stale)."""
+    endpoint on the cluster's address(es) (issued now when missing or stale)."""
     cert, key = layout.agent_cert(cluster), layout.agent_key(cluster)
-    ensure_serving_pair(layout, cert, key, f"agent-{cluster}", [address])
+    hosts = list(dict.fromkeys([address, *(m for m in more if m)]))
+    ensure_serving_pair(layout, cert, key, f"agent-{cluster}", hosts)
     return ["--ca-file", str(layout.ca_cert.resolve()), "--tls-cert", str(cert.resolve()),
             "--tls-key", str(key.resolve())]
 
@@ -220,6 +229,8 @@ class Up:
         self.ha_procs: dict[str, subprocess.Popen[bytes]] = {}
         self.credentials: dict[str, Path] = {}
         self.others: dict[str, subprocess.Popen[bytes]] = {}
+        #: with --netns: the namespaces and links this run created (torn down by stop)
+        self.netns: netns_mod.NetnsLayout | None = None
         #: Set by the signal handler. A plain flag, not a threading.Event: Event.set()
         #: takes a lock that the interrupted Event.wait() may hold at that very moment,
         #: which deadlocked `up` on Ctrl-C now and then.
@@ -236,6 +247,11 @@ class Up:
         os.umask(0o077)  # logs, stores and state of every part: this user's only
         ensure_private_dir(opts.data_dir)
         logs = opts.data_dir / "logs"
+        if opts.netns:
+            opts = self._start_netns()
+        elif any(p.latency for p in opts.clusters):
+            raise netns_mod.NetnsError("'latency:' in clusters.yaml needs 'flotilla up "
+                                       "--netns' (each cluster on a link of its own)")
         self.token = obtain_token(opts.data_dir)
         ensure_server_pair(opts.data_dir, opts.listen.rpartition(":")[0])
         self._verify = verify_for(self.server_url, self.ca)
@@ -245,6 +261,8 @@ class Up:
             "server": self.server_url, "token": self.token, "ca": str(self.ca),
             "dataDir": str(opts.data_dir.resolve()), **owner(), "clusters": [],
         }
+        if self.netns is not None:
+            state["netns"] = self.netns.to_json()
         if opts.ha:
             state.update(self._start_ha(logs))
         else:
@@ -269,7 +287,9 @@ class Up:
         for index, plan in enumerate(opts.clusters):
             argv = agent_argv(opts, plan, self.client_servers,
                               self.credentials[agent_component(plan.name)])
-            argv += agent_tls_argv(self.pki, plan.name, plan.address)
+            argv += agent_tls_argv(self.pki, plan.name, plan.address, plan.agent_address)
+            if self.netns is not None:
+                argv = [*netns_mod.exec_prefix(self.netns.link(plan.name).netns), *argv]
             log = logs / f"agent-{plan.name}.log"
             proc = start_process(argv, log, new_group=True, env=opts.extra_env)
             self.others[f"agent-{plan.name}"] = proc
@@ -299,6 +319,37 @@ class Up:
         wait_until(self._clusters_ready, opts.ready_timeout, "every cluster to become Ready",
                    interval=0.2)
         return state
+
+    def _start_netns(self) -> UpOptions:
+        """Create every cluster's namespace and link (an earlier run's leftovers
+        removed first) and move the API server to the control address; the options
+        with the clusters' link addresses. Refused while another `up` runs on this data
+        dir: its namespaces are not leftovers."""
+        opts = self.opts
+        if opts.ha:
+            raise netns_mod.NetnsError("--netns does not combine with --ha yet")
+        if any(p.is_kubernetes for p in opts.clusters):
+            raise netns_mod.NetnsError("--netns does not combine with Kubernetes members "
+                                       "yet (runtime: kubernetes in clusters.yaml)")
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            previous = read_state(opts.data_dir)
+            if why_not_running(previous) is None and not owned_by_me(previous):
+                raise netns_mod.NetnsError(
+                    f"another 'flotilla up' (pid {previous.get('pid')}) runs on "
+                    f"{opts.data_dir}; stop it first")
+        layout, removed = netns_mod.create(opts.data_dir, [p.name for p in opts.clusters],
+                                           {p.name: p.latency for p in opts.clusters})
+        self.netns = layout
+        if removed:
+            self.say(f"removed what an earlier run left behind: {', '.join(removed)}")
+        port = opts.listen.rpartition(":")[2]
+        self.opts = opts = replace(
+            opts, listen=f"{layout.control_address}:{port}",
+            clusters=[netns_mod.place(p, layout.link(p.name)) for p in opts.clusters])
+        self.server_url = self.client_servers = f"https://{opts.listen}"
+        self.say(f"network namespaces: control address {layout.control_address}; "
+                 + ", ".join(f"{x.cluster} {x.netns} ({x.block})" for x in layout.links))
+        return opts
 
     def _start_prometheus(self, state: dict[str, Any], logs: Path) -> dict[str, Any]:
         """Prometheus with the generated config; the agents' targets follow the
@@ -566,5 +617,10 @@ class Up:
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
             self.say(f"stopping the Kubernetes control planes: {exc}")
         reap_adopted(self._own_pids())
+        if self.netns is not None:
+            try:
+                netns_mod.remove_leftovers(self.opts.data_dir)
+            except netns_mod.NetnsError as exc:  # still say stopped; the next start retries
+                self.say(f"flotilla up: {exc}")
         mark_mine(self.opts.data_dir, STOPPED)
         self.say("flotilla up: everything stopped")

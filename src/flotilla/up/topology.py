@@ -8,6 +8,7 @@
       nodes: 3
       nodeCpu: "4"
       nodeMemory: 8Gi
+      latency: 30ms                # WAN latency, one way (up --netns: docs/netns.md)
     - name: south-1
       runtime: kubernetes          # a real Kubernetes control plane (scripts/kube-up.sh)
     - name: west-1
@@ -24,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from flotilla.resources.models.common import parse_duration
 from flotilla.resources.wellknown import LABEL_BURST
 
 
@@ -41,10 +43,20 @@ class ClusterPlan:
     nodes: int = 3
     node_cpu: str = "4"
     node_memory: str = "8Gi"
+    #: where the agent's own endpoint listens and its API connections come from ("":
+    #: ``address``); `flotilla up --netns` gives it an address apart from the ingress,
+    #: so the control-plane and data-plane paths can be cut separately
+    agent_address: str = ""
+    #: where pods bind ("": the local runtime's 127.0.0.1)
+    pod_address: str = ""
+    #: the cluster's own address block (CIDR), its ``spec.addressRange`` when set
+    address_block: str = ""
     #: the agent's runtime: "local" (processes here) or "kubernetes"
     runtime: str = "local"
     #: kubernetes: the kubeconfig of an existing cluster; "": `up` starts one
     kubeconfig: str = ""
+    #: WAN latency, seconds one way from the host (`up --netns` only: docs/netns.md)
+    latency: float = 0.0
 
     @property
     def is_kubernetes(self) -> bool:
@@ -80,7 +92,7 @@ def default_clusters(count: int = 3) -> list[ClusterPlan]:
 
 
 _FIELDS = {"name", "region", "zone", "labels", "nodes", "nodeCpu", "nodeMemory", "address",
-           "runtime", "kubeconfig"}
+           "runtime", "kubeconfig", "latency"}
 RUNTIMES = ("local", "kubernetes")
 
 
@@ -123,6 +135,10 @@ def load_clusters(path: Path) -> list[ClusterPlan]:
             raise TopologyError(f"{where}.kubeconfig: only with runtime: kubernetes")
         if kubeconfig:
             kubeconfig = str((path.parent / Path(kubeconfig).expanduser()).resolve())
+        try:
+            latency = parse_duration(str(raw.get("latency") or "0"))
+        except ValueError as exc:
+            raise TopologyError(f"{where}.latency: {exc}") from None
         plans.append(ClusterPlan(
             name=name,
             region=str(raw.get("region", "")),
@@ -132,6 +148,6 @@ def load_clusters(path: Path) -> list[ClusterPlan]:
             nodes=nodes,
             node_cpu=str(raw.get("nodeCpu", "4")),
             node_memory=str(raw.get("nodeMemory", "8Gi")),
-            runtime=str(runtime), kubeconfig=kubeconfig,
+            runtime=str(runtime), kubeconfig=kubeconfig, latency=latency,
         ))
     return plans

@@ -15,6 +15,7 @@ from typing import Any
 
 from flotilla.resources import conditions
 from flotilla.resources.views import fields
+from flotilla.resources.wellknown import TAINT_UNREACHABLE
 
 READY = "Ready"
 NO_SCHEDULE = "NoSchedule"
@@ -118,3 +119,14 @@ class ClusterView:
         tolerates it for scheduling; NoSchedule only keeps new replicas away and leaves
         traffic where it is."""
         return self.ready and not self.no_execute_taints
+
+    @property
+    def lost_by_control_plane(self) -> bool:
+        """Ready=Unknown (heartbeats stopped arriving) and no NoExecute taint but the
+        unreachable one: the control plane lost the cluster, which says nothing of
+        whether users still reach its pods (a control-plane partition). Only a reader
+        that checks the pods itself may keep using them: the gateway, for a
+        TrafficPolicy with active health checks (`flotilla.traffic.model`). Every other
+        reader follows `serves_traffic`."""
+        return self.ready_status == conditions.UNKNOWN and all(
+            t.key == TAINT_UNREACHABLE for t in self.no_execute_taints)

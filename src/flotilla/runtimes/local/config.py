@@ -57,7 +57,8 @@ class LocalClusterConfig:
                 memory: str = "8Gi", pods: int = 110, address: str = "127.0.0.1",
                 region: str = "", zone: str = "", timings: Timings | None = None,
                 pod_user: PodUser | None = None,
-                containment: str = "auto") -> LocalClusterConfig:
+                containment: str = "auto",
+                pod_address: str = "127.0.0.1") -> LocalClusterConfig:
         """N identical nodes named ``<cluster>-node-<i>``, as ``flotilla agent --nodes`` makes."""
         if nodes < 1:
             raise ValueError(f"nodes: a cluster needs at least one node, got {nodes}")
@@ -70,7 +71,7 @@ class LocalClusterConfig:
             for i in range(1, nodes + 1))
         return cls(name=name, state_dir=state_dir, address=address, region=region, zone=zone,
                    nodes=node_list, timings=timings or Timings(), pod_user=pod_user,
-                   containment=parse_mode(containment))
+                   containment=parse_mode(containment), pod_address=pod_address)
 
     @classmethod
     def from_options(cls, options: RuntimeOptions) -> LocalClusterConfig:
@@ -86,4 +87,5 @@ class LocalClusterConfig:
                            region=options.region, zone=options.zone, timings=timings,
                            pod_user=parse_pod_user(extra.get("pod-user")),
                            containment=extra.get("containment")
-                           or os.environ.get(CONTAINMENT_ENV, "auto"))
+                           or os.environ.get(CONTAINMENT_ENV, "auto"),
+                           pod_address=extra.get("pod-address") or "127.0.0.1")
