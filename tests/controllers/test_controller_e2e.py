@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterable
 
 import pytest
 
@@ -21,27 +21,10 @@ from flotilla.controllers.runtime import (
     Result,
 )
 from flotilla.resources.kinds import by_kind
-from tests.cli.serverproc import ServerProcess, api_only_args
 from tests.helpers import free_port, wait_for
 
 CM = by_kind("ConfigMap")
 EVENT = by_kind("Event")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path_factory.mktemp("ctrl") / "state", *api_only_args())
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-async def client(server: ServerProcess) -> AsyncIterator[HttpClient]:
-    async with HttpClient(server.url, server.token, ca=server.ca, timeout=5) as c:
-        yield c
 
 
 class Mirror:

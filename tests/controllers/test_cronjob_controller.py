@@ -7,10 +7,7 @@ test plays the status aggregator: it marks a Job Complete by writing its status.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
-
-import pytest
 
 from flotilla.client.base import NotFoundError
 from flotilla.client.http import HttpClient
@@ -18,27 +15,10 @@ from flotilla.controllers.cronjob import controller as cronjob
 from flotilla.controllers.runtime import ControllerManager, ObjectKey
 from flotilla.resources.kinds import by_kind
 from flotilla.resources.wellknown import parse_rfc3339, rfc3339_at
-from tests.cli.serverproc import ServerProcess, api_only_args
 from tests.helpers import wait_for
 
 CRONJOB, JOB, EVENT = by_kind("CronJob"), by_kind("Job"), by_kind("Event")
 NS = "cron"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path_factory.mktemp("cron") / "state", *api_only_args())
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-async def client(server: ServerProcess) -> AsyncIterator[HttpClient]:
-    async with HttpClient(server.url, server.token, ca=server.ca, timeout=5) as c:
-        yield c
 
 
 class Clock:

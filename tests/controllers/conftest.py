@@ -1,5 +1,6 @@
-"""A real API server without controllers, per module: the autoscaling controllers under
-test run in the test, on an HTTP client."""
+"""A real API server without controllers, per module: the controllers under test run in
+the test, on an HTTP client. A module that needs other server flags defines its own
+`server` (conftest's `client` then talks to that one)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tests.cli.serverproc import ServerProcess, api_only_args
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path_factory.mktemp("hpa") / "state", *api_only_args())
+    srv = ServerProcess(tmp_path_factory.mktemp("controllers") / "state", *api_only_args())
     srv.start()
     try:
         yield srv
