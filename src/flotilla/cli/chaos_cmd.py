@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -43,11 +44,19 @@ def chaos() -> None:
     """Break things on purpose (clusters started by 'flotilla up')."""
 
 
-def _run(action: str, fn: Callable[[Path, str], int], data_dir: Path, cluster: str) -> int:
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """What `flotilla.up`'s chaos and partition actions raise for a name, state or value
+    they cannot act on, as the one-line CLI error they already word."""
     try:
-        pgid = fn(data_dir, cluster)
-    except (KeyError, RuntimeError, FileNotFoundError) as exc:
+        yield
+    except (KeyError, RuntimeError, FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc.args[0] if exc.args else exc)) from None
+
+
+def _run(action: str, fn: Callable[[Path, str], int], data_dir: Path, cluster: str) -> int:
+    with _refusals():
+        pgid = fn(data_dir, cluster)
     echo(f"cluster {cluster}: {action} (process group {pgid})")
     return pgid
 
@@ -120,10 +129,8 @@ def kill_pod(cluster: str, pod: str, server: str | None, token: str | None) -> N
 
 def _run_part(action: str, fn: Callable[[Path, str, str], int], kind: str, data_dir: Path,
               name: str) -> None:
-    try:
+    with _refusals():
         pid = fn(data_dir, kind, name)
-    except (KeyError, RuntimeError, FileNotFoundError) as exc:
-        raise CliError(str(exc.args[0] if exc.args else exc)) from None
     echo(f"{actions.HA_KINDS[kind]} {name}: {action} (pid {pid})")
 
 
@@ -173,10 +180,8 @@ def partition_cluster(cluster: str, mode: str | None, data_dir: Path) -> None:
     """Cut a cluster's network link ('flotilla up --netns'); default: the whole link."""
     from flotilla.up import partition
 
-    try:
+    with _refusals():
         what = partition.partition(data_dir, cluster, mode or "link")
-    except (KeyError, RuntimeError, FileNotFoundError, ValueError) as exc:
-        raise CliError(str(exc.args[0] if exc.args else exc)) from None
     echo(f"cluster {cluster}: partitioned ({mode or 'link'}): {what}")
 
 
@@ -187,10 +192,8 @@ def heal_cluster(cluster: str, data_dir: Path) -> None:
     """Undo 'partition-cluster': the cluster's link, routes and rules as before."""
     from flotilla.up import partition
 
-    try:
+    with _refusals():
         what = partition.heal(data_dir, cluster)
-    except (KeyError, RuntimeError, FileNotFoundError, ValueError) as exc:
-        raise CliError(str(exc.args[0] if exc.args else exc)) from None
     echo(f"cluster {cluster}: {what}")
 
 
@@ -203,8 +206,6 @@ def set_latency(cluster: str, latency: str, data_dir: Path) -> None:
     'flotilla up --netns' started with 'latency:' for it in clusters.yaml."""
     from flotilla.up import partition
 
-    try:
+    with _refusals():
         what = partition.set_latency(data_dir, cluster, latency)
-    except (KeyError, RuntimeError, FileNotFoundError, ValueError) as exc:
-        raise CliError(str(exc.args[0] if exc.args else exc)) from None
     echo(f"cluster {cluster}: {what}")
