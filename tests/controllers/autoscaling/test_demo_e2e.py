@@ -7,6 +7,10 @@ back to 6 and 4/1/1; not one request fails on the way."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,3 +133,33 @@ def test_a_peak_through_the_gateway_fills_burst_1_and_drains_it(
     print(f"back to 6 {split(api)} in {time.monotonic() - started:.1f}s")
     events = up.cli("describe", "fhpa", "shop").stdout
     assert "SuccessfulRescale" in events, events
+
+
+PEAK = DEMO.parent / "peak.sh"
+
+
+def test_peak_sh_drives_the_demos_federatedhpa_and_waits_for_the_drain(
+        demo: tuple[UpProcess, Api]) -> None:
+    up, api = demo
+    usage = subprocess.run([str(PEAK), "--help"], capture_output=True, text=True, timeout=10)
+    assert usage.returncode == 0, usage
+    assert "Usage:" in usage.stdout, usage
+    bad = subprocess.run([str(PEAK), "--nope"], capture_output=True, text=True, timeout=10)
+    assert bad.returncode == 2, bad
+    wait_for_sync(lambda: ready(api) == 6 and split(api) == AT_REST, 90,
+                  interval=0.5, what="the shop at rest: 6 ready, 4/1/1")
+    flotilla = Path(sys.executable).with_name("flotilla")
+    assert flotilla.is_file(), flotilla
+    # 5 s steps: 35 s of ramp (at most 300 x 5 x 4 requests), then the drain (<= 180 s)
+    run = subprocess.run([str(PEAK), "300", "5"], cwd=up.folder, capture_output=True,
+                         text=True, timeout=330, env={**os.environ, "FLOTILLA": str(flotilla)})
+    print("\n" + run.stdout[-600:])
+    assert run.returncode == 0, run.stdout + run.stderr
+    summary = re.search(r"(\d+) requests, 0 failed; at most (\d+) replicas, (\d+) on burst-1; "
+                        r"back at rest", run.stdout)
+    assert summary, run.stdout
+    assert int(summary[2]) > 6, summary[0]
+    assert int(summary[3]) > AT_REST[BURST], summary[0]
+    assert "through " + up.gateway in run.stdout  # the gateway named by up.json
+    assert split(api) == AT_REST
+    assert wanted(api) == 6
