@@ -8,7 +8,8 @@ is back) paused.
 Starts `flotilla up --demo` (three clusters, the shop example, a gateway) in a temp
 folder on free loopback ports, sends GETs at a fixed ``--rate`` through the gateway
 (bounded: at most ``--window`` seconds per scenario), and for each of kill-cluster and
-pause-cluster reports:
+pause-cluster reports (the demo's FederatedHPA held at the shop's 6, which the load
+would otherwise exceed: `Plane.pin_autoscaler`):
 
   failed      client requests that did not get a 200 (goal 0)
   last-try    seconds from the failure to the last upstream try the gateway sent to the
