@@ -3,10 +3,12 @@ and burst-1 as `up` names them) comes up with the shop at rest exactly as before
 replicas, 4/1/1 by the static 2:1 weights) and the FederatedHPA visible through the CLI;
 a bounded load through the gateway above the FederatedHPA's 6 x 25 req/s grows the shop
 beyond 6 with burst-1 taking and serving more replicas, and when the load stops it goes
-back to 6 and 4/1/1; not one request fails on the way."""
+back to 6 and 4/1/1; not one request fails on the way. A scale by hand is taken back to
+6, and examples/shop/peak.sh does the same peak itself."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -37,6 +39,7 @@ CLUSTERS: list[dict[str, Any]] = [
      "labels": {"tier": "burst", "flotilla.io/burst": "true"}},
 ]
 HOST = "shop.example.test"
+DEPLOY = "/apis/apps/v1/namespaces/default/deployments/shop"
 AT_REST = {EAST: 4, SOUTH: 1, BURST: 1}
 DEMO = Path(__file__).resolve().parents[3] / "examples" / "shop" / "shop.yaml"
 #: asked of the load: 300 req/s is 12 replicas' worth at the demo's 25 req/s a replica;
@@ -82,6 +85,13 @@ def test_the_demo_has_a_federatedhpa_and_is_unchanged_at_rest(
     described = wait_for_sync(described_at_rest, 30, 0.5, what="the autoscaler's status")
     assert "min 6, max 12" in described, described
     assert "Deployment/shop" in described, described
+    # a scale by hand (the README's `kubectl scale deploy shop --replicas 9`) is taken
+    # back to the FederatedHPA's 6, as Kubernetes' HPA does
+    r = api.client.patch(DEPLOY, content=json.dumps({"spec": {"replicas": 9}}),
+                         headers={"Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 200, r.text
+    wait_for_sync(lambda: wanted(api) == 6 and split(api) == AT_REST, 60, 0.5,
+                  what="the FederatedHPA taking the shop back to 6, 4/1/1")
 
 
 def test_a_peak_through_the_gateway_fills_burst_1_and_drains_it(
