@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from failover_bench import DESIRED, FLOTILLA, ROOT, SHOP_APP, Load, Plane
+from failover_bench import DEMO_MAX_REPLICAS, DESIRED, FLOTILLA, ROOT, SHOP_APP, Load, Plane
 from flotilla.resources import rollout_state as st
 from flotilla.resources.naming import binding_name
 
@@ -84,7 +84,8 @@ def manifest(plane: Plane, version: str, fail_rate: str | None,
              ready_timeout: float | None = None) -> str:
     """The demo's manifest with the shop's env changed and, if asked, the RolloutPolicy's
     readyTimeout: the manifest carries the policy too, so applying it puts back whatever
-    it says (a readyTimeout changed through the API alone would be undone by the apply)."""
+    it says (a readyTimeout changed through the API alone would be undone by the apply).
+    The FederatedHPA in it stays pinned at the demo's 6 (`Plane.pin_autoscaler`)."""
     text = (plane.data_dir / "demo" / "shop.yaml").read_text()
     if V1 not in text:
         raise SystemExit(f"the demo manifest has no line {V1!r}")
@@ -92,6 +93,10 @@ def manifest(plane: Plane, version: str, fail_rate: str | None,
     if fail_rate is not None:
         line += f'\n        - {{name: SHOP_FAIL_RATE, value: "{fail_rate}"}}'
     text = text.replace(V1, line)
+    # the apply would put back the FederatedHPA's bound Plane.pin_autoscaler lowered
+    if DEMO_MAX_REPLICAS not in text:
+        raise SystemExit(f"the demo manifest has no {DEMO_MAX_REPLICAS!r}")
+    text = text.replace(DEMO_MAX_REPLICAS, f"maxReplicas: {DESIRED}")
     if ready_timeout is not None:
         if DEMO_READY_TIMEOUT not in text:
             raise SystemExit(f"the demo manifest has no {DEMO_READY_TIMEOUT!r}")

@@ -4,6 +4,7 @@ created after the command started joins the stream."""
 
 from __future__ import annotations
 
+import json
 import queue
 import re
 import subprocess
@@ -27,6 +28,7 @@ CLUSTERS = [
 ]
 LINE = re.compile(r"^\[(?P<cluster>[a-z0-9-]+)/(?P<pod>[a-z0-9-]+)\] (?P<text>.*)$")
 DEPLOY = "/apis/apps/v1/namespaces/default/deployments/shop"
+FHPA = "/apis/autoscaling.karmada.io/v1alpha1/namespaces/default/federatedhpas/shop"
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +101,11 @@ def test_follow_picks_up_a_pod_created_after_it_started(up: tuple[UpProcess, Api
         wait_for_sync(lambda: len(set(drain().values())) == 3, 30, 0.1,
                       what="lines from the three clusters")
         before = set(seen)
-        deploy = api.client.get(DEPLOY).json()
-        deploy["spec"]["replicas"] = 9
-        assert api.client.put(DEPLOY, json=deploy).status_code == 200
+        # the demo's FederatedHPA owns the shop's replicas (it would undo a scale of the
+        # Deployment): new pods come from raising its minimum
+        r = api.client.patch(FHPA, content=json.dumps({"spec": {"minReplicas": 9}}),
+                             headers={"Content-Type": "application/merge-patch+json"})
+        assert r.status_code == 200, r.text
         new = wait_for_sync(lambda: set(drain()) - before, 60, 0.1,
                             what="a line from a pod created after -f started")
         assert all(seen[p] in {c["name"] for c in CLUSTERS} for p in new)
