@@ -35,6 +35,13 @@ WORKS_D = "/apis/work.flotilla.io/v1alpha1/namespaces/flotilla-es-d/works"
 CLUSTERROLES = "/apis/rbac.authorization.k8s.io/v1/clusterroles"
 TRAFFIC = "/apis/traffic.flotilla.io/v1alpha1/namespaces/default/trafficpolicies"
 EXPORTS = "/apis/multicluster.x-k8s.io/v1alpha1/namespaces/default/serviceexports"
+REPORTS = "/apis/traffic.flotilla.io/v1alpha1/namespaces/flotilla-system/gatewayreports"
+
+
+def _report(name: str, namespace: str = "flotilla-system") -> dict[str, Any]:
+    return {"apiVersion": "traffic.flotilla.io/v1alpha1", "kind": "GatewayReport",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"clusters": [{"name": "c", "reachable": False}]}}
 
 
 def _status(name: str) -> dict[str, Any]:
@@ -80,6 +87,15 @@ CELLS: dict[str, tuple[str, str, Any, dict[str, str] | None]] = {
                                 None, None),
     "list trafficpolicies": ("GET", TRAFFIC, None, None),
     "list serviceexports": ("GET", EXPORTS, None, None),
+    # A gateway writes its own report (named after its token, "gw") and nothing else.
+    "create own gatewayreport": ("POST", REPORTS,
+                                 lambda r: _report("gw" if r == "gateway" else f"g-{r}"), None),
+    "update gatewayreport of another": ("PUT", f"{REPORTS}/other",
+                                        lambda r: _report("other"), None),
+    "get gatewayreport of another": ("GET", f"{REPORTS}/other", None, None),
+    "create gatewayreport elsewhere": (
+        "POST", "/apis/traffic.flotilla.io/v1alpha1/namespaces/default/gatewayreports",
+        lambda r: _report("gw" if r == "gateway" else f"g-{r}", "default"), None),
 }
 
 OK, CREATED, DENIED = 200, 201, 403
@@ -104,6 +120,10 @@ EXPECTED: dict[str, tuple[int, int, int, int, int, int]] = {
     "list all endpointslices":   (OK, OK, OK, DENIED, OK, OK),
     "list trafficpolicies":      (OK, OK, OK, DENIED, OK, OK),
     "list serviceexports":       (OK, OK, OK, DENIED, DENIED, OK),
+    "create own gatewayreport":  (CREATED, DENIED, DENIED, DENIED, CREATED, DENIED),
+    "update gatewayreport of another": (OK, DENIED, DENIED, DENIED, DENIED, DENIED),
+    "get gatewayreport of another": (OK, OK, OK, DENIED, DENIED, DENIED),
+    "create gatewayreport elsewhere": (CREATED, DENIED, DENIED, DENIED, DENIED, DENIED),
 }
 
 
@@ -134,7 +154,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProc
                             SECRETS),
                            (_work("flotilla-es-c"), WORKS_C), (_work("flotilla-es-d"), WORKS_D),
                            (endpoint_slice("c", "127.0.50.1"), eps_path()),
-                           (endpoint_slice("d", "127.0.60.1"), eps_path())):
+                           (endpoint_slice("d", "127.0.60.1"), eps_path()),
+                           (_report("other"), REPORTS)):
             r = call(server, admin, "POST", path, body)
             assert r.status_code == 201, r.text
         # Every new token works within the server's re-read interval.
