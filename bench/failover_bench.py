@@ -22,7 +22,9 @@ pause-cluster reports:
 With ``--netns`` (root; docs/netns.md) the scenarios are the three cuts of
 `chaos partition-cluster` instead (the whole link, ``--control-plane``,
 ``--data-plane``), each healed after its window; ``rebuilt`` is left out for the
-data-plane cut (nothing moves) and ``surplus`` counts every cluster's shop pods once the
+data-plane cut (nothing moves: the demo has no application failover), which reports
+``unreachable`` instead: seconds until the Cluster's TrafficReachable condition, fed by
+the gateway's report, turns False; ``surplus`` counts every cluster's shop pods once the
 heal converged (the cut cluster's kept running).
 
 Everything started is stopped at the end (SIGTERM to `flotilla up`, which stops its
@@ -219,6 +221,19 @@ class Plane:
         r = self.api.put(url, json=policy)
         r.raise_for_status()
 
+    def traffic_reachable(self, cluster: str) -> str:
+        """The Cluster's TrafficReachable status ("" while it has none)."""
+        assert self.api is not None
+        try:
+            r = self.api.get(f"/apis/cluster.flotilla.io/v1alpha1/clusters/{cluster}")
+        except httpx.TransportError:
+            return ""
+        for c in ((r.json() if r.status_code == 200 else {}).get("status") or {}) \
+                .get("conditions") or []:
+            if c.get("type") == "TrafficReachable":
+                return str(c.get("status"))
+        return ""
+
     def clusters(self) -> list[str]:
         state = json.loads((self.data_dir / "up.json").read_text())
         return [str(c["name"]) for c in state["clusters"]]
@@ -289,6 +304,11 @@ def scenario(plane: Plane, action: str, rate: float, window: float,
         if "--data-plane" not in flags:  # a data-plane cut moves nothing
             took = await asyncio.to_thread(plane.wait, "rebuilt", rebuilt, window)
             result["rebuilt_s"] = round(took, 2)
+        else:  # ... but the control plane sees it
+            took = await asyncio.to_thread(
+                plane.wait, "TrafficReachable=False",
+                lambda: plane.traffic_reachable(victim) == "False", window)
+            result["unreachable_s"] = round(took, 2)
         if partition:
             await runner
             await asyncio.to_thread(plane.chaos, "heal-cluster", victim)
