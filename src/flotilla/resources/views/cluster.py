@@ -147,19 +147,21 @@ class ClusterView:
         TrafficPolicy with active health checks (`flotilla.traffic.model`). Every other
         reader follows `serves_traffic`."""
         return self.ready_status == conditions.UNKNOWN and all(
-            t.key in (TAINT_UNREACHABLE, TAINT_TRAFFIC_UNREACHABLE)
-            for t in self.no_execute_taints)
+            t.key == TAINT_UNREACHABLE for t in self.no_execute_taints)
 
     @property
     def left_to_health_checks(self) -> bool:
         """Out of `serves_traffic` only for reasons a reader that checks the pods itself
-        judges better: the control plane lost it (`lost_by_control_plane`), or the
-        gateways' checks found it unreachable (TrafficReachable=False and no NoExecute
-        taint but the traffic-unreachable one). The gateway keeps such a cluster's
-        endpoints for a TrafficPolicy with active health checks: its checks then both
-        keep users away and see the heal (were the endpoints dropped, nothing would
-        check them again and the cluster could never be found reachable)."""
-        if self.lost_by_control_plane:
-            return True
-        return self.ready and all(t.key == TAINT_TRAFFIC_UNREACHABLE
-                                  for t in self.no_execute_taints)
+        judges better: heartbeats stopped (Ready=Unknown, the unreachable taint) and/or
+        the gateways' checks found it unreachable (TrafficReachable=False, the
+        traffic-unreachable taint), and no other NoExecute taint. The gateway keeps such
+        a cluster's endpoints for a TrafficPolicy with active health checks: its checks
+        then both keep users away and see the heal (were the endpoints dropped, nothing
+        would check them again and the cluster could never be found reachable)."""
+        if self.ready_status == conditions.TRUE:
+            allowed: tuple[str, ...] = (TAINT_TRAFFIC_UNREACHABLE,)
+        elif self.ready_status == conditions.UNKNOWN:
+            allowed = (TAINT_UNREACHABLE, TAINT_TRAFFIC_UNREACHABLE)
+        else:
+            return False
+        return all(t.key in allowed for t in self.no_execute_taints)
