@@ -222,3 +222,25 @@ def test_namespaced_token_and_bindings(world: tuple[ServerProcess, dict[str, str
     assert call(server, ns_token, "GET", DEPLOYMENTS).status_code == 200
     assert call(server, ns_token, "PUT", f"{DEPLOYMENTS}/web",
                 deployment("web", 4)).status_code == 403  # view, not edit, in default
+
+
+def test_a_gateway_is_told_which_report_is_its_own(
+        world: tuple[ServerProcess, dict[str, str | None]]) -> None:
+    """RBAC allows the gateway role gatewayreports; the gateway restriction narrows it to
+    the one named after the token, and the 403 says so."""
+    server, tokens = world
+    r = call(server, tokens["gateway"], "PUT", f"{REPORTS}/other", _report("other"))
+    assert r.status_code == 403
+    assert "may only touch its own GatewayReport flotilla-system/gw" in r.json()["message"]
+    # Its own, read back and renewed (what the gateway's reporter does every 2 s).
+    r = call(server, tokens["gateway"], "GET", f"{REPORTS}/gw")
+    if r.status_code == 404:  # the matrix cell that creates it may not have run
+        assert call(server, tokens["gateway"], "POST", REPORTS, _report("gw")).status_code \
+            == 201
+        r = call(server, tokens["gateway"], "GET", f"{REPORTS}/gw")
+    assert r.status_code == 200
+    body = r.json()
+    body["spec"]["clusters"][0]["reachable"] = True
+    assert call(server, tokens["gateway"], "PUT", f"{REPORTS}/gw", body).status_code == 200
+    # Deleting is not renewing: refused like every other write.
+    assert call(server, tokens["gateway"], "DELETE", f"{REPORTS}/gw").status_code == 403
