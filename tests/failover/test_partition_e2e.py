@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from flotilla.resources.wellknown import parse_rfc3339
 from flotilla.up import netns
 from tests.failover.harness import (
     CLUSTERS,
@@ -232,6 +233,15 @@ def _traffic_reachable(api: Api, cluster: str) -> str | None:
     return None
 
 
+def _cluster_event_times(api: Api, cluster: str, reason: str) -> list[float]:
+    """When Events ``reason`` about Cluster ``cluster`` last happened (wall clock)."""
+    r = api.client.get("/api/v1/events")
+    return [parse_rfc3339(str(e.get("lastTimestamp"))) for e in r.json().get("items") or []
+            if e.get("reason") == reason and e.get("lastTimestamp") and
+            (e.get("involvedObject") or {}).get("kind") == "Cluster" and
+            (e.get("involvedObject") or {}).get("name") == cluster]
+
+
 def _cart_on(api: Api, want: dict[str, int]) -> bool:
     """The cart placed, running (live pods: nothing twice) and ready exactly as ``want``."""
     ready = ready_on(api, CART)
@@ -257,6 +267,7 @@ def test_data_plane_cut_past_the_application_toleration_moves_the_replicas(
             wait_for_sync(lambda: cart.ok[EAST] > 0 and cart.ok[SOUTH] > 0, 30,
                           what="cart traffic to east and south")
             cut = time.monotonic()
+            cut_at = time.time()
             _chaos(up, "partition-cluster", SOUTH, "--data-plane")
             wait_for_sync(lambda: _traffic_reachable(api, SOUTH) == "False", 10,
                           what="south TrafficReachable=False")
@@ -264,6 +275,7 @@ def test_data_plane_cut_past_the_application_toleration_moves_the_replicas(
             assert api.ready(SOUTH) == "True"  # heartbeats still arrive
             assert "cluster.flotilla.io/traffic-unreachable" in api.taint_keys(SOUTH)
             assert "TrafficUnreachable" in _cluster_events(up, SOUTH)
+            assert max(_cluster_event_times(api, SOUTH, "TrafficUnreachable")) >= cut_at - 1
             # Past the toleration the cart's replica is rebuilt on east, then the one on
             # south goes (its agent still reaches the API).
             wait_for_sync(lambda: SOUTH not in placed(api, CART) and
@@ -274,10 +286,13 @@ def test_data_plane_cut_past_the_application_toleration_moves_the_replicas(
             wait_for_sync(lambda: _cart_on(api, {EAST: 2}), 60,
                           what="cart's old replica on south removed")
             assert placed(api, "shop") == shop_before  # no application failover: stays
+            healed_at = time.time()
             _chaos(up, "heal-cluster", SOUTH)
             wait_for_sync(lambda: _traffic_reachable(api, SOUTH) == "True" and
                           not api.taint_keys(SOUTH), 30, what="south reachable again")
             assert "TrafficReachable" in _cluster_events(up, SOUTH)
+            # ... told by an Event of the heal (not the one from the start).
+            assert max(_cluster_event_times(api, SOUTH, "TrafficReachable")) >= healed_at - 1
             _wait_converged(api, REPLICAS, 90)
             wait_for_sync(lambda: time.monotonic() - load.last_seen.get(SOUTH, 0) < 1.0, 30,
                           what="shop traffic to south again")
