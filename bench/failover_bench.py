@@ -19,11 +19,16 @@ would otherwise exceed: `Plane.pin_autoscaler`):
               clusters only) are back to desired (< 10 s with the defaults)
   surplus     most shop processes above desired on live clusters, sampled after
               convergence (goal 0)
+  check_failures_elsewhere
+              failed active health checks on the clusters not failed (flapping; goal 0),
+              for comparing ``--health-check`` settings
 
 With ``--netns`` (root; docs/netns.md) the scenarios are the three cuts of
 `chaos partition-cluster` instead (the whole link, ``--control-plane``,
 ``--data-plane``), each healed after its window; ``rebuilt`` is left out for the
-data-plane cut (nothing moves) and ``surplus`` counts every cluster's shop pods once the
+data-plane cut (nothing moves: the demo has no application failover), which reports
+``unreachable`` instead: seconds until the Cluster's TrafficReachable condition, fed by
+the gateway's report, turns False; ``surplus`` counts every cluster's shop pods once the
 heal converged (the cut cluster's kept running).
 
 Everything started is stopped at the end (SIGTERM to `flotilla up`, which stops its
@@ -233,6 +238,31 @@ class Plane:
         r = self.api.put(url, json=policy)
         r.raise_for_status()
 
+    def traffic_reachable(self, cluster: str) -> str:
+        """The Cluster's TrafficReachable status ("" while it has none)."""
+        assert self.api is not None
+        try:
+            r = self.api.get(f"/apis/cluster.flotilla.io/v1alpha1/clusters/{cluster}")
+        except httpx.TransportError:
+            return ""
+        for c in ((r.json() if r.status_code == 200 else {}).get("status") or {}) \
+                .get("conditions") or []:
+            if c.get("type") == "TrafficReachable":
+                return str(c.get("status"))
+        return ""
+
+    def health_check(self, spec: str) -> None:
+        """``INTERVAL,TIMEOUT,UNHEALTHY`` (e.g. ``250ms,200ms,2``) as the shop
+        TrafficPolicy's active health check: how fast a cut is seen, against flapping."""
+        assert self.api is not None
+        interval, timeout, unhealthy = spec.split(",")
+        url = "/apis/traffic.flotilla.io/v1alpha1/namespaces/default/trafficpolicies/shop"
+        policy = self.api.get(url).json()
+        policy["spec"].setdefault("healthCheck", {}).update(
+            interval=interval, timeout=timeout, unhealthyThreshold=int(unhealthy))
+        r = self.api.put(url, json=policy)
+        r.raise_for_status()
+
     def clusters(self) -> list[str]:
         state = json.loads((self.data_dir / "up.json").read_text())
         return [str(c["name"]) for c in state["clusters"]]
@@ -251,6 +281,22 @@ class Plane:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
         self.log.close()
+
+
+CHECK_FAILURES = re.compile(r'^flotilla_gateway_health_checks_total\{[^}]*cluster="([^"]+)"'
+                            r'[^}]*result="failure"[^}]*\} ([0-9.e+]+)$', re.M)
+
+
+def check_failures(admin: str) -> dict[str, float]:
+    """Failed active health checks per cluster so far (the gateway's counters)."""
+    try:
+        text = httpx.get(f"http://{admin}/metrics", timeout=2.0).text
+    except httpx.HTTPError:
+        return {}
+    out: dict[str, float] = {}
+    for cluster, value in CHECK_FAILURES.findall(text):
+        out[cluster] = out.get(cluster, 0.0) + float(value)
+    return out
 
 
 TRIES = re.compile(r'^flotilla_gateway_(?:requests|errors)_total\{[^}]*cluster="([^"]+)"'
@@ -288,6 +334,7 @@ def scenario(plane: Plane, action: str, rate: float, window: float,
         await asyncio.sleep(5)  # warm-up traffic before the failure (bounded)
         victim = load.top_recent(2.0)
         result["victim"] = victim
+        checks_before = check_failures(plane.gateway_admin)
         stop_watch = asyncio.Event()
         watcher = asyncio.create_task(watch_tries(plane.gateway_admin, victim, stop_watch))
         await asyncio.to_thread(plane.chaos, action, victim, *flags)
@@ -303,6 +350,11 @@ def scenario(plane: Plane, action: str, rate: float, window: float,
         if "--data-plane" not in flags:  # a data-plane cut moves nothing
             took = await asyncio.to_thread(plane.wait, "rebuilt", rebuilt, window)
             result["rebuilt_s"] = round(took, 2)
+        else:  # ... but the control plane sees it
+            took = await asyncio.to_thread(
+                plane.wait, "TrafficReachable=False",
+                lambda: plane.traffic_reachable(victim) == "False", window)
+            result["unreachable_s"] = round(took, 2)
         if partition:
             await runner
             await asyncio.to_thread(plane.chaos, "heal-cluster", victim)
@@ -325,6 +377,10 @@ def scenario(plane: Plane, action: str, rate: float, window: float,
         last = load.last_from.get(victim)
         result["last_answer_s"] = round(max(0.0, last - failed_at), 2) if last else 0.0
         result["last_try_s"] = round(max(0.0, last_try - failed_at), 2) if last_try else 0.0
+        # Flapping: health checks that failed on the clusters nobody cut.
+        checks_after = check_failures(plane.gateway_admin)
+        result["check_failures_elsewhere"] = int(sum(
+            v - checks_before.get(c, 0.0) for c, v in checks_after.items() if c != victim))
 
     asyncio.run(drive())
     result.update(sent=load.sent, failed=load.failed, errors=load.errors, served=load.served,
@@ -342,6 +398,9 @@ def main() -> None:
                              "(perTry 700ms) before the load")
     parser.add_argument("--netns", action="store_true",
                         help="root: 'flotilla up --netns' and the three partitions")
+    parser.add_argument("--health-check", metavar="INTERVAL,TIMEOUT,UNHEALTHY",
+                        help="set the shop TrafficPolicy's active health check first, "
+                             "e.g. 250ms,200ms,2 (default: the demo's 500ms,250ms,2)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="flotilla-failover-bench-") as tmp:
         plane = Plane(Path(tmp), netns=args.netns)
@@ -349,6 +408,8 @@ def main() -> None:
             plane.start()
             if args.retry_timeouts:
                 plane.retry_timeouts()
+            if args.health_check:
+                plane.health_check(args.health_check)
             if args.netns:
                 results = [scenario(plane, "partition-cluster", args.rate, args.window,
                                     *flags)

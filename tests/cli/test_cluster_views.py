@@ -99,7 +99,8 @@ def test_cordon_and_taints_show_in_the_table_and_wide(up: tuple[UpProcess, Api])
         _, rows = _table(running.cli("get", "clusters").stdout)
         assert rows["v-west"]["READY"] == "True,SchedulingDisabled"
         headers, wide = _table(running.cli("get", "clusters", "-o", "wide").stdout)
-        assert headers[-4:] == ["PROVIDER", "RUNTIME", "INGRESS", "TAINTS"]
+        assert headers[-5:] == ["PROVIDER", "RUNTIME", "INGRESS", "TAINTS", "TRAFFIC"]
+        assert wide["v-west"]["TRAFFIC"] == "<none>"  # no gateway reports here
         assert wide["v-west"]["TAINTS"] == "maintenance:NoSchedule"
         assert wide["v-east"]["TAINTS"] == "<none>"
         assert wide["v-west"]["INGRESS"] == "127.0.222.1"

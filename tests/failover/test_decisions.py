@@ -28,7 +28,12 @@ from flotilla.controllers.failover.unhealthy import (
     unhealthy_since,
 )
 from flotilla.resources.validation import InvalidObject
-from flotilla.resources.wellknown import TAINT_NOT_READY, TAINT_UNREACHABLE, parse_rfc3339
+from flotilla.resources.wellknown import (
+    TAINT_NOT_READY,
+    TAINT_TRAFFIC_UNREACHABLE,
+    TAINT_UNREACHABLE,
+    parse_rfc3339,
+)
 from flotilla.scheduler.whatif import what_if
 
 STAMP = "2027-01-15T08:00:00.250000Z"  # when the taints and tasks of these tests begin
@@ -260,3 +265,32 @@ def test_lease_age_is_measured_on_the_controllers_clock() -> None:
     assert judge(seen.age("a", "t2", 105.0), 3, 0).taint == TAINT_NOT_READY
     assert seen.age("a", None, 106.0) is None  # Lease gone: forgotten
     assert seen.age("a", "t2", 107.0) == 0.0
+
+
+def test_traffic_unreachable_is_tolerated_for_the_application_toleration() -> None:
+    """The gateways' taint moves replicas only for a policy with application failover,
+    after its toleration, as an application failover (producer, purge mode, reason)."""
+    app = policy(failover={"application": {"decisionConditions": {"tolerationSeconds": 4},
+                                            "purgeMode": "Graciously"}})
+    timers = timers_for(app, {}, 3, 1)
+    assert timers.toleration_for(TAINT_TRAFFIC_UNREACHABLE) == 4
+    assert timers.toleration_for(TAINT_UNREACHABLE) == 5  # the health taints unchanged
+    # No application failover: tolerated forever (traffic already left; nothing moves).
+    plain = timers_for(policy(), {}, 3, 1)
+    assert plain.toleration_for(TAINT_TRAFFIC_UNREACHABLE) is None
+    b = binding({"a": 3, "b": 3})
+    clusters = {"a": cluster("a", taint=TAINT_TRAFFIC_UNREACHABLE), "b": cluster("b")}
+    assert taint_evictions(b, clusters, plain, NOW + 1000) == ([], None)
+    out, recheck = taint_evictions(b, clusters, timers, NOW + 1)
+    assert out == []
+    assert recheck == pytest.approx(3)
+    out, _ = taint_evictions(b, clusters, timers, NOW + 4.5)
+    assert [(e.cluster, e.replicas, e.reason, e.producer, e.purge) for e in out] == [
+        ("a", 3, "TrafficUnreachable", PRODUCER_APPLICATION, "Graciously")]
+    # An explicit clusterToleration for the key is honoured like any other.
+    placement = {"clusterTolerations": [{"key": TAINT_TRAFFIC_UNREACHABLE,
+                                         "operator": "Exists", "effect": "NoExecute",
+                                         "tolerationSeconds": 60}]}
+    assert timers_for(app, placement, 3, 1).toleration_for(TAINT_TRAFFIC_UNREACHABLE) == 60
+    # ...and does not count against a failover budget (that is about a dead cluster).
+    assert budget_problem({"failover": {"budget": "10s"}, "placement": placement}, 2, 1) is None

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from flotilla.resources.wellknown import parse_rfc3339
 from flotilla.up import netns
 from tests.failover.harness import (
     CLUSTERS,
@@ -210,3 +211,99 @@ def test_link_cut_is_a_dead_cluster(plane: tuple[FailoverUp, Api]) -> None:
         load.stop()
     assert not load.failed, load.failed[:5]
     _figure("link", traffic_off=off, replicas_ready_elsewhere=rebuilt)
+
+
+CART, CART_HOST = "cart", "cart.example.test"
+#: Application failover after 3 s; the cart may live on east and south only.
+CART_POLICY = {
+    "placement": {"clusterAffinity": {"clusterNames": [EAST, SOUTH]},
+                  "replicaScheduling": {
+                      "replicaSchedulingType": "Divided",
+                      "replicaDivisionPreference": "Weighted",
+                      "weightPreference": {"staticWeightList": [
+                          {"targetCluster": {"clusterNames": [EAST, SOUTH]}, "weight": 1}]}}},
+    "failover": {"application": {"decisionConditions": {"tolerationSeconds": 3},
+                                 "purgeMode": "Graciously"}}}
+
+
+def _traffic_reachable(api: Api, cluster: str) -> str | None:
+    for cond in ((api.cluster(cluster) or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "TrafficReachable":
+            return str(cond.get("status"))
+    return None
+
+
+def _cluster_event_times(api: Api, cluster: str, reason: str) -> list[float]:
+    """When Events ``reason`` about Cluster ``cluster`` last happened (wall clock)."""
+    r = api.client.get("/api/v1/events")
+    return [parse_rfc3339(str(e.get("lastTimestamp"))) for e in r.json().get("items") or []
+            if e.get("reason") == reason and e.get("lastTimestamp") and
+            (e.get("involvedObject") or {}).get("kind") == "Cluster" and
+            (e.get("involvedObject") or {}).get("name") == cluster]
+
+
+def _cart_on(api: Api, want: dict[str, int]) -> bool:
+    """The cart placed, running (live pods: nothing twice) and ready exactly as ``want``."""
+    ready = ready_on(api, CART)
+    return placed(api, CART) == want and dict(pods_of(CART)) == want and \
+        all(ready.get(c, 0) == n for c, n in want.items())
+
+
+def test_data_plane_cut_past_the_application_toleration_moves_the_replicas(
+        plane: tuple[FailoverUp, Api]) -> None:
+    """The gateway reports south unreachable (TrafficReachable=False, heartbeats fine):
+    the cart (application failover, 3 s) moves to east make-before-break; the shop (no
+    application failover) stays, and its pods on south tell the gateway when it heals."""
+    up, api = plane
+    up.apply(manifests(CART, 2, CART_POLICY, [traffic_policy(CART, CART_HOST)]), CART)
+    try:
+        wait_for_sync(lambda: _cart_on(api, {EAST: 1, SOUTH: 1}), 90, what="cart placed")
+        wait_for_sync(lambda: _traffic_reachable(api, SOUTH) == "True", 30,
+                      what="south TrafficReachable=True before the cut")
+        shop_before = placed(api, "shop")
+        load = _load(up)
+        cart = Load(f"http://{up.gateway}/", CART_HOST).start()
+        try:
+            wait_for_sync(lambda: cart.ok[EAST] > 0 and cart.ok[SOUTH] > 0, 30,
+                          what="cart traffic to east and south")
+            cut = time.monotonic()
+            cut_at = time.time()
+            _chaos(up, "partition-cluster", SOUTH, "--data-plane")
+            wait_for_sync(lambda: _traffic_reachable(api, SOUTH) == "False", 10,
+                          what="south TrafficReachable=False")
+            unreachable = time.monotonic() - cut
+            assert api.ready(SOUTH) == "True"  # heartbeats still arrive
+            assert "cluster.flotilla.io/traffic-unreachable" in api.taint_keys(SOUTH)
+            assert "TrafficUnreachable" in _cluster_events(up, SOUTH)
+            assert max(_cluster_event_times(api, SOUTH, "TrafficUnreachable")) >= cut_at - 1
+            # Past the toleration the cart's replica is rebuilt on east, then the one on
+            # south goes (its agent still reaches the API).
+            wait_for_sync(lambda: SOUTH not in placed(api, CART) and
+                          ready_on(api, CART).get(EAST, 0) == 2, 60,
+                          what="cart rebuilt on east")
+            rebuilt = time.monotonic() - cut
+            assert "Evicting" in event_reasons(api, CART)
+            wait_for_sync(lambda: _cart_on(api, {EAST: 2}), 60,
+                          what="cart's old replica on south removed")
+            assert placed(api, "shop") == shop_before  # no application failover: stays
+            healed_at = time.time()
+            _chaos(up, "heal-cluster", SOUTH)
+            wait_for_sync(lambda: _traffic_reachable(api, SOUTH) == "True" and
+                          not api.taint_keys(SOUTH), 30, what="south reachable again")
+            assert "TrafficReachable" in _cluster_events(up, SOUTH)
+            # ... told by an Event of the heal (not the one from the start).
+            assert max(_cluster_event_times(api, SOUTH, "TrafficReachable")) >= healed_at - 1
+            _wait_converged(api, REPLICAS, 90)
+            wait_for_sync(lambda: time.monotonic() - load.last_seen.get(SOUTH, 0) < 1.0, 30,
+                          what="shop traffic to south again")
+            assert _cart_on(api, {EAST: 2})  # nothing runs twice after the heal
+        finally:
+            load.stop()
+            cart.stop()
+        assert not load.failed, load.failed[:5]
+        assert not cart.failed, cart.failed[:5]
+        assert cart.ok[EAST] > 0
+        _figure("data-plane, application failover", traffic_unreachable=unreachable,
+                replicas_ready_elsewhere=rebuilt)
+    finally:
+        up.cli("delete", "-f", str(up.folder / f"{CART}.yaml"))

@@ -375,3 +375,16 @@ def test_cron_federated_hpa_errors_name_the_rule_field() -> None:
                                                "targetMaxReplicas": 3}))["spec.rules[0]"]
     assert set(_errors(_cron({"targetReplicas": 3}, kind="Service"))) == {
         "spec.scaleTargetRef.kind"}
+
+
+def test_gateway_report_errors_name_the_entry_field() -> None:
+    doc = {"apiVersion": "traffic.flotilla.io/v1alpha1", "kind": "GatewayReport",
+           "metadata": {"name": "gateway", "namespace": "flotilla-system"},
+           "spec": {"renewTime": "yesterday",
+                    "clusters": [{"name": "east-1", "reachable": "yes"}, {"reachable": True},
+                                 {"name": "x", "reachable": True, "latency": 3}]}}
+    errors = _errors(doc)
+    assert "RFC 3339" in errors["spec.renewTime"]
+    assert "spec.clusters[0].reachable" in errors
+    assert "spec.clusters[1].name" in errors
+    assert errors["spec.clusters[2].latency"] == "unknown field"

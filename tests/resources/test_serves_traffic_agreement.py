@@ -20,7 +20,11 @@ from flotilla.controllers.failover.decide import cluster_ready, healthy
 from flotilla.controllers.placement import status as placement_status
 from flotilla.dns.model import build_model as dns_model
 from flotilla.resources.views import ClusterView
-from flotilla.resources.wellknown import TAINT_NOT_READY, TAINT_UNREACHABLE
+from flotilla.resources.wellknown import (
+    TAINT_NOT_READY,
+    TAINT_TRAFFIC_UNREACHABLE,
+    TAINT_UNREACHABLE,
+)
 from flotilla.scheduler import compile_cluster
 from flotilla.traffic.model import build_model as gateway_model
 from tests.resources.stored import ready, registry_at, stored_cluster
@@ -28,6 +32,11 @@ from tests.resources.stored import ready, registry_at, stored_cluster
 Obj = dict[str, Any]
 NAME = "east-1"
 HOST = "shop.global.test"
+
+
+def _traffic(status: str) -> Obj:
+    return {"type": "TrafficReachable", "status": status, "reason": "x", "message": "",
+            "lastTransitionTime": "2027-01-15T08:00:00Z"}
 
 
 def _pair(key: str) -> list[Obj]:
@@ -55,6 +64,18 @@ STATES: list[tuple[str, Obj, bool]] = [
      False),
     ("two Ready conditions, True first", {"conditions": [ready("True"), ready("False")]},
      True),
+    # The gateways' verdict (TrafficReachable, from their GatewayReports).
+    ("ready, TrafficReachable=False, traffic-unreachable taints", {
+        "conditions": [ready("True"), _traffic("False")],
+        "taints": _pair(TAINT_TRAFFIC_UNREACHABLE)}, False),
+    ("ready, TrafficReachable=False, taints not written yet", {
+        "conditions": [ready("True"), _traffic("False")]}, False),
+    ("ready, TrafficReachable=Unknown", {
+        "conditions": [ready("True"), _traffic("Unknown")]}, True),
+    ("ready, TrafficReachable=True", {"conditions": [ready("True"), _traffic("True")]}, True),
+    ("Ready=Unknown, unreachable and traffic-unreachable taints", {
+        "conditions": [ready("Unknown"), _traffic("False")],
+        "taints": [*_pair(TAINT_UNREACHABLE), *_pair(TAINT_TRAFFIC_UNREACHABLE)]}, False),
 ]
 
 
@@ -115,7 +136,9 @@ async def test_every_consumer_gives_the_same_verdict(tmp_path: Path, what: str, 
 
 
 #: Rows whose cluster is Ready but must still get no traffic.
-READY_BUT_DRAINED = {"ready, NoExecute taint"}
+READY_BUT_DRAINED = {"ready, NoExecute taint",
+                     "ready, TrafficReachable=False, traffic-unreachable taints",
+                     "ready, TrafficReachable=False, taints not written yet"}
 
 
 @pytest.mark.parametrize(("what", "state", "serves"), STATES, ids=[s[0] for s in STATES])
@@ -137,6 +160,11 @@ async def test_every_reader_of_ready_agrees(tmp_path: Path, what: str, state: Ob
 #: case a gateway that checks the pods itself keeps serving from them.
 LOST_BY_CONTROL_PLANE = {"Ready=Unknown, unreachable taints",
                          "Ready=Unknown, taints not written yet"}
+#: ... and the rows the gateways found unreachable: their checks must see the heal.
+LEFT_TO_HEALTH_CHECKS = LOST_BY_CONTROL_PLANE | {
+    "ready, TrafficReachable=False, traffic-unreachable taints",
+    "ready, TrafficReachable=False, taints not written yet",
+    "Ready=Unknown, unreachable and traffic-unreachable taints"}
 HEALTH_CHECKED: Obj = {**POLICY, "spec": {**POLICY["spec"], "healthCheck": {
     "path": "/healthz", "interval": "1s"}}}
 
@@ -152,5 +180,5 @@ async def test_a_health_checked_gateway_keeps_only_what_the_control_plane_lost(
     backend = gateway_model([HEALTH_CHECKED], [_slice()], [cluster]).match(HOST, "/")
     assert backend is not None
     kept = any(e.cluster == NAME for e in backend.endpoints)
-    assert kept == (serves or what in LOST_BY_CONTROL_PLANE), what
+    assert kept == (serves or what in LEFT_TO_HEALTH_CHECKS), what
     assert ClusterView.of(cluster).lost_by_control_plane == (what in LOST_BY_CONTROL_PLANE)

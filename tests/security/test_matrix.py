@@ -35,6 +35,13 @@ WORKS_D = "/apis/work.flotilla.io/v1alpha1/namespaces/flotilla-es-d/works"
 CLUSTERROLES = "/apis/rbac.authorization.k8s.io/v1/clusterroles"
 TRAFFIC = "/apis/traffic.flotilla.io/v1alpha1/namespaces/default/trafficpolicies"
 EXPORTS = "/apis/multicluster.x-k8s.io/v1alpha1/namespaces/default/serviceexports"
+REPORTS = "/apis/traffic.flotilla.io/v1alpha1/namespaces/flotilla-system/gatewayreports"
+
+
+def _report(name: str, namespace: str = "flotilla-system") -> dict[str, Any]:
+    return {"apiVersion": "traffic.flotilla.io/v1alpha1", "kind": "GatewayReport",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"clusters": [{"name": "c", "reachable": False}]}}
 
 
 def _status(name: str) -> dict[str, Any]:
@@ -80,6 +87,15 @@ CELLS: dict[str, tuple[str, str, Any, dict[str, str] | None]] = {
                                 None, None),
     "list trafficpolicies": ("GET", TRAFFIC, None, None),
     "list serviceexports": ("GET", EXPORTS, None, None),
+    # A gateway writes its own report (named after its token, "gw") and nothing else.
+    "create own gatewayreport": ("POST", REPORTS,
+                                 lambda r: _report("gw" if r == "gateway" else f"g-{r}"), None),
+    "update gatewayreport of another": ("PUT", f"{REPORTS}/other",
+                                        lambda r: _report("other"), None),
+    "get gatewayreport of another": ("GET", f"{REPORTS}/other", None, None),
+    "create gatewayreport elsewhere": (
+        "POST", "/apis/traffic.flotilla.io/v1alpha1/namespaces/default/gatewayreports",
+        lambda r: _report("gw" if r == "gateway" else f"g-{r}", "default"), None),
 }
 
 OK, CREATED, DENIED = 200, 201, 403
@@ -104,6 +120,10 @@ EXPECTED: dict[str, tuple[int, int, int, int, int, int]] = {
     "list all endpointslices":   (OK, OK, OK, DENIED, OK, OK),
     "list trafficpolicies":      (OK, OK, OK, DENIED, OK, OK),
     "list serviceexports":       (OK, OK, OK, DENIED, DENIED, OK),
+    "create own gatewayreport":  (CREATED, DENIED, DENIED, DENIED, CREATED, DENIED),
+    "update gatewayreport of another": (OK, DENIED, DENIED, DENIED, DENIED, DENIED),
+    "get gatewayreport of another": (OK, OK, OK, DENIED, DENIED, DENIED),
+    "create gatewayreport elsewhere": (CREATED, DENIED, DENIED, DENIED, DENIED, DENIED),
 }
 
 
@@ -134,7 +154,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProc
                             SECRETS),
                            (_work("flotilla-es-c"), WORKS_C), (_work("flotilla-es-d"), WORKS_D),
                            (endpoint_slice("c", "127.0.50.1"), eps_path()),
-                           (endpoint_slice("d", "127.0.60.1"), eps_path())):
+                           (endpoint_slice("d", "127.0.60.1"), eps_path()),
+                           (_report("other"), REPORTS)):
             r = call(server, admin, "POST", path, body)
             assert r.status_code == 201, r.text
         # Every new token works within the server's re-read interval.
@@ -201,3 +222,25 @@ def test_namespaced_token_and_bindings(world: tuple[ServerProcess, dict[str, str
     assert call(server, ns_token, "GET", DEPLOYMENTS).status_code == 200
     assert call(server, ns_token, "PUT", f"{DEPLOYMENTS}/web",
                 deployment("web", 4)).status_code == 403  # view, not edit, in default
+
+
+def test_a_gateway_is_told_which_report_is_its_own(
+        world: tuple[ServerProcess, dict[str, str | None]]) -> None:
+    """RBAC allows the gateway role gatewayreports; the gateway restriction narrows it to
+    the one named after the token, and the 403 says so."""
+    server, tokens = world
+    r = call(server, tokens["gateway"], "PUT", f"{REPORTS}/other", _report("other"))
+    assert r.status_code == 403
+    assert "may only touch its own GatewayReport flotilla-system/gw" in r.json()["message"]
+    # Its own, read back and renewed (what the gateway's reporter does every 2 s).
+    r = call(server, tokens["gateway"], "GET", f"{REPORTS}/gw")
+    if r.status_code == 404:  # the matrix cell that creates it may not have run
+        assert call(server, tokens["gateway"], "POST", REPORTS, _report("gw")).status_code \
+            == 201
+        r = call(server, tokens["gateway"], "GET", f"{REPORTS}/gw")
+    assert r.status_code == 200
+    body = r.json()
+    body["spec"]["clusters"][0]["reachable"] = True
+    assert call(server, tokens["gateway"], "PUT", f"{REPORTS}/gw", body).status_code == 200
+    # Deleting is not renewing: refused like every other write.
+    assert call(server, tokens["gateway"], "DELETE", f"{REPORTS}/gw").status_code == 403

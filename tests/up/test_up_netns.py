@@ -64,13 +64,19 @@ def test_sigkilled_up_leaves_nothing_after_the_next_start(tmp_path: Path) -> Non
         assert len(relays) == 1, "n-south's link has its relay"
         assert len(old_inodes) == len(CLUSTERS) + 1  # and the relay's namespace
         host_groups = _host_groups(first)
+        # A data-plane cut in force is a host route, which outlives the links.
+        ingress = netns.recorded_ingress(first.data_dir)
+        assert len(ingress) == len(CLUSTERS)
+        first.cli("chaos", "partition-cluster", "n-east", "--data-plane",
+                  "--data-dir", str(first.data_dir))
+        assert len(netns.prohibit_routes(ingress)) == 1
 
         first.proc.send_signal(signal.SIGKILL)
         first.stop()
         # `up` is gone; its networks and the processes inside them are not.
         assert set(netns.processes_in(old_inodes)) & set(old_inside), \
             "agents outlive a SIGKILLed up"
-        assert netns.leftovers(first.data_dir)
+        assert any(x.startswith("route prohibit") for x in netns.leftovers(first.data_dir))
         for pgid in host_groups:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
@@ -88,6 +94,11 @@ def test_sigkilled_up_leaves_nothing_after_the_next_start(tmp_path: Path) -> Non
         assert not _if_indexes(netns.host_links(tag)) & old_links
         assert len(netns.host_links(tag)) == len(CLUSTERS)
         assert len(netns.control_addresses(tag)) == 1
+        assert netns.prohibit_routes(ingress) == []  # the cut went with the first run
+        # A cut in force at a clean stop goes with the rest (checked by leftovers below).
+        second.cli("chaos", "partition-cluster", "n-east", "--data-plane",
+                   "--data-dir", str(second.data_dir))
+        assert len(netns.prohibit_routes(netns.recorded_ingress(second.data_dir))) == 1
     finally:
         code = second.stop() if second is not None else 0
         first.stop()

@@ -120,6 +120,11 @@ Several API servers of one control plane (the gateway fails over between them):
 @click.option("--otlp-endpoint", metavar="URL", envvar="FLOTILLA_OTLP_ENDPOINT",
               help="Export a span per request over OTLP/HTTP, e.g. "
                    "http://127.0.0.1:4318/v1/traces (default: no spans).")
+@click.option("--name", "report_name", default="gateway", show_default=True,
+              metavar="NAME",
+              help="The gateway's identity name (its token's name): it writes which "
+                   "clusters its health checks reach as GatewayReport "
+                   "flotilla-system/NAME (the first worker only). '' writes none.")
 @click.option("-v", "--verbose", is_flag=True)
 def gateway(server_list: tuple[str, ...], token: str | None, token_file: Path | None,
             ca_file: Path | None, listen: str,
@@ -129,7 +134,7 @@ def gateway(server_list: tuple[str, ...], token: str | None, token_file: Path | 
             stream_idle_timeout: float, max_upstream_connections: int,
             max_queued_requests: int, queue_timeout: float,
             trusted_proxies: tuple[str, ...], access_log: str, otlp_endpoint: str | None,
-            verbose: bool) -> None:
+            report_name: str, verbose: bool) -> None:
     """Run the global HTTP gateway: routes by Host (and path) to Service endpoints across
     clusters per TrafficPolicy, with health checks, outlier ejection and retries.
 
@@ -173,7 +178,8 @@ def gateway(server_list: tuple[str, ...], token: str | None, token_file: Path | 
     try:
         serve_until_signal(functools.partial(
             run_gateway, server, token or "", listen, region, admin_listen=admin_listen,
-            reuse_port=workers > 1, tls_listen=tls_listen, ca=ca_file, options=options))
+            reuse_port=workers > 1, tls_listen=tls_listen, ca=ca_file, options=options,
+            report_name=report_name or None))
     finally:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):

@@ -226,6 +226,21 @@ def _cluster_ready(obj: Object) -> str:
     return ready
 
 
+def _condition_or_none(obj: Object, type_: str) -> str:
+    """Like `condition`, but "<none>" when there is no such condition."""
+    for c in dig(obj, "status", "conditions", default=[]):
+        if isinstance(c, dict) and c.get("type") == type_:
+            return str(c.get("status") or "Unknown")
+    return "<none>"
+
+
+def _reaches(obj: Object) -> str:
+    """A GatewayReport's clusters: ``east-1=reachable,south-1=unreachable``."""
+    out = [f"{c.get('name')}={'reachable' if c.get('reachable') else 'unreachable'}"
+           for c in dig(obj, "spec", "clusters", default=[]) if isinstance(c, dict)]
+    return ",".join(out) or "<none>"
+
+
 def _nodes(obj: Object) -> str:
     summary = dig(obj, "status", "nodeSummary", default={})
     if not isinstance(summary, dict) or "total" not in summary:
@@ -333,6 +348,8 @@ register_columns(
     Column("RUNTIME", _field("spec", "runtime"), wide=True),
     Column("INGRESS", _field("spec", "ingressAddress"), wide=True),
     Column("TAINTS", _taints, wide=True),
+    # what the gateways' health checks reach (cluster health, from GatewayReports)
+    Column("TRAFFIC", lambda o: _condition_or_none(o, "TrafficReachable"), wide=True),
 )
 register_enricher("Cluster", _count_works)
 register_columns(
@@ -444,6 +461,8 @@ register_columns("ServiceImport", Column("TYPE", _field("spec", "type")),
                  Column("PORT(S)", _ports), Column("CLUSTERS", _import_clusters))
 register_dynamic_columns("ServiceImport", _import_cluster_columns)
 register_columns("EndpointSlice", Column("ENDPOINTS", _endpoints))
+register_columns("GatewayReport", Column("CLUSTERS", _reaches),
+                 Column("RENEWED", _field("spec", "renewTime", default="<none>")))
 register_columns("Lease", Column("HOLDER", _field("spec", "holderIdentity", default="<none>")),
                  Column("RENEWED", lambda o: age(dig(o, "spec", "renewTime"))))
 register_columns(

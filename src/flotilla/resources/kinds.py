@@ -112,6 +112,10 @@ KINDS: tuple[Kind, ...] = (
     Kind("Job", "jobs", ("batch",), "v1", True, ("job",), strict=False, categories=("all",)),
     Kind("CronJob", "cronjobs", ("batch",), "v1", True, ("cronjob", "cj"), strict=False,
          categories=("all",)),
+    # What each gateway's health checks reach (one per gateway, written by it): the
+    # cluster-health controller's input for the TrafficReachable condition.
+    Kind("GatewayReport", "gatewayreports", ("traffic.flotilla.io",), "v1alpha1", True,
+         ("gatewayreport", "gwr"), has_status=False),
 )
 
 _BY_KIND = {k.kind: k for k in KINDS}

@@ -26,6 +26,11 @@ ANNOTATION_JOB_INDEXES = "batch.flotilla.io/indexes"
 
 TAINT_UNREACHABLE = "cluster.flotilla.io/unreachable"
 TAINT_NOT_READY = "cluster.flotilla.io/not-ready"
+#: The gateways' health checks reach none of the cluster's endpoints (TrafficReachable
+#: False): set by cluster health, tolerated for the application-failover toleration.
+TAINT_TRAFFIC_UNREACHABLE = "cluster.flotilla.io/traffic-unreachable"
+#: The Cluster condition the gateways' reports feed (`GatewayReport`).
+CONDITION_TRAFFIC_REACHABLE = "TrafficReachable"
 
 
 def execution_namespace(cluster: str) -> str:

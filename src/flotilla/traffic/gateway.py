@@ -226,7 +226,8 @@ class Gateway:
 async def run_gateway(server: str, token: str, listen: str, region: str | None, *,
                       admin_listen: str | None = None, reuse_port: bool = False,
                       tls_listen: str | None = None, ca: Path | None = None,
-                      options: GatewayOptions | None = None) -> None:
+                      options: GatewayOptions | None = None,
+                      report_name: str | None = None) -> None:
     """Serve until SIGINT/SIGTERM or cancelled: watch the API at ``server`` and route per
     TrafficPolicy. Components: the API client, the gateway (listening), the config
     source feeding it; stopped in reverse.
@@ -238,8 +239,12 @@ async def run_gateway(server: str, token: str, listen: str, region: str | None, 
     from the Secrets the TrafficPolicies name, followed like the policies. ``ca``
     verifies an https API (else ``$FLOTILLA_CA_FILE``). ``options``: limits and
     timeouts (`GatewayOptions`; the open-file limit is raised to fit its caps).
+    ``report_name``: write this gateway's view of which clusters its health checks
+    reach as GatewayReport ``flotilla-system/<report_name>`` (the token's name; the API
+    refuses any other), `flotilla.traffic.reachability`; None: no report.
     """
     from flotilla.traffic.config_source import ConfigSource, http_client
+    from flotilla.traffic.reachability import Reporter
 
     options = options or GatewayOptions()
     raise_fd_limit(options)
@@ -247,18 +252,25 @@ async def run_gateway(server: str, token: str, listen: str, region: str | None, 
                       reuse_port=reuse_port, tls_listen=tls_listen, options=options)
     client = http_client(server, token, ca)
     source = ConfigSource(client, gateway.update, metrics=gateway.metrics)
+    loops = [("follow", source.run)]
+    if report_name:
+        reporter = Reporter(client, report_name, lambda: gateway.state.runtimes.values())
+        gateway.health.on_reach = reporter.notify
+        loops.append(("report", reporter.run))
     await serve([Step("api client", stop=client.close), gateway,
-                 Loops("config source", [("follow", source.run)])])
+                 Loops("config source", loops)])
 
 
 def serve_forever(server: str, token: str, listen: str, region: str | None, *,
                   admin_listen: str | None = None, reuse_port: bool = False,
                   tls_listen: str | None = None,
-                  options: GatewayOptions | None = None) -> None:
+                  options: GatewayOptions | None = None,
+                  report_name: str | None = None) -> None:
     """Blocking entry point on uvloop (the hot path is measured on uvloop)."""
     import uvloop
 
     run_process(functools.partial(run_gateway, server, token, listen, region,
                                   admin_listen=admin_listen, reuse_port=reuse_port,
-                                  tls_listen=tls_listen, options=options),
+                                  tls_listen=tls_listen, options=options,
+                                  report_name=report_name),
                 loop_factory=uvloop.new_event_loop)

@@ -276,8 +276,8 @@ def parse_policy(obj: Mapping[str, Any]) -> Policy:
 
 
 def cluster_usable(cluster: Mapping[str, Any]) -> bool:
-    """`ClusterView.serves_traffic` (Ready, no NoExecute taint): otherwise traffic must
-    leave it at once."""
+    """`ClusterView.serves_traffic` (Ready, no NoExecute taint, not found unreachable):
+    otherwise traffic must leave it at once."""
     return ClusterView.of(cluster).serves_traffic
 
 
@@ -286,10 +286,11 @@ def slice_endpoints(slice_view: EndpointSliceView, cluster: ClusterView | None,
     """The ready endpoints one EndpointSlice contributes under ``policy``."""
     weight = policy.cluster_weights.get(slice_view.cluster, 1)
     if cluster is None or weight == 0 or not (cluster.serves_traffic or (
-            policy.health_check is not None and cluster.lost_by_control_plane)):
+            policy.health_check is not None and cluster.left_to_health_checks)):
         # A cluster only the control plane lost keeps its endpoints while the policy's
         # active health checks pass (make-before-break): they, not the heartbeats, say
-        # whether users reach its pods.
+        # whether users reach its pods. One the gateways found unreachable keeps them
+        # too, so the checks see it come back.
         return []
     region = slice_view.region or cluster.region
     zone = slice_view.zone or cluster.zone

@@ -21,7 +21,8 @@ from flotilla.traffic.pool import Pool
 class Upstream:
     __slots__ = ("available", "consecutive_errors", "ejected_until", "ejections", "endpoint",
                  "ewma", "ewma_stamp", "health_failures", "health_successes", "healthy",
-                 "inflight", "metrics", "pool", "response_header", "retired")
+                 "inflight", "metrics", "pool", "reach_failures", "reached", "response_header",
+                 "retired")
 
     def __init__(self, endpoint: Endpoint, pool: Pool | None = None,
                  stats: EndpointStats | None = None) -> None:
@@ -34,6 +35,12 @@ class Upstream:
         self.healthy = True
         self.health_successes = 0
         self.health_failures = 0
+        #: Whether the active checks reach the endpoint at all (any HTTP answer, whatever
+        #: its status): None until checked, False after ``unhealthyThreshold`` checks in a
+        #: row got no answer. What the gateway reports per cluster
+        #: (`flotilla.traffic.reachability`): a failing app is not a cut network.
+        self.reached: bool | None = None
+        self.reach_failures = 0
         #: Passive outlier detection.
         self.consecutive_errors = 0
         self.ejections = 0

@@ -189,11 +189,35 @@ def read_record(data_dir: Path) -> dict[str, int]:
     return {str(k): int(v) for k, v in (inodes or {}).items()}
 
 
-def _write_record(data_dir: Path, tag: str, inodes: dict[str, int]) -> None:
+def _write_record(data_dir: Path, tag: str, inodes: dict[str, int],
+                  ingress: list[str] | None = None) -> None:
     path = data_dir / RECORD
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"tag": tag, "inodes": inodes}, indent=2) + "\n")
+    tmp.write_text(json.dumps({"tag": tag, "inodes": inodes, "ingress": ingress or []},
+                              indent=2) + "\n")
     os.replace(tmp, path)
+
+
+def recorded_ingress(data_dir: Path) -> list[str]:
+    """The clusters' ingress addresses the last run on ``data_dir`` recorded: where a
+    data-plane cut (a host route, which outlives the links) may have been left."""
+    try:
+        raw = json.loads((data_dir / RECORD).read_text())
+    except (OSError, ValueError):
+        return []
+    found = raw.get("ingress") if isinstance(raw, dict) else None
+    return [str(a) for a in found] if isinstance(found, list) else []
+
+
+def prohibit_routes(addresses: list[str]) -> list[str]:
+    """Which of ``addresses`` have a ``prohibit`` host route on the host (the data-plane
+    cut of `flotilla.up.partition`)."""
+    out = []
+    for line in ip("-o", "route", "show", "type", "prohibit").splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[1].split("/", 1)[0] in addresses:
+            out.append(parts[1].split("/", 1)[0])
+    return sorted(out)
 
 
 # -- finding what a run created --------------------------------------------------------
@@ -273,6 +297,7 @@ def leftovers(data_dir: Path) -> list[str]:
     inodes = recorded_inodes(data_dir)
     return [*(f"netns {n}" for n in namespaces(tag)), *(f"link {x}" for x in host_links(tag)),
             *(f"address {a} on lo" for a in control_addresses(tag)),
+            *(f"route prohibit {a}" for a in prohibit_routes(recorded_ingress(data_dir))),
             *(f"directory {d}" for d in etc_dirs(tag)),
             *(f"process {p}" for p in (processes_in(inodes) if inodes else []))]
 
@@ -309,6 +334,8 @@ def remove_leftovers(data_dir: Path) -> list[str]:
             (NETNS_DIR / netns).unlink()
     for address in control_addresses(tag):
         ip("addr", "del", address, "dev", "lo", check=False)
+    for address in prohibit_routes(recorded_ingress(data_dir)):
+        ip("route", "del", "prohibit", f"{address}/32", check=False)
     for etc in etc_dirs(tag):
         shutil.rmtree(etc, ignore_errors=True)
     still = leftovers(data_dir)
@@ -363,6 +390,9 @@ def create_link(link: ClusterLink, latency: float = 0.0) -> None:
     with a relay, two pairs through (existing) namespace ``link.relay_netns``; with
     netem, its delay on both ends."""
     ns = link.netns
+    # A data-plane cut is a host route, which outlives the link: one that a killed run
+    # on another data dir left for this (free) block would cut the new cluster at birth.
+    ip("route", "del", "prohibit", f"{link.ingress_address}/32", check=False)
     if link.latency_by == "relay":
         relay, (outer, inner) = link.relay_netns, RELAY_IFS
         ip("link", "add", link.host_if, "type", "veth", "peer", "name", outer, "netns", relay)
@@ -522,6 +552,7 @@ def create(data_dir: Path, clusters: list[str],
     layout = replace(layout, links=tuple(
         replace(x, latency_by=by if x.cluster in latencies else "") for x in layout.links))
     inodes: dict[str, int] = {}
+    ingress = [x.ingress_address for x in layout.links]
 
     def add_netns(name: str) -> None:
         ip("netns", "add", name)
@@ -530,7 +561,7 @@ def create(data_dir: Path, clusters: list[str],
             raise NetnsError(f"network namespace {name} is not mounted at "
                              f"{NETNS_DIR / name} after 'ip netns add'")
         inodes[name] = inode
-        _write_record(data_dir, tag, inodes)
+        _write_record(data_dir, tag, inodes, ingress)
 
     try:
         ip("addr", "add", f"{layout.control_address}/32", "dev", "lo",

@@ -1,7 +1,8 @@
 """The one decision every API request passes: may this caller do this?
 
 RBAC first (`flotilla.api.authz.rbac`), then, for an agent credential, the agent
-restriction (`flotilla.api.authz.agent`). A refusal is a `ForbiddenError` whose message
+restriction (`flotilla.api.authz.agent`), and for a gateway credential the gateway
+restriction (`flotilla.api.authz.gateway`). A refusal is a `ForbiddenError` whose message
 names the user, the verb, the resource and its namespace/name, as Kubernetes' does.
 """
 
@@ -12,6 +13,8 @@ from typing import Any
 from flotilla.api.auth import Principal
 from flotilla.api.authz.agent import AgentRestriction, Fetch, Refused
 from flotilla.api.authz.attributes import Attributes
+from flotilla.api.authz.builtin import GATEWAY
+from flotilla.api.authz.gateway import gateway_refusal
 from flotilla.api.authz.rbac import ListKind, Rbac
 from flotilla.api.errors import ForbiddenError
 
@@ -53,3 +56,7 @@ class Authorizer:
                 await self.agents.check(principal.cluster, attrs, body)
             except Refused as exc:
                 raise forbidden(principal, attrs, str(exc)) from None
+        if principal.role == GATEWAY:
+            refusal = gateway_refusal(principal.name, attrs)
+            if refusal is not None:
+                raise forbidden(principal, attrs, refusal)

@@ -5,7 +5,8 @@ component, each allowing exactly what that component calls.
 A token's ``role`` binds it to one of these (or to a stored ClusterRole of that name);
 the component roles are read from what the components do: the gateway follows
 TrafficPolicies, EndpointSlices and Clusters (`flotilla.traffic.config_source`) and reads
-``kubernetes.io/tls`` Secrets for edge TLS; the DNS follows the same plus ServiceExports
+``kubernetes.io/tls`` Secrets for edge TLS, and writes its own GatewayReport
+(`flotilla.traffic.reachability`); the DNS follows the same plus ServiceExports
 (`flotilla.dns.config_source`); an agent's calls are in `flotilla.agent` and are narrowed
 to its own cluster by `flotilla.api.authz.agent`.
 """
@@ -38,7 +39,7 @@ READABLE = [
     "services/status", "trafficpolicies/status", "rolloutpolicies/status",
     "federatedhpas/status", "cronfederatedhpas/status", "serviceexports/status",
     "serviceimports/status",
-    "resourcebindings/status",
+    "resourcebindings/status", "gatewayreports",
 ]
 
 GATEWAY = "gateway"
@@ -71,6 +72,9 @@ BUILTIN_ROLES: dict[str, list[Rule]] = {
         _rule(READ, ["trafficpolicies", "endpointslices", "clusters"]),
         # Edge TLS certificates (type kubernetes.io/tls; RBAC cannot narrow by type).
         _rule(READ, ["secrets"], [""]),
+        # Its own view of which clusters its health checks reach (its own report only:
+        # `flotilla.api.authz.gateway`).
+        _rule(["get", "create", "update"], ["gatewayreports"], ["traffic.flotilla.io"]),
     ],
     DNS: [_rule(READ, ["trafficpolicies", "endpointslices", "clusters", "serviceexports"])],
     # The upper bound of an agent; `flotilla.api.authz.agent` narrows it to one cluster.

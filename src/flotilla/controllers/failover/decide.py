@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flotilla.controllers.failover.timers import HEALTH_TAINTS, PurgeMode, Timers
+from flotilla.controllers.failover.timers import TIMED_TAINTS, PurgeMode, Timers
 from flotilla.resources.views import ClusterView, EvictionTask, ResourceBindingView, Taint
-from flotilla.resources.wellknown import parse_rfc3339
+from flotilla.resources.wellknown import TAINT_TRAFFIC_UNREACHABLE, parse_rfc3339
 
 Obj = Mapping[str, Any]
 PRODUCER_CLUSTER = "taint-manager"
@@ -93,7 +93,10 @@ def _other_toleration(placement: Obj, taint: Taint) -> float | None:
 
 def taint_evictions(binding: Obj, clusters: Mapping[str, Obj], timers: Timers, now: float
                     ) -> tuple[list[Eviction], float | None]:
-    """Clusters whose NoExecute taints outlasted the policy's tolerations."""
+    """Clusters whose NoExecute taints outlasted the policy's tolerations. The
+    traffic-unreachable taint is an application failure seen by the gateways: its
+    eviction is the application failover's (producer, purge mode), under the reason
+    ``TrafficUnreachable``."""
     view = ResourceBindingView.of(binding)
     out: list[Eviction] = []
     recheck: float | None = None
@@ -102,13 +105,20 @@ def taint_evictions(binding: Obj, clusters: Mapping[str, Obj], timers: Timers, n
             continue
         for taint in no_execute_taints(clusters.get(name)):
             key = taint.key
-            tolerated = timers.toleration_for(key) if key in HEALTH_TAINTS \
+            tolerated = timers.toleration_for(key) if key in TIMED_TAINTS \
                 else _other_toleration(view.placement, taint)
             if tolerated is None:
                 continue
             added = taint.time_added
             elapsed = now - parse_rfc3339(str(added)) if added else tolerated
             if elapsed >= tolerated:
+                if key == TAINT_TRAFFIC_UNREACHABLE:
+                    out.append(Eviction(
+                        name, replicas, "TrafficUnreachable",
+                        f"no gateway has reached cluster {name} for {elapsed:.1f}s "
+                        f"(tolerated {tolerated:g}s)", PRODUCER_APPLICATION,
+                        timers.application_purge))
+                    break
                 out.append(Eviction(
                     name, replicas, "TaintUntolerated",
                     f"cluster {name} has carried taint {key}:NoExecute for {elapsed:.1f}s "

@@ -8,6 +8,14 @@ its ``not-ready`` and ``unreachable`` cluster taints; a Karmada policy applied h
 exactly that behaviour. A ``policy.flotilla.io`` policy defaults to 5 s: Flotilla's
 promise is rebuilding in seconds, and graceful eviction keeps the old replicas until the
 new ones are ready, so a short toleration costs a few spare processes, not an outage.
+
+The ``traffic-unreachable`` taint (the gateways reach none of the cluster's endpoints,
+heartbeats fine: `flotilla.controllers.cluster_health`) goes through the same rule, but
+its default toleration is the policy's *application*-failover toleration
+(``failover.application.decisionConditions.tolerationSeconds``): users cannot reach the
+workload there, which is an application failure seen from outside. A policy without
+application failover tolerates it forever (its replicas stay; traffic already left), as
+Karmada moves nothing without ``failover.application``.
 """
 
 from __future__ import annotations
@@ -18,7 +26,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from flotilla.resources.models.common import parse_duration
-from flotilla.resources.wellknown import TAINT_NOT_READY, TAINT_UNREACHABLE
+from flotilla.resources.wellknown import (
+    TAINT_NOT_READY,
+    TAINT_TRAFFIC_UNREACHABLE,
+    TAINT_UNREACHABLE,
+)
 
 PurgeMode = Literal["Immediately", "Graciously", "Never"]
 FLOTILLA_DEFAULT_TOLERATION = 5.0
@@ -33,6 +45,8 @@ DEFAULT_APPLICATION_TOLERATION = 300.0
 #: 2-core machine; 3 s leaves headroom).
 RESTART_ALLOWANCE = 3.0
 HEALTH_TAINTS = (TAINT_UNREACHABLE, TAINT_NOT_READY)
+#: Every taint whose toleration `Timers` holds (the health taints and the gateways').
+TIMED_TAINTS = (*HEALTH_TAINTS, TAINT_TRAFFIC_UNREACHABLE)
 _PURGE: dict[str, PurgeMode] = {
     "Directly": "Immediately", "Gracefully": "Graciously", "Immediately": "Immediately",
     "Graciously": "Graciously", "Never": "Never"}
@@ -46,7 +60,7 @@ class BudgetError(ValueError):
 class Timers:
     """Everything failover needs to know about one binding's policy."""
 
-    #: Seconds a NoExecute health taint is tolerated, per taint key; None = forever.
+    #: Seconds a NoExecute taint of `TIMED_TAINTS` is tolerated, per key; None = forever.
     tolerations: Mapping[str, float | None]
     cluster_purge: PurgeMode = "Graciously"
     application_toleration: float | None = None  # None: no application failover
@@ -77,10 +91,10 @@ def _tolerates(tol: Mapping[str, Any], key: str) -> bool:
 
 
 def explicit_tolerations(placement: Mapping[str, Any]) -> dict[str, float | None]:
-    """The health-taint tolerations a placement states itself (the longest one wins)."""
+    """The tolerations of `TIMED_TAINTS` a placement states itself (the longest wins)."""
     out: dict[str, float | None] = {}
     for tol in placement.get("clusterTolerations") or []:
-        for key in HEALTH_TAINTS:
+        for key in TIMED_TAINTS:
             if not _tolerates(tol, key):
                 continue
             seconds = tol.get("tolerationSeconds")
@@ -127,6 +141,8 @@ def budget_problem(policy_spec: Mapping[str, Any], grace: float, heartbeat: floa
         return str(exc)
     explicit = explicit_tolerations(policy_spec.get("placement") or {})
     for key, seconds in sorted(explicit.items()):
+        if key not in HEALTH_TAINTS:
+            continue  # the budget is about a dead cluster, not the gateways' view
         if seconds is None or seconds > toleration:
             shown = "forever" if seconds is None else f"{seconds:g}s"
             return (f"failover budget {budget:g}s cannot be met: clusterTolerations "
@@ -154,10 +170,6 @@ def timers_for(policy: Mapping[str, Any] | None, placement: Mapping[str, Any],
         except (BudgetError, ValueError):
             budget = None  # refused at apply time; an old object keeps the defaults
     tolerations: dict[str, float | None] = dict.fromkeys(HEALTH_TAINTS, default)
-    explicit = explicit_tolerations(placement)
-    if explicit:
-        tolerations.update(explicit)
-        source = "policy" if source == "default" else f"{source}+policy"
     app = failover.get("application")
     app_toleration = None
     app_purge: PurgeMode = "Graciously"
@@ -168,6 +180,11 @@ def timers_for(policy: Mapping[str, Any] | None, placement: Mapping[str, Any],
         app_purge = _purge(app.get("purgeMode"), "Graciously")
         if app.get("gracePeriodSeconds") is not None:
             timeout = float(app["gracePeriodSeconds"])
+    tolerations[TAINT_TRAFFIC_UNREACHABLE] = app_toleration
+    explicit = explicit_tolerations(placement)
+    if explicit:
+        tolerations.update(explicit)
+        source = "policy" if source == "default" else f"{source}+policy"
     return Timers(
         tolerations=tolerations,
         cluster_purge=_purge((failover.get("cluster") or {}).get("purgeMode"), "Graciously"),

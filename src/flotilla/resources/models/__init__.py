@@ -20,6 +20,7 @@ from flotilla.resources.models.common import (
     scaled_int_or_percent,
 )
 from flotilla.resources.models.discovery import EndpointSlice, ServiceExport, ServiceImport
+from flotilla.resources.models.gateway_report import GatewayReport
 from flotilla.resources.models.lease import Lease
 from flotilla.resources.models.meta import KubeObject, Object, ObjectMeta
 from flotilla.resources.models.policy import (
@@ -52,6 +53,7 @@ __all__ = [
     "EndpointSlice",
     "Event",
     "FederatedHPA",
+    "GatewayReport",
     "Job",
     "KubeObject",
     "LabelSelector",
@@ -85,6 +87,6 @@ MODELS: dict[str, type[BaseModel]] = {
         TrafficPolicy, ServiceExport, ServiceImport, RolloutPolicy, FederatedHPA, CronFederatedHPA,
         Event,
         EndpointSlice, Lease, Role, ClusterRole, RoleBinding, ClusterRoleBinding, Job,
-        CronJob,
+        CronJob, GatewayReport,
     )
 }

@@ -48,18 +48,21 @@ from flotilla.resources.views.cronjob import CronJobView
 from flotilla.resources.views.endpoint_slice import EndpointSliceView, SliceEndpoint, SlicePort
 from flotilla.resources.views.federated_hpa import FederatedHPAView, MetricView
 from flotilla.resources.views.fields import Meta
+from flotilla.resources.views.gateway_report import ClusterReach, GatewayReportView
 from flotilla.resources.views.job import JobView
 from flotilla.resources.views.traffic_policy import TrafficPolicyView
 from flotilla.resources.views.work import ManifestStatus, WorkView, binding_of_label
 
 __all__ = [
     "LABEL_BINDING",
+    "ClusterReach",
     "ClusterStatus",
     "ClusterView",
     "CronJobView",
     "EndpointSliceView",
     "EvictionTask",
     "FederatedHPAView",
+    "GatewayReportView",
     "JobView",
     "ManifestStatus",
     "Meta",

@@ -15,7 +15,11 @@ from typing import Any
 
 from flotilla.resources import conditions
 from flotilla.resources.views import fields
-from flotilla.resources.wellknown import TAINT_UNREACHABLE
+from flotilla.resources.wellknown import (
+    CONDITION_TRAFFIC_REACHABLE,
+    TAINT_TRAFFIC_UNREACHABLE,
+    TAINT_UNREACHABLE,
+)
 
 READY = "Ready"
 NO_SCHEDULE = "NoSchedule"
@@ -72,6 +76,10 @@ class ClusterView:
     #: The Ready condition's status: "True", "False", "Unknown", or "" when there is none.
     ready_status: str = ""
     ready_reason: str = ""
+    #: The TrafficReachable condition's status (the gateways' health checks, judged by
+    #: cluster health): "True", "False", "Unknown", or "" when there is none.
+    traffic_status: str = ""
+    traffic_reason: str = ""
     capacity: Mapping[str, str] = field(default_factory=_empty, hash=False)
     allocatable: Mapping[str, str] = field(default_factory=_empty, hash=False)
     allocated: Mapping[str, str] = field(default_factory=_empty, hash=False)
@@ -85,6 +93,7 @@ class ClusterView:
         taints = tuple(Taint.of(t) for t in raw_taints if isinstance(t, Mapping)) \
             if isinstance(raw_taints, list | tuple) else ()
         ready = conditions.find(status.get("conditions"), READY) or {}
+        traffic = conditions.find(status.get("conditions"), CONDITION_TRAFFIC_REACHABLE) or {}
         return cls(
             name=_text(meta.get("name")),
             labels=_frozen_strings(meta.get("labels")),
@@ -97,6 +106,8 @@ class ClusterView:
             api_endpoint=_text(spec.get("apiEndpoint")),
             ready_status=_text(ready.get("status")),
             ready_reason=_text(ready.get("reason")),
+            traffic_status=_text(traffic.get("status")),
+            traffic_reason=_text(traffic.get("reason")),
             capacity=_frozen_quantities(status.get("capacity")),
             allocatable=_frozen_quantities(status.get("allocatable")),
             allocated=_frozen_quantities(status.get("allocated")),
@@ -113,12 +124,19 @@ class ClusterView:
         return tuple(t for t in self.taints if t.effect == NO_EXECUTE)
 
     @property
+    def traffic_unreachable(self) -> bool:
+        """TrafficReachable=False: every gateway with a fresh view of the cluster says
+        its health checks reach none of its endpoints (a data-plane cut while heartbeats
+        still arrive). Unknown (no gateway checks it) is not unreachable."""
+        return self.traffic_status == conditions.FALSE
+
+    @property
     def serves_traffic(self) -> bool:
-        """Ready and carrying no NoExecute taint: the one rule for "may users and
-        replicas be sent here". A NoExecute taint means "everything leaves now" whatever
-        tolerates it for scheduling; NoSchedule only keeps new replicas away and leaves
-        traffic where it is."""
-        return self.ready and not self.no_execute_taints
+        """Ready, carrying no NoExecute taint, and not found unreachable by the gateways:
+        the one rule for "may users and replicas be sent here". A NoExecute taint means
+        "everything leaves now" whatever tolerates it for scheduling; NoSchedule only
+        keeps new replicas away and leaves traffic where it is."""
+        return self.ready and not self.no_execute_taints and not self.traffic_unreachable
 
     @property
     def lost_by_control_plane(self) -> bool:
@@ -130,3 +148,20 @@ class ClusterView:
         reader follows `serves_traffic`."""
         return self.ready_status == conditions.UNKNOWN and all(
             t.key == TAINT_UNREACHABLE for t in self.no_execute_taints)
+
+    @property
+    def left_to_health_checks(self) -> bool:
+        """Out of `serves_traffic` only for reasons a reader that checks the pods itself
+        judges better: heartbeats stopped (Ready=Unknown, the unreachable taint) and/or
+        the gateways' checks found it unreachable (TrafficReachable=False, the
+        traffic-unreachable taint), and no other NoExecute taint. The gateway keeps such
+        a cluster's endpoints for a TrafficPolicy with active health checks: its checks
+        then both keep users away and see the heal (were the endpoints dropped, nothing
+        would check them again and the cluster could never be found reachable)."""
+        if self.ready_status == conditions.TRUE:
+            allowed: tuple[str, ...] = (TAINT_TRAFFIC_UNREACHABLE,)
+        elif self.ready_status == conditions.UNKNOWN:
+            allowed = (TAINT_UNREACHABLE, TAINT_TRAFFIC_UNREACHABLE)
+        else:
+            return False
+        return all(t.key in allowed for t in self.no_execute_taints)
