@@ -186,11 +186,13 @@ class Sample:
     latencies: list[float] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
     errors: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)  # error class -> count
 
     def reset(self) -> None:
         self.latencies.clear()
         self.lags.clear()
         self.errors = 0
+        self.kinds.clear()
 
 
 async def ticking(op: Callable[[], Awaitable[object]], interval: float, sample: Sample,
@@ -207,8 +209,10 @@ async def ticking(op: Callable[[], Awaitable[object]], interval: float, sample: 
         try:
             await op()
             sample.latencies.append(time.monotonic() - start)
-        except Exception:  # a failed renewal counts as one, but is not a latency
+        except Exception as exc:  # a failed renewal counts as one, but is not a latency
             sample.errors += 1
+            kind = type(exc).__name__
+            sample.kinds[kind] = sample.kinds.get(kind, 0) + 1
         next_tick = max(next_tick + interval, time.monotonic())
 
 
@@ -227,6 +231,7 @@ class Window:
     #: Lease updates as the server timed them: mean, and share over 100 ms.
     server_mean_ms: float = float("nan")
     server_slow: float = float("nan")
+    error_kinds: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -243,7 +248,8 @@ class Window:
                 f"  load avg={os.getloadavg()[0]:.1f}"
                 + ("" if self.server_mean_ms != self.server_mean_ms else
                    f"\n{'':<10} server-timed: mean={self.server_mean_ms:.1f} ms,"
-                   f" {self.server_slow:.1%} over 100 ms"))
+                   f" {self.server_slow:.1%} over 100 ms")
+                + (f"\n{'':<10} errors: {self.error_kinds}" if self.error_kinds else ""))
 
 
 # -- the load generator: one in-process pool of agents, or several processes of them ----
@@ -256,6 +262,7 @@ class Recorded:
     lags: list[float]
     errors: int
     cpu: float  # CPU seconds this process used during the window
+    kinds: dict[str, int] = field(default_factory=dict)
 
 
 class Agents:
@@ -329,7 +336,8 @@ class Agents:
         c0 = time.process_time()
         await asyncio.sleep(seconds)  # the agents' own ticks are the load; we only wait
         return Recorded(list(self.sample.latencies), list(self.sample.lags),
-                        self.sample.errors, time.process_time() - c0)
+                        self.sample.errors, time.process_time() - c0,
+                        dict(self.sample.kinds))
 
     async def stop(self) -> None:
         self.stop_event.set()
@@ -378,7 +386,9 @@ class Generators:
         parts = await self._all({"op": "window", "seconds": seconds})
         return Recorded([x for p in parts for x in p["latencies"]],
                         [x for p in parts for x in p["lags"]],
-                        sum(p["errors"] for p in parts), sum(p["cpu"] for p in parts))
+                        sum(p["errors"] for p in parts), sum(p["cpu"] for p in parts),
+                        {k: sum(p["kinds"].get(k, 0) for p in parts)
+                         for k in {k for p in parts for k in p["kinds"]}})
 
     async def stop(self) -> None:
         with contextlib.suppress(SystemExit):
@@ -417,7 +427,7 @@ async def worker(share: int, procs: int, urls: list[str], lean: bool) -> None:
             elif cmd["op"] == "window":
                 r = await agents.window(cmd["seconds"])
                 answer = {"latencies": r.latencies, "lags": r.lags, "errors": r.errors,
-                          "cpu": r.cpu}
+                          "cpu": r.cpu, "kinds": r.kinds}
             elif cmd["op"] == "stop":
                 await agents.stop()
             sys.stdout.write(json.dumps(answer) + "\n")
@@ -440,7 +450,7 @@ async def measure(load: Load, n: int, seconds: float, server_pid: int,
     w = Window(n, wall, len(lat), r.errors, pct(lat, 0.5) * 1e3,
                pct(lat, 0.99) * 1e3, max(lat, default=float("nan")) * 1e3,
                pct(r.lags, 0.99) * 1e3, (cpu_seconds(server_pid) - s0) / wall,
-               (r.cpu + own) / wall)
+               (r.cpu + own) / wall, error_kinds=r.kinds)
     if metrics and m0:
         count, total, fast = (b - a for a, b in zip(m0, await server_side(*metrics),
                                                     strict=True))

@@ -16,11 +16,16 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 #: Seconds one request may take, connect included (as `HttpClient`'s default).
 TIMEOUT = 10.0
+#: An idle connection older than this is closed, not reused: the server closes its
+#: side after its keep-alive timeout (5 s by default), and a request sent just then
+#: would be lost in the race.
+MAX_IDLE = 3.0
 
 
 class LeanError(Exception):
@@ -44,7 +49,8 @@ class LeanHttp:
         auth = f"Authorization: Bearer {token}\r\n" if token else ""
         self._fixed = (f"Host: {parts.netloc}\r\n{auth}Accept: application/json\r\n"
                        "User-Agent: flotilla-bench\r\n").encode()
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        #: (reader, writer, when it became idle), the most recently used last
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
         self.opened = 0
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -62,8 +68,9 @@ class LeanHttp:
                 + f"Content-Length: {len(payload)}\r\n\r\n".encode())
         async with asyncio.timeout(TIMEOUT):
             for attempt in range(2):
-                reused = bool(self._idle)
-                reader, writer = self._idle.pop() if reused else await self._connect()
+                kept = self._take() if attempt == 0 else None
+                reused = kept is not None
+                reader, writer = kept if kept is not None else await self._connect()
                 try:
                     writer.write(head + payload)
                     status, keep, data = await self._read(reader)
@@ -76,11 +83,21 @@ class LeanHttp:
                     writer.close()  # cancelled mid-answer: the connection is unusable
                     raise
                 if keep:
-                    self._idle.append((reader, writer))
+                    self._idle.append((reader, writer, time.monotonic()))
                 else:
                     writer.close()
                 return status, data
         raise AssertionError("unreachable")
+
+    def _take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """The most recently used idle connection; the stale ones are closed."""
+        now = time.monotonic()
+        while self._idle:
+            reader, writer, since = self._idle.pop()
+            if now - since < MAX_IDLE and not reader.at_eof():
+                return reader, writer
+            writer.close()
+        return None
 
     @staticmethod
     async def _read(reader: asyncio.StreamReader) -> tuple[int, bool, bytes]:
@@ -104,7 +121,7 @@ class LeanHttp:
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
-        for _, writer in idle:
+        for _, writer, _ in idle:
             writer.close()
 
 
