@@ -211,7 +211,7 @@ async def ticking(op: Callable[[], Awaitable[object]], interval: float, sample: 
             sample.latencies.append(time.monotonic() - start)
         except Exception as exc:  # a failed renewal counts as one, but is not a latency
             sample.errors += 1
-            kind = type(exc).__name__
+            kind = f"{type(exc).__name__} {getattr(exc, 'status', '')}".strip()
             sample.kinds[kind] = sample.kinds.get(kind, 0) + 1
         next_tick = max(next_tick + interval, time.monotonic())
 
@@ -232,6 +232,8 @@ class Window:
     server_mean_ms: float = float("nan")
     server_slow: float = float("nan")
     error_kinds: dict[str, int] = field(default_factory=dict)
+    #: CPU of the run's etcd (``--store etcd``), which shares the machine too.
+    etcd_cpu: float = float("nan")
 
     @property
     def rate(self) -> float:
@@ -245,7 +247,8 @@ class Window:
                 f" ms  max={self.max_ms:7.1f} ms  tick-lag p99={self.lag_p99_ms:6.1f} ms"
                 f"  renewals/s={self.rate:6.1f} (wanted {self.n})  errors={self.errors}"
                 f"  server CPU={self.server_cpu:4.0%}  bench CPU={self.client_cpu:4.0%}"
-                f"  load avg={os.getloadavg()[0]:.1f}"
+                + ("" if self.etcd_cpu != self.etcd_cpu else f"  etcd CPU={self.etcd_cpu:4.0%}")
+                + f"  load avg={os.getloadavg()[0]:.1f}"
                 + ("" if self.server_mean_ms != self.server_mean_ms else
                    f"\n{'':<10} server-timed: mean={self.server_mean_ms:.1f} ms,"
                    f" {self.server_slow:.1%} over 100 ms")
@@ -442,6 +445,7 @@ async def measure(load: Load, n: int, seconds: float, server_pid: int,
                   metrics: tuple[list[str], str] | None = None) -> Window:
     m0 = await server_side(*metrics) if metrics else None
     t0, s0 = time.monotonic(), cpu_seconds(server_pid)
+    e0 = cpu_seconds(ETCD_PID) if ETCD_PID else 0.0
     c0 = time.process_time()
     r = await load.window(seconds)
     wall = time.monotonic() - t0
@@ -451,6 +455,8 @@ async def measure(load: Load, n: int, seconds: float, server_pid: int,
                pct(lat, 0.99) * 1e3, max(lat, default=float("nan")) * 1e3,
                pct(r.lags, 0.99) * 1e3, (cpu_seconds(server_pid) - s0) / wall,
                (r.cpu + own) / wall, error_kinds=r.kinds)
+    if ETCD_PID:
+        w.etcd_cpu = (cpu_seconds(ETCD_PID) - e0) / wall
     if metrics and m0:
         count, total, fast = (b - a for a, b in zip(m0, await server_side(*metrics),
                                                     strict=True))
@@ -500,6 +506,7 @@ async def disk_reference(n: int, seconds: float, path: Path, server_pid: int) ->
 
 #: Set by ``--store etcd``: the run's etcd, for the servers and the raw reference.
 ETCD_URL = ""
+ETCD_PID = 0
 SERVERS = 1
 
 
@@ -674,7 +681,7 @@ def main() -> None:
           f" {'lean' if opt.lean else 'httpx'} transport", flush=True)
     syn = syn_retransmits()
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        global ETCD_URL, SERVERS
+        global ETCD_URL, ETCD_PID, SERVERS
         if args.store == "etcd":
             sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
             from tests.etcd_server import start_etcd  # the one home of "start an etcd"
@@ -682,7 +689,7 @@ def main() -> None:
             (Path(tmp) / "etcd").mkdir()
             etcd = start_etcd(Path(tmp) / "etcd")
             stack.callback(etcd.stop)
-            ETCD_URL, SERVERS = etcd.url, args.servers
+            ETCD_URL, ETCD_PID, SERVERS = etcd.url, etcd.proc.pid, args.servers
             print(f"etcd pid {etcd.proc.pid} at {etcd.url}; {SERVERS} server(s)", flush=True)
         compare, held = with_server(
             Path(tmp) / "ramp", lambda url, token, pid: ramp(url, token, pid, opt),

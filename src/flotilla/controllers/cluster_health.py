@@ -151,9 +151,11 @@ class ClusterHealth:
         want = {verdict.taint} if verdict.taint else set()
         have = {t.key for t in view.taints if t.key in HEALTH_TAINTS}
         retaint = have != want
-        added = rfc3339_at(self.clock())
         changed = (view.ready_status, view.ready_reason) != (verdict.status, verdict.reason) \
             or not _has_ready_condition(cluster)
+        if not retaint and not changed:  # the common case: every renewal of a Ready one
+            return
+        added = rfc3339_at(self.clock())
         ready = Condition("Ready", verdict.status, verdict.reason, verdict.message)
 
         def desire(obj: Object) -> None:
@@ -162,8 +164,6 @@ class ClusterHealth:
             if changed:
                 set_conditions(obj, [ready])
 
-        if not retaint and not changed:
-            return
         # One spec write, then one status write (`converge` keeps that order).
         await converge(self.client, CLUSTER, "", view.name, desire, read=cluster)
         if changed:
