@@ -60,6 +60,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from flotilla.agent.heartbeat import Heartbeat
+from flotilla.api import heap
 from flotilla.api.auth import ensure_admin_token
 from flotilla.client.base import AlreadyExistsError, Object
 from flotilla.client.http import HttpClient, error_from_status, verify_for
@@ -417,6 +418,7 @@ async def open_load(urls: list[str], token: str, procs: int, lean: bool) -> Load
 
 async def worker(share: int, procs: int, urls: list[str], lean: bool) -> None:
     """A generator process: commands on stdin, answers on stdout, one JSON line each."""
+    heap.settle()  # as the server: no full collections stalling the agents' ticks
     agents = Agents(urls, os.environ["FLOTILLA_BENCH_TOKEN"], share, procs, lean)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 20)
@@ -522,6 +524,7 @@ class Options:
 async def ramp(url: str, token: str, server_pid: int, opt: Options
                ) -> tuple[Window | None, bool]:
     """Add agents step by step; return the window to compare with and whether it held."""
+    heap.settle()
     urls = url.split(",")
     load = await open_load(urls, token, opt.procs, opt.lean)
     best: Window | None = None
