@@ -62,7 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from flotilla.agent.heartbeat import Heartbeat
 from flotilla.api import heap
 from flotilla.api.auth import ensure_admin_token
-from flotilla.client.base import AlreadyExistsError, Object
+from flotilla.client.base import AlreadyExistsError, ApiError, Object
 from flotilla.client.http import HttpClient, error_from_status, verify_for
 from flotilla.pki import PkiLayout
 from flotilla.resources.kinds import by_kind
@@ -468,11 +468,22 @@ async def measure(load: Load, n: int, seconds: float, server_pid: int,
 
 
 async def register(client: HttpClient, name: str) -> None:
-    with contextlib.suppress(AlreadyExistsError):
-        await client.create({"apiVersion": CLUSTER.api_version, "kind": "Cluster",
-                             "metadata": {"name": name},
-                             "spec": {"region": "bench", "zone": "bench-a",
-                                      "runtime": "local"}})
+    """Create the agent's Cluster; a busy server's 503 ("serving its limit of
+    concurrent requests", which the agents' renewals can cause) is waited out, a bounded
+    number of times, as an agent's registration loop would."""
+    for attempt in range(20):
+        try:
+            await client.create({"apiVersion": CLUSTER.api_version, "kind": "Cluster",
+                                 "metadata": {"name": name},
+                                 "spec": {"region": "bench", "zone": "bench-a",
+                                          "runtime": "local"}})
+            return
+        except AlreadyExistsError:
+            return
+        except ApiError as exc:
+            if exc.status not in (429, 503) or attempt == 19:
+                raise
+            await asyncio.sleep(0.5)
 
 
 async def disk_reference(n: int, seconds: float, path: Path, server_pid: int) -> Window:
