@@ -20,7 +20,6 @@ general path, so behaviour never differs; only the cost does.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -81,7 +80,7 @@ def renewal(incoming: Object) -> Callable[[Object], Object | None]:
         if {k: v for k, v in incoming.items() if k not in ("metadata", "spec")} != \
                 {k: v for k, v in current.items() if k not in ("metadata", "spec")}:
             return None
-        new = copy.deepcopy(current)
+        new = current  # the store's own copy for this call (`Change`): no deep copy
         meta = new["metadata"]
         meta.pop("resourceVersion", None)
         if renew != spec_now.get("renewTime"):

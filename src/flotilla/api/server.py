@@ -28,6 +28,7 @@ from pathlib import Path
 import uvicorn
 import uvloop
 
+from flotilla.api import heap
 from flotilla.api.app import create_app
 from flotilla.api.audit import AuditLog
 from flotilla.api.auth import Authenticator, ensure_admin_token
@@ -192,6 +193,7 @@ async def run_server(
         Loops("background", [(getattr(fn, "__name__", "task"),
                               functools.partial(_supervise, fn, store)) for fn in background]),
         http,
+        Step("heap", start=heap.settle),
         Step("announce", start=lambda: print(
             f"flotilla API server listening on {scheme}://{host}:{http.port}", flush=True)),
     ])

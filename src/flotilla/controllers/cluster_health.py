@@ -253,12 +253,14 @@ class ClusterHealth:
         have_traffic = {t.key for t in view.taints if t.key in TRAFFIC_TAINTS}
         want_traffic = {traffic.taint} if traffic is not None and traffic.taint else set()
         retaint_traffic = traffic is not None and have_traffic != want_traffic
-        added = rfc3339_at(self.clock())
         changed = (view.ready_status, view.ready_reason) != (verdict.status, verdict.reason) \
             or not _has_ready_condition(cluster)
         traffic_changed = traffic is not None and (
             (view.traffic_status, view.traffic_reason) != (traffic.status, traffic.reason)
             or find(conditions_of(cluster), CONDITION_TRAFFIC_REACHABLE) is None)
+        if not (retaint or retaint_traffic or changed or traffic_changed):
+            return  # the common case: every renewal of a Ready, reachable one
+        added = rfc3339_at(self.clock())
         wanted = []
         if changed:
             wanted.append(Condition("Ready", verdict.status, verdict.reason, verdict.message))
@@ -274,8 +276,6 @@ class ClusterHealth:
             if wanted:
                 set_conditions(obj, wanted)
 
-        if not retaint and not retaint_traffic and not wanted:
-            return
         # One spec write, then one status write (`converge` keeps that order).
         await converge(self.client, CLUSTER, "", view.name, desire, read=cluster)
         if changed:

@@ -6,6 +6,13 @@ with 0, update and delete compare its mod_revision with the caller's resourceVer
 A refused transaction reads the key in the same round trip, to tell `NotFound` from
 `Conflict` (and to name the current revision).
 
+A renewal (`modify`) is one transaction, not a read and then one: the store remembers
+the value it last wrote or read for each key at that key's mod revision (`Recent`), and
+a value at a given (key, mod revision) never changes in etcd, so when the caller's
+expected revision is the one remembered, the remembered value *is* the stored object
+and the transaction's compare on that revision makes the write safe. Anything else (a
+write by another server, a first renewal after a failover) misses and reads first.
+
 Leases are etcd's: an API server that dies leaves its leases to expire in etcd, and a
 lease is visible to every server, which is what leader election needs later.
 
@@ -58,6 +65,9 @@ DEFAULT_KEEP_REVISIONS = 100_000
 CALL_TIMEOUT = 10.0
 #: Keys read per range while filtering a list by label selector.
 SCAN_BATCH = 500
+#: Keys whose last known value `Recent` keeps (each one object's JSON, ~0.5 kB for a
+#: Lease): enough for every cluster renewing through one server, bounded anyway.
+RECENT_KEYS = 20_000
 
 Compare = rpc.Compare
 
@@ -100,6 +110,35 @@ def _read(key: bytes) -> Any:
     return rpc.RequestOp(request_range=rpc.RangeRequest(key=key))
 
 
+class Recent:
+    """The last value this store saw for each key, with its mod revision, newest last.
+
+    Exact, never stale in the way a cache can be: etcd never changes the value of a key
+    at a given mod revision, so ``get(key, revision)`` returns a value only when it is
+    the one etcd holds (or held) at that revision. Whether that revision is still the
+    key's current one is the transaction's compare to decide, not this class's."""
+
+    def __init__(self, limit: int = RECENT_KEYS) -> None:
+        self._limit = limit
+        self._values: dict[bytes, tuple[int, bytes]] = {}
+
+    def put(self, key: bytes, revision: int, value: bytes) -> None:
+        self._values.pop(key, None)  # newest last, so the oldest is evicted first
+        self._values[key] = (revision, value)
+        if len(self._values) > self._limit:
+            del self._values[next(iter(self._values))]
+
+    def get(self, key: bytes, revision: int) -> bytes | None:
+        known = self._values.get(key)
+        return known[1] if known is not None and known[0] == revision else None
+
+    def forget(self, key: bytes) -> None:
+        self._values.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
 class EtcdStore:
     """Use `open_etcd_store`; the constructor does no I/O."""
 
@@ -123,6 +162,10 @@ class EtcdStore:
         self._keepalive_lock = asyncio.Lock()
         self._watches: set[Any] = set()
         self._closed = False
+        self.recent = Recent()
+        #: renewals (`modify`) that needed a read first / that did not
+        self.modify_reads = 0
+        self.modify_hits = 0
 
     async def _open(self) -> None:
         self._channel = self.config.channel()
@@ -193,6 +236,7 @@ class EtcdStore:
         if not response.kvs:
             raise NotFound(f"{_describe(resource, namespace, name)} not found")
         kv = response.kvs[0]
+        self.recent.put(kv.key, int(kv.mod_revision), kv.value)
         return keys.decode(kv.value, kv.mod_revision)
 
     async def list(
@@ -289,6 +333,7 @@ class EtcdStore:
         self._check_fence(fence, response)
         if not response.succeeded:
             raise AlreadyExists(f"{_describe(resource, namespace, name)} already exists")
+        self.recent.put(key, int(response.header.revision), value)
         return keys.decode(value, response.header.revision)
 
     async def update(self, resource: str, obj: Object, *,
@@ -309,22 +354,39 @@ class EtcdStore:
         self._check_fence(fence, response)
         if not response.succeeded:
             self._refused(response, resource, namespace, name, expected_revision)
+        self.recent.put(key, int(response.header.revision), value)
         return keys.decode(value, response.header.revision)
 
     async def modify(self, resource: str, namespace: str, name: str, change: Change, *,
                      expected_revision: int) -> Object | None:
-        """`Modifying.modify`: one read, then the write as a transaction comparing the
-        key's mod revision with the one read, so nothing can slip in between."""
-        current = await self.get(resource, namespace, name)
-        revision = int(current["metadata"]["resourceVersion"])
-        if revision != expected_revision:
-            raise Conflict(f"{_describe(resource, namespace, name)} was modified "
-                           f"(resourceVersion {revision}, expected {expected_revision}); "
-                           "read it again and retry", current_revision=revision)
+        """`Modifying.modify` as one transaction comparing the key's mod revision with
+        ``expected_revision``, ``change`` applied to the value at that revision: the
+        one `Recent` remembers when this store wrote or read it last (a renewal through
+        the server that took the previous one), else read first. A refused compare is
+        the `Conflict` (or `NotFound`) the read would have found: the transaction's
+        failure branch reads the key in the same round trip."""
+        key = self._key(resource, namespace, name)
+        known = self.recent.get(key, expected_revision)
+        if known is not None:
+            self.modify_hits += 1
+            current = keys.decode(known, expected_revision)
+        else:
+            self.modify_reads += 1
+            current = await self.get(resource, namespace, name)
+            revision = int(current["metadata"]["resourceVersion"])
+            if revision != expected_revision:
+                raise Conflict(f"{_describe(resource, namespace, name)} was modified "
+                               f"(resourceVersion {revision}, expected "
+                               f"{expected_revision}); read it again and retry",
+                               current_revision=revision)
         new = change(current)
         if new is None:
             return None
-        return await self.update(resource, new, expected_revision=revision)
+        try:
+            return await self.update(resource, new, expected_revision=expected_revision)
+        except (Conflict, NotFound):
+            self.recent.forget(key)
+            raise
 
     async def delete(self, resource: str, namespace: str, name: str, *,
                      expected_revision: int | None = None,
@@ -339,6 +401,7 @@ class EtcdStore:
                                                                        prev_kv=True))],
             failure)
         self._check_fence(fence, response)
+        self.recent.forget(key)
         if not response.succeeded:
             self._refused(response, resource, namespace, name, expected_revision)
         # the compare and the delete are one transaction: the key was there to delete

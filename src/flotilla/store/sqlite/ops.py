@@ -108,6 +108,12 @@ def update(
     if row is None:
         raise NotFound(f"{what} not found")
     _check_revision(what, row[0], expected_revision)
+    return _update_row(txn, resource, namespace, name, obj, row)
+
+
+def _update_row(txn: Txn, resource: str, namespace: str, name: str, obj: Object,
+                row: Any) -> str:
+    """Write ``obj`` over the checked current ``row`` (`_current`'s shape)."""
     revision = txn.revision + 1
     text = encode(obj, revision)
     # Below the reserve, an update that keeps its size (a heartbeat, a condition flip;
@@ -194,4 +200,4 @@ def modify(
     new = change(json.loads(row[3]))
     if new is None:
         return None
-    return update(txn, resource, namespace, name, new, expected_revision)
+    return _update_row(txn, resource, namespace, name, new, row)  # row checked above
