@@ -125,6 +125,16 @@ async def _reasons(registry: Registry) -> list[str]:
             if (e.get("involvedObject") or {}).get("name") == "east"]
 
 
+async def _event(registry: Registry, reason: str) -> bool:
+    """The Event is written after the status it reports: wait for it, never race it."""
+    await wait_for(lambda: _has(registry, reason), timeout=10, what=f"a {reason} Event")
+    return True
+
+
+async def _has(registry: Registry, reason: str) -> bool:
+    return reason in await _reasons(registry)
+
+
 async def _traffic_taints(registry: Registry) -> set[tuple[str, str]]:
     view = await _cluster(registry)
     return {(t.key, t.effect) for t in view.taints if t.key == TAINT_TRAFFIC_UNREACHABLE}
@@ -159,13 +169,13 @@ async def test_the_condition_follows_the_fresh_reports(registry: Registry) -> No
                 assert view.ready
                 assert not view.serves_traffic
                 assert view.left_to_health_checks
-                assert "TrafficUnreachable" in await _reasons(registry)
+                assert await _event(registry, "TrafficUnreachable")
                 # A second gateway reaches it: one is enough.
                 gateways.views = {"gw-a": {"east": False}, "gw-b": {"east": True}}
                 view = await wait_for(lambda: status("True"), timeout=10, what="True")
                 assert await _traffic_taints(registry) == set()
                 assert view.serves_traffic
-                assert "TrafficReachable" in await _reasons(registry)
+                assert await _event(registry, "TrafficReachable")
                 # gw-b stops renewing (stale), gw-a still says unreachable: False again.
                 gateways.views = {"gw-a": {"east": False}}
                 await wait_for(lambda: status("False"), timeout=10, what="False again")

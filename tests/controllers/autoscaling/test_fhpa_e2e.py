@@ -187,6 +187,15 @@ def app_pods(app: str) -> list[int]:
             and environ_of(pid).get("POD_NAME", "").startswith(f"{app}-")]
 
 
+def serves(url: str, host: str) -> bool:
+    """The gateway answers for ``host``: its pods' endpoints have reached the gateway,
+    which trails the Deployment's ready count by a watch or two."""
+    try:
+        return httpx.get(url, headers={"Host": host}, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def split(api: Api) -> dict[str, int]:
     r = api.client.get("/apis/work.flotilla.io/v1alpha1/namespaces/default/"
                        "resourcebindings/shop-deployment")
@@ -214,13 +223,7 @@ def test_requests_per_second_scale_out_into_burst_and_back(
     url = f"http://{up.gateway}/"
     wait_for_sync(lambda: ready(api) == 2, 60, what="2 replicas ready")
     assert BURST not in split(api), split(api)
-
-    def serves() -> bool:
-        try:
-            return httpx.get(url, headers={"Host": HOST}, timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-    wait_for_sync(serves, 30, what="the gateway serving the shop")
+    wait_for_sync(lambda: serves(url, HOST), 30, what="the gateway serving the shop")
 
     # Up: ~200 req/s for at most 75 s.
     load = PacedLoad(url, RATE, limit=75.0).start()
@@ -309,27 +312,31 @@ def test_cpu_utilisation_scales_a_cpu_burning_app(plane: tuple[UpProcess, Api]) 
     def burn_wanted() -> int:
         return int((burn(api).get("spec") or {}).get("replicas") or 0)
 
-    wait_for_sync(lambda: burn_ready() == 2, 60, what="2 burners ready")
-    # 20 req/s x 20 ms = 400m over 2 pods of 100m requested: 200 % against 50 %
-    load = PacedLoad(f"http://{up.gateway}/", 20.0, limit=75.0, workers=4, host=BURN_HOST)
-    load.start()
-    started = time.monotonic()
     try:
-        wait_for_sync(lambda: burn_ready() >= 4, 60, what=">= 4 burners ready")
-        grew_in = time.monotonic() - started
+        wait_for_sync(lambda: burn_ready() == 2, 60, what="2 burners ready")
+        url = f"http://{up.gateway}/"
+        wait_for_sync(lambda: serves(url, BURN_HOST), 30, what="the gateway serving burn")
+        # 20 req/s x 20 ms = 400m over 2 pods of 100m requested: 200 % against 50 %
+        load = PacedLoad(url, 20.0, limit=75.0, workers=4, host=BURN_HOST).start()
+        started = time.monotonic()
+        try:
+            wait_for_sync(lambda: burn_ready() >= 4, 60, what=">= 4 burners ready")
+            grew_in = time.monotonic() - started
+        finally:
+            load.stop()
+        assert load.failed == [], load.failed[:5]
+        r = api.client.get("/apis/autoscaling.karmada.io/v1alpha1/namespaces/default/"
+                           "federatedhpas/burn")
+        current = r.json()["status"]["currentMetrics"][0]["resource"]["current"]
+        print(f"\n>= 4 burners ready in {grew_in:.1f}s; utilisation then {current}")
+        started = time.monotonic()
+        wait_for_sync(lambda: burn_wanted() == 2, 60, interval=0.2, what="back to 2 burners")
+        print(f"back to 2 burners in {time.monotonic() - started:.1f}s")
     finally:
-        load.stop()
-    assert load.failed == [], load.failed[:5]
-    r = api.client.get("/apis/autoscaling.karmada.io/v1alpha1/namespaces/default/"
-                       "federatedhpas/burn")
-    current = r.json()["status"]["currentMetrics"][0]["resource"]["current"]
-    print(f"\n>= 4 burners ready in {grew_in:.1f}s; utilisation then {current}")
-    started = time.monotonic()
-    wait_for_sync(lambda: burn_wanted() == 2, 60, interval=0.2, what="back to 2 burners")
-    print(f"back to 2 burners in {time.monotonic() - started:.1f}s")
-    # the burners ask for CPU on the core clusters: leave them whole for the next test
-    up.cli("delete", "-f", str(path))
-    wait_for_sync(lambda: not app_pods("burn"), 30, what="the burners gone")
+        # the burners ask for CPU on the core clusters: leave them whole for the next
+        # test, even when this one failed
+        up.cli("delete", "-f", str(path))
+        wait_for_sync(lambda: not app_pods("burn"), 30, what="the burners gone")
 
 
 def test_a_cron_rule_prescales_the_shop_before_any_traffic(
